@@ -1,0 +1,123 @@
+"""Task events: what the launcher and the watcher tell the owning executor, via its Redis stream.
+
+Every outcome of a launch and every pod phase change that matters becomes one ``TaskEvent`` in
+the stream of the executor that owns the task (``streams.event_stream(executor_id)``). Events
+carry the launch id, so an event about an older launch of the same try (a stale pod) is ignored
+by the executor, and its state machine makes replays harmless.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from podfleet.contracts.keys import InvalidTaskKey, TaskKey
+from podfleet.contracts.states import TaskState
+
+EVENT_VERSION = "1"
+
+
+class EventKind(StrEnum):
+    STATE = "state"      # the task moved to ``state``
+    REQUEUE = "requeue"  # its pod vanished before it ever ran: launch the try again
+
+
+class EventSource(StrEnum):
+    LAUNCHER = "launcher"
+    WATCHER = "watcher"
+    EXECUTOR = "executor"
+
+
+class InvalidEvent(ValueError):
+    """A stream entry that is not a well-formed task event."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """One thing that happened to one launch of one task try."""
+
+    key: TaskKey
+    launch_id: str
+    executor_id: str  # the owning executor: the event goes to its stream
+    kind: EventKind
+    source: EventSource
+    state: TaskState | None = None
+    reason: str | None = None
+    pod_name: str | None = None
+    namespace: str | None = None
+    pod_uid: str | None = None
+    occurred_at: float = field(default_factory=time.time)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_fields(self) -> dict[str, str]:
+        """Flat string fields for XADD."""
+        return {
+            "v": EVENT_VERSION,
+            "key": orjson.dumps(self.key.as_list()).decode(),
+            "launch_id": self.launch_id,
+            "executor": self.executor_id,
+            "kind": self.kind.value,
+            "source": self.source.value,
+            "state": self.state.value if self.state else "",
+            "reason": self.reason or "",
+            "pod": self.pod_name or "",
+            "ns": self.namespace or "",
+            "uid": self.pod_uid or "",
+            "at": repr(self.occurred_at),
+            "detail": orjson.dumps(self.detail).decode(),
+        }
+
+    @classmethod
+    def from_fields(cls, fields: dict[Any, Any]) -> TaskEvent:
+        """Parse XREAD output (bytes or str keys and values); raises InvalidEvent."""
+        f = {_text(k): _text(v) for k, v in fields.items()}
+        if f.get("v") != EVENT_VERSION:
+            raise InvalidEvent(f"unsupported event version {f.get('v')!r}")
+        try:
+            key = TaskKey.from_list(orjson.loads(f["key"]))
+            kind = EventKind(f["kind"])
+            source = EventSource(f["source"])
+            state = TaskState(f["state"]) if f.get("state") else None
+            occurred_at = float(f["at"])
+            detail = orjson.loads(f.get("detail") or "{}")
+        except (KeyError, ValueError, InvalidTaskKey, orjson.JSONDecodeError) as exc:
+            raise InvalidEvent(f"malformed task event: {exc}") from None
+        if kind is EventKind.STATE and state is None:
+            raise InvalidEvent("a state event must name its state")
+        return cls(
+            key=key,
+            launch_id=f.get("launch_id", ""),
+            executor_id=f.get("executor", ""),
+            kind=kind,
+            source=source,
+            state=state,
+            reason=f.get("reason") or None,
+            pod_name=f.get("pod") or None,
+            namespace=f.get("ns") or None,
+            pod_uid=f.get("uid") or None,
+            occurred_at=occurred_at,
+            detail=detail if isinstance(detail, dict) else {},
+        )
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def publish_events(redis_client: Any, keys: Any, events: list[TaskEvent]) -> None:
+    """XADD each event to its executor's stream, in one pipelined round trip.
+
+    ``keys`` is a :class:`podfleet.contracts.redis_keys.RedisKeys`; each event goes to the
+    stream of its ``executor_id``. Streams are never trimmed here:
+    the executor deletes entries only after applying them (see ``Executor.sync``).
+    """
+    if not events:
+        return
+    pipe = redis_client.pipeline(transaction=False)
+    for event in events:
+        pipe.xadd(keys.events(event.executor_id), event.to_fields())
+    pipe.execute()

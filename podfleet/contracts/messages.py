@@ -1,0 +1,186 @@
+"""Launch messages: what the executor enqueues and the launcher pool consumes.
+
+A message carries a batch of launch requests (one per task try) so that the broker's per-message
+cost is paid once per batch. On the wire it is an envelope ``{"v": 1, "body": "<json>", "sig":
+"<hmac>"}``; :func:`open_envelope` verifies the signature, then validates every field, and
+raises :class:`InvalidMessage` with the reason for anything it refuses.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from podfleet.contracts.keys import InvalidTaskKey, TaskKey
+from podfleet.contracts.signing import MessageSigner, SignatureError
+
+WIRE_VERSION = 1
+
+
+class InvalidMessage(ValueError):
+    """A message that does not verify or does not parse; it must launch nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchRequest:
+    """One task try to launch as one pod.
+
+    ``launch_id`` is assigned once when the try is queued and names the pod, so a redelivered
+    request creates nothing new (the API answers 409). ``deadline`` (epoch seconds) bounds how
+    late the pod may still be created; past it the launcher fails the task as "expired".
+    """
+
+    key: TaskKey
+    launch_id: str
+    command: tuple[str, ...]
+    executor_id: str
+    namespace: str
+    queued_at: float
+    queue: str | None = None
+    executor_config: dict[str, Any] = field(default_factory=dict)
+    deadline: float | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "key": self.key.as_list(),
+            "launch_id": self.launch_id,
+            "command": list(self.command),
+            "executor_id": self.executor_id,
+            "namespace": self.namespace,
+            "queued_at": self.queued_at,
+            "queue": self.queue,
+            "executor_config": self.executor_config,
+            "deadline": self.deadline,
+        }
+
+    @classmethod
+    def from_wire(cls, data: Any) -> LaunchRequest:
+        if not isinstance(data, dict):
+            raise InvalidMessage("a launch request must be an object")
+        try:
+            key = TaskKey.from_list(data.get("key"))
+        except InvalidTaskKey as exc:
+            raise InvalidMessage(str(exc)) from None
+        launch_id = data.get("launch_id")
+        if not isinstance(launch_id, str) or not is_launch_id(launch_id):
+            raise InvalidMessage("launch_id must be 32 lowercase hex characters")
+        command = data.get("command")
+        if command_problem(command):
+            raise InvalidMessage(f"command: {command_problem(command)}")
+        for name in ("executor_id", "namespace"):
+            if not isinstance(data.get(name), str) or not data[name]:
+                raise InvalidMessage(f"{name} must be a non-empty string")
+        queued_at = data.get("queued_at")
+        if not isinstance(queued_at, int | float) or isinstance(queued_at, bool):
+            raise InvalidMessage("queued_at must be a number (epoch seconds)")
+        deadline = data.get("deadline")
+        if deadline is not None and (
+            not isinstance(deadline, int | float) or isinstance(deadline, bool)
+        ):
+            raise InvalidMessage("deadline must be a number (epoch seconds) or null")
+        queue = data.get("queue")
+        if queue is not None and not isinstance(queue, str):
+            raise InvalidMessage("queue must be a string or null")
+        executor_config = data.get("executor_config") or {}
+        if not isinstance(executor_config, dict):
+            raise InvalidMessage("executor_config must be an object")
+        return cls(
+            key=key,
+            launch_id=launch_id,
+            command=tuple(command),  # type: ignore[arg-type]
+            executor_id=data["executor_id"],
+            namespace=data["namespace"],
+            queued_at=float(queued_at),
+            queue=queue,
+            executor_config=executor_config,
+            deadline=None if deadline is None else float(deadline),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchBatch:
+    """A batch of launch requests travelling as one broker message."""
+
+    requests: tuple[LaunchRequest, ...]
+    batch_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    sent_at: float = field(default_factory=time.time)
+
+    def to_body(self) -> bytes:
+        return orjson.dumps(
+            {
+                "v": WIRE_VERSION,
+                "batch_id": self.batch_id,
+                "sent_at": self.sent_at,
+                "requests": [r.to_wire() for r in self.requests],
+            }
+        )
+
+    def seal(self, signer: MessageSigner) -> dict[str, Any]:
+        """The signed envelope to put in the broker message's arguments."""
+        body = self.to_body()
+        return {"v": WIRE_VERSION, "body": body.decode(), "sig": signer.sign(body)}
+
+
+def open_envelope(envelope: Any, signer: MessageSigner) -> LaunchBatch:
+    """Verify and parse an envelope made by :meth:`LaunchBatch.seal`.
+
+    Raises InvalidMessage (naming the reason) for a bad signature, a wire version this code does
+    not speak, or any malformed field. Nothing is parsed before the signature verifies.
+    """
+    if not isinstance(envelope, dict):
+        raise InvalidMessage("envelope must be an object")
+    if envelope.get("v") != WIRE_VERSION:
+        raise InvalidMessage(f"unsupported envelope version {envelope.get('v')!r}")
+    body = envelope.get("body")
+    if not isinstance(body, str):
+        raise InvalidMessage("envelope body must be a string")
+    raw = body.encode()
+    try:
+        signer.verify(raw, envelope.get("sig"))
+    except SignatureError as exc:
+        raise InvalidMessage(str(exc)) from None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidMessage(f"body is not JSON: {exc}") from None
+    if not isinstance(data, dict) or data.get("v") != WIRE_VERSION:
+        raise InvalidMessage("body must be an object with v=1")
+    requests = data.get("requests")
+    if not isinstance(requests, list) or not requests:
+        raise InvalidMessage("requests must be a non-empty list")
+    batch_id = data.get("batch_id")
+    sent_at = data.get("sent_at")
+    if not isinstance(batch_id, str) or not isinstance(sent_at, int | float):
+        raise InvalidMessage("batch_id must be a string and sent_at a number")
+    return LaunchBatch(
+        requests=tuple(LaunchRequest.from_wire(r) for r in requests),
+        batch_id=batch_id,
+        sent_at=float(sent_at),
+    )
+
+
+def new_launch_id() -> str:
+    """A fresh launch id: 32 lowercase hex characters, valid as a label value."""
+    return uuid.uuid4().hex
+
+
+def is_launch_id(value: str) -> bool:
+    return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+def command_problem(command: Any) -> str | None:
+    """Why ``command`` is not a valid task command (a non-empty list of strings), or None."""
+    if isinstance(command, str) or not isinstance(command, list | tuple):
+        return "must be a list of strings, not " + type(command).__name__
+    if not command:
+        return "must not be empty"
+    for i, part in enumerate(command):
+        if not isinstance(part, str):
+            return f"item {i} must be a string, not {type(part).__name__}"
+        if "\x00" in part:
+            return f"item {i} contains a NUL character"
+    return None

@@ -1,0 +1,39 @@
+"""Every Redis key podfleet owns, named in one place.
+
+All keys share one prefix (``PODFLEET_REDIS_PREFIX``, default ``podfleet``) so that several
+podfleet installations can share a Redis, and so an operator can find them with one SCAN.
+dramatiq's own queue keys live under dramatiq's namespace and are not listed here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EVENTS_GROUP = "executor"  # the consumer group an executor reads its event stream with
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    prefix: str = "podfleet"
+
+    def events(self, executor_id: str) -> str:
+        """Stream (XADD/XREADGROUP): task events for one executor."""
+        return f"{self.prefix}:events:{executor_id}"
+
+    def rate_limit(self, name: str) -> str:
+        """String: the GCRA theoretical arrival time of a cluster-wide rate limit, in µs."""
+        return f"{self.prefix}:ratelimit:{name}"
+
+    @property
+    def watcher_lease(self) -> str:
+        """Hash: holder, token and expiry of the singleton watcher's lease."""
+        return f"{self.prefix}:watcher:lease"
+
+    @property
+    def watcher_fence(self) -> str:
+        """String counter: the last fencing token handed out; each new lease takes the next."""
+        return f"{self.prefix}:watcher:fence"
+
+    def watcher_resource_version(self, scope: str) -> str:
+        """String: the last resourceVersion the watcher published events up to, per scope."""
+        return f"{self.prefix}:watcher:rv:{scope}"

@@ -1,0 +1,6 @@
+"""The one layer of podfleet that knows Kubernetes: its naming rules, quantities and the API client.
+
+Nothing outside ``podfleet.kube`` imports the ``kubernetes`` package directly (checked by
+import-linter), so the client version podfleet runs beside (36.x for Airflow's provider, 37.x
+current) matters in one place only.
+"""

@@ -1,0 +1,297 @@
+"""Plain-JSON access to the Kubernetes API, through the official client's own transport.
+
+The official ``kubernetes`` client is kept for what it does well and what must not be
+re-invented: reading kubeconfig files and in-cluster config, exec and OIDC auth plugins, token
+refresh, TLS. Its generated models cost about a millisecond of CPU per pod create (PERF-FACTS),
+which would cap a launcher core at ~1,000 creates/s, so podfleet's hot paths send and receive
+plain JSON (orjson) over the same urllib3 pool the official client configured. The surface used
+here (``Configuration.auth_settings``, ``ApiClient.rest_client.pool_manager``) is the same in
+the 36.x and 37.x clients.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import orjson
+import urllib3
+
+try:
+    from kubernetes import client as k8s_client
+    from kubernetes import config as k8s_config
+except ImportError as exc:  # pragma: no cover - a hard dependency
+    raise ImportError("podfleet needs the official `kubernetes` client (36.x or 37.x)") from exc
+
+JSON = "application/json"
+MERGE_PATCH = "application/merge-patch+json"
+STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
+
+# Status codes after which the same request may succeed later.
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class KubeApiError(Exception):
+    """The API server answered with an error ``Status`` (or could not be reached: status 0).
+
+    ``reason`` and ``message`` come from the server's Status object when there is one, so
+    they read exactly like a real API server's error (``AlreadyExists``, ``Invalid``, …).
+    """
+
+    def __init__(self, status: int, reason: str, message: str, *,
+                 retry_after: float | None = None, body: Any = None) -> None:
+        super().__init__(f"{status} {reason}: {message}" if status else f"{reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.retry_after = retry_after
+        self.body = body
+
+    @property
+    def is_quota(self) -> bool:
+        """A 403 caused by a ResourceQuota: waiting helps, unlike an RBAC 403."""
+        return self.status == 403 and "exceeded quota" in self.message
+
+    @property
+    def retryable(self) -> bool:
+        """True for errors a later attempt may not meet: 429, 5xx, timeouts, quota, no route."""
+        return self.status == 0 or self.status in RETRYABLE_STATUS or self.is_quota
+
+    @property
+    def causes(self) -> list[dict[str, Any]]:
+        details = self.body.get("details") if isinstance(self.body, dict) else None
+        causes = details.get("causes") if isinstance(details, dict) else None
+        return causes if isinstance(causes, list) else []
+
+
+class KubeConnectionError(KubeApiError):
+    """No answer: connection refused or reset, or the request timed out."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(0, reason, message)
+
+
+@dataclass(frozen=True, slots=True)
+class PodList:
+    items: list[dict[str, Any]]
+    resource_version: str
+
+
+class KubeClient:
+    """Pods over plain JSON; one instance per process, safe to share between threads."""
+
+    def __init__(self, api_client: Any, *, timeout_seconds: float = 10.0) -> None:
+        self.api_client = api_client
+        self.configuration = api_client.configuration
+        self.host = str(self.configuration.host).rstrip("/")
+        self.timeout_seconds = timeout_seconds
+        self._pool: urllib3.PoolManager = api_client.rest_client.pool_manager
+
+    # --- construction -------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, *, kubeconfig: str | None = None, context: str | None = None,
+                    in_cluster: bool = False, timeout_seconds: float = 10.0,
+                    pool_maxsize: int = 64) -> KubeClient:
+        """Load in-cluster config or a kubeconfig (``None``: $KUBECONFIG or ~/.kube/config)."""
+        configuration = k8s_client.Configuration()
+        if in_cluster:
+            k8s_config.load_incluster_config(client_configuration=configuration)
+        else:
+            k8s_config.load_kube_config(config_file=kubeconfig, context=context,
+                                        client_configuration=configuration)
+        configuration.connection_pool_maxsize = pool_maxsize
+        return cls(k8s_client.ApiClient(configuration), timeout_seconds=timeout_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> KubeClient:
+        """Build from ``Settings.kubernetes``."""
+        return cls.from_config(kubeconfig=settings.kubeconfig, context=settings.context,
+                               in_cluster=settings.in_cluster,
+                               timeout_seconds=settings.timeout_seconds)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.api_client.close()
+
+    # --- transport ----------------------------------------------------------------------
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": JSON, "User-Agent": "podfleet"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        # auth_settings() runs the refresh hook (exec plugins, rotated in-cluster tokens).
+        for setting in self.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        return headers
+
+    def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
+        params = {k: v for k, v in (query or {}).items() if v is not None}
+        return self.host + path + ("?" + urlencode(params) if params else "")
+
+    def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
+                body: Any = None, content_type: str | None = None,
+                timeout: float | None = None) -> Any:
+        """Send one request; return the parsed JSON answer or raise KubeApiError."""
+        data = orjson.dumps(body) if body is not None else None
+        try:
+            response = self._pool.request(
+                method, self.url(path, query), body=data,
+                headers=self._headers(content_type or (JSON if data is not None else None)),
+                timeout=urllib3.Timeout(total=timeout or self.timeout_seconds),
+                retries=False, preload_content=True,
+            )
+        except urllib3.exceptions.TimeoutError as exc:
+            raise KubeConnectionError("Timeout", f"{method} {path}: {exc}") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeConnectionError("ConnectionError", f"{method} {path}: {exc}") from None
+        if response.status >= 400:
+            raise error_from_response(response.status, response.data, response.headers)
+        return orjson.loads(response.data) if response.data else None
+
+    # --- pods ---------------------------------------------------------------------------
+
+    @staticmethod
+    def pods_path(namespace: str | None, name: str | None = None) -> str:
+        base = f"/api/v1/namespaces/{quote(namespace)}/pods" if namespace else "/api/v1/pods"
+        return f"{base}/{quote(name)}" if name else base
+
+    def create_pod(self, namespace: str, pod: Mapping[str, Any],
+                   timeout: float | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self.request("POST", self.pods_path(namespace), body=pod,
+                                              timeout=timeout)
+        return result
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """The pod, or None when it does not exist."""
+        try:
+            result: dict[str, Any] = self.request("GET", self.pods_path(namespace, name))
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    def delete_pod(self, namespace: str, name: str, *,
+                   grace_period_seconds: int | None = None) -> bool:
+        """Delete a pod; False when it was already gone (404 is not an error here)."""
+        query = {"gracePeriodSeconds": grace_period_seconds}
+        try:
+            self.request("DELETE", self.pods_path(namespace, name), query=query)
+        except KubeApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
+    def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any], *,
+                  strategic: bool = False) -> dict[str, Any]:
+        result: dict[str, Any] = self.request(
+            "PATCH", self.pods_path(namespace, name), body=patch,
+            content_type=STRATEGIC_MERGE_PATCH if strategic else MERGE_PATCH)
+        return result
+
+    def list_pods(self, namespace: str | None = None, *, label_selector: str | None = None,
+                  field_selector: str | None = None, page_size: int = 500) -> PodList:
+        """Every matching pod, read in pages; the list's resourceVersion is the first page's."""
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        resource_version = ""
+        while True:
+            page = self.request("GET", self.pods_path(namespace), query={
+                "labelSelector": label_selector, "fieldSelector": field_selector,
+                "limit": page_size, "continue": token})
+            items.extend(page.get("items") or [])
+            meta = page.get("metadata") or {}
+            resource_version = resource_version or str(meta.get("resourceVersion", ""))
+            token = meta.get("continue") or None
+            if not token:
+                return PodList(items, resource_version)
+
+    def watch_pods(self, namespace: str | None = None, *, resource_version: str | None,
+                   label_selector: str | None = None, timeout_seconds: int = 300,
+                   allow_bookmarks: bool = True,
+                   read_timeout: float = 60.0) -> Iterator[dict[str, Any]]:
+        """Stream watch events (``{"type", "object"}`` dicts) until the server ends the stream.
+
+        An ERROR event is yielded as it comes (a 410 arrives that way); an HTTP error before
+        the stream starts raises KubeApiError; silence longer than ``read_timeout`` raises
+        KubeConnectionError, so a frozen connection is noticed rather than waited on forever.
+        """
+        query = {"watch": "true", "resourceVersion": resource_version,
+                 "labelSelector": label_selector, "timeoutSeconds": timeout_seconds,
+                 "allowWatchBookmarks": "true" if allow_bookmarks else None}
+        path = self.pods_path(namespace)
+        try:
+            response = self._pool.request(
+                "GET", self.url(path, query), headers=self._headers(None),
+                timeout=urllib3.Timeout(connect=self.timeout_seconds, read=read_timeout),
+                retries=False, preload_content=False)
+        except urllib3.exceptions.TimeoutError as exc:
+            raise KubeConnectionError("Timeout", f"watch {path}: {exc}") from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise KubeConnectionError("ConnectionError", f"watch {path}: {exc}") from None
+        try:
+            if response.status >= 400:
+                raise error_from_response(response.status, response.read(), response.headers)
+            pending = b""
+            try:
+                for chunk in response.stream(65536):
+                    pending += chunk
+                    if b"\n" not in pending:
+                        continue
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.strip():
+                            yield orjson.loads(line)
+            except urllib3.exceptions.ReadTimeoutError:
+                raise KubeConnectionError(
+                    "Timeout", f"watch {path}: no data for {read_timeout}s") from None
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError) as exc:
+                raise KubeConnectionError("ConnectionError", f"watch {path}: {exc}") from None
+            if pending.strip():
+                yield orjson.loads(pending)
+        finally:
+            response.release_conn()
+
+
+def error_from_response(status: int, data: bytes, headers: Mapping[str, str]) -> KubeApiError:
+    """A KubeApiError carrying the server's Status reason/message and any Retry-After."""
+    body: Any = None
+    with contextlib.suppress(orjson.JSONDecodeError, TypeError):
+        body = orjson.loads(data)
+    if isinstance(body, dict) and body.get("kind") == "Status":
+        reason = str(body.get("reason") or "Unknown")
+        message = str(body.get("message") or "")
+    else:
+        reason = _REASONS.get(status, "Unknown")
+        message = (data or b"").decode(errors="replace")[:500]
+    return KubeApiError(status, reason, message, retry_after=parse_retry_after(
+        headers.get("Retry-After")), body=body)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
+            405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 413: "RequestEntityTooLarge",
+            422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
+            503: "ServiceUnavailable", 504: "Timeout"}

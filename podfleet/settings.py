@@ -1,0 +1,345 @@
+"""podfleet's configuration: one object, read from ``PODFLEET_*`` environment variables.
+
+Every variable has a documented default (see ``docs/configuration.md``, generated from
+:data:`VARIABLES`). An invalid value fails at start with a :class:`SettingsError` that names
+the variable and says what it must be, instead of failing later somewhere less obvious.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, TypeVar
+
+from podfleet.kube.rules import dns1123_label_errors, label_value_errors
+
+T = TypeVar("T")
+
+
+class SettingsError(ValueError):
+    """A PODFLEET_* variable has a value podfleet cannot use; the message names it."""
+
+
+class DeletePolicy(StrEnum):
+    """Which finished pods the watcher deletes."""
+
+    ALWAYS = "always"
+    ON_SUCCESS = "on_success"
+    ON_FAILURE = "on_failure"
+    NEVER = "never"
+
+
+class QueuedTimeoutAction(StrEnum):
+    RELAUNCH = "relaunch"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    name: str
+    default: str
+    doc: str
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("PODFLEET_REDIS_URL", "redis://127.0.0.1:6379/0",
+             "Redis for the broker, rate limiter, watcher lease and event streams."),
+    Variable("PODFLEET_REDIS_PREFIX", "podfleet", "Prefix of every Redis key podfleet owns."),
+    Variable("PODFLEET_DATABASE_URL", "sqlite:///.podfleet/podfleet.sqlite",
+             "Metadata DB (SQLAlchemy URL). SQLite by default; PostgreSQL in production "
+             "(postgresql+psycopg://user@host/db)."),
+    Variable("PODFLEET_NAMESPACE", "default", "Namespace new pods are created in."),
+    Variable("PODFLEET_WATCH_NAMESPACES", "",
+             "Comma-separated namespaces the watcher watches; empty = PODFLEET_NAMESPACE; "
+             "'*' = all namespaces."),
+    Variable("PODFLEET_KUBECONFIG", "",
+             "Kubeconfig file; empty = $KUBECONFIG or ~/.kube/config."),
+    Variable("PODFLEET_KUBE_CONTEXT", "", "Kubeconfig context; empty = current context."),
+    Variable("PODFLEET_IN_CLUSTER", "false",
+             "Use the pod's service account (in-cluster config) instead of a kubeconfig."),
+    Variable("PODFLEET_WORKER_IMAGE", "python:3.11-slim",
+             "Image of the task container when neither template nor override names one."),
+    Variable("PODFLEET_IMAGE_PULL_POLICY", "IfNotPresent", "Always, IfNotPresent or Never."),
+    Variable("PODFLEET_POD_TEMPLATE_FILE", "", "YAML pod template every task pod starts from."),
+    Variable("PODFLEET_PARALLELISM", "1024",
+             "Tasks an executor runs at once (queued + running); 0 = unlimited."),
+    Variable("PODFLEET_LAUNCH_RATE", "100",
+             "Pod creations per second across the whole pool; 0 = no limit."),
+    Variable("PODFLEET_LAUNCH_BURST", "", "Creations allowed at once above the rate; "
+             "empty = the rate (one second's worth)."),
+    Variable("PODFLEET_BATCH_SIZE", "50", "Launch requests per broker message."),
+    Variable("PODFLEET_LAUNCH_MAX_ATTEMPTS", "8",
+             "Create attempts per pod on retryable errors (429, 403 quota, 5xx, timeouts) "
+             "before the task fails with the last reason."),
+    Variable("PODFLEET_LAUNCH_BACKOFF_SECONDS", "0.5", "First retry delay; doubles, jittered."),
+    Variable("PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS", "30", "Longest retry delay."),
+    Variable("PODFLEET_KUBE_TIMEOUT_SECONDS", "10", "Timeout of one Kubernetes API request."),
+    Variable("PODFLEET_LAUNCH_QUEUE", "podfleet.launch", "dramatiq queue of launch messages."),
+    Variable("PODFLEET_SIGNING_KEY", "",
+             "Shared secret (≥ 16 bytes) that signs launch messages. Required by executors "
+             "and workers; the demo makes a random one."),
+    Variable("PODFLEET_DELETE_POLICY", "always",
+             "Finished pods to delete: always, on_success, on_failure, never."),
+    Variable("PODFLEET_DELETE_DELAY_SECONDS", "0", "Keep finished pods this long first."),
+    Variable("PODFLEET_EXECUTOR_ID", "",
+             "This executor's id (a label value); empty = <hostname>-<random>."),
+    Variable("PODFLEET_HEARTBEAT_SECONDS", "5", "How often an executor heartbeats."),
+    Variable("PODFLEET_HEARTBEAT_TIMEOUT_SECONDS", "60",
+             "After this long without a heartbeat an executor counts as dead and its pods "
+             "may be adopted."),
+    Variable("PODFLEET_QUEUED_TIMEOUT_SECONDS", "600",
+             "A task QUEUED this long without a pod is relaunched or failed."),
+    Variable("PODFLEET_QUEUED_TIMEOUT_ACTION", "relaunch", "relaunch or fail."),
+    Variable("PODFLEET_WATCHER_LEASE_SECONDS", "15",
+             "Watcher lease time; a dead watcher is replaced within it."),
+    Variable("PODFLEET_FATAL_CONTAINER_REASONS",
+             "ErrImagePull,ImagePullBackOff,InvalidImageName,CreateContainerConfigError",
+             "Waiting reasons of a Pending pod that fail its task."),
+    Variable("PODFLEET_METRICS_PORT", "9464",
+             "Port of this host's /metrics endpoint (workers share it); 0 = off."),
+    Variable("PODFLEET_METRICS_DIR", "",
+             "prometheus-client multiprocess directory for worker processes; empty = a "
+             "private temporary directory per worker command."),
+)
+
+_DEFAULTS = {v.name: v.default for v in VARIABLES}
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str
+    prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseSettings:
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class KubernetesSettings:
+    namespace: str
+    watch_namespaces: tuple[str, ...]  # ("*",) means all namespaces
+    kubeconfig: str | None
+    context: str | None
+    in_cluster: bool
+    timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class PodSettings:
+    image: str
+    pull_policy: str
+    template_file: Path | None
+    delete_policy: DeletePolicy
+    delete_delay_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchSettings:
+    queue: str
+    rate: float
+    burst: int
+    batch_size: int
+    max_attempts: int
+    backoff_seconds: float
+    backoff_max_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorSettings:
+    executor_id: str
+    parallelism: int
+    heartbeat_seconds: float
+    heartbeat_timeout_seconds: float
+    queued_timeout_seconds: float
+    queued_timeout_action: QueuedTimeoutAction
+
+
+@dataclass(frozen=True, slots=True)
+class WatcherSettings:
+    lease_seconds: float
+    fatal_container_reasons: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    port: int
+    multiprocess_dir: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """All of podfleet's configuration, grouped by concern."""
+
+    redis: RedisSettings
+    database: DatabaseSettings
+    kubernetes: KubernetesSettings
+    pods: PodSettings
+    launch: LaunchSettings
+    executor: ExecutorSettings
+    watcher: WatcherSettings
+    metrics: MetricsSettings
+    signing_key: bytes | None = field(repr=False)
+
+    def require_signing_key(self) -> bytes:
+        """The signing key; raises SettingsError when it is unset (executors and workers)."""
+        if not self.signing_key:
+            raise SettingsError(
+                "PODFLEET_SIGNING_KEY is not set: executors and workers need the same secret "
+                "(at least 16 bytes) to sign and verify launch messages"
+            )
+        return self.signing_key
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read settings from ``environ`` (default: the process environment)."""
+        env = _Reader(os.environ if environ is None else environ)
+        rate = env.number("PODFLEET_LAUNCH_RATE", float, minimum=0)
+        burst_text = env.text("PODFLEET_LAUNCH_BURST")
+        burst = (env.number("PODFLEET_LAUNCH_BURST", int, minimum=1) if burst_text
+                 else max(1, int(rate)))
+        namespace = env.text("PODFLEET_NAMESPACE")
+        _check(dns1123_label_errors(namespace), "PODFLEET_NAMESPACE", namespace)
+        watch = tuple(n.strip() for n in env.text("PODFLEET_WATCH_NAMESPACES").split(",")
+                      if n.strip()) or (namespace,)
+        if watch != ("*",):
+            for ns in watch:
+                _check(dns1123_label_errors(ns), "PODFLEET_WATCH_NAMESPACES", ns)
+        executor_id = env.text("PODFLEET_EXECUTOR_ID") or default_executor_id()
+        _check(label_value_errors(executor_id) or ([] if executor_id else ["empty"]),
+               "PODFLEET_EXECUTOR_ID", executor_id)
+        pull_policy = env.text("PODFLEET_IMAGE_PULL_POLICY")
+        if pull_policy not in ("Always", "IfNotPresent", "Never"):
+            raise SettingsError(
+                f"PODFLEET_IMAGE_PULL_POLICY must be Always, IfNotPresent or Never, "
+                f"got {pull_policy!r}")
+        template = env.text("PODFLEET_POD_TEMPLATE_FILE")
+        if template and not Path(template).is_file():
+            raise SettingsError(f"PODFLEET_POD_TEMPLATE_FILE: no such file {template!r}")
+        key_text = env.text("PODFLEET_SIGNING_KEY")
+        if key_text and len(key_text.encode()) < 16:
+            raise SettingsError("PODFLEET_SIGNING_KEY must be at least 16 bytes long")
+        metrics_dir = env.text("PODFLEET_METRICS_DIR")
+        return cls(
+            redis=RedisSettings(
+                url=env.url("PODFLEET_REDIS_URL", ("redis://", "rediss://", "unix://")),
+                prefix=env.text("PODFLEET_REDIS_PREFIX") or "podfleet",
+            ),
+            database=DatabaseSettings(
+                url=env.url("PODFLEET_DATABASE_URL", ("sqlite:", "postgresql"))),
+            kubernetes=KubernetesSettings(
+                namespace=namespace,
+                watch_namespaces=watch,
+                kubeconfig=env.text("PODFLEET_KUBECONFIG") or None,
+                context=env.text("PODFLEET_KUBE_CONTEXT") or None,
+                in_cluster=env.boolean("PODFLEET_IN_CLUSTER"),
+                timeout_seconds=env.number("PODFLEET_KUBE_TIMEOUT_SECONDS", float,
+                                           minimum=0.1),
+            ),
+            pods=PodSettings(
+                image=env.text("PODFLEET_WORKER_IMAGE") or _DEFAULTS["PODFLEET_WORKER_IMAGE"],
+                pull_policy=pull_policy,
+                template_file=Path(template) if template else None,
+                delete_policy=env.choice("PODFLEET_DELETE_POLICY", DeletePolicy),
+                delete_delay_seconds=env.number("PODFLEET_DELETE_DELAY_SECONDS", float,
+                                                minimum=0),
+            ),
+            launch=LaunchSettings(
+                queue=env.text("PODFLEET_LAUNCH_QUEUE") or "podfleet.launch",
+                rate=rate,
+                burst=burst,
+                batch_size=env.number("PODFLEET_BATCH_SIZE", int, minimum=1, maximum=1000),
+                max_attempts=env.number("PODFLEET_LAUNCH_MAX_ATTEMPTS", int, minimum=1),
+                backoff_seconds=env.number("PODFLEET_LAUNCH_BACKOFF_SECONDS", float,
+                                           minimum=0),
+                backoff_max_seconds=env.number("PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS", float,
+                                               minimum=0),
+            ),
+            executor=ExecutorSettings(
+                executor_id=executor_id,
+                parallelism=env.number("PODFLEET_PARALLELISM", int, minimum=0),
+                heartbeat_seconds=env.number("PODFLEET_HEARTBEAT_SECONDS", float,
+                                             minimum=0.05),
+                heartbeat_timeout_seconds=env.number("PODFLEET_HEARTBEAT_TIMEOUT_SECONDS",
+                                                     float, minimum=0.1),
+                queued_timeout_seconds=env.number("PODFLEET_QUEUED_TIMEOUT_SECONDS", float,
+                                                  minimum=0),
+                queued_timeout_action=env.choice("PODFLEET_QUEUED_TIMEOUT_ACTION",
+                                                 QueuedTimeoutAction),
+            ),
+            watcher=WatcherSettings(
+                lease_seconds=env.number("PODFLEET_WATCHER_LEASE_SECONDS", float,
+                                         minimum=0.5),
+                fatal_container_reasons=frozenset(
+                    r.strip() for r in env.text("PODFLEET_FATAL_CONTAINER_REASONS").split(",")
+                    if r.strip()),
+            ),
+            metrics=MetricsSettings(
+                port=env.number("PODFLEET_METRICS_PORT", int, minimum=0, maximum=65535),
+                multiprocess_dir=metrics_dir or None,
+            ),
+            signing_key=key_text.encode() if key_text else None,
+        )
+
+
+def default_executor_id() -> str:
+    """``<hostname>-<8 hex>``: unique per executor process, valid as a label value."""
+    host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
+    return f"{host.strip('-_.')[:40] or 'executor'}-{uuid.uuid4().hex[:8]}"
+
+
+def _check(errors: list[str], name: str, value: str) -> None:
+    if errors:
+        raise SettingsError(f"{name}={value!r} is invalid: {errors[0]}")
+
+
+class _Reader:
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._env = environ
+
+    def text(self, name: str) -> str:
+        return self._env.get(name, _DEFAULTS[name]).strip()
+
+    def number(self, name: str, kind: Callable[[str], T], *, minimum: float | None = None,
+               maximum: float | None = None) -> T:
+        raw = self.text(name) or _DEFAULTS[name]
+        what = "an integer" if kind is int else "a number"
+        try:
+            value: Any = kind(raw)
+        except ValueError:
+            raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
+        if value != value or (minimum is not None and value < minimum) or (
+                maximum is not None and value > maximum):
+            bounds = f" ≥ {minimum}" if minimum is not None else ""
+            bounds += f" and ≤ {maximum}" if maximum is not None else ""
+            raise SettingsError(f"{name} must be {what}{bounds}, got {raw!r}")
+        return value  # type: ignore[no-any-return]
+
+    def boolean(self, name: str) -> bool:
+        raw = self.text(name).lower()
+        if raw in ("1", "true", "yes", "on"):
+            return True
+        if raw in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{name} must be true or false, got {raw!r}")
+
+    def choice(self, name: str, enum: type[StrEnum]) -> Any:
+        raw = self.text(name).lower().replace("-", "_")
+        try:
+            return enum(raw)
+        except ValueError:
+            allowed = ", ".join(e.value for e in enum)
+            raise SettingsError(f"{name} must be one of {allowed}, got {raw!r}") from None
+
+    def url(self, name: str, schemes: tuple[str, ...]) -> str:
+        raw = self.text(name)
+        if not raw.startswith(schemes):
+            raise SettingsError(
+                f"{name} must start with one of {', '.join(schemes)}, got {raw!r}")
+        return raw
