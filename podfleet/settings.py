@@ -343,3 +343,26 @@ class _Reader:
             raise SettingsError(
                 f"{name} must start with one of {', '.join(schemes)}, got {raw!r}")
         return raw
+
+
+def variables_markdown() -> str:
+    """The table of every PODFLEET_* variable for docs/configuration.md (a test keeps it true)."""
+    lines = [
+        "# Configuration",
+        "",
+        "podfleet reads its configuration from environment variables, once, at start "
+        "(`podfleet.settings.Settings.from_env`). An invalid value stops the process with a "
+        "message naming the variable. This file is generated: "
+        "`python -m podfleet.settings > docs/configuration.md`.",
+        "",
+        "| variable | default | meaning |",
+        "| --- | --- | --- |",
+    ]
+    for var in VARIABLES:
+        default = f"`{var.default}`" if var.default else "(empty)"
+        lines.append(f"| `{var.name}` | {default} | {var.doc} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(variables_markdown(), end="")

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Services and tools the test suite needs beyond the virtualenv. Sourced by scripts/test.sh.
+
+ensure_postgres() {
+    # Tests create (and drop) a fresh database on PODFLEET_TEST_POSTGRES_URL's server.
+    if [ -n "${PODFLEET_TEST_POSTGRES_URL:-}" ]; then return 0; fi
+    if python - <<'PY' 2>/dev/null
+import psycopg
+psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=3).close()
+PY
+    then
+        export PODFLEET_TEST_POSTGRES_URL="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        return 0
+    fi
+    log "no PostgreSQL on 127.0.0.1:5432: starting a private cluster"
+    local bindir
+    bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+    if [ -z "$bindir" ] && ! command -v initdb >/dev/null 2>&1; then
+        apt_install postgresql
+        bindir="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)"
+    fi
+    local initdb="${bindir:+$bindir/}initdb" pgctl="${bindir:+$bindir/}pg_ctl"
+    local data="$ROOT/.podfleet/pgdata" port
+    port="$(python -c 'from podfleet.local.ports import free_port; print(free_port())')"
+    mkdir -p "$ROOT/.podfleet"
+    local as=()
+    if [ "$(id -u)" = "0" ]; then
+        # PostgreSQL refuses to run as root: run it as the postgres user.
+        id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+        chown postgres "$ROOT/.podfleet"
+        as=(runuser -u postgres --)
+    fi
+    rm -rf "$data"
+    "${as[@]}" "$initdb" -D "$data" -U postgres -A trust >/dev/null
+    "${as[@]}" "$pgctl" -D "$data" -o "-p $port -k /tmp -c listen_addresses=127.0.0.1" \
+        -l "$data/log" -w start >/dev/null
+    export PODFLEET_TEST_POSTGRES_URL="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
+    # shellcheck disable=SC2064
+    trap "${as[*]} $pgctl -D $data -m immediate stop >/dev/null 2>&1 || true" EXIT
+}
+
+ensure_test_tools() {
+    command -v kubectl >/dev/null 2>&1 || log "kubectl not found: kubectl tests will fail in CI"
+    if ! command -v promtool >/dev/null 2>&1; then
+        apt_install prometheus || log "promtool unavailable: alert rule checks will fail in CI"
+    fi
+}
