@@ -1,0 +1,420 @@
+"""``podfleet demo``: a fleet of tasks through the whole pipeline, on this machine alone.
+
+Nothing needs configuring: the demo starts the cluster simulator, a private Redis (unless
+``PODFLEET_REDIS_URL`` names one), an SQLite metadata DB and a pool of ``podfleet worker``
+processes, then submits a mixed fleet through the real :class:`~podfleet.executor.Executor`:
+mostly tasks that succeed, some that exit non-zero, some OOM-killed, some whose image cannot be
+pulled. Each task asks the simulated kubelet for its fate through pod annotations, so the demo
+knows what every task's final state must be. It shows a live progress bar by state, then a
+summary (final states and reasons, launch and end-to-end latency percentiles, pods/s, where
+the metrics are) and exits 0 only if every task ended as its fate asked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from podfleet.local.ports import free_port
+
+DEFAULT_TASKS = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Fate:
+    """What one demo task asks of the simulated kubelet, and what it must end as."""
+
+    kind: str  # success | error | oom | image_pull
+    duration_s: float
+
+    def annotations(self) -> dict[str, str]:
+        from podfleet.simulator.cluster import fate
+
+        notes = {fate.DURATION: f"{self.duration_s:.3f}"}
+        if self.kind == "error":
+            notes[fate.EXIT_CODE] = "3"
+        elif self.kind == "oom":
+            notes[fate.OOM] = "true"
+        elif self.kind == "image_pull":
+            notes[fate.IMAGE_PULL_ERROR] = "true"
+        return notes
+
+    def satisfied_by(self, state: str, reason: str | None) -> bool:
+        text = reason or ""
+        if self.kind == "success":
+            return state == "success"
+        if state != "failed":
+            return False
+        if self.kind == "oom":
+            return "OOMKilled" in text
+        if self.kind == "image_pull":
+            return "ErrImagePull" in text or "ImagePullBackOff" in text
+        return "3" in text or "Error" in text
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tasks", type=int, default=DEFAULT_TASKS,
+                        help=f"tasks in the fleet (default {DEFAULT_TASKS})")
+    parser.add_argument("--processes", type=int, default=2, help="worker processes (default 2)")
+    parser.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
+    parser.add_argument("--rate", type=float, default=500.0,
+                        help="cluster-wide pod creations/s (0 = unlimited; default 500)")
+    parser.add_argument("--nodes", type=int, default=50, help="simulated nodes (default 50)")
+    parser.add_argument("--mix", default="85,7,4,4",
+                        help="percent success,error,oom,image-pull (default 85,7,4,4)")
+    parser.add_argument("--duration", type=float, default=1.0,
+                        help="mean task run time in seconds (default 1.0)")
+    parser.add_argument("--timeout", type=float, default=600.0,
+                        help="give up after this many seconds (default 600)")
+    parser.add_argument("--seed", type=int, default=None, help="random seed for the fleet mix")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="plain log lines instead of a live progress bar")
+    parser.add_argument("--workdir", default=None,
+                        help="keep the demo's DB, kubeconfig and logs here (default: a temp "
+                             "dir, removed afterwards)")
+
+
+def parse_mix(text: str) -> dict[str, float]:
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) != 4:
+        raise ValueError("--mix needs four percentages: success,error,oom,image-pull")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise ValueError(f"--mix must be numbers, got {text!r}") from None
+    if any(v < 0 for v in values) or sum(values) <= 0:
+        raise ValueError("--mix percentages must be ≥ 0 and not all 0")
+    total = sum(values)
+    return dict(zip(("success", "error", "oom", "image_pull"),
+                    (v / total for v in values), strict=True))
+
+
+def make_fleet(count: int, mix: dict[str, float], mean_duration: float,
+               rng: random.Random) -> list[Fate]:
+    kinds = list(mix)
+    weights = [mix[k] for k in kinds]
+    return [Fate(rng.choices(kinds, weights)[0],
+                 max(0.05, rng.expovariate(1 / mean_duration) if mean_duration > 0 else 0.05))
+            for _ in range(count)]
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.tasks < 1:
+        print("podfleet demo: --tasks must be ≥ 1", file=sys.stderr)
+        return 2
+    if args.processes < 1 or args.threads < 1:
+        print("podfleet demo: --processes and --threads must be ≥ 1", file=sys.stderr)
+        return 2
+    try:
+        mix = parse_mix(args.mix)
+    except ValueError as exc:
+        print(f"podfleet demo: {exc}", file=sys.stderr)
+        return 2
+    with ExitStack() as stack:
+        workdir = _workdir(stack, args.workdir)
+        return _run_demo(args, mix, workdir, stack)
+    return 1  # pragma: no cover - ExitStack does not swallow
+
+
+def _workdir(stack: ExitStack, given: str | None) -> Path:
+    if given:
+        path = Path(given)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+    path = Path(tempfile.mkdtemp(prefix="podfleet-demo-"))
+    stack.callback(shutil.rmtree, path, True)
+    return path
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _run_demo(args: argparse.Namespace, mix: dict[str, float], workdir: Path,
+              stack: ExitStack) -> int:
+    from podfleet.simulator.config import SimulatorConfig
+    from podfleet.simulator.server import start_simulator
+
+    rng = random.Random(args.seed)
+    fleet = make_fleet(args.tasks, mix, args.duration, rng)
+
+    # 1. The cluster: the simulator in its own process, so it never shares our GIL.
+    config = SimulatorConfig()
+    config.cluster.nodes = args.nodes
+    config.cluster.schedule_delay_s = 0.02
+    config.cluster.container_start_delay_s = 0.2
+    config.cluster.image_pull_backoff_s = 0.5
+    config.default_termination_grace_period_s = 0
+    simulator = stack.enter_context(start_simulator(config, mode="process"))
+    kubeconfig = simulator.write_kubeconfig(workdir / "kubeconfig")
+    _say(f"cluster simulator: {simulator.url} ({args.nodes} nodes), kubeconfig {kubeconfig}")
+
+    # 2. Redis: the user's, or a private one.
+    redis_url = os.environ.get("PODFLEET_REDIS_URL", "")
+    if not redis_url:
+        from podfleet.local.redis_server import RedisServer
+
+        server = RedisServer().start()
+        stack.callback(server.close)
+        redis_url = server.url
+        _say(f"redis: private redis-server at {redis_url}")
+    else:
+        _say(f"redis: {redis_url} (PODFLEET_REDIS_URL)")
+
+    # 3. Settings shared by this process (the executor) and the workers.
+    metrics_port = free_port()
+    env = dict(os.environ)
+    env.update({
+        "PODFLEET_REDIS_URL": redis_url,
+        "PODFLEET_REDIS_PREFIX": f"podfleet-demo-{secrets.token_hex(3)}",
+        "PODFLEET_DATABASE_URL": f"sqlite:///{workdir / 'podfleet.sqlite'}",
+        "PODFLEET_KUBECONFIG": str(kubeconfig),
+        "PODFLEET_NAMESPACE": "default",
+        "PODFLEET_SIGNING_KEY": secrets.token_hex(32),
+        "PODFLEET_LAUNCH_RATE": str(args.rate),
+        "PODFLEET_PARALLELISM": "0",
+        "PODFLEET_WATCHER_LEASE_SECONDS": "5",
+        "PODFLEET_METRICS_PORT": str(metrics_port),
+        "PODFLEET_DELETE_POLICY": "always",
+    })
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    os.environ.update({k: v for k, v in env.items() if k.startswith("PODFLEET_")})
+    from podfleet.executor.migrate import upgrade
+    from podfleet.settings import Settings
+
+    settings = Settings.from_env(env)
+    upgrade(settings.database.url)
+    _say(f"metadata DB: {settings.database.url}")
+
+    # 4. The worker pool.
+    log_path = workdir / "worker.log"
+    worker_log = stack.enter_context(open(log_path, "wb"))  # noqa: SIM115
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "podfleet.cli", "worker", "--processes", str(args.processes),
+         "--threads", str(args.threads)],
+        env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
+    stack.callback(_stop_process, worker)
+    _say(f"workers: {args.processes} processes × {args.threads} threads "
+         f"(log {log_path}), metrics at http://127.0.0.1:{metrics_port}/metrics")
+
+    _wait_for_workers(settings, worker, timeout=90)
+
+    # 5. The executor, in this process, as a scheduler would hold it.
+    from podfleet.executor import Executor
+    from podfleet.executor.submission import TaskSubmission
+
+    executor = Executor(settings)
+    stack.callback(executor.terminate)
+    executor.start()
+    started = time.time()
+    run_id = f"demo__{time.strftime('%Y-%m-%dT%H-%M-%S')}"
+    from podfleet.contracts.keys import TaskKey
+
+    submissions = [
+        TaskSubmission(
+            key=TaskKey("podfleet_demo", f"task_{i:05d}_{fate.kind}", run_id),
+            command=["python", "-c", f"print('task {i}')"],
+            executor_config={"annotations": fate.annotations()})
+        for i, fate in enumerate(fleet)]
+    for start in range(0, len(submissions), 1000):
+        executor.submit_many(submissions[start:start + 1000])
+    _say(f"submitted {len(submissions)} tasks in {time.time() - started:.2f}s "
+         f"({_mix_text(fleet)})")
+
+    fates = {s.key: fate for s, fate in zip(submissions, fleet, strict=True)}
+    finished = _follow(executor, fates, args, worker)
+    elapsed = time.time() - started
+    return _summarise(executor, fates, finished, elapsed, metrics_port, worker, log_path)
+
+
+def _wait_for_workers(settings: Any, worker: subprocess.Popen[bytes], timeout: float) -> None:
+    """Wait until the pool is up (its watcher holds the lease), so latencies measure the
+    pipeline, not the workers' start-up."""
+    import redis
+
+    from podfleet.contracts.redis_keys import RedisKeys
+
+    client = redis.Redis.from_url(settings.redis.url)
+    lease = RedisKeys(settings.redis.prefix).watcher_lease
+    began = time.time()
+    try:
+        while not client.exists(lease):
+            if worker.poll() is not None:
+                raise SystemExit(f"podfleet demo: workers exited with code {worker.returncode}")
+            if time.time() - began > timeout:
+                raise SystemExit("podfleet demo: workers did not start within "
+                                 f"{timeout:.0f}s; see the worker log")
+            time.sleep(0.1)
+    finally:
+        client.close()
+    _say(f"workers ready after {time.time() - began:.1f}s")
+
+
+def _mix_text(fleet: list[Fate]) -> str:
+    counts = Counter(f.kind for f in fleet)
+    return ", ".join(f"{counts[k]} {k.replace('_', '-')}" for k in
+                     ("success", "error", "oom", "image_pull") if counts[k])
+
+
+def _follow(executor: Any, fates: dict[Any, Fate], args: argparse.Namespace,
+            worker: subprocess.Popen[bytes]) -> dict[Any, tuple[str, str | None]]:
+    """Sync until every task is final (or the timeout); returns key -> (state, reason)."""
+    finished: dict[Any, tuple[str, str | None]] = {}
+    total = len(fates)
+    deadline = time.time() + args.timeout
+    with _progress(total, args.no_progress) as update:
+        while len(finished) < total and time.time() < deadline:
+            executor.sync()
+            for key, (state, info) in executor.get_event_buffer().items():
+                if key in fates and str(state) in ("success", "failed", "revoked"):
+                    finished[key] = (str(state), info)
+            update(len(finished), _state_counts(executor))
+            if worker.poll() is not None:
+                _say(f"workers exited with code {worker.returncode}; see the worker log")
+                break
+            time.sleep(0.1)
+    return finished
+
+
+def _state_counts(executor: Any) -> Counter[str]:
+    import sqlalchemy as sa
+
+    from podfleet.executor.db import TaskInstance
+
+    with executor.engine.connect() as conn:
+        return Counter({state: n for state, n in conn.execute(
+            sa.select(TaskInstance.state, sa.func.count()).group_by(TaskInstance.state))})
+
+
+@contextmanager
+def _progress(total: int, plain: bool) -> Iterator[Any]:
+    if plain or not sys.stdout.isatty():
+        last = [0.0]
+
+        def log_line(done: int, counts: Counter[str]) -> None:
+            if time.time() - last[0] >= 2 or done == total:
+                last[0] = time.time()
+                _say(f"  {done}/{total} finished  " + _counts_text(counts))
+
+        yield log_line
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]tasks"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TextColumn("{task.fields[states]}")) as progress:
+        task_id = progress.add_task("tasks", total=total, states="")
+
+        def update(done: int, counts: Counter[str]) -> None:
+            progress.update(task_id, completed=done, states=_counts_text(counts))
+
+        yield update
+
+
+def _counts_text(counts: Any) -> str:
+    return "  ".join(f"{state}={n}" for state, n in sorted(dict(counts).items()) if n)
+
+
+def _summarise(executor: Any, fates: dict[Any, Fate],
+               finished: dict[Any, tuple[str, str | None]], elapsed: float,
+               metrics_port: int, worker: subprocess.Popen[bytes], log_path: Path) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = _timings(executor)
+    console = Console()
+    outcomes: Counter[tuple[str, str]] = Counter()
+    wrong: list[str] = []
+    for key, fate in fates.items():
+        state, reason = finished.get(key, ("unfinished", None))
+        outcomes[(state, _short_reason(reason))] += 1
+        if not fate.satisfied_by(state, reason):
+            wrong.append(f"{key}: expected {fate.kind}, got {state} ({reason})")
+
+    table = Table(title="tasks by final state")
+    table.add_column("state")
+    table.add_column("reason")
+    table.add_column("tasks", justify="right")
+    for (state, reason), n in sorted(outcomes.items()):
+        table.add_row(state, reason, str(n))
+    console.print(table)
+
+    launch = [r["launched_at"] - r["queued_at"] for r in rows
+              if r.get("launched_at") and r.get("queued_at")]
+    e2e = [r["finished_at"] - r["queued_at"] for r in rows
+           if r.get("finished_at") and r.get("queued_at")]
+    latency = Table(title="latency (seconds)")
+    for column in ("", "p50", "p95", "p99", "max", "n"):
+        latency.add_column(column, justify="right")
+    for name, values in (("launch (submit → pod accepted)", launch),
+                         ("end to end (submit → final state)", e2e)):
+        latency.add_row(name, *(f"{percentile(values, q):.3f}" for q in (50, 95, 99)),
+                        f"{max(values) if values else float('nan'):.3f}", str(len(values)))
+    console.print(latency)
+    launched_times = sorted(r["launched_at"] for r in rows if r.get("launched_at"))
+    queued_times = sorted(r["queued_at"] for r in rows if r.get("queued_at"))
+    if launched_times and queued_times:
+        span = max(launched_times[-1] - queued_times[0], 1e-6)
+        console.print(f"pods created: {len(launched_times)} in {span:.2f}s "
+                      f"= {len(launched_times) / span:.0f} pods/s")
+    console.print(f"whole fleet: {len(finished)}/{len(fates)} finished in {elapsed:.1f}s")
+    console.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics (workers; while running)")
+    if wrong:
+        console.print(f"[red]{len(wrong)} tasks did not end as their fate asked[/red]:")
+        for line in wrong[:20]:
+            console.print("  " + line)
+        console.print(f"worker log: {log_path}")
+        return 1
+    console.print("[green]every task reached the state its fate asked for[/green]")
+    return 0
+
+
+def _timings(executor: Any) -> list[dict[str, Any]]:
+    """Queue, launch and finish times of every task, read from the metadata DB."""
+    import sqlalchemy as sa
+
+    from podfleet.executor.db import TaskInstance
+
+    columns = (TaskInstance.submitted_at, TaskInstance.launched_at, TaskInstance.finished_at)
+    with executor.engine.connect() as conn:
+        return [{"queued_at": q, "launched_at": launched, "finished_at": done}
+                for q, launched, done in conn.execute(sa.select(*columns))]
+
+
+def _short_reason(reason: str | None) -> str:
+    if not reason:
+        return ""
+    return reason if len(reason) <= 60 else reason[:57] + "..."
+
+
+def _stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=20)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
