@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# podfleet's worker / executor image: `podfleet worker` by default; the same image runs
+# `podfleet sim`, `podfleet db upgrade`, `podfleet submit` and (built with EXTRAS=dev) locust.
+#
+#   docker build -t podfleet:dev .
+#   docker build -t podfleet:loadtest --build-arg EXTRAS=dev .
+ARG PYTHON_VERSION=3.11
+
+FROM python:${PYTHON_VERSION}-slim AS build
+ARG EXTRAS=""
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+# The whole tree: executor/, workers/, monitoring/ and simulator/ are symlinked into
+# podfleet/, and the wheel build follows those links.
+COPY . .
+RUN pip wheel --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
+
+FROM python:${PYTHON_VERSION}-slim
+ARG EXTRAS=""
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PODFLEET_METRICS_PORT=9464 \
+    PODFLEET_METRICS_DIR=/run/podfleet/metrics
+RUN groupadd --system --gid 10001 podfleet \
+    && useradd --system --uid 10001 --gid podfleet --create-home --home-dir /home/podfleet \
+       --shell /usr/sbin/nologin podfleet \
+    && mkdir -p /run/podfleet/metrics /var/lib/podfleet \
+    && chown -R podfleet:podfleet /run/podfleet /var/lib/podfleet
+COPY --from=build /wheels /wheels
+RUN pip install --no-index --find-links /wheels "podfleet${EXTRAS:+[$EXTRAS]}" \
+    && rm -rf /wheels
+# Load-test files (used by docker-compose.sim.yml's loadgen service); not part of the wheel.
+COPY --chown=podfleet:podfleet loadtest/ /opt/podfleet/loadtest/
+USER 10001:10001
+WORKDIR /var/lib/podfleet
+# 9464: the per-host /metrics endpoint of `podfleet worker` (PODFLEET_METRICS_PORT).
+EXPOSE 9464
+ENTRYPOINT ["podfleet"]
+CMD ["worker"]

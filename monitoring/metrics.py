@@ -1,0 +1,158 @@
+"""Every Prometheus metric podfleet exports, defined once.
+
+Processes import the metric objects from here and record into them; the names, labels and
+buckets are a contract with the Grafana dashboard and the alert rules in ``monitoring/`` (a test
+checks that every query there names a metric defined here). Names follow Prometheus
+conventions: ``podfleet_`` prefix, base units (seconds), ``_total`` on counters.
+
+Worker processes run in prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``),
+so gauges declare how values from several processes combine.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Pod launches take milliseconds on an idle cluster and minutes behind a quota or a slow image
+# pull; prometheus-client's default buckets stop at 10 s.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                   120.0, 300.0, 600.0, 1800.0)
+API_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+
+# --- launch path -------------------------------------------------------------------------
+LAUNCH_LATENCY = Histogram(
+    "podfleet_launch_latency_seconds",
+    "Time from a task's submit (queued) to the API server accepting its pod.",
+    ["namespace"], buckets=LATENCY_BUCKETS)
+QUEUE_WAIT = Histogram(
+    "podfleet_queue_wait_seconds",
+    "Time a launch message waited in the broker before a launcher actor started on it.",
+    ["queue"], buckets=LATENCY_BUCKETS)
+PODS_CREATED = Counter(
+    "podfleet_pods_created_total",
+    "Pod create outcomes: created, already_exists, invalid, failed (retry budget spent), "
+    "expired (launch deadline passed).",
+    ["namespace", "outcome"])
+LAUNCH_RETRIES = Counter(
+    "podfleet_launch_retries_total",
+    "Pod creates retried, by the reason of the failed attempt (e.g. 429, 503, quota, timeout).",
+    ["reason"])
+LAUNCH_BATCH_SIZE = Histogram(
+    "podfleet_launch_batch_size",
+    "Launch requests per broker message.", buckets=BATCH_BUCKETS)
+MESSAGES_REJECTED = Counter(
+    "podfleet_messages_rejected_total",
+    "Launch messages refused and dead-lettered: bad signature or malformed.",
+    ["reason"])
+RATE_LIMIT_WAIT = Histogram(
+    "podfleet_rate_limit_wait_seconds",
+    "Time a launcher waited for the cluster-wide rate limiter before a create.",
+    buckets=LATENCY_BUCKETS)
+RATE_LIMIT_GRANTED = Counter(
+    "podfleet_rate_limit_granted_total",
+    "Create permits granted by the cluster-wide rate limiter (rate() of it is the launch rate).")
+RATE_LIMIT_CONFIGURED = Gauge(
+    "podfleet_rate_limit_per_second",
+    "The configured cluster-wide pod creation limit (0 = unlimited).",
+    multiprocess_mode="max")
+
+# --- Kubernetes API ----------------------------------------------------------------------
+KUBE_REQUESTS = Counter(
+    "podfleet_kube_requests_total",
+    "Kubernetes API requests by verb and HTTP status code (0 = no answer).",
+    ["verb", "code"])
+KUBE_REQUEST_DURATION = Histogram(
+    "podfleet_kube_request_duration_seconds",
+    "Kubernetes API request latency by verb.", ["verb"], buckets=API_BUCKETS)
+
+# --- completion path ---------------------------------------------------------------------
+POD_START_LATENCY = Histogram(
+    "podfleet_pod_start_latency_seconds",
+    "Time from a pod's creation to its Running phase, from the pod's own timestamps.",
+    ["namespace"], buckets=LATENCY_BUCKETS)
+TASK_END_TO_END = Histogram(
+    "podfleet_task_end_to_end_seconds",
+    "Time from a task's submit to its terminal state, by final state.",
+    ["state"], buckets=LATENCY_BUCKETS)
+WATCH_EVENTS = Counter(
+    "podfleet_watch_events_total", "Pod watch events received, by type.", ["type"])
+WATCH_RESTARTS = Counter(
+    "podfleet_watch_restarts_total",
+    "Watch streams restarted, by reason: expired (410), timeout, error, closed.",
+    ["reason"])
+WATCH_EVENT_LAG = Histogram(
+    "podfleet_watch_event_lag_seconds",
+    "Time from a pod's state change to its task event being published.",
+    buckets=LATENCY_BUCKETS)
+WATCHER_LEASE_HELD = Gauge(
+    "podfleet_watcher_lease_held",
+    "1 while this process holds the singleton watcher lease.", multiprocess_mode="livesum")
+WATCHER_TAKEOVERS = Counter(
+    "podfleet_watcher_takeovers_total", "Times a watcher acquired the lease.")
+WATCHER_LAST_EVENT = Gauge(
+    "podfleet_watcher_last_event_timestamp_seconds",
+    "Unix time the watcher last received anything (event or bookmark) from the API.",
+    multiprocess_mode="max")
+TASK_EVENTS_PUBLISHED = Counter(
+    "podfleet_task_events_published_total",
+    "Task events written to executors' streams, by source and state.",
+    ["source", "state"])
+PODS_DELETED = Counter(
+    "podfleet_pods_deleted_total",
+    "Finished pods deleted by policy: deleted, or already gone (404).", ["result"])
+
+# --- executor ----------------------------------------------------------------------------
+EXECUTOR_OPEN_SLOTS = Gauge(
+    "podfleet_executor_open_slots", "Tasks this executor may still start (parallelism left).",
+    ["executor"], multiprocess_mode="livemax")
+EXECUTOR_QUEUED_TASKS = Gauge(
+    "podfleet_executor_queued_tasks", "Tasks queued (submitted, not yet running).",
+    ["executor"], multiprocess_mode="livemax")
+EXECUTOR_RUNNING_TASKS = Gauge(
+    "podfleet_executor_running_tasks", "Tasks launched or running.",
+    ["executor"], multiprocess_mode="livemax")
+TASKS_SUBMITTED = Counter(
+    "podfleet_tasks_submitted_total", "Tasks accepted by submit.", ["executor"])
+EVENTS_APPLIED = Counter(
+    "podfleet_executor_events_total",
+    "Task events read by sync: applied, or ignored (stale launch, replay, terminal).",
+    ["result"])
+
+# --- dramatiq (recorded by monitoring.dramatiq_metrics.DramatiqMetrics) ------------------
+# Same names and labels as dramatiq's bundled Prometheus middleware, so dashboards written for
+# it keep working; the duration is in seconds (base units) instead of its milliseconds.
+DRAMATIQ_MESSAGES = Counter(
+    "dramatiq_messages_total", "Messages processed (or skipped) by a worker.",
+    ["queue_name", "actor_name"])
+DRAMATIQ_MESSAGE_ERRORS = Counter(
+    "dramatiq_message_errors_total", "Messages whose actor raised.",
+    ["queue_name", "actor_name"])
+DRAMATIQ_MESSAGE_RETRIES = Counter(
+    "dramatiq_message_retries_total", "Messages re-enqueued for a retry.",
+    ["queue_name", "actor_name"])
+DRAMATIQ_MESSAGE_REJECTS = Counter(
+    "dramatiq_message_rejects_total", "Messages dead-lettered (nacked).",
+    ["queue_name", "actor_name"])
+DRAMATIQ_MESSAGES_INPROGRESS = Gauge(
+    "dramatiq_messages_inprogress", "Messages being processed now.",
+    ["queue_name", "actor_name"], multiprocess_mode="livesum")
+DRAMATIQ_DELAYED_MESSAGES_INPROGRESS = Gauge(
+    "dramatiq_delayed_messages_inprogress",
+    "Delayed messages (retries waiting for their eta) held in worker memory.",
+    ["queue_name", "actor_name"], multiprocess_mode="livesum")
+DRAMATIQ_MESSAGE_DURATION = Histogram(
+    "dramatiq_message_duration_seconds", "Time an actor spent on one message.",
+    ["queue_name", "actor_name"], buckets=LATENCY_BUCKETS)
+
+# --- broker (collected from Redis at scrape time) -----------------------------------------
+# podfleet_broker_queue_depth{queue} and podfleet_broker_dead_letters{queue} are produced by
+# monitoring.broker_collector.BrokerCollector when a process registers it (the worker
+# endpoint does, so every worker host reports the same values: aggregate with max, not sum).
+BROKER_QUEUE_DEPTH_NAME = "podfleet_broker_queue_depth"
+BROKER_DEAD_LETTERS_NAME = "podfleet_broker_dead_letters"
+# Also produced there: messages fetched by a worker but not acked yet, retries waiting for their
+# eta, and whether the last scrape could read Redis at all.
+BROKER_IN_FLIGHT_NAME = "podfleet_broker_in_flight_messages"
+BROKER_DELAYED_NAME = "podfleet_broker_delayed_messages"
+BROKER_UP_NAME = "podfleet_broker_up"

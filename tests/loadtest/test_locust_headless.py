@@ -1,0 +1,40 @@
+"""A short headless locust run against a private stack (simulator, Redis, worker pool).
+
+Locust monkey-patches the process with gevent, so it runs only in subprocesses, through
+loadtest/run_headless.py exactly as a user runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_short_headless_run_reports_launch_latencies_without_failures(tmp_path: Path) -> None:
+    # When two users submit tasks for a few seconds against a one-process pool
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "loadtest" / "run_headless.py"), "--users", "2",
+         "--run-time", "5", "--tasks-per-second", "5", "--worker-processes", "1",
+         "--worker-threads", "4", "--nodes", "5", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(s for s in result.stdout.splitlines() if s.startswith("JSON "))
+    summary = json.loads(line[len("JSON "):])
+
+    # Then locust saw pod launches with latencies, and nothing failed
+    assert summary["launches"] > 0
+    assert 0 < summary["launch_ms"]["50"] <= summary["launch_ms"]["99"]
+    assert summary["tasks_finished"] > 0
+    assert sum(summary["failures"].values()) == 0
+    # And the workers' metrics counted every pod locust saw launched, and no more than it sent
+    created = summary["pods_created_metric"]
+    assert summary["launches"] <= created <= summary["tasks_submitted"]
+    # And locust wrote its usual CSV files
+    assert (tmp_path / "podfleet_stats.csv").exists()
