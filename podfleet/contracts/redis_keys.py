@@ -37,3 +37,7 @@ class RedisKeys:
     def watcher_resource_version(self, scope: str) -> str:
         """String: the last resourceVersion the watcher published events up to, per scope."""
         return f"{self.prefix}:watcher:rv:{scope}"
+
+    def watcher_pod_records(self, scope: str) -> str:
+        """Hash: pod uid -> what the watcher last published for that pod, per scope."""
+        return f"{self.prefix}:watcher:pods:{scope}"

@@ -1,0 +1,148 @@
+"""The watcher as a dramatiq actor, and the supervisor that keeps one running.
+
+Two ways start a watcher, and both end in :func:`run_watcher`, which takes the lease or
+returns at once:
+
+* **The supervisor** (:class:`WatcherSupervisor`, a dramatiq middleware). Every worker process
+  runs one light thread (started in ``after_worker_boot``) that tries the lease every
+  :func:`supervisor_interval` seconds. When the lease is free it runs the watcher *in that
+  thread, in that process* - not through a message - so a new watcher starts within the lease
+  time plus one interval of the old one's death however busy or stalled the launch queue is,
+  and it occupies no dramatiq worker thread. Trying costs one EVALSHA per interval per process.
+* **The actor** ``WATCH_ACTOR_NAME`` on its own queue :data:`WATCH_QUEUE`. ``Executor.sync``
+  sends it when it sees no lease holder, for deployments whose workers do not run the
+  supervisor (or as a nudge). It has ``max_retries=0`` (a failed or duplicate watcher must not
+  be re-run by dramatiq: the supervisor and the next nudge take care of that) and no time limit
+  (dramatiq's default 10 minutes would kill the watcher mid-stream); worker shutdown reaches it
+  through a process-wide stop event and dramatiq's ``Shutdown`` interrupt.
+
+A duplicate start - two supervisors, the actor twice - finds the lease taken and returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq.middleware import Interrupt
+
+from podfleet.broker import WATCH_ACTOR_NAME
+from podfleet.contracts.redis_keys import RedisKeys
+from podfleet.kube.client import KubeClient
+from podfleet.settings import Settings
+from podfleet.workers.watcher.lease import REDIS_ERRORS, WatcherLease
+from podfleet.workers.watcher.loop import PodSource, Watcher, WatchOptions
+
+log = logging.getLogger(__name__)
+
+WATCH_QUEUE = "podfleet.watch"
+
+#: Set when this worker process shuts down: every watcher running in it stops.
+PROCESS_STOPPING = threading.Event()
+
+
+def supervisor_interval(lease_seconds: float) -> float:
+    """How often a supervisor tries the lease: a fifth of the lease time, 0.1-2 s."""
+    return min(2.0, max(0.1, lease_seconds / 5))
+
+
+def run_watcher(settings: Settings, stop: threading.Event, *,
+                kube: PodSource | None = None, client: redis.Redis | None = None,
+                options: WatchOptions | None = None, holder: str | None = None) -> bool:
+    """Be the watcher if nobody is: take the lease, watch until ``stop`` or the lease is lost,
+    release it. Returns False at once when someone else holds the lease."""
+    own_client = client is None
+    redis_client = client or redis.Redis.from_url(settings.redis.url, socket_timeout=10,
+                                                  socket_connect_timeout=5,
+                                                  health_check_interval=30)
+    own_kube: KubeClient | None = None
+    try:
+        keys = RedisKeys(settings.redis.prefix)
+        lease = WatcherLease(redis_client, keys, lease_seconds=settings.watcher.lease_seconds,
+                             holder=holder)
+        if not lease.try_acquire():
+            return False
+        try:
+            lease.start_renewing()
+            if kube is None:
+                own_kube = KubeClient.from_settings(settings.kubernetes)
+            Watcher(kube=kube or own_kube,  # type: ignore[arg-type]
+                    client=redis_client, keys=keys, lease=lease,
+                    options=options or WatchOptions.from_settings(settings)).run(stop)
+        finally:
+            lease.release()
+        return True
+    finally:
+        if own_kube is not None:
+            own_kube.close()
+        if own_client:
+            redis_client.close()
+
+
+class WatcherSupervisor(dramatiq.Middleware):
+    """Keeps a watcher running somewhere in the fleet: one checking thread per worker process."""
+
+    def __init__(self, settings: Settings | None = None, *,
+                 interval_seconds: float | None = None) -> None:
+        self._settings = settings
+        self.interval_seconds = interval_seconds
+        self._thread: threading.Thread | None = None
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
+        PROCESS_STOPPING.clear()
+        self._thread = threading.Thread(target=self.run, args=(PROCESS_STOPPING,),
+                                        name="podfleet-watcher-supervisor", daemon=True)
+        self._thread.start()
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
+        PROCESS_STOPPING.set()
+        if self._thread is not None:
+            # The watcher releases its lease on the way out, so a peer takes over at once.
+            self._thread.join(timeout=10)
+
+    def run(self, stop: threading.Event) -> None:
+        """Try the lease now and every interval; watch whenever it is ours."""
+        settings = self._settings or Settings.from_env()
+        interval = self.interval_seconds or supervisor_interval(settings.watcher.lease_seconds)
+        client = redis.Redis.from_url(settings.redis.url, socket_timeout=10,
+                                      socket_connect_timeout=5, health_check_interval=30)
+        try:
+            while not stop.is_set():
+                try:
+                    run_watcher(settings, stop, client=client)
+                except REDIS_ERRORS as exc:
+                    log.warning("watcher supervisor cannot reach Redis: %s", exc)
+                except Exception:
+                    log.exception("watcher failed; the supervisor will try again")
+                stop.wait(interval)
+        finally:
+            client.close()
+
+
+def watch() -> None:
+    """The actor's body: run the watcher here if no one does; return when it ends."""
+    try:
+        run_watcher(Settings.from_env(), PROCESS_STOPPING)
+    except Interrupt:
+        # Shutdown (worker stopping) or a TimeLimit somebody configured: the lease was
+        # released on the way out; returning acks the message so it is not redelivered.
+        log.info("watcher actor interrupted; stopping")
+
+
+podfleet_watch: dramatiq.Actor[[], None] = dramatiq.actor(
+    actor_name=WATCH_ACTOR_NAME, queue_name=WATCH_QUEUE, max_retries=0,
+    time_limit=float("inf"), notify_shutdown=True)(watch)
+
+
+def install_supervisor(broker: dramatiq.Broker) -> None:
+    """Add :class:`WatcherSupervisor` to ``broker`` once (before the worker boots)."""
+    if not any(isinstance(m, WatcherSupervisor) for m in broker.middleware):
+        broker.add_middleware(WatcherSupervisor())
+
+
+# Imported by podfleet.workers.actors after the worker's broker is configured: every worker
+# process that runs the watcher actor also supervises.
+install_supervisor(dramatiq.get_broker())

@@ -1,0 +1,176 @@
+"""Deleting finished pods: after their terminal event is published, once, rate-limited.
+
+Airflow's watcher sends two or three deletes per pod, most of them answered 404 (#72803), and
+leaves completed pods behind when it restarts (#15580). Here a pod is handed to the deleter only
+after the script that published its terminal event returned, each pod uid is deleted at most
+once per watcher (a second hand-over of the same uid is ignored), and a new watcher finds the
+pods its predecessor did not get to in its first relist (finished, recorded as published, and
+without a deletionTimestamp). 404 counts as done.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+from podfleet.kube.client import KubeApiError
+from podfleet.monitoring.metrics import PODS_DELETED
+from podfleet.settings import DeletePolicy
+from podfleet.workers.watcher.lease import WatcherLease
+from podfleet.workers.watcher.phases import Stage
+
+log = logging.getLogger(__name__)
+
+
+def should_delete(policy: DeletePolicy, stage: Stage) -> bool:
+    """True when ``policy`` deletes a pod whose final published stage is ``stage``."""
+    if stage is Stage.SUCCEEDED:
+        return policy in (DeletePolicy.ALWAYS, DeletePolicy.ON_SUCCESS)
+    if stage is Stage.FAILED:
+        return policy in (DeletePolicy.ALWAYS, DeletePolicy.ON_FAILURE)
+    return False
+
+
+class PodDeleteClient(Protocol):
+    def delete_pod(self, namespace: str, name: str, *,
+                   grace_period_seconds: int | None = None) -> bool: ...
+
+
+@dataclass(order=True, slots=True)
+class _Due:
+    due: float  # time.monotonic()
+    sequence: int
+    namespace: str
+    name: str
+    uid: str
+    attempts: int = 0
+
+
+class PodDeleter:
+    """A thread that deletes handed-over pods when due, ``rate`` per second at most (0 = no
+    limit), ``concurrency`` requests at a time."""
+
+    def __init__(self, kube: PodDeleteClient, lease: WatcherLease, *, policy: DeletePolicy,
+                 delay_seconds: float = 0.0, rate: float = 100.0, concurrency: int = 8,
+                 max_attempts: int = 5) -> None:
+        self.kube = kube
+        self.lease = lease
+        self.policy = policy
+        self.delay_seconds = delay_seconds
+        self.rate = rate
+        self.concurrency = max(1, concurrency)
+        self.max_attempts = max_attempts
+        self._heap: list[_Due] = []
+        self._handed: set[str] = set()
+        self._sequence = 0
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+
+    def hand_over(self, namespace: str, name: str, uid: str, stage: Stage,
+                  finished_at: float | None = None) -> bool:
+        """Schedule one finished pod for deletion if the policy says so; True if scheduled.
+
+        ``finished_at`` (Unix seconds) starts the delay from when the pod finished rather than
+        from now, so pods found by a relist long after they ended are not kept twice as long.
+        """
+        if self.policy is DeletePolicy.NEVER or not should_delete(self.policy, stage):
+            return False
+        with self._cond:
+            if uid in self._handed:
+                return False
+            self._handed.add(uid)
+            wait = self.delay_seconds
+            if finished_at is not None and wait > 0:
+                wait = max(0.0, wait - max(0.0, time.time() - finished_at))
+            self._sequence += 1
+            heapq.heappush(self._heap, _Due(time.monotonic() + wait, self._sequence,
+                                            namespace, name, uid))
+            self._cond.notify()
+        return True
+
+    def forget(self, uid: str) -> None:
+        """The pod is gone (DELETED seen): its uid need not be remembered any longer."""
+        with self._cond:
+            self._handed.discard(uid)
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    def start(self) -> PodDeleter:
+        if self._thread is None:
+            self._pool = ThreadPoolExecutor(self.concurrency,
+                                            thread_name_prefix="podfleet-delete")
+            self._thread = threading.Thread(target=self._run, daemon=True,
+                                            name="podfleet-watcher-deleter")
+            self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _take_due(self) -> list[_Due]:
+        """Block until some deletions are due; return up to one rate-limited batch."""
+        with self._cond:
+            while not self._stopping:
+                now = time.monotonic()
+                if self._heap and self._heap[0].due <= now:
+                    size = self.concurrency * 4
+                    if self.rate > 0:
+                        size = max(1, min(size, int(self.rate / 10) or 1))
+                    batch: list[_Due] = []
+                    while self._heap and self._heap[0].due <= now and len(batch) < size:
+                        batch.append(heapq.heappop(self._heap))
+                    return batch
+                self._cond.wait(min(1.0, self._heap[0].due - now) if self._heap else 1.0)
+            return []
+
+    def _run(self) -> None:
+        assert self._pool is not None
+        while True:
+            batch = self._take_due()
+            if not batch:
+                return
+            if not self.lease.held:
+                # Deletes are not fenced: a watcher that may have lost its lease stops here.
+                return
+            started = time.monotonic()
+            list(self._pool.map(self._delete, batch))
+            if self.rate > 0:
+                # Spread batches so that the average stays at or under `rate` per second.
+                rest = len(batch) / self.rate - (time.monotonic() - started)
+                if rest > 0:
+                    with self._cond:
+                        self._cond.wait_for(lambda: self._stopping, timeout=rest)
+
+    def _delete(self, item: _Due) -> None:
+        try:
+            gone = not self.kube.delete_pod(item.namespace, item.name)
+        except KubeApiError as exc:
+            item.attempts += 1
+            if exc.retryable and item.attempts < self.max_attempts:
+                backoff = exc.retry_after or min(30.0, 0.5 * 2 ** item.attempts)
+                item.due = time.monotonic() + backoff
+                with self._cond:
+                    heapq.heappush(self._heap, item)
+                    self._cond.notify()
+                return
+            PODS_DELETED.labels(result="failed").inc()
+            log.warning("could not delete finished pod %s/%s: %s", item.namespace, item.name,
+                        exc)
+            return
+        PODS_DELETED.labels(result="already_gone" if gone else "deleted").inc()

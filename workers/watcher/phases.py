@@ -1,0 +1,328 @@
+"""What a pod's state means for its task: pure functions from pod JSON to task events.
+
+The watcher keeps, per pod, the last thing it published about it (a :class:`Published`
+record, stored in Redis beside the resourceVersion). Every observation of a pod - a watch
+event, a row of a relist, or its absence from a relist - goes through :func:`observe` or
+:func:`vanished` together with that record, and yields at most one new task event and the
+record to store next. Because the decision depends on the record and not on which event
+carried the pod, a replayed watch event, a relist after 410 or a restarted watcher publishes
+nothing twice, and a change missed while nobody watched is published exactly once.
+
+Nothing here does I/O, so every mapping is unit-tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import orjson
+
+from podfleet.contracts.events import EventKind, EventSource, TaskEvent
+from podfleet.contracts.keys import InvalidTaskKey, TaskKey
+from podfleet.contracts.naming import task_identity
+from podfleet.contracts.states import TaskState
+
+Json = Mapping[str, Any]
+
+# Reasons podfleet writes itself (the others are copied from the pod's status).
+POD_DELETED = "PodDeleted"            # a Running pod was deleted by someone else
+POD_VANISHED = "PodVanished"          # a running pod disappeared while no watcher watched
+DELETED_BEFORE_START = "PodDeletedBeforeStart"  # REQUEUE: the pod never ran
+FAILED_UNKNOWN = "Failed"             # phase Failed and no container or pod reason given
+
+
+class Stage(StrEnum):
+    """The last thing the watcher published about one pod (one letter: it is stored per pod)."""
+
+    PENDING = "P"    # seen, nothing published yet
+    RUNNING = "R"    # RUNNING published
+    SUCCEEDED = "S"  # SUCCESS published
+    FAILED = "F"     # FAILED published
+    REQUEUED = "Q"   # REQUEUE published (the pod is gone)
+
+    @property
+    def is_final(self) -> bool:
+        """Nothing more will be published about this pod."""
+        return self in _FINAL
+
+
+_FINAL = frozenset({Stage.SUCCEEDED, Stage.FAILED, Stage.REQUEUED})
+
+
+@dataclass(frozen=True, slots=True)
+class PodIdentity:
+    """Which launch of which task a pod runs, and where the pod is."""
+
+    key: TaskKey
+    launch_id: str
+    executor_id: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    """The per-pod record the watcher stores: the stage reached, and, until the stage is final,
+    the pod's identity (so a pod that vanishes unwatched can still be reported)."""
+
+    stage: Stage
+    identity: PodIdentity | None = None
+
+    def encode(self) -> str:
+        """``S``/``F``/``Q`` for final stages; ``P``/``R`` followed by the identity as JSON."""
+        if self.stage.is_final or self.identity is None:
+            return self.stage.value
+        ident = self.identity
+        return self.stage.value + orjson.dumps(
+            [ident.namespace, ident.name, ident.executor_id, ident.launch_id,
+             ident.key.as_list()]).decode()
+
+    @classmethod
+    def decode(cls, raw: str | bytes) -> Published | None:
+        """Inverse of :meth:`encode`; None for a value this version cannot read."""
+        text = raw.decode() if isinstance(raw, bytes) else raw
+        try:
+            stage = Stage(text[:1])
+        except ValueError:
+            return None
+        if len(text) == 1:
+            return cls(stage)
+        try:
+            ns, name, executor_id, launch_id, key = orjson.loads(text[1:])
+            return cls(stage, PodIdentity(TaskKey.from_list(key), str(launch_id),
+                                          str(executor_id), str(ns), str(name)))
+        except (ValueError, TypeError, InvalidTaskKey):
+            return cls(stage)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """The outcome of one observation: the event to publish (if any) and the record to keep
+    (``None``: forget the pod, it is gone)."""
+
+    event: TaskEvent | None
+    after: Published | None
+
+
+def identity_of(pod: Json) -> PodIdentity | None:
+    """The pod's task identity from its annotations/labels; None for a pod that is not ours."""
+    found = task_identity(dict(pod))
+    if found is None:
+        return None
+    key, launch_id, executor_id = found
+    meta = pod.get("metadata") or {}
+    return PodIdentity(key, launch_id, executor_id, str(meta.get("namespace") or ""),
+                       str(meta.get("name") or ""))
+
+
+def parse_time(stamp: Any) -> float | None:
+    """Unix seconds of a Kubernetes RFC 3339 timestamp (``2024-05-01T10:00:00Z``), or None."""
+    if not isinstance(stamp, str) or not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(stamp).timestamp()
+    except ValueError:
+        return None
+
+
+def _container_statuses(status: Json) -> list[Json]:
+    return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
+
+
+def started_at(pod: Json) -> float | None:
+    """When the pod's first container started running (running or terminated state)."""
+    status = pod.get("status") or {}
+    times = []
+    for cs in status.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        for phase in ("running", "terminated"):
+            when = parse_time((state.get(phase) or {}).get("startedAt"))
+            if when is not None:
+                times.append(when)
+    return min(times) if times else None
+
+
+def start_latency(pod: Json) -> float | None:
+    """Seconds from the pod's creation to its first container running (second precision)."""
+    created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
+    started = started_at(pod)
+    if created is None or started is None:
+        return None
+    return max(0.0, started - created)
+
+
+def finished_at(pod: Json) -> float | None:
+    """When the pod's last container terminated, or None."""
+    status = pod.get("status") or {}
+    times = []
+    for cs in status.get("containerStatuses") or []:
+        when = parse_time(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
+        if when is not None:
+            times.append(when)
+    return max(times) if times else None
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a pod failed: a short reason (grouping key), a human message, the exit code."""
+
+    reason: str
+    message: str = ""
+    exit_code: int | None = None
+    container: str | None = None
+
+
+def failure_of(pod: Json) -> Failure:
+    """The reason a Failed pod failed, most specific first.
+
+    Pod-level reasons (Evicted, NodeLost, DeadlineExceeded, …) explain container exits that
+    follow from them, so they win; then OOMKilled, a deletion of the running pod, and finally
+    the first container that exited non-zero (reason ``Error``, or what the runtime wrote).
+    """
+    status = pod.get("status") or {}
+    exited = _first_failed_container(status)
+    code = exited[1].get("exitCode") if exited else None
+    exit_code = code if isinstance(code, int) else None
+    container = str(exited[0].get("name")) if exited else None
+    pod_reason = status.get("reason")
+    if pod_reason:
+        return Failure(str(pod_reason), str(status.get("message") or ""), exit_code, container)
+    if exited and exited[1].get("reason") == "OOMKilled":
+        return Failure("OOMKilled", str(exited[1].get("message") or
+                                        f"container {container} ran out of memory"),
+                       exit_code, container)
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return Failure(POD_DELETED, "pod deleted while running", exit_code, container)
+    if exited:
+        term = exited[1]
+        message = str(term.get("message") or f"container {container} exited with code "
+                      f"{exit_code}")
+        return Failure(str(term.get("reason") or "Error"), message, exit_code, container)
+    return Failure(FAILED_UNKNOWN, str(status.get("message") or "pod failed"), None, None)
+
+
+def _first_failed_container(status: Json) -> tuple[Json, Json] | None:
+    for cs in _container_statuses(status):
+        term = (cs.get("state") or {}).get("terminated")
+        if term and (term.get("exitCode") != 0 or term.get("reason") == "OOMKilled"):
+            return cs, term
+    return None
+
+
+def pending_failure(pod: Json, fatal_reasons: frozenset[str]) -> Failure | None:
+    """A Pending pod whose container waits for a reason that will not fix itself, or None."""
+    status = pod.get("status") or {}
+    for cs in _container_statuses(status):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason")
+        if reason and reason in fatal_reasons:
+            return Failure(str(reason), str(waiting.get("message") or ""), None,
+                           str(cs.get("name") or ""))
+    return None
+
+
+def _event(ident: PodIdentity, uid: str, kind: EventKind, state: TaskState | None,
+           reason: str | None, detail: dict[str, Any], now: float) -> TaskEvent:
+    return TaskEvent(key=ident.key, launch_id=ident.launch_id, executor_id=ident.executor_id,
+                     kind=kind, source=EventSource.WATCHER, state=state, reason=reason,
+                     pod_name=ident.name, namespace=ident.namespace, pod_uid=uid or None,
+                     occurred_at=now, detail=detail)
+
+
+def _failed(ident: PodIdentity, uid: str, failure: Failure, base: dict[str, Any],
+            now: float) -> Transition:
+    detail = dict(base)
+    if failure.message:
+        detail["message"] = failure.message
+    if failure.exit_code is not None:
+        detail["exit_code"] = failure.exit_code
+    if failure.container:
+        detail["container"] = failure.container
+    return Transition(_event(ident, uid, EventKind.STATE, TaskState.FAILED, failure.reason,
+                             detail, now), Published(Stage.FAILED))
+
+
+def observe(pod: Json, prior: Published | None, *, deleted: bool,
+            fatal_reasons: frozenset[str], now: float | None = None) -> Transition | None:
+    """Decide what one observation of ``pod`` publishes, given what was published before.
+
+    ``deleted`` is True for a DELETED watch event (``pod`` is then its last state). Returns
+    None for a pod that carries no podfleet identity (not ours; nothing to do).
+    """
+    when = time.time() if now is None else now
+    ident = identity_of(pod)
+    if ident is None:
+        return None
+    uid = str((pod.get("metadata") or {}).get("uid") or "")
+    if prior is not None and prior.stage.is_final:
+        # Everything has been said; a deletion only lets the record go.
+        return Transition(None, None if deleted else prior)
+    status = pod.get("status") or {}
+    phase = status.get("phase")
+    base = _details(pod, prior)
+    if phase == "Succeeded":
+        detail = dict(base, exit_code=0)
+        return Transition(_event(ident, uid, EventKind.STATE, TaskState.SUCCESS, None, detail,
+                                 when), None if deleted else Published(Stage.SUCCEEDED))
+    if phase == "Failed":
+        transition = _failed(ident, uid, failure_of(pod), base, when)
+        return Transition(transition.event, None if deleted else transition.after)
+    ran = phase == "Running" or (prior is not None and prior.stage is Stage.RUNNING)
+    if deleted:
+        if ran:
+            failure = Failure(POD_DELETED, "pod deleted while running")
+            return Transition(_failed(ident, uid, failure, base, when).event, None)
+        detail = dict(base, message="pod deleted before it started; launch it again")
+        return Transition(_event(ident, uid, EventKind.REQUEUE, None, DELETED_BEFORE_START,
+                                 detail, when), None)
+    if phase == "Running":
+        if prior is not None and prior.stage is Stage.RUNNING:
+            return Transition(None, prior)
+        return Transition(_event(ident, uid, EventKind.STATE, TaskState.RUNNING, None, base,
+                                 when), Published(Stage.RUNNING, ident))
+    if phase == "Pending" or not phase:
+        stuck = pending_failure(pod, fatal_reasons)
+        if stuck is not None:
+            return _failed(ident, uid, stuck, base, when)
+        if prior is not None:
+            return Transition(None, prior)
+        return Transition(None, Published(Stage.PENDING, ident))
+    # An unknown phase ("Unknown": the node stopped reporting): wait for a clearer one.
+    return Transition(None, prior if prior is not None else Published(Stage.PENDING, ident))
+
+
+def vanished(uid: str, prior: Published, now: float | None = None) -> Transition:
+    """A pod in the store but absent from a relist: it was deleted while nobody watched.
+
+    Its last state is unknown; what was published decides. Never started → REQUEUE; published
+    RUNNING → FAILED (it may have finished, but nobody can say how); final → just forget it.
+    """
+    when = time.time() if now is None else now
+    ident = prior.identity
+    if prior.stage.is_final or ident is None:
+        return Transition(None, None)
+    if prior.stage is Stage.RUNNING:
+        failure = Failure(POD_VANISHED, "pod deleted while running, and while no watcher "
+                          "watched: its outcome is unknown")
+        return Transition(_failed(ident, uid, failure, {}, when).event, None)
+    return Transition(_event(ident, uid, EventKind.REQUEUE, None, DELETED_BEFORE_START,
+                             {"message": "pod deleted before it started; launch it again"},
+                             when), None)
+
+
+def _details(pod: Json, prior: Published | None) -> dict[str, Any]:
+    """Node, and - the first time the pod is seen started - its start latency."""
+    detail: dict[str, Any] = {}
+    node = (pod.get("spec") or {}).get("nodeName")
+    if node:
+        detail["node"] = node
+    if prior is None or prior.stage is Stage.PENDING:
+        latency = start_latency(pod)
+        if latency is not None:
+            detail["start_latency_s"] = latency
+    return detail
