@@ -72,16 +72,20 @@ def safe_label_value(raw: str) -> str:
 
 def task_labels(key: TaskKey, launch_id: str, executor_id: str) -> dict[str, str]:
     """Labels that let the watcher select podfleet's pods and route them to their executor."""
-    return {
+    labels = {
         MANAGED_LABEL: MANAGED_VALUE,
         EXECUTOR_LABEL: safe_label_value(executor_id),
         DAG_ID_LABEL: safe_label_value(key.dag_id),
         TASK_ID_LABEL: safe_label_value(key.task_id),
         RUN_ID_LABEL: safe_label_value(key.run_id),
-        MAP_INDEX_LABEL: str(key.map_index),
         TRY_NUMBER_LABEL: str(key.try_number),
         LAUNCH_ID_LABEL: launch_id,
     }
+    # "-1" (not mapped) is not a valid label value (it must start alphanumeric); like
+    # Airflow, the label is set for mapped tasks only. The annotation always carries it.
+    if key.map_index >= 0:
+        labels[MAP_INDEX_LABEL] = str(key.map_index)
+    return labels
 
 
 def task_annotations(key: TaskKey, launch_id: str, executor_id: str,

@@ -41,3 +41,9 @@ class RedisKeys:
     def watcher_pod_records(self, scope: str) -> str:
         """Hash: pod uid -> what the watcher last published for that pod, per scope."""
         return f"{self.prefix}:watcher:pods:{scope}"
+
+    @property
+    def watcher_kick(self) -> str:
+        """String with an expiry: set while a "start a watcher" message is in flight, so the
+        whole fleet sends at most one per lease period."""
+        return f"{self.prefix}:watcher:kick"

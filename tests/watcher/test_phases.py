@@ -15,6 +15,7 @@ from watcher_support import (
     with_status,
 )
 
+from podfleet.contracts import pod_status
 from podfleet.contracts.events import EventKind, EventSource
 from podfleet.contracts.states import TaskState
 from podfleet.workers.watcher import phases
@@ -87,7 +88,7 @@ def test_pod_level_reason_wins_over_container_exit(pod: dict[str, Any], reason: 
 def test_failed_without_any_reason_still_fails(pod: dict[str, Any]) -> None:
     t = observe(with_status(pod, "Failed"))
     assert t.event is not None and t.event.state is TaskState.FAILED
-    assert t.event.reason == phases.FAILED_UNKNOWN
+    assert t.event.reason == pod_status.FAILED_UNKNOWN
 
 
 @pytest.mark.parametrize("reason", sorted(FATAL))
@@ -118,7 +119,7 @@ def test_pending_pod_deleted_is_requeued(pod: dict[str, Any]) -> None:
     t = observe(with_status(pod, "Pending", deleting=True), prior, deleted=True)
     # Then the task is requeued and the record forgotten
     assert t.event is not None and t.event.kind is EventKind.REQUEUE
-    assert t.event.state is None and t.event.reason == phases.DELETED_BEFORE_START
+    assert t.event.state is None and t.event.reason == pod_status.DELETED_BEFORE_START
     assert t.after is None
 
 
@@ -127,7 +128,7 @@ def test_running_pod_deleted_fails(pod: dict[str, Any]) -> None:
     t = observe(with_status(pod, "Running", containers=running(), deleting=True), prior,
                 deleted=True)
     assert t.event is not None and t.event.state is TaskState.FAILED
-    assert t.event.reason == phases.POD_DELETED
+    assert t.event.reason == pod_status.POD_DELETED
     assert t.after is None
 
 
@@ -137,7 +138,7 @@ def test_running_pod_killed_by_its_deletion_fails_as_deleted(pod: dict[str, Any]
     t = observe(with_status(pod, "Failed", containers=terminated(143, "Error"),
                             deleting=True), prior)
     # Then the reason says it was deleted, with the exit code in the details
-    assert t.event is not None and t.event.reason == phases.POD_DELETED
+    assert t.event is not None and t.event.reason == pod_status.POD_DELETED
     assert t.event.detail["exit_code"] == 143
 
 
@@ -177,7 +178,7 @@ def test_pod_vanished_unwatched(pod: dict[str, Any], stage: Stage,
     t = phases.vanished("uid-1", Published(stage, ident), now=1.0)
     assert t.event is not None and t.event.kind is expected
     if stage is Stage.RUNNING:
-        assert t.event.reason == phases.POD_VANISHED
+        assert t.event.reason == pod_status.POD_VANISHED
     assert t.after is None
 
 

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 import redis
 
+from podfleet.contracts import pod_status
 from podfleet.contracts.naming import MANAGED_SELECTOR
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
@@ -263,7 +264,7 @@ class ScopeWatch:
                 # Finished and published before, but maybe never deleted (watcher died).
                 pending.deletions.append((str(meta.get("namespace") or ""),
                                           str(meta.get("name") or ""), uid, after.stage,
-                                          phases.finished_at(pod)))
+                                          pod_status.finished_at(pod)))
             if len(pending.batch) >= self.options.max_batch:
                 self._flush(pending)
                 pending = _Pending()
@@ -416,7 +417,7 @@ class ScopeWatch:
             if not meta.get("deletionTimestamp"):
                 pending.deletions.append((str(meta.get("namespace") or ""),
                                           str(meta.get("name") or ""), uid, after.stage,
-                                          phases.finished_at(pod)))
+                                          pod_status.finished_at(pod)))
 
     def _flush(self, pending: _Pending, *, with_rv: bool = False) -> None:
         """Publish the batch (fenced); then - and only then - schedule its deletions."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -25,16 +24,18 @@ import orjson
 from podfleet.contracts.events import EventKind, EventSource, TaskEvent
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.naming import task_identity
+from podfleet.contracts.pod_status import (
+    DELETED_BEFORE_START,
+    POD_DELETED,
+    POD_VANISHED,
+    Failure,
+    failure_of,
+    pending_failure,
+    start_latency,
+)
 from podfleet.contracts.states import TaskState
 
 Json = Mapping[str, Any]
-
-# Reasons podfleet writes itself (the others are copied from the pod's status).
-POD_DELETED = "PodDeleted"            # a Running pod was deleted by someone else
-POD_VANISHED = "PodVanished"          # a running pod disappeared while no watcher watched
-DELETED_BEFORE_START = "PodDeletedBeforeStart"  # REQUEUE: the pod never ran
-FAILED_UNKNOWN = "Failed"             # phase Failed and no container or pod reason given
-
 
 class Stage(StrEnum):
     """The last thing the watcher published about one pod (one letter: it is stored per pod)."""
@@ -118,112 +119,6 @@ def identity_of(pod: Json) -> PodIdentity | None:
     meta = pod.get("metadata") or {}
     return PodIdentity(key, launch_id, executor_id, str(meta.get("namespace") or ""),
                        str(meta.get("name") or ""))
-
-
-def parse_time(stamp: Any) -> float | None:
-    """Unix seconds of a Kubernetes RFC 3339 timestamp (``2024-05-01T10:00:00Z``), or None."""
-    if not isinstance(stamp, str) or not stamp:
-        return None
-    try:
-        return datetime.fromisoformat(stamp).timestamp()
-    except ValueError:
-        return None
-
-
-def _container_statuses(status: Json) -> list[Json]:
-    return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
-
-
-def started_at(pod: Json) -> float | None:
-    """When the pod's first container started running (running or terminated state)."""
-    status = pod.get("status") or {}
-    times = []
-    for cs in status.get("containerStatuses") or []:
-        state = cs.get("state") or {}
-        for phase in ("running", "terminated"):
-            when = parse_time((state.get(phase) or {}).get("startedAt"))
-            if when is not None:
-                times.append(when)
-    return min(times) if times else None
-
-
-def start_latency(pod: Json) -> float | None:
-    """Seconds from the pod's creation to its first container running (second precision)."""
-    created = parse_time((pod.get("metadata") or {}).get("creationTimestamp"))
-    started = started_at(pod)
-    if created is None or started is None:
-        return None
-    return max(0.0, started - created)
-
-
-def finished_at(pod: Json) -> float | None:
-    """When the pod's last container terminated, or None."""
-    status = pod.get("status") or {}
-    times = []
-    for cs in status.get("containerStatuses") or []:
-        when = parse_time(((cs.get("state") or {}).get("terminated") or {}).get("finishedAt"))
-        if when is not None:
-            times.append(when)
-    return max(times) if times else None
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """Why a pod failed: a short reason (grouping key), a human message, the exit code."""
-
-    reason: str
-    message: str = ""
-    exit_code: int | None = None
-    container: str | None = None
-
-
-def failure_of(pod: Json) -> Failure:
-    """The reason a Failed pod failed, most specific first.
-
-    Pod-level reasons (Evicted, NodeLost, DeadlineExceeded, …) explain container exits that
-    follow from them, so they win; then OOMKilled, a deletion of the running pod, and finally
-    the first container that exited non-zero (reason ``Error``, or what the runtime wrote).
-    """
-    status = pod.get("status") or {}
-    exited = _first_failed_container(status)
-    code = exited[1].get("exitCode") if exited else None
-    exit_code = code if isinstance(code, int) else None
-    container = str(exited[0].get("name")) if exited else None
-    pod_reason = status.get("reason")
-    if pod_reason:
-        return Failure(str(pod_reason), str(status.get("message") or ""), exit_code, container)
-    if exited and exited[1].get("reason") == "OOMKilled":
-        return Failure("OOMKilled", str(exited[1].get("message") or
-                                        f"container {container} ran out of memory"),
-                       exit_code, container)
-    if (pod.get("metadata") or {}).get("deletionTimestamp"):
-        return Failure(POD_DELETED, "pod deleted while running", exit_code, container)
-    if exited:
-        term = exited[1]
-        message = str(term.get("message") or f"container {container} exited with code "
-                      f"{exit_code}")
-        return Failure(str(term.get("reason") or "Error"), message, exit_code, container)
-    return Failure(FAILED_UNKNOWN, str(status.get("message") or "pod failed"), None, None)
-
-
-def _first_failed_container(status: Json) -> tuple[Json, Json] | None:
-    for cs in _container_statuses(status):
-        term = (cs.get("state") or {}).get("terminated")
-        if term and (term.get("exitCode") != 0 or term.get("reason") == "OOMKilled"):
-            return cs, term
-    return None
-
-
-def pending_failure(pod: Json, fatal_reasons: frozenset[str]) -> Failure | None:
-    """A Pending pod whose container waits for a reason that will not fix itself, or None."""
-    status = pod.get("status") or {}
-    for cs in _container_statuses(status):
-        waiting = (cs.get("state") or {}).get("waiting") or {}
-        reason = waiting.get("reason")
-        if reason and reason in fatal_reasons:
-            return Failure(str(reason), str(waiting.get("message") or ""), None,
-                           str(cs.get("name") or ""))
-    return None
 
 
 def _event(ident: PodIdentity, uid: str, kind: EventKind, state: TaskState | None,

@@ -1,0 +1,1 @@
+"""The executor's subcommands of ``podfleet``: ``submit``, ``status`` and ``db``."""

@@ -1,0 +1,104 @@
+"""``podfleet status``: tasks by state and reason, and executors with their heartbeat age.
+
+Reads the metadata DB only (no Redis, no cluster), so it answers even when those are down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from podfleet.contracts.states import TaskState
+from podfleet.executor.cli.common import fail, schema_problem
+from podfleet.executor.db import ACTIVE_STATES, ExecutorRecord, TaskInstance, make_engine
+from podfleet.settings import Settings
+
+NAME = "status"
+WAITING_FOR_SLOT = "waiting for a slot (parallelism) or to be resent"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dag-id", default=None, help="only this DAG's tasks")
+    parser.add_argument("--state", default=None, choices=[s.value for s in TaskState],
+                        help="only tasks in this state")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    problem = schema_problem(settings.database.url)
+    if problem:
+        return fail(NAME, problem)
+    engine = make_engine(settings.database.url)
+    try:
+        report = collect(engine, dag_id=args.dag_id, state=args.state, now=time.time(),
+                         heartbeat_timeout=settings.executor.heartbeat_timeout_seconds)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
+    else:
+        print(render(report))
+    return 0
+
+
+def collect(engine: sa.Engine, *, dag_id: str | None, state: str | None, now: float,
+            heartbeat_timeout: float) -> dict[str, Any]:
+    """Task counts by state and by (state, reason), and every executor's liveness."""
+    waiting = sa.and_(TaskInstance.state == TaskState.QUEUED.value,
+                      TaskInstance.enqueued_at.is_(None))
+    reason = sa.case((waiting, sa.literal(WAITING_FOR_SLOT)), else_=TaskInstance.reason)
+    query = sa.select(TaskInstance.state, reason, sa.func.count()).group_by(
+        TaskInstance.state, reason)
+    if dag_id:
+        query = query.where(TaskInstance.dag_id == dag_id)
+    if state:
+        query = query.where(TaskInstance.state == state)
+    active = sa.select(TaskInstance.executor_id, sa.func.count()).where(
+        TaskInstance.state.in_(ACTIVE_STATES)).group_by(TaskInstance.executor_id)
+    with Session(engine) as session:
+        rows = session.execute(query).all()
+        active_by_executor: dict[str, int] = {
+            executor_id: number for executor_id, number in session.execute(active)}
+        executors = list(session.scalars(sa.select(ExecutorRecord).order_by(
+            ExecutorRecord.started_at)))
+    by_state: dict[str, int] = {}
+    by_reason: list[dict[str, Any]] = []
+    for task_state, task_reason, number in rows:
+        by_state[task_state] = by_state.get(task_state, 0) + number
+        by_reason.append({"state": task_state, "reason": task_reason, "count": number})
+    by_reason.sort(key=lambda r: (-r["count"], r["state"]))
+    listed = []
+    for record in executors:
+        age = now - record.heartbeat_at
+        alive = record.state == "running" and age <= heartbeat_timeout
+        listed.append({
+            "id": record.id, "hostname": record.hostname, "pid": record.pid,
+            "state": record.state if record.state != "running" or alive else "dead",
+            "heartbeat_age_seconds": round(age, 1), "adopted_by": record.adopted_by,
+            "active_tasks": active_by_executor.get(record.id, 0)})
+    return {"total": sum(by_state.values()), "by_state": by_state, "by_reason": by_reason,
+            "executors": listed}
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = [f"tasks: {report['total']}"]
+    for task_state in TaskState:
+        if task_state.value in report["by_state"]:
+            lines.append(f"  {task_state.value:<9} {report['by_state'][task_state.value]:>8}")
+    reasons = [r for r in report["by_reason"] if r["reason"]]
+    if reasons:
+        lines.append("by reason:")
+        for entry in reasons[:20]:
+            lines.append(f"  {entry['state']:<9} {entry['count']:>8}  {entry['reason']}")
+    lines.append("executors:" if report["executors"] else "executors: none registered")
+    for e in report["executors"]:
+        adopted = f", adopted by {e['adopted_by']}" if e["adopted_by"] else ""
+        lines.append(f"  {e['id']:<40} {e['state']:<8} heartbeat {e['heartbeat_age_seconds']}s"
+                     f" ago, {e['active_tasks']} active task(s){adopted}")
+    return "\n".join(lines)

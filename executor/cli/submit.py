@@ -1,0 +1,149 @@
+"""``podfleet submit``: queue tasks to run as pods, from the command line or a JSONL file.
+
+Examples::
+
+    podfleet submit --dag-id etl --task-id load --run-id r1 -- python -c 'print(1)'
+    podfleet submit --dag-id etl --task-id fan --run-id r1 --count 500 -- sleep 1
+    podfleet submit --from-file tasks.jsonl     # one {"dag_id", "task_id", ...} per line
+
+The tasks are owned by a short-lived executor that stops when the command ends, so a running
+executor adopts them and follows them to the end. Bad input prints why and exits 2 with
+nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from podfleet.executor.cli.common import fail, schema_problem
+from podfleet.executor.submission import InvalidSubmission, TaskSubmission
+from podfleet.settings import Settings
+
+NAME = "submit"
+FILE_FIELDS = ("dag_id", "task_id", "run_id", "map_index", "try_number", "command", "queue",
+               "executor_config", "deadline")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dag-id")
+    parser.add_argument("--task-id")
+    parser.add_argument("--run-id")
+    parser.add_argument("--map-index", type=int, default=None,
+                        help="map index (default -1; with --count: 0..N-1)")
+    parser.add_argument("--try-number", type=int, default=1)
+    parser.add_argument("--queue", default=None)
+    parser.add_argument("--executor-config", default=None, metavar="JSON",
+                        help="per-task pod settings as JSON, e.g. "
+                             "'{\"pod_override\": {...}}'")
+    parser.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
+                        help="fail the task as expired if its pod is not created within "
+                             "SECONDS from now")
+    parser.add_argument("--count", type=int, default=1,
+                        help="submit N tries of the task as map indexes 0..N-1")
+    parser.add_argument("--from-file", default=None, metavar="PATH",
+                        help="JSONL file of tasks ('-' = stdin); fields: "
+                             + ", ".join(FILE_FIELDS))
+    parser.add_argument("--json", action="store_true", help="print the launch ids as JSON")
+    # Not "command": podfleet's own parser keeps the subcommand's name under that dest.
+    parser.add_argument("task_command", nargs=argparse.REMAINDER, metavar="CMD",
+                        help="the task's command and arguments, after --")
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    try:
+        submissions = _submissions(args, now=time.time())
+    except ValueError as exc:
+        return fail(NAME, str(exc))
+    settings = Settings.from_env()
+    problem = schema_problem(settings.database.url)
+    if problem:
+        return fail(NAME, problem)
+    from podfleet.executor import Executor
+
+    executor = Executor(settings)
+    try:
+        launch_ids = executor.submit_many(submissions)
+    except InvalidSubmission as exc:
+        return fail(NAME, str(exc))
+    finally:
+        executor.terminate()
+    if args.json:
+        print(orjson.dumps({"executor_id": executor.executor_id,
+                            "launch_ids": launch_ids}).decode())
+    else:
+        print(f"submitted {len(launch_ids)} task(s) as executor {executor.executor_id}")
+    return 0
+
+
+def _submissions(args: argparse.Namespace, now: float) -> list[TaskSubmission]:
+    """The tasks the arguments describe; ValueError with a readable reason otherwise."""
+    command = list(args.task_command or [])
+    if command and command[0] == "--":
+        command = command[1:]
+    if args.from_file:
+        if command or args.dag_id or args.task_id or args.run_id:
+            raise ValueError("--from-file takes every task from the file: give no "
+                             "--dag-id/--task-id/--run-id or command with it")
+        return _read_file(args.from_file)
+    missing = [flag for flag, value in (("--dag-id", args.dag_id), ("--task-id", args.task_id),
+                                         ("--run-id", args.run_id)) if not value]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)} (or use --from-file)")
+    if not command:
+        raise ValueError("missing the task's command: put it after --, e.g. -- echo hello")
+    if args.count < 1:
+        raise ValueError("--count must be at least 1")
+    config = _json_arg(args.executor_config, "--executor-config")
+    deadline = None if args.deadline is None else now + args.deadline
+    if args.count == 1:
+        map_indexes = [-1 if args.map_index is None else args.map_index]
+    else:
+        start = 0 if args.map_index is None else args.map_index
+        map_indexes = list(range(start, start + args.count))
+    return [TaskSubmission((args.dag_id, args.task_id, args.run_id, index, args.try_number),
+                           command, args.queue, config, deadline) for index in map_indexes]
+
+
+def _read_file(path: str) -> list[TaskSubmission]:
+    try:
+        lines = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror}") from None
+    submissions: list[TaskSubmission] = []
+    for number, line in enumerate(lines.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            data = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}:{number}: each line must be a JSON object")
+        unknown = sorted(set(data) - set(FILE_FIELDS))
+        if unknown:
+            raise ValueError(f"{path}:{number}: unknown field(s) {', '.join(unknown)}")
+        key = (data.get("dag_id"), data.get("task_id"), data.get("run_id"),
+               data.get("map_index", -1), data.get("try_number", 1))
+        # Validation (command_problem) judges the command, whatever its type here.
+        submissions.append(TaskSubmission(key, data.get("command"),  # type: ignore[arg-type]
+                                          data.get("queue"),
+                                          data.get("executor_config"), data.get("deadline")))
+    if not submissions:
+        raise ValueError(f"{path} holds no tasks")
+    return submissions
+
+
+def _json_arg(text: str | None, flag: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{flag} is not valid JSON: {exc}") from None

@@ -1,0 +1,108 @@
+"""What a submit carries, and the checks it must pass before anything is written.
+
+Validation happens in full before the first write: a batch with one bad task is refused as a
+whole with every problem named, so a caller never has to find out which half of its batch
+made it into the DB.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from podfleet.contracts.keys import InvalidTaskKey, TaskKey
+from podfleet.contracts.messages import command_problem
+from podfleet.pods import InvalidExecutorConfig, validate_executor_config
+
+QUEUE_MAX_LENGTH = 256
+
+
+class InvalidSubmission(ValueError):
+    """A submit refused before anything was written; ``problems`` lists every reason."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        shown = self.problems[:10]
+        more = len(self.problems) - len(shown)
+        text = "; ".join(shown) + (f"; and {more} more" if more > 0 else "")
+        super().__init__(f"submit refused, nothing was written: {text}")
+
+
+class DuplicateSubmission(InvalidSubmission):
+    """A task try is already queued or running (submit it again once it has finished)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSubmission:
+    """One task try to run, as given to ``Executor.submit_many``.
+
+    ``key`` may be a :class:`TaskKey`, an Airflow ``TaskInstanceKey`` or a 4/5-tuple;
+    ``deadline`` (epoch seconds) is the latest time its pod may still be created.
+    """
+
+    key: Any
+    command: Sequence[str]
+    queue: str | None = None
+    executor_config: Any = None
+    deadline: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ValidTask:
+    """A submission that passed every check, normalised for the DB and the launch message."""
+
+    key: TaskKey
+    command: list[str]
+    queue: str | None
+    executor_config: dict[str, Any] = field(default_factory=dict)
+    deadline: float | None = None
+
+
+def validate_submissions(submissions: Iterable[TaskSubmission]) -> list[ValidTask]:
+    """Check every submission; raise InvalidSubmission naming each problem, or return them."""
+    valid: list[ValidTask] = []
+    problems: list[str] = []
+    seen: set[TaskKey] = set()
+    for index, submission in enumerate(submissions):
+        task_problems: list[str] = []
+        key: TaskKey | None = None
+        try:
+            key = TaskKey.coerce(submission.key)
+        except InvalidTaskKey as exc:
+            task_problems.append(f"key: {exc}")
+        trouble = command_problem(submission.command)
+        if trouble:
+            task_problems.append(f"command {trouble}")
+        queue = submission.queue
+        if queue is not None and (not isinstance(queue, str) or not queue
+                                  or len(queue) > QUEUE_MAX_LENGTH):
+            task_problems.append(
+                f"queue must be a non-empty string of at most {QUEUE_MAX_LENGTH} characters")
+        deadline = submission.deadline
+        if deadline is not None and (
+                isinstance(deadline, bool) or not isinstance(deadline, int | float)
+                or not math.isfinite(deadline) or deadline <= 0):
+            task_problems.append("deadline must be a positive number (epoch seconds)")
+        config: dict[str, Any] = {}
+        try:
+            config = validate_executor_config(submission.executor_config)
+        except InvalidExecutorConfig as exc:
+            task_problems.append(str(exc))
+        if key is not None:
+            if key in seen:
+                task_problems.append("the same task try appears twice in this submit")
+            seen.add(key)
+        if task_problems or key is None:
+            where = f"task {index}" + (f" ({key})" if key is not None else "")
+            problems.extend(f"{where}: {p}" for p in task_problems)
+            continue
+        valid.append(ValidTask(key=key, command=list(submission.command), queue=queue,
+                               executor_config=config,
+                               deadline=None if deadline is None else float(deadline)))
+    if problems:
+        raise InvalidSubmission(problems)
+    if not valid:
+        raise InvalidSubmission(["no tasks to submit"])
+    return valid

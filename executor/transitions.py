@@ -1,0 +1,109 @@
+"""The executor's state machine: how one task event changes one task row, at most once.
+
+Events reach the executor at least once and in any order (a replayed stream after a crash, a
+launcher's LAUNCHED racing the watcher's RUNNING, a late event about an older launch of the same
+try). :func:`apply_event` therefore changes a row only when the event is about the row's
+*current* launch and moves it forward (``contracts.states.may_transition``); anything else is
+reported as ignored and changes nothing, which is what makes replays harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from podfleet.contracts.events import EventKind, TaskEvent
+from podfleet.contracts.messages import new_launch_id
+from podfleet.contracts.pod_status import describe_failure
+from podfleet.contracts.states import TaskState, may_transition
+from podfleet.executor.db import TaskInstance
+
+# A try launched this many times without finishing (pods deleted while Pending, stuck-queued
+# relaunches) fails instead of cycling forever (Airflow #36403).
+MAX_LAUNCHES_PER_TRY = 5
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"      # the row moved to the event's state
+    REQUEUED = "requeued"    # the row got a new launch and waits to be sent again
+    STALE = "stale"          # about another launch than the row's current one (or no row)
+    REPLAY = "replay"        # not forward (repeated or out of order): nothing to do
+    TERMINAL = "terminal"    # the row had already finished
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    outcome: Outcome
+    state: TaskState | None = None  # the row's new state when it changed
+
+
+def apply_event(row: TaskInstance | None, event: TaskEvent, now: float) -> Applied:
+    """Apply ``event`` to ``row`` (the row whose current launch id is the event's, or None)."""
+    if row is None or row.launch_id != event.launch_id:
+        return Applied(Outcome.STALE)
+    current = row.task_state
+    if current.is_terminal:
+        return Applied(Outcome.TERMINAL)
+    if event.kind is EventKind.REQUEUE:
+        if current is TaskState.RUNNING:
+            return Applied(Outcome.REPLAY)  # it ran: the watcher reports that as FAILED
+        reason = f"pod {event.pod_name or ''} deleted before it ran".replace("  ", " ")
+        state = relaunch(row, now, event.reason or reason)
+        return Applied(Outcome.REQUEUED if state is TaskState.QUEUED else Outcome.APPLIED,
+                       state)
+    assert event.state is not None  # TaskEvent.from_fields guarantees it for STATE events
+    new = event.state
+    if not may_transition(current, new):
+        return Applied(Outcome.REPLAY)
+    row.state = new.value
+    row.updated_at = now
+    if event.pod_name:
+        row.pod_name = event.pod_name
+    if event.namespace:
+        row.pod_namespace = event.namespace
+    if event.pod_uid:
+        row.pod_uid = event.pod_uid
+    at = event.occurred_at or now
+    if new is TaskState.LAUNCHED:
+        row.launched_at = at
+    elif new is TaskState.RUNNING:
+        row.launched_at = row.launched_at or at
+        row.running_at = at
+    else:
+        row.finished_at = at
+    if event.reason or new.is_terminal:
+        row.reason = (describe_failure(event.reason, event.detail.get("exit_code"))
+                      if event.reason else None)
+    return Applied(Outcome.APPLIED, new)
+
+
+def relaunch(row: TaskInstance, now: float, reason: str) -> TaskState:
+    """Give ``row`` a fresh launch (new launch id, so a new pod name) and queue it again.
+
+    Past :data:`MAX_LAUNCHES_PER_TRY` the try fails instead, with ``reason`` kept. Returns
+    the row's new state.
+    """
+    row.updated_at = now
+    if row.attempt >= MAX_LAUNCHES_PER_TRY:
+        row.state = TaskState.FAILED.value
+        row.finished_at = now
+        row.reason = f"gave up after {row.attempt} launches: {reason}"
+        return TaskState.FAILED
+    row.launch_id = new_launch_id()
+    row.attempt += 1
+    row.state = TaskState.QUEUED.value
+    row.queued_at = now
+    row.enqueued_at = None
+    row.launched_at = None
+    row.running_at = None
+    row.pod_name = None
+    row.pod_uid = None
+    row.reason = f"relaunch {row.attempt}: {reason}"
+    return TaskState.QUEUED
+
+
+def fail(row: TaskInstance, now: float, reason: str) -> None:
+    row.state = TaskState.FAILED.value
+    row.finished_at = now
+    row.updated_at = now
+    row.reason = reason

@@ -1,0 +1,119 @@
+"""Fixtures for the executor's tests: a migrated PostgreSQL DB emptied per test, Redis,
+the cluster simulator (a namespace per test), and executors built on them.
+
+Pods are created in the simulator directly, as the launcher would create them, and task events
+are published to the executor's stream with ``publish_events``, as the watcher would: these
+tests cover the executor alone, against real servers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from executor_support import SIGNING_KEY, Clock
+from kubernetes import client as k8s_client
+
+from podfleet.executor import Executor
+from podfleet.executor.migrate import upgrade
+from podfleet.kube.client import KubeClient
+from podfleet.settings import Settings
+from podfleet.simulator.cluster.config import ClusterConfig
+from podfleet.simulator.config import SimulatorConfig
+from podfleet.simulator.server import ThreadSimulator, start_simulator
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_url(postgres_database_url: str) -> str:
+    upgrade(postgres_database_url)
+    return postgres_database_url
+
+
+@pytest.fixture
+def database_url(migrated_postgres_url: str) -> Iterator[str]:
+    """The session's PostgreSQL database, with podfleet's tables emptied for this test."""
+    engine = sa.create_engine(migrated_postgres_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("TRUNCATE task_instances, executors RESTART IDENTITY"))
+    engine.dispose()
+    yield migrated_postgres_url
+
+
+@pytest.fixture(scope="session")
+def simulator() -> Iterator[ThreadSimulator]:
+    cluster = ClusterConfig(nodes=2, schedule_delay_s=0.01, container_start_delay_s=0.01,
+                            default_run_time_s=3600.0, termination_delay_s=0.01)
+    sim = start_simulator(SimulatorConfig(default_termination_grace_period_s=1,
+                                          cluster=cluster))
+    assert isinstance(sim, ThreadSimulator)
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def kube(simulator: ThreadSimulator) -> Iterator[KubeClient]:
+    configuration = k8s_client.Configuration()
+    configuration.host = simulator.url
+    configuration.api_key = {"authorization": simulator.token}
+    configuration.api_key_prefix = {"authorization": "Bearer"}
+    kube_client = KubeClient(k8s_client.ApiClient(configuration))
+    yield kube_client
+    kube_client.close()
+
+
+@pytest.fixture
+def namespace(kube: KubeClient) -> str:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": name}})
+    return name
+
+
+@pytest.fixture
+def environment(database_url: str, redis_url: str, namespace: str) -> dict[str, str]:
+    return {
+        "PODFLEET_DATABASE_URL": database_url,
+        "PODFLEET_REDIS_URL": redis_url,
+        "PODFLEET_NAMESPACE": namespace,
+        "PODFLEET_SIGNING_KEY": SIGNING_KEY,
+        "PODFLEET_BATCH_SIZE": "50",
+        "PODFLEET_PARALLELISM": "0",
+        "PODFLEET_HEARTBEAT_SECONDS": "5",
+        "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "60",
+    }
+
+
+ExecutorFactory = Callable[..., Executor]
+
+
+@pytest.fixture
+def make_executor(environment: dict[str, str], kube: KubeClient
+                  ) -> Iterator[ExecutorFactory]:
+    """Build executors on this test's servers; ``**env`` overrides PODFLEET_* variables
+    (lower-case names without the prefix: ``parallelism=3``)."""
+    made: list[Executor] = []
+
+    def build(clock: Clock | None = None, redis_url: str | None = None,
+              **env: Any) -> Executor:
+        values = dict(environment)
+        if redis_url:
+            values["PODFLEET_REDIS_URL"] = redis_url
+        values.update({f"PODFLEET_{k.upper()}": str(v) for k, v in env.items()})
+        executor = Executor(Settings.from_env(values), kube=_kube_copy(kube),
+                            clock=clock or Clock())
+        made.append(executor)
+        return executor
+
+    yield build
+    for executor in made:
+        with contextlib.suppress(Exception):  # already stopped, fenced, or Redis killed
+            executor.terminate()
+
+
+def _kube_copy(kube: KubeClient) -> KubeClient:
+    return KubeClient(k8s_client.ApiClient(kube.configuration))
+
+

@@ -1,0 +1,84 @@
+"""Helpers of the executor's tests: a hand-moved clock, DB reads, events and pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+
+from podfleet.contracts.events import EventKind, EventSource, TaskEvent, publish_events
+from podfleet.contracts.keys import TaskKey
+from podfleet.contracts.naming import pod_name, task_annotations, task_labels
+from podfleet.contracts.redis_keys import RedisKeys
+from podfleet.contracts.states import TaskState
+from podfleet.executor.db import TaskInstance, make_engine
+from podfleet.kube.client import KubeClient
+
+SIGNING_KEY = "executor-tests-signing-key-0123456789"
+
+
+class Clock:
+    """A clock the test moves by hand, so timeouts need no sleeping."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def key(task: str = "t", map_index: int = -1, try_number: int = 1) -> TaskKey:
+    return TaskKey("dag", task, "run-1", map_index, try_number)
+
+
+def rows(database_url: str) -> list[TaskInstance]:
+    engine = make_engine(database_url)
+    with sa.orm.Session(engine) as session:
+        found = list(session.scalars(sa.select(TaskInstance).order_by(TaskInstance.id)))
+    engine.dispose()
+    return found
+
+
+def row_of(database_url: str, task_key: TaskKey) -> TaskInstance:
+    matches = [r for r in rows(database_url) if r.key == task_key]
+    assert len(matches) == 1, f"{task_key}: {len(matches)} rows"
+    return matches[0]
+
+
+def event(row: TaskInstance, state: TaskState | None, *, kind: EventKind = EventKind.STATE,
+          launch_id: str | None = None, reason: str | None = None, at: float = 0.0,
+          executor_id: str | None = None) -> TaskEvent:
+    return TaskEvent(key=row.key, launch_id=launch_id or row.launch_id,
+                     executor_id=executor_id or row.executor_id, kind=kind,
+                     source=EventSource.WATCHER, state=state, reason=reason,
+                     pod_name=pod_name(row.key, launch_id or row.launch_id),
+                     namespace=row.pod_namespace, occurred_at=at or 1_700_000_001.0)
+
+
+def publish(redis_url: str, events: list[TaskEvent]) -> None:
+    client = redis.Redis.from_url(redis_url)
+    publish_events(client, RedisKeys(), events)
+    client.close()
+
+
+def create_pod(kube: KubeClient, namespace: str, row: TaskInstance,
+               annotations: dict[str, str] | None = None,
+               executor_id: str | None = None) -> dict[str, Any]:
+    """Create the pod of ``row``'s current launch, as the launcher would."""
+    owner = executor_id or row.executor_id
+    body = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {
+            "name": pod_name(row.key, row.launch_id),
+            "labels": task_labels(row.key, row.launch_id, owner),
+            "annotations": {**task_annotations(row.key, row.launch_id, owner, row.queued_at),
+                            **(annotations or {})},
+        },
+        "spec": {"restartPolicy": "Never",
+                 "containers": [{"name": "base", "image": "busybox", "command": row.command}]},
+    }
+    return kube.create_pod(namespace, body)

@@ -1,0 +1,87 @@
+"""``podfleet submit``, ``status`` and ``db upgrade`` on the embedded SQLite DB and real Redis."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from executor_support import SIGNING_KEY, rows
+
+from podfleet.cli import main
+
+DB_FLAGS = ("--dag-id", "etl", "--task-id", "load", "--run-id", "r1")
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path}/podfleet.sqlite"
+    monkeypatch.setenv("PODFLEET_DATABASE_URL", url)
+    monkeypatch.setenv("PODFLEET_REDIS_URL", redis_url)
+    monkeypatch.setenv("PODFLEET_SIGNING_KEY", SIGNING_KEY)
+    return url
+
+
+@pytest.fixture
+def upgraded(sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["db", "upgrade"]) == 0
+    assert "at revision 0001" in capsys.readouterr().out
+    return sqlite_env
+
+
+def test_submit_before_db_upgrade_says_what_to_run(
+        sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", *DB_FLAGS, "--", "echo", "hi"]) == 2
+    assert "podfleet db upgrade" in capsys.readouterr().err
+
+
+def test_submit_writes_tasks_and_status_counts_them(
+        upgraded: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # When a fleet of 25 mapped tries is submitted
+    assert main(["submit", *DB_FLAGS, "--count", "25", "--", "sh", "-c", "exit 0"]) == 0
+    assert "submitted 25 task(s)" in capsys.readouterr().out
+    # Then 25 rows exist, map indexes 0..24, with the command as given
+    stored = rows(upgraded)
+    assert sorted(r.map_index for r in stored) == list(range(25))
+    assert stored[0].command == ["sh", "-c", "exit 0"]
+    # And status reports them and the (stopped) submitting executor
+    assert main(["status", "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    assert report["by_state"] == {"queued": 25}
+    (submitter,) = report["executors"]
+    assert (submitter["state"], submitter["active_tasks"]) == ("stopped", 25)
+    assert main(["status"]) == 0
+    assert "queued" in capsys.readouterr().out
+
+
+def test_submit_from_a_jsonl_file(upgraded: str, tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text("\n".join(orjson.dumps(
+        {"dag_id": "d", "task_id": f"t{i}", "run_id": "r", "command": ["true"]}).decode()
+        for i in range(3)))
+    assert main(["submit", "--from-file", str(tasks)]) == 0
+    assert sorted(r.task_id for r in rows(upgraded)) == ["t0", "t1", "t2"]
+
+
+@pytest.mark.parametrize("argv", [
+    [*DB_FLAGS],                                                   # no command
+    ["--dag-id", "etl", "--task-id", "load", "--", "true"],        # no run id
+    [*DB_FLAGS, "--executor-config", "{not json", "--", "true"],   # config not JSON
+    [*DB_FLAGS, "--executor-config", '{"bogus": 1}', "--", "true"],  # unknown config field
+    ["--dag-id", "bad dag", "--task-id", "t", "--run-id", "r", "--", "true"],  # bad key
+    [*DB_FLAGS, "--count", "0", "--", "true"],
+], ids=["no-command", "no-run-id", "config-not-json", "config-unknown-field", "bad-dag-id",
+        "count-zero"])
+def test_bad_input_exits_2_and_writes_nothing(
+        upgraded: str, argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", *argv]) == 2
+    assert capsys.readouterr().err.startswith("podfleet submit: ")
+    assert rows(upgraded) == []
+
+
+def test_a_bad_line_in_a_file_writes_nothing(upgraded: str, tmp_path: Path) -> None:
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text('{"dag_id": "d", "task_id": "a", "run_id": "r", "command": ["true"]}\n'
+                     '{"dag_id": "d", "task_id": "b", "run_id": "r", "command": []}\n')
+    assert main(["submit", "--from-file", str(tasks)]) == 2
+    assert rows(upgraded) == []
