@@ -32,6 +32,9 @@ JSON = "application/json"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
+# How long auth headers from the client's configuration are reused before asking it again.
+AUTH_CACHE_SECONDS = 1.0
+
 # Status codes after which the same request may succeed later.
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -91,6 +94,7 @@ class KubeClient:
         self.host = str(self.configuration.host).rstrip("/")
         self.timeout_seconds = timeout_seconds
         self._pool: urllib3.PoolManager = api_client.rest_client.pool_manager
+        self._auth_cache: tuple[float, dict[str, str]] | None = None
 
     # --- construction -------------------------------------------------------------------
 
@@ -121,14 +125,25 @@ class KubeClient:
 
     # --- transport ----------------------------------------------------------------------
 
-    def _headers(self, content_type: str | None) -> dict[str, str]:
-        headers = {"Accept": JSON, "User-Agent": "podfleet"}
-        if content_type:
-            headers["Content-Type"] = content_type
-        # auth_settings() runs the refresh hook (exec plugins, rotated in-cluster tokens).
+    def _auth_headers(self) -> dict[str, str]:
+        # auth_settings() runs the refresh hook (exec plugins, rotated in-cluster tokens). With
+        # a kubeconfig that hook re-applies the whole config, ≈ 60 µs a call, so the result is
+        # reused for AUTH_CACHE_SECONDS: far shorter than any token's lifetime.
+        now = time.monotonic()
+        cached = self._auth_cache
+        if cached is not None and now - cached[0] < AUTH_CACHE_SECONDS:
+            return cached[1]
+        headers: dict[str, str] = {}
         for setting in self.configuration.auth_settings().values():
             if setting.get("in") == "header" and setting.get("value"):
                 headers[setting["key"]] = setting["value"]
+        self._auth_cache = (now, headers)
+        return headers
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {"Accept": JSON, "User-Agent": "podfleet", **self._auth_headers()}
+        if content_type:
+            headers["Content-Type"] = content_type
         return headers
 
     def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:

@@ -1,0 +1,219 @@
+"""The dramatiq broker every podfleet process shares, and a pipelined batch enqueue.
+
+Executors enqueue launch messages and workers consume them through the same
+:class:`dramatiq.brokers.redis.RedisBroker` configuration, built by :func:`make_broker`.
+dramatiq has no batch enqueue (``group().run()`` loops over single enqueues, ≈ 5,400/s), so
+:func:`enqueue_envelopes` writes many messages in one pipelined round trip by calling
+dramatiq's own ``dispatch.lua`` with its ``enqueue`` command: Redis then holds exactly what
+``RedisBroker.enqueue`` would have written (the message hash entry, the queue list entry and the
+sender's heartbeat), so dramatiq workers consume the messages normally.
+
+The executor never imports the actor modules; it names the launch actor by
+:data:`LAUNCH_ACTOR_NAME` only.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import dramatiq
+import redis
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import current_millis, dq_name
+from dramatiq.middleware import (
+    AgeLimit,
+    Callbacks,
+    CurrentMessage,
+    Middleware,
+    Pipelines,
+    Retries,
+    ShutdownNotifications,
+    TimeLimit,
+)
+
+from podfleet.settings import Settings, SettingsError
+
+LAUNCH_ACTOR_NAME = "podfleet_launch"
+WATCH_ACTOR_NAME = "podfleet_watch"
+
+# Idle consumers poll Redis with a backoff that grows up to the worker timeout; dramatiq's 1 s
+# default puts ~160 ms on a launch at low load, 100 ms keeps p50 under ~50 ms (PERF-FACTS).
+WORKER_TIMEOUT_MS = 100
+# A dead worker's unacked messages are requeued once its heartbeat is this old. Live workers
+# heartbeat on every poll (≤ WORKER_TIMEOUT_MS apart), so seconds are plenty of margin.
+DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 15.0
+HEARTBEAT_TIMEOUT_VARIABLE = "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS"
+# Unexpected actor errors (Redis briefly away while publishing events, say) are retried a few
+# times quickly; launch outcomes the actor handles itself never reach this policy.
+MAX_RETRIES = 10
+MIN_BACKOFF_MS = 1_000
+MAX_BACKOFF_MS = 60_000
+# A message that still fails after this long is stopped (TimeLimit); launch messages bound
+# their own time well below it by handing long retries to a delayed message.
+TIME_LIMIT_MS = 10 * 60 * 1000
+
+
+def broker_namespace(settings: Settings) -> str:
+    """The key prefix of dramatiq's queues: under podfleet's own prefix, so installations
+    sharing one Redis do not consume each other's messages."""
+    return f"{settings.redis.prefix}:dramatiq"
+
+
+def heartbeat_timeout_seconds(environ: dict[str, str] | None = None) -> float:
+    """The broker heartbeat timeout from ``PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS``."""
+    env = os.environ if environ is None else environ
+    raw = env.get(HEARTBEAT_TIMEOUT_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_HEARTBEAT_TIMEOUT_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 1.0:
+        raise SettingsError(f"{HEARTBEAT_TIMEOUT_VARIABLE} must be a number ≥ 1, got {raw!r}")
+    return value
+
+
+def make_broker(settings: Settings, *, middleware: Sequence[Middleware] = (),
+                heartbeat_timeout_s: float | None = None) -> RedisBroker:
+    """A RedisBroker on ``settings.redis.url`` with podfleet's middleware.
+
+    Kept from dramatiq's defaults: AgeLimit, TimeLimit, ShutdownNotifications, Callbacks,
+    Pipelines, Retries (with a short, bounded policy instead of 20 retries over 7 days), plus
+    CurrentMessage so an actor can re-enqueue or inspect its own message. ``middleware`` is
+    appended (workers add theirs here).
+    """
+    timeout_s = heartbeat_timeout_s if heartbeat_timeout_s is not None \
+        else heartbeat_timeout_seconds()
+    stack: list[Middleware] = [
+        AgeLimit(),
+        TimeLimit(time_limit=TIME_LIMIT_MS),
+        ShutdownNotifications(),
+        Callbacks(),
+        Pipelines(),
+        Retries(max_retries=MAX_RETRIES, min_backoff=MIN_BACKOFF_MS,
+                max_backoff=MAX_BACKOFF_MS),
+        CurrentMessage(),
+        *middleware,
+    ]
+    return RedisBroker(  # type: ignore[no-untyped-call]
+        url=settings.redis.url,
+        namespace=broker_namespace(settings),
+        middleware=stack,
+        heartbeat_timeout=int(timeout_s * 1000),
+        # Redis commands fail fast instead of hanging a worker thread on a dead connection.
+        socket_timeout=10,
+        socket_connect_timeout=5,
+        health_check_interval=30,
+    )
+
+
+def worker_environment(threads: int) -> dict[str, str]:
+    """dramatiq tuning read from the environment when a worker process imports dramatiq.
+
+    Prefetch stays small: a launch message carries a whole batch and takes a while, so a
+    worker hoarding hundreds of them would starve its peers and leave more to redeliver after
+    a crash.
+    """
+    return {
+        "dramatiq_worker_timeout": str(WORKER_TIMEOUT_MS),
+        "dramatiq_queue_prefetch": str(max(4, 2 * threads)),
+    }
+
+
+def _dispatch_args(broker: RedisBroker, command: str, queue_name: str,
+                   *args: Any, maintenance: bool = False) -> list[Any]:
+    # The argument layout of dramatiq's dispatch.lua (see its header).
+    return [command, current_millis(), queue_name, broker.broker_id, broker.heartbeat_timeout,
+            broker.dead_message_ttl, 1 if maintenance else 0,
+            broker._max_unpack_size(), *args]  # type: ignore[no-untyped-call]
+
+
+def _run_pipeline(broker: RedisBroker, calls: list[list[Any]]) -> list[Any]:
+    """EVALSHA dispatch.lua once per entry of ``calls`` in one pipelined round trip."""
+    script = broker.scripts["dispatch"]
+    for attempt in range(2):
+        pipe = broker.client.pipeline(transaction=False)
+        for args in calls:
+            pipe.evalsha(script.sha, 1, broker.namespace, *args)
+        results: list[Any] = pipe.execute(raise_on_error=False)
+        errors = [r for r in results if isinstance(r, Exception)]
+        if not errors:
+            return results
+        if attempt == 0 and all(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
+            # A fresh or restarted Redis: NOSCRIPT fails every call alike, nothing was
+            # written, so load the script and send the whole batch again.
+            broker.client.script_load(script.script)
+            continue
+        raise errors[0]
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def enqueue_envelopes(broker: RedisBroker, queue_name: str, envelopes: list[dict[str, Any]],
+                      *, delay_ms: int | None = None) -> list[str]:
+    """Enqueue one launch message per envelope (actor :data:`LAUNCH_ACTOR_NAME`,
+    ``args=(envelope,)``) in one Redis round trip; return the dramatiq message ids.
+
+    With ``delay_ms`` the messages go to the queue's delay queue with an ``eta``, exactly as
+    ``actor.send_with_options(delay=...)`` does. Raises a redis error when Redis cannot be
+    reached; messages already written stay (a launch is idempotent, so resending is safe).
+    """
+    if not envelopes:
+        return []
+    broker.declare_queue(queue_name)
+    target = queue_name
+    options: dict[str, Any] = {}
+    if delay_ms is not None:
+        target = dq_name(queue_name)
+        options["eta"] = current_millis() + int(delay_ms)
+    messages: list[dramatiq.Message[Any]] = []
+    calls: list[list[Any]] = []
+    for envelope in envelopes:
+        message: dramatiq.Message[Any] = dramatiq.Message(
+            queue_name=target, actor_name=LAUNCH_ACTOR_NAME, args=(envelope,), kwargs={},
+            options={**options, "redis_message_id": str(uuid.uuid4())})
+        broker.emit_before("enqueue", message, delay_ms)
+        messages.append(message)
+        calls.append(_dispatch_args(broker, "enqueue", target,
+                                    message.options["redis_message_id"], message.encode()))
+    _run_pipeline(broker, calls)
+    for message in messages:
+        broker.emit_after("enqueue", message, delay_ms)
+    return [m.message_id for m in messages]
+
+
+def requeue_dead_workers(broker: RedisBroker, queue_names: Sequence[str]) -> None:
+    """Run dramatiq's queue maintenance now for ``queue_names`` (and their delay queues).
+
+    dramatiq moves a dead worker's unacked messages back to their queue only during
+    "maintenance", which a dispatch call triggers at random (0.1 % of calls). Workers call this
+    on a timer instead, so a SIGKILLed worker's messages come back within about one heartbeat
+    timeout rather than whenever chance allows.
+    """
+    calls = []
+    for name in queue_names:
+        for queue in (name, dq_name(name)):
+            calls.append(_dispatch_args(broker, "qsize", queue, maintenance=True))
+    if calls:
+        _run_pipeline(broker, calls)
+
+
+def queue_sizes(broker: RedisBroker, queue_name: str) -> dict[str, int]:
+    """Messages waiting, waiting delayed, and dead-lettered on ``queue_name``."""
+    ns = broker.namespace
+    pipe = broker.client.pipeline(transaction=False)
+    pipe.llen(f"{ns}:{queue_name}")
+    pipe.hlen(f"{ns}:{dq_name(queue_name)}.msgs")
+    pipe.zcard(f"{ns}:{queue_name}.XQ")
+    ready, delayed, dead = pipe.execute()
+    return {"ready": int(ready), "delayed": int(delayed), "dead": int(dead)}
+
+
+def dead_letters(broker: RedisBroker, queue_name: str) -> list[dramatiq.Message[Any]]:
+    """The messages dead-lettered on ``queue_name`` (for tests and operators)."""
+    raw = broker.client.hvals(f"{broker.namespace}:{queue_name}.XQ.msgs")
+    return [dramatiq.Message.decode(data if isinstance(data, bytes) else str(data).encode())
+            for data in raw]

@@ -1,0 +1,372 @@
+"""Validation of a task's ``executor_config``, at submit, before anything is queued.
+
+Airflow users pass ``executor_config={"pod_override": V1Pod(...)}``; podfleet accepts that, a
+plain dict in the API's JSON form in its place, and a few per-task fields of its own (image,
+resources, env, …). Everything is checked against Kubernetes' own rules here, so a bad config
+fails the submit with a message naming the field rather than a pod create with a 422 later,
+and the result is normalised to plain JSON (models converted once) that travels in the launch
+message and is stored in the DB as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from podfleet.kube.models import is_api_model, model_to_json
+from podfleet.kube.rules import (
+    dns1123_label_errors,
+    dns1123_subdomain_errors,
+    label_key_errors,
+    label_value_errors,
+    parse_quantity,
+)
+
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+# Kubernetes' limit on the total size of a pod's annotations.
+ANNOTATIONS_MAX_BYTES = 256 * 1024
+# Airflow's legacy resource shorthands, mapped to (section, resource name).
+_RESOURCE_SHORTHANDS = {
+    "request_cpu": ("requests", "cpu"),
+    "request_memory": ("requests", "memory"),
+    "request_ephemeral_storage": ("requests", "ephemeral-storage"),
+    "limit_cpu": ("limits", "cpu"),
+    "limit_memory": ("limits", "memory"),
+    "limit_ephemeral_storage": ("limits", "ephemeral-storage"),
+    "limit_gpu": ("limits", "nvidia.com/gpu"),
+}
+_PREFIXED_RESOURCE_HINT = "cpu, memory, ephemeral-storage, hugepages-*, or a prefixed name " \
+                          "such as nvidia.com/gpu"
+
+
+class InvalidExecutorConfig(ValueError):
+    """An executor_config podfleet cannot turn into a pod; the message names the field."""
+
+
+def _fail(field: str, problem: str) -> InvalidExecutorConfig:
+    return InvalidExecutorConfig(f"executor_config.{field}: {problem}")
+
+
+def _as_json(value: Any) -> Any:
+    """Models (anywhere inside lists/dicts) converted to API JSON; plain values unchanged."""
+    if is_api_model(value):
+        return model_to_json(value)
+    if isinstance(value, list | tuple):
+        return [_as_json(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _as_json(v) for k, v in value.items()}
+    return value
+
+
+def _require_json(field: str, value: Any) -> Any:
+    """``value`` as JSON, or a clear error when it holds something JSON cannot carry."""
+    converted = _as_json(value)
+    try:
+        return orjson.loads(orjson.dumps(converted))
+    except TypeError as exc:
+        raise _fail(field, f"must be JSON-serialisable ({exc})") from None
+
+
+def _string(field: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(field, "must be a non-empty string")
+    return value
+
+
+def _object(field: str, value: Any) -> dict[str, Any]:
+    value = _require_json(field, value)
+    if not isinstance(value, dict):
+        raise _fail(field, f"must be an object, not {type(value).__name__}")
+    return value
+
+
+def _list_of_objects(field: str, value: Any) -> list[dict[str, Any]]:
+    value = _require_json(field, value)
+    if not isinstance(value, list):
+        raise _fail(field, f"must be a list, not {type(value).__name__}")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict):
+            raise _fail(f"{field}[{i}]", f"must be an object, not {type(item).__name__}")
+    return value
+
+
+def _string_map(field: str, value: Any, *, key_check: Callable[[str], list[str]],
+                value_check: Callable[[str], list[str]] | None) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise _fail(field, f"must be an object of strings, not {type(value).__name__}")
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise _fail(field, f"key {key!r} must be a string")
+        errors = key_check(key)
+        if errors:
+            raise _fail(f"{field}[{key!r}]", f"invalid key: {errors[0]}")
+        if not isinstance(item, str):
+            raise _fail(f"{field}[{key!r}]", f"value must be a string, not {type(item).__name__}")
+        if value_check is not None:
+            errors = value_check(item)
+            if errors:
+                raise _fail(f"{field}[{key!r}]", f"invalid value {item!r}: {errors[0]}")
+        result[key] = item
+    return result
+
+
+def _env(field: str, value: Any) -> list[dict[str, Any]]:
+    """``{"NAME": "value"}`` or a list of EnvVar objects/dicts → a list of EnvVar dicts."""
+    if isinstance(value, Mapping) and not is_api_model(value):
+        items: list[dict[str, Any]] = []
+        for name, val in value.items():
+            if not isinstance(name, str) or not isinstance(val, str):
+                raise _fail(f"{field}[{name!r}]", "names and values must be strings")
+            items.append({"name": name, "value": val})
+    else:
+        items = _list_of_objects(field, value)
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        name = item.get("name")
+        if not isinstance(name, str) or not name or "=" in name:
+            raise _fail(f"{field}[{i}].name", "must be a non-empty string without '='")
+        if "value" in item and item["value"] is not None and not isinstance(item["value"], str):
+            raise _fail(f"{field}[{i}].value", "must be a string")
+        if name in seen:
+            raise _fail(f"{field}[{i}].name", f"duplicate variable {name!r}")
+        seen.add(name)
+    return items
+
+
+def _named(field: str, items: list[dict[str, Any]], key: str = "name") -> None:
+    seen: set[str] = set()
+    for i, item in enumerate(items):
+        name = item.get(key)
+        if not isinstance(name, str) or not name:
+            raise _fail(f"{field}[{i}].{key}", "must be a non-empty string")
+        if key == "name":
+            errors = dns1123_label_errors(name)
+            if errors:
+                raise _fail(f"{field}[{i}].name", f"{name!r}: {errors[0]}")
+        if name in seen:
+            raise _fail(f"{field}[{i}].{key}", f"duplicate {name!r}")
+        seen.add(name)
+
+
+def _resources(field: str, value: Any) -> dict[str, dict[str, str]]:
+    value = _object(field, value)
+    result: dict[str, dict[str, str]] = {}
+    parsed: dict[str, dict[str, Any]] = {"requests": {}, "limits": {}}
+    for key, item in value.items():
+        if key in _RESOURCE_SHORTHANDS:
+            section, name = _RESOURCE_SHORTHANDS[key]
+            entries = {name: item}
+        elif key in ("requests", "limits"):
+            section = key
+            if not isinstance(item, dict):
+                raise _fail(f"{field}.{key}", "must be an object of quantities")
+            entries = item
+        else:
+            raise _fail(field, f"unknown key {key!r} (expected requests, limits or one of "
+                               f"{', '.join(sorted(_RESOURCE_SHORTHANDS))})")
+        for name, quantity in entries.items():
+            if quantity is None:
+                continue
+            if not isinstance(name, str) or ("/" not in name and name not in (
+                    "cpu", "memory", "ephemeral-storage") and not name.startswith("hugepages-")):
+                raise _fail(f"{field}.{section}", f"unknown resource {name!r} "
+                                                  f"(use {_PREFIXED_RESOURCE_HINT})")
+            try:
+                amount = parse_quantity(quantity)
+            except ValueError as exc:
+                raise _fail(f"{field}.{section}[{name!r}]", f"{quantity!r}: {exc}") from None
+            if amount < 0:
+                raise _fail(f"{field}.{section}[{name!r}]", "must be greater than or equal to 0")
+            parsed[section][name] = amount
+            result.setdefault(section, {})[name] = str(quantity)
+    for name, request in parsed["requests"].items():
+        limit = parsed["limits"].get(name)
+        if limit is not None and request > limit:
+            raise _fail(f"{field}.requests[{name!r}]",
+                        f"must be less than or equal to {name} limit of "
+                        f"{result['limits'][name]}")
+    return result
+
+
+def _secrets(field: str, value: Any) -> list[dict[str, str]]:
+    """Airflow-style secrets: deploy_type env (one key, or all keys via envFrom) or volume."""
+    if not isinstance(value, list | tuple):
+        raise _fail(field, "must be a list")
+    result: list[dict[str, str]] = []
+    for i, item in enumerate(value):
+        if not isinstance(item, Mapping):
+            # Duck-typed airflow.providers.cncf.kubernetes.secret.Secret.
+            item = {k: getattr(item, k, None)
+                    for k in ("deploy_type", "deploy_target", "secret", "key")}
+        deploy_type = item.get("deploy_type")
+        secret = item.get("secret")
+        target = item.get("deploy_target")
+        key = item.get("key")
+        where = f"{field}[{i}]"
+        if deploy_type not in ("env", "volume"):
+            raise _fail(f"{where}.deploy_type", "must be 'env' or 'volume'")
+        if not isinstance(secret, str) or dns1123_subdomain_errors(secret):
+            raise _fail(f"{where}.secret", f"must be a valid secret name, got {secret!r}")
+        if key is not None and (not isinstance(key, str) or not key):
+            raise _fail(f"{where}.key", "must be a non-empty string or absent")
+        if deploy_type == "volume" and (not isinstance(target, str)
+                                        or not target.startswith("/")):
+            raise _fail(f"{where}.deploy_target", "a volume secret needs an absolute mount path")
+        if deploy_type == "env" and key is not None and (
+                not isinstance(target, str) or not target):
+            raise _fail(f"{where}.deploy_target",
+                        "an env secret with a key needs the variable name")
+        entry = {"deploy_type": deploy_type, "secret": secret}
+        if target is not None:
+            entry["deploy_target"] = str(target)
+        if key is not None:
+            entry["key"] = key
+        result.append(entry)
+    return result
+
+
+def _pod_override(value: Any) -> dict[str, Any]:
+    pod = _object("pod_override", value)
+    for key in ("metadata", "spec"):
+        if key in pod and pod[key] is not None and not isinstance(pod[key], dict):
+            raise _fail(f"pod_override.{key}", "must be an object")
+    meta = pod.get("metadata") or {}
+    if "labels" in meta and meta["labels"] is not None:
+        _string_map("pod_override.metadata.labels", meta["labels"], key_check=label_key_errors,
+                    value_check=label_value_errors)
+    if "annotations" in meta and meta["annotations"] is not None:
+        _string_map("pod_override.metadata.annotations", meta["annotations"],
+                    key_check=label_key_errors, value_check=None)
+    spec = pod.get("spec") or {}
+    for list_field in ("containers", "initContainers", "volumes", "tolerations"):
+        if spec.get(list_field) is not None:
+            _list_of_objects(f"pod_override.spec.{list_field}", spec[list_field])
+    for i, container in enumerate(spec.get("containers") or []):
+        name = container.get("name")
+        if name is not None and (not isinstance(name, str) or dns1123_label_errors(name)):
+            raise _fail(f"pod_override.spec.containers[{i}].name",
+                        f"{name!r} is not a valid container name")
+        if container.get("resources") is not None:
+            _resources(f"pod_override.spec.containers[{i}].resources", container["resources"])
+        if container.get("env") is not None:
+            _env(f"pod_override.spec.containers[{i}].env", container["env"])
+    if spec.get("volumes"):
+        _named("pod_override.spec.volumes", spec["volumes"])
+    return pod
+
+
+# field -> normaliser; the order is the order of the normalised dict.
+_FIELDS: dict[str, Callable[[str, Any], Any]] = {
+    "pod_override": lambda f, v: _pod_override(v),
+    "namespace": lambda f, v: _checked_name(f, v, dns1123_label_errors),
+    "image": lambda f, v: _image(f, v),
+    "image_pull_policy": lambda f, v: _pull_policy(f, v),
+    "resources": _resources,
+    "node_selector": lambda f, v: _string_map(f, v, key_check=label_key_errors,
+                                              value_check=label_value_errors),
+    "affinity": _object,
+    "tolerations": _list_of_objects,
+    "labels": lambda f, v: _string_map(f, v, key_check=label_key_errors,
+                                       value_check=label_value_errors),
+    "annotations": lambda f, v: _annotations(f, v),
+    "env": _env,
+    "volumes": lambda f, v: _volumes(f, v),
+    "volume_mounts": lambda f, v: _mounts(f, v),
+    "service_account_name": lambda f, v: _checked_name(f, v, dns1123_subdomain_errors),
+    "security_context": _object,
+    "container_security_context": _object,
+    "secrets": _secrets,
+}
+KNOWN_FIELDS = tuple(_FIELDS)
+
+
+def _checked_name(field: str, value: Any, check: Callable[[str], list[str]]) -> str:
+    text = _string(field, value)
+    errors = check(text)
+    if errors:
+        raise _fail(field, f"{text!r}: {errors[0]}")
+    return text
+
+
+def _image(field: str, value: Any) -> str:
+    text = _string(field, value)
+    if any(c.isspace() for c in text):
+        raise _fail(field, f"{text!r} must not contain whitespace")
+    return text
+
+
+def _pull_policy(field: str, value: Any) -> str:
+    if value not in PULL_POLICIES:
+        raise _fail(field, f"must be one of {', '.join(PULL_POLICIES)}, got {value!r}")
+    return str(value)
+
+
+def _annotations(field: str, value: Any) -> dict[str, str]:
+    result = _string_map(field, value, key_check=label_key_errors, value_check=None)
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in result.items())
+    if size > ANNOTATIONS_MAX_BYTES:
+        raise _fail(field, f"too long: must have at most {ANNOTATIONS_MAX_BYTES} bytes")
+    return result
+
+
+def _volumes(field: str, value: Any) -> list[dict[str, Any]]:
+    items = _list_of_objects(field, value)
+    _named(field, items)
+    return items
+
+
+def _mounts(field: str, value: Any) -> list[dict[str, Any]]:
+    items = _list_of_objects(field, value)
+    for i, item in enumerate(items):
+        # Accept the Python client's attribute names too.
+        if "mount_path" in item and "mountPath" not in item:
+            item["mountPath"] = item.pop("mount_path")
+        if "read_only" in item and "readOnly" not in item:
+            item["readOnly"] = item.pop("read_only")
+        if "sub_path" in item and "subPath" not in item:
+            item["subPath"] = item.pop("sub_path")
+        if not isinstance(item.get("name"), str) or not item["name"]:
+            raise _fail(f"{field}[{i}].name", "must be a non-empty string")
+        path = item.get("mountPath")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise _fail(f"{field}[{i}].mountPath", "must be an absolute path")
+    _named(field, items, key="mountPath")
+    return items
+
+
+def validate_executor_config(config: Any) -> dict[str, Any]:
+    """Check ``config`` and return it normalised to plain JSON; raise InvalidExecutorConfig.
+
+    Accepts None or ``{}`` (no per-task changes). Known keys: ``pod_override`` (a V1Pod or a
+    dict in the API's JSON form) and podfleet's per-task fields :data:`KNOWN_FIELDS`. Models
+    anywhere are converted with the official client's serializer; lists of env vars,
+    volumes and mounts come back as lists of API JSON objects.
+    """
+    if config is None:
+        return {}
+    if is_api_model(config):
+        raise InvalidExecutorConfig(
+            "executor_config must be a dict such as {'pod_override': V1Pod(...)}, "
+            f"not a bare {type(config).__name__}")
+    if not isinstance(config, Mapping):
+        raise InvalidExecutorConfig(
+            f"executor_config must be a dict or None, not {type(config).__name__}")
+    if "KubernetesExecutor" in config:
+        raise InvalidExecutorConfig(
+            "executor_config['KubernetesExecutor'] is Airflow's removed legacy form; use "
+            "'pod_override' with a V1Pod, or podfleet's per-task fields")
+    unknown = [k for k in config if k not in _FIELDS]
+    if unknown:
+        raise InvalidExecutorConfig(
+            f"executor_config has unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(KNOWN_FIELDS)}")
+    result: dict[str, Any] = {}
+    for name, normalise in _FIELDS.items():
+        value = config.get(name)
+        if value is None:
+            continue
+        result[name] = normalise(name, value)
+    return result

@@ -1,0 +1,162 @@
+"""Merging pod JSON the way Airflow's ``PodGenerator.reconcile_pods`` merges V1Pods.
+
+Airflow users write a ``pod_override`` expecting its semantics, so podfleet keeps them, on the
+API's plain JSON instead of model objects:
+
+- a field the override sets replaces the base's; a field it leaves out (or null) keeps the
+  base's (nested objects such as ``resources`` or ``affinity`` are replaced whole);
+- ``metadata.labels`` and ``metadata.annotations`` merge key by key, the override winning;
+  ``finalizers`` and ``ownerReferences`` are extended;
+- containers are matched by name; an override container named like the base container, named
+  ``base`` (Airflow's convention) or unnamed merges into the first container — the task's;
+  other override containers are added as sidecars;
+- lists of named things merge by name instead of being concatenated as Airflow does, because
+  the API rejects a pod with two volumes, env vars or mounts of one name (or path) — the
+  override's entry replaces the base's in place, new ones are appended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+BASE_CONTAINER_NAME = "base"
+
+# container list field -> identity of an entry (entries with the same identity merge)
+_CONTAINER_KEYED_LISTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "env": lambda e: e.get("name"),
+    "volumeMounts": lambda m: m.get("mountPath"),
+    "volumeDevices": lambda d: d.get("devicePath"),
+    "ports": lambda p: (p.get("containerPort"), p.get("protocol", "TCP")),
+}
+_CONTAINER_EXTENDED_LISTS = ("envFrom",)
+
+
+def merge_keyed(base: list[Any] | None, override: list[Any] | None,
+                identity: Callable[[dict[str, Any]], Any]) -> list[Any] | None:
+    """``base`` with each ``override`` entry replacing the base entry of the same identity
+    (in place) or appended; entries without an identity are appended."""
+    if not override:
+        return base
+    if not base:
+        return list(override)
+    result = list(base)
+    index = {identity(item): i for i, item in enumerate(result)
+             if isinstance(item, dict) and identity(item) is not None}
+    for item in override:
+        key = identity(item) if isinstance(item, dict) else None
+        if key is not None and key in index:
+            result[index[key]] = item
+        else:
+            if key is not None:
+                index[key] = len(result)
+            result.append(item)
+    return result
+
+
+def _extend(base: list[Any] | None, override: list[Any] | None) -> list[Any] | None:
+    if not override:
+        return base
+    if not base:
+        return list(override)
+    return list(base) + [item for item in override if item not in base]
+
+
+def _overlay(base: dict[str, Any], override: dict[str, Any], skip: tuple[str, ...]) -> None:
+    """Set every non-null field of ``override`` (but ``skip``) on ``base``, in place."""
+    for key, value in override.items():
+        if key not in skip and value is not None:
+            base[key] = value
+
+
+def merge_container(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """One container: keyed lists merged by identity, envFrom extended, the rest overlaid."""
+    merged = dict(base)
+    skip = (*_CONTAINER_KEYED_LISTS, *_CONTAINER_EXTENDED_LISTS)
+    _overlay(merged, override, skip)
+    for field, identity in _CONTAINER_KEYED_LISTS.items():
+        value = merge_keyed(base.get(field), override.get(field), identity)
+        if value is not None:
+            merged[field] = value
+    for field in _CONTAINER_EXTENDED_LISTS:
+        value = _extend(base.get(field), override.get(field))
+        if value is not None:
+            merged[field] = value
+    return merged
+
+
+def merge_containers(base: list[dict[str, Any]] | None,
+                     override: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    """Containers matched by name; the task's (first) container also takes ``base``/unnamed."""
+    if not override:
+        return base
+    if not base:
+        return [dict(c) for c in override]
+    result = [dict(c) for c in base]
+    first_name = result[0].get("name")
+    for container in override:
+        name = container.get("name")
+        if name in (None, "", BASE_CONTAINER_NAME, first_name):
+            target = 0
+        else:
+            target = next((i for i, c in enumerate(result) if c.get("name") == name), -1)
+        if target < 0:
+            result.append(dict(container))
+        else:
+            merged = merge_container(result[target], container)
+            if target == 0 and first_name:
+                merged["name"] = first_name  # the task container keeps its name
+            result[target] = merged
+    return result
+
+
+def merge_metadata(base: dict[str, Any] | None,
+                   override: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not override:
+        return base
+    if not base:
+        return dict(override)
+    merged = dict(base)
+    _overlay(merged, override, ("labels", "annotations", "finalizers", "ownerReferences"))
+    for field in ("labels", "annotations"):
+        if override.get(field) or base.get(field):
+            merged[field] = {**(base.get(field) or {}), **(override.get(field) or {})}
+    for field in ("finalizers", "ownerReferences"):
+        value = _extend(base.get(field), override.get(field))
+        if value is not None:
+            merged[field] = value
+    return merged
+
+
+def merge_spec(base: dict[str, Any] | None,
+               override: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not override:
+        return base
+    if not base:
+        return dict(override)
+    merged = dict(base)
+    _overlay(merged, override, ("containers", "initContainers", "volumes"))
+    containers = merge_containers(base.get("containers"), override.get("containers"))
+    if containers is not None:
+        merged["containers"] = containers
+    name = lambda item: item.get("name")  # noqa: E731
+    for field in ("initContainers", "volumes"):
+        value = merge_keyed(base.get(field), override.get(field), name)
+        if value is not None:
+            merged[field] = value
+    return merged
+
+
+def reconcile_pods(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
+    """``override`` merged onto ``base`` (neither is modified); see the module docstring."""
+    if not override:
+        return base
+    merged = dict(base)
+    _overlay(merged, override, ("metadata", "spec"))
+    metadata = merge_metadata(base.get("metadata"), override.get("metadata"))
+    if metadata is not None:
+        merged["metadata"] = metadata
+    spec = merge_spec(base.get("spec"), override.get("spec"))
+    if spec is not None:
+        merged["spec"] = spec
+    return merged

@@ -1,0 +1,184 @@
+"""Helpers of the launcher tests: a podfleet world of worker processes, a sender, readers."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from podfleet.broker import enqueue_envelopes, make_broker
+from podfleet.contracts.events import TaskEvent
+from podfleet.contracts.keys import TaskKey
+from podfleet.contracts.messages import LaunchBatch, LaunchRequest, new_launch_id
+from podfleet.contracts.naming import EXECUTOR_LABEL, MANAGED_SELECTOR
+from podfleet.contracts.redis_keys import RedisKeys
+from podfleet.contracts.signing import MessageSigner
+from podfleet.kube.client import KubeClient
+from podfleet.settings import Settings
+from podfleet.simulator.cluster.config import ClusterConfig
+from podfleet.simulator.config import SimulatorConfig
+from podfleet.simulator.server import RunningSimulator
+
+SIGNING_KEY = "launcher-tests-signing-key-0123456789"
+ROOT = Path(__file__).resolve().parents[2]
+PODFLEET = str(Path(sys.executable).with_name("podfleet"))
+
+
+def sim_config() -> SimulatorConfig:
+    """Pods schedule at once and keep running, so the pod list is the set of creates."""
+    return SimulatorConfig(
+        default_termination_grace_period_s=1,
+        cluster=ClusterConfig(nodes=20, node_pods=500, schedule_delay_s=0.01,
+                              container_start_delay_s=0.05, default_run_time_s=3600.0),
+    )
+
+
+class Fleet:
+    """One test's podfleet world: env for workers, a sender, and readers of the outcome."""
+
+    def __init__(self, redis_url: str, sim: RunningSimulator, kubeconfig: Path,
+                 tmp_path: Path) -> None:
+        self.sim = sim
+        self.tmp_path = tmp_path
+        self.executor_id = f"ex-{uuid.uuid4().hex[:8]}"
+        self.env: dict[str, str] = {
+            "PODFLEET_REDIS_URL": redis_url,
+            "PODFLEET_KUBECONFIG": str(kubeconfig),
+            "PODFLEET_SIGNING_KEY": SIGNING_KEY,
+            "PODFLEET_EXECUTOR_ID": self.executor_id,
+            "PODFLEET_METRICS_PORT": "0",
+            "PODFLEET_LAUNCH_RATE": "0",
+            "PODFLEET_LAUNCH_BACKOFF_SECONDS": "0.05",
+            "PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS": "0.5",
+            "PODFLEET_KUBE_TIMEOUT_SECONDS": "2",
+            "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
+        }
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self._settings: Settings | None = None
+        self._broker: Any = None
+        self.redis = redis.Redis.from_url(redis_url)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = Settings.from_env(self.env)
+        return self._settings
+
+    @property
+    def broker(self) -> Any:
+        if self._broker is None:
+            self._broker = make_broker(self.settings)
+        return self._broker
+
+    # --- workers --------------------------------------------------------------------------
+
+    def start_worker(self, processes: int = 1, threads: int = 4,
+                     **env: str) -> subprocess.Popen[bytes]:
+        log = open(self.tmp_path / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
+        process = subprocess.Popen(
+            [PODFLEET, "worker", "--processes", str(processes), "--threads", str(threads),
+             "--no-watcher"],
+            env={**os.environ, **self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True, cwd=ROOT)
+        self.workers.append(process)
+        return process
+
+    def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the whole worker (its dramatiq parent and children), as a crash would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def stop_workers(self) -> None:
+        running = [p for p in self.workers if p.poll() is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(15)
+        for process in self.workers:
+            # No process of the group may outlive the test.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")
+                         for p in sorted(self.tmp_path.glob("worker-*.log")))
+
+    # --- messages -------------------------------------------------------------------------
+
+    def request(self, n: int = 0, *, command: tuple[str, ...] = ("echo", "hi"),
+                executor_config: dict[str, Any] | None = None,
+                deadline: float | None = None, dag_id: str = "dag") -> LaunchRequest:
+        return LaunchRequest(
+            key=TaskKey(dag_id, f"task-{n}", "run-1", -1, 1), launch_id=new_launch_id(),
+            command=command, executor_id=self.executor_id, namespace="default",
+            queued_at=time.time(), executor_config=executor_config or {}, deadline=deadline)
+
+    def seal(self, requests: list[LaunchRequest]) -> dict[str, Any]:
+        return LaunchBatch(requests=tuple(requests)).seal(MessageSigner(SIGNING_KEY.encode()))
+
+    def send(self, requests: list[LaunchRequest], batch_size: int = 50) -> None:
+        envelopes = [self.seal(requests[i:i + batch_size])
+                     for i in range(0, len(requests), batch_size)]
+        self.send_envelopes(envelopes)
+
+    def send_envelopes(self, envelopes: list[dict[str, Any]]) -> None:
+        enqueue_envelopes(self.broker, self.settings.launch.queue, envelopes)
+
+    # --- outcomes -------------------------------------------------------------------------
+
+    def events(self) -> list[TaskEvent]:
+        stream = RedisKeys(self.settings.redis.prefix).events(self.executor_id)
+        return [TaskEvent.from_fields(fields) for _, fields in self.redis.xrange(stream)]
+
+    def wait_for_events(self, count: int, timeout: float = 60.0) -> list[TaskEvent]:
+        deadline = time.monotonic() + timeout
+        stream = RedisKeys(self.settings.redis.prefix).events(self.executor_id)
+        while time.monotonic() < deadline:
+            if self.redis.xlen(stream) >= count:
+                return self.events()
+            self.check_workers_alive()
+            time.sleep(0.05)
+        raise AssertionError(f"only {self.redis.xlen(stream)} of {count} events after "
+                             f"{timeout}s\n{self.worker_logs()[-4000:]}")
+
+    def check_workers_alive(self) -> None:
+        for process in self.workers:
+            code = process.poll()
+            if code is not None and code != -signal.SIGKILL:
+                raise AssertionError(f"worker exited with {code}:\n{self.worker_logs()[-4000:]}")
+
+    def pods(self) -> list[dict[str, Any]]:
+        kube = KubeClient.from_config(kubeconfig=self.env["PODFLEET_KUBECONFIG"])
+        try:
+            return kube.list_pods("default", label_selector=(
+                f"{MANAGED_SELECTOR},{EXECUTOR_LABEL}={self.executor_id}")).items
+        finally:
+            kube.close()
+
+    def queue_sizes(self) -> dict[str, int]:
+        from podfleet.broker import queue_sizes
+
+        return queue_sizes(self.broker, self.settings.launch.queue)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, message: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(message)

@@ -1,0 +1,51 @@
+"""The cluster-wide GCRA limiter's grants, against a real Redis (no timing assertions)."""
+
+from __future__ import annotations
+
+import redis
+
+from podfleet.workers.rate_limits import ClusterRateLimiter
+
+
+def limiter(redis_url: str, rate: float = 10.0, burst: int = 5) -> ClusterRateLimiter:
+    return ClusterRateLimiter(redis.Redis.from_url(redis_url), "podfleet:ratelimit:test",
+                              rate, burst)
+
+
+def test_an_idle_limit_grants_a_whole_burst_at_once(redis_url: str) -> None:
+    grant = limiter(redis_url).reserve(5, max_wait_s=0)
+    assert (grant.granted, grant.wait_s) == (5, 0.0)
+
+
+def test_past_the_burst_nothing_is_granted_without_waiting(redis_url: str) -> None:
+    limit = limiter(redis_url)
+    limit.reserve(5, max_wait_s=0)
+
+    grant = limit.reserve(1, max_wait_s=0)
+
+    assert grant.granted == 0
+    assert 0 < grant.wait_s <= 0.1  # one interval at 10/s
+
+
+def test_a_reservation_grants_only_what_conforms_within_the_wait(redis_url: str) -> None:
+    limit = limiter(redis_url)
+    limit.reserve(5, max_wait_s=0)
+
+    grant = limit.reserve(10, max_wait_s=0.35)
+
+    assert grant.granted == 3  # permits at ~0.1, 0.2 and 0.3 s
+    assert 0.2 < grant.wait_s <= 0.3
+
+
+def test_limits_with_different_keys_do_not_share_permits(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    first = ClusterRateLimiter(client, "podfleet:ratelimit:a", 10, 2)
+    second = ClusterRateLimiter(client, "podfleet:ratelimit:b", 10, 2)
+    first.reserve(2, max_wait_s=0)
+
+    assert second.reserve(2, max_wait_s=0).granted == 2
+
+
+def test_a_zero_rate_is_unlimited_and_never_calls_redis() -> None:
+    unlimited = ClusterRateLimiter(redis.Redis(port=1), "podfleet:ratelimit:x", 0, 1)
+    assert unlimited.acquire(1000, max_wait_s=0).granted == 1000

@@ -1,0 +1,155 @@
+"""``podfleet worker``: run launcher (and watcher) actors in dramatiq worker processes.
+
+The parent validates the settings (a bad one exits 2 naming its variable), prepares the
+per-host metrics directory and endpoint, then runs dramatiq's own CLI
+(``python -m dramatiq podfleet.workers.actors:broker``) with podfleet's tuning in the
+environment, forwarding SIGINT/SIGTERM so dramatiq shuts its processes down cleanly.
+``podfleet worker --check`` validates the settings, reaches Redis and the Kubernetes API, and
+exits.
+
+Only the standard library and settings are imported at module level: prometheus-client must
+not be imported before the multiprocess directory is prepared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+from types import FrameType
+from typing import Any
+
+from podfleet.settings import Settings, SettingsError
+
+ACTORS_BROKER = "podfleet.workers.actors:broker"
+# Set in the worker processes' environment by --no-watcher; read by podfleet.workers.actors.
+NO_WATCHER_VARIABLE = "PODFLEET_WORKER_NO_WATCHER"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--processes", "-p", type=int, default=2,
+                        help="worker processes (default: 2)")
+    parser.add_argument("--threads", "-t", type=int, default=8,
+                        help="worker threads per process (default: 8)")
+    parser.add_argument("--queues", "-Q", nargs="*", default=None,
+                        help="consume only these queues (default: every queue of the actors)")
+    parser.add_argument("--no-watcher", action="store_true",
+                        help="do not run the watcher actor in these processes")
+    parser.add_argument("--check", action="store_true",
+                        help="validate settings, reach Redis and the Kubernetes API, and exit")
+    parser.add_argument("--verbose", "-v", action="count", default=0,
+                        help="more logging (dramatiq's -v)")
+
+
+def validate(settings: Settings) -> None:
+    """Everything a worker needs that can be checked before starting; raises SettingsError."""
+    settings.require_signing_key()
+    from podfleet.pods.factory import load_pod_template
+
+    load_pod_template(settings.pods.template_file)
+    from podfleet.broker import heartbeat_timeout_seconds
+
+    heartbeat_timeout_seconds()
+
+
+def _kube_client(settings: Settings) -> Any:
+    from podfleet.kube.client import KubeClient
+
+    try:
+        return KubeClient.from_settings(settings.kubernetes)
+    except Exception as exc:  # kubeconfig missing or unreadable, no in-cluster env, …
+        source = "PODFLEET_IN_CLUSTER" if settings.kubernetes.in_cluster else \
+            "PODFLEET_KUBECONFIG"
+        raise SettingsError(f"{source}: cannot load Kubernetes configuration: {exc}") from None
+
+
+def check(settings: Settings) -> int:
+    """Reach Redis and the Kubernetes API; print what was checked; 0 when all is well."""
+    import redis
+
+    from podfleet.kube.client import KubeApiError
+
+    ok = True
+    try:
+        redis.Redis.from_url(settings.redis.url, socket_connect_timeout=5).ping()
+        print(f"redis: ok ({settings.redis.url})")
+    except redis.RedisError as exc:
+        ok = False
+        print(f"redis: FAILED ({settings.redis.url}): {exc}")
+    kube = _kube_client(settings)
+    try:
+        kube.request("GET", kube.pods_path(settings.kubernetes.namespace),
+                     query={"limit": 1})
+        print(f"kubernetes: ok ({kube.host}, namespace {settings.kubernetes.namespace})")
+    except KubeApiError as exc:
+        ok = False
+        print(f"kubernetes: FAILED ({kube.host}): {exc}")
+    finally:
+        kube.close()
+    return 0 if ok else 1
+
+
+def _start_metrics(settings: Settings) -> tuple[Any, str | None]:
+    """Prepare the multiprocess directory and serve the host's endpoint (best effort)."""
+    try:
+        from podfleet.monitoring import exposition
+    except ImportError:
+        return None, None
+    directory = exposition.prepare_multiprocess_dir(settings)
+    try:
+        server = exposition.serve_worker_metrics(settings, (settings.launch.queue,))
+    except OSError as exc:
+        print(f"podfleet worker: metrics endpoint not started: {exc}", file=sys.stderr)
+        server = None
+    return server, directory
+
+
+def dramatiq_command(args: argparse.Namespace) -> list[str]:
+    command = [sys.executable, "-m", "dramatiq", ACTORS_BROKER,
+               "--processes", str(args.processes), "--threads", str(args.threads)]
+    if args.queues:
+        command += ["--queues", *args.queues]
+    if args.verbose:
+        command.append("-" + "v" * args.verbose)
+    return command
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.processes < 1 or args.threads < 1:
+        raise SettingsError("--processes and --threads must be at least 1")
+    settings = Settings.from_env()
+    validate(settings)
+    if args.check:
+        return check(settings)
+    _kube_client(settings).close()
+
+    from podfleet.broker import worker_environment
+
+    server, metrics_dir = _start_metrics(settings)
+    env = {**os.environ, **worker_environment(args.threads)}
+    if args.no_watcher:
+        env[NO_WATCHER_VARIABLE] = "1"
+    child = subprocess.Popen(dramatiq_command(args), env=env)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if server is not None:
+            server.close()
+        if metrics_dir and not settings.metrics.multiprocess_dir:
+            from podfleet.monitoring import exposition
+
+            exposition.remove_multiprocess_dir(metrics_dir)
+    return code

@@ -1,0 +1,62 @@
+"""The launch actor (:data:`podfleet.broker.LAUNCH_ACTOR_NAME`) on ``settings.launch.queue``.
+
+Importing this module declares the actor on the worker's broker
+(:func:`podfleet.workers.runtime.worker_broker`). The :class:`Launcher` and its connections are
+made on the first message, inside the worker process (after dramatiq forks it).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import dramatiq
+
+from podfleet.broker import LAUNCH_ACTOR_NAME, enqueue_envelopes
+from podfleet.contracts.signing import MessageSigner
+from podfleet.kube.client import KubeClient
+from podfleet.workers.launcher.launch import MESSAGE_BUDGET_S, Launcher
+from podfleet.workers.runtime import worker_broker, worker_settings
+
+_lock = threading.Lock()
+_launcher: Launcher | None = None
+
+
+def launcher() -> Launcher:
+    """This process's Launcher, made on first use."""
+    global _launcher
+    if _launcher is None:
+        with _lock:
+            if _launcher is None:
+                settings = worker_settings()
+                broker = worker_broker()
+                queue = settings.launch.queue
+
+                def requeue(envelope: dict[str, Any], delay_ms: int) -> None:
+                    enqueue_envelopes(broker, queue, [envelope], delay_ms=delay_ms or None)
+
+                _launcher = Launcher(
+                    settings,
+                    kube=KubeClient.from_settings(settings.kubernetes),
+                    redis_client=broker.client,
+                    signer=MessageSigner(settings.require_signing_key()),
+                    requeue=requeue)
+    return _launcher
+
+
+def launch(envelope: Any) -> None:
+    """Launch the pods of one signed launch message (see ``podfleet.workers.launcher``)."""
+    launcher().handle(envelope)
+
+
+launch_actor: dramatiq.Actor[[Any], None] = dramatiq.actor(
+    actor_name=LAUNCH_ACTOR_NAME,
+    queue_name=worker_settings().launch.queue,
+    broker=worker_broker(),
+    # Outcomes are handled inside; only unexpected errors (Redis away while publishing)
+    # reach dramatiq's retries, and a retry is safe: creates are idempotent.
+    max_retries=5,
+    min_backoff=1000,
+    max_backoff=30_000,
+    time_limit=int((MESSAGE_BUDGET_S * 4 + 60) * 1000),
+)(launch)

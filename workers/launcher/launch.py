@@ -1,0 +1,384 @@
+"""Turning one launch message into pods: verify, build, rate-limit, create, report.
+
+The rules, per pod (PITFALLS.md lists what they prevent):
+
+- past its deadline → FAILED "expired", nothing created (unless an earlier delivery already
+  created it, which a GET finds);
+- created (201) → LAUNCHED with the pod's uid; AlreadyExists (409) → LAUNCHED with
+  ``detail.already_exists`` — pod names are deterministic per launch, so a redelivered
+  message never makes a second pod;
+- rejected (400, 422, and other 4xx that a retry cannot fix: RBAC 403, missing namespace) →
+  FAILED with the API server's own message;
+- 429, 5xx, 403 "exceeded quota", a 409 that is not AlreadyExists, timeouts, connection errors
+  → retried with exponential backoff and jitter, honouring Retry-After, until
+  ``settings.launch.max_attempts`` attempts, then FAILED with the last reason.
+
+Creates go out in slow-start rounds (1, 2, 4, … at once), each round's size granted by the
+cluster-wide rate limiter first; a retryable failure halves the round and stops its growth,
+as Kubernetes' own controllers do, so a sick API server or an exhausted quota is not hammered.
+A worker thread only sleeps through short waits: when every pod left must wait longer than
+:data:`LONG_WAIT_S`, or the message has used :data:`MESSAGE_BUDGET_S`, the leftovers go back to
+the broker as a new signed message, delayed, carrying their attempt counts. The message is
+acked (the function returns) only after every pod of it is decided or handed on, and every
+event is published.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from podfleet.contracts.events import EventKind, EventSource, TaskEvent, publish_events
+from podfleet.contracts.messages import (
+    WIRE_VERSION,
+    InvalidMessage,
+    LaunchBatch,
+    LaunchRequest,
+    open_envelope,
+)
+from podfleet.contracts.naming import pod_name
+from podfleet.contracts.redis_keys import RedisKeys
+from podfleet.contracts.signing import MessageSigner
+from podfleet.contracts.states import TaskState
+from podfleet.kube.client import KubeApiError, KubeClient
+from podfleet.monitoring.metrics import (
+    KUBE_REQUEST_DURATION,
+    KUBE_REQUESTS,
+    LAUNCH_BATCH_SIZE,
+    LAUNCH_LATENCY,
+    LAUNCH_RETRIES,
+    PODS_CREATED,
+    TASK_EVENTS_PUBLISHED,
+)
+from podfleet.pods.factory import PodFactory
+from podfleet.settings import Settings
+from podfleet.workers.middleware.dead_letter import DeadLetter
+from podfleet.workers.rate_limits import ClusterRateLimiter
+
+logger = logging.getLogger("podfleet.workers.launcher")
+
+# A worker thread sleeps through retry waits up to this long; longer ones are handed back to
+# the broker as a delayed message, so a long outage does not pin worker threads.
+LONG_WAIT_S = 2.0
+# Time one message may take before its leftovers are handed back (well under TimeLimit).
+MESSAGE_BUDGET_S = 30.0
+# Largest slow-start round.
+MAX_ROUND = 64
+# Longest single wait for rate-limiter permits before the budget is checked again.
+LIMITER_MAX_WAIT_S = 5.0
+RATE_LIMIT_NAME = "launch"
+
+Requeue = Callable[[dict[str, Any], int], None]
+
+
+@dataclass(slots=True)
+class _Pending:
+    request: LaunchRequest
+    pod: dict[str, Any]
+    attempts: int = 0
+    last_reason: str = ""
+    not_before: float = 0.0  # time.monotonic()
+    uncertain: bool = False  # an attempt got no answer: the pod may exist
+
+
+@dataclass(slots=True)
+class LaunchReport:
+    """What one message came to (for logs, tests and the benchmark)."""
+
+    created: int = 0
+    already_exists: int = 0
+    failed: int = 0
+    expired: int = 0
+    requeued: int = 0
+    retries: int = 0
+    events: list[TaskEvent] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Result:
+    kind: str  # created | exists | rejected | retry
+    pod: dict[str, Any] | None = None
+    error: KubeApiError | None = None
+    sent_at: float = 0.0
+
+
+def _retry_label(error: KubeApiError) -> str:
+    if error.status == 0:
+        return "timeout" if error.reason == "Timeout" else "connection"
+    if error.is_quota:
+        return "quota"
+    return str(error.status)
+
+
+def describe(error: KubeApiError) -> str:
+    """The reason a task fails with: the API server's reason and message."""
+    if error.status:
+        return f"{error.reason} ({error.status}): {error.message}"
+    return f"{error.reason}: {error.message}"
+
+
+class Launcher:
+    """Handles launch envelopes; one per worker process, shared by its threads."""
+
+    def __init__(self, settings: Settings, *, kube: KubeClient, redis_client: Any,
+                 signer: MessageSigner, requeue: Requeue, factory: PodFactory | None = None,
+                 limiter: ClusterRateLimiter | None = None, concurrency: int = 32) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.redis = redis_client
+        self.signer = signer
+        self.requeue = requeue
+        self.keys = RedisKeys(settings.redis.prefix)
+        self.factory = factory or PodFactory(settings)
+        self.limiter = limiter or ClusterRateLimiter(
+            redis_client, self.keys.rate_limit(RATE_LIMIT_NAME), settings.launch.rate,
+            settings.launch.burst)
+        self.pool = ThreadPoolExecutor(max_workers=concurrency,
+                                       thread_name_prefix="podfleet-create")
+        self.max_attempts = settings.launch.max_attempts
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- entry point --------------------------------------------------------------------
+
+    def handle(self, envelope: Any) -> LaunchReport:
+        """Launch every request of ``envelope``; raise DeadLetter for a message to refuse."""
+        try:
+            batch = open_envelope(envelope, self.signer)
+        except InvalidMessage as exc:
+            reason = str(exc)
+            kind = "signature" if "signature" in reason else "malformed"
+            raise DeadLetter(f"launch message refused: {reason}", kind=kind) from None
+        carried = self._carried_attempts(envelope)
+        LAUNCH_BATCH_SIZE.observe(len(batch.requests))
+        report = LaunchReport()
+        pending: list[_Pending] = []
+        decided: list[TaskEvent] = []
+        for request in batch.requests:
+            if request.deadline is not None and time.time() > request.deadline:
+                name = pod_name(request.key, request.launch_id)
+                decided.append(self._expired(_Pending(request, {"metadata": {"name": name}}),
+                                             report))
+                continue
+            try:
+                pod = self.factory.build(request)
+            except ValueError as exc:
+                decided.append(self._failed(request, f"invalid executor_config: {exc}",
+                                            report, outcome="invalid"))
+                continue
+            attempts, reason = carried.get(request.launch_id, (0, ""))
+            pending.append(_Pending(request, pod, attempts=attempts, last_reason=reason))
+        self._publish(decided, report)
+        self._create_all(pending, report)
+        return report
+
+    # --- the create loop ----------------------------------------------------------------
+
+    def _create_all(self, pending: list[_Pending], report: LaunchReport) -> None:
+        started = time.monotonic()
+        window = 1
+        growing = True
+        while pending:
+            now = time.monotonic()
+            ready = [p for p in pending if p.not_before <= now]
+            if not ready:
+                next_at = min(p.not_before for p in pending)
+                if next_at - now > LONG_WAIT_S or now - started > MESSAGE_BUDGET_S:
+                    self._hand_back(pending, next_at - now, report)
+                    return
+                time.sleep(next_at - now)
+                continue
+            if now - started > MESSAGE_BUDGET_S:
+                self._hand_back(pending, 0.0, report)
+                return
+            expired = [p for p in ready if p.request.deadline is not None
+                       and time.time() > p.request.deadline]
+            if expired:
+                self._publish([self._expired(p, report) for p in expired], report)
+                gone = {id(p) for p in expired}
+                pending = [p for p in pending if id(p) not in gone]
+                continue
+            size = min(window, len(ready))
+            grant = self.limiter.acquire(size, min(LIMITER_MAX_WAIT_S, max(
+                0.1, MESSAGE_BUDGET_S - (time.monotonic() - started))))
+            if not grant.granted:
+                continue
+            batch = ready[:grant.granted]
+            results = list(self.pool.map(self._create, batch))
+            events: list[TaskEvent] = []
+            failed_round = False
+            done: set[int] = set()
+            for item, result in zip(batch, results, strict=True):
+                event = self._outcome(item, result, report)
+                if event is None:
+                    failed_round = True
+                else:
+                    events.append(event)
+                    done.add(id(item))
+            self._publish(events, report)
+            pending = [p for p in pending if id(p) not in done]
+            if failed_round:
+                window = max(1, window // 2)
+                growing = False
+            elif growing and grant.granted == size:
+                window = min(MAX_ROUND, window * 2)
+
+    def _create(self, item: _Pending) -> _Result:
+        namespace = item.request.namespace
+        sent_at = time.time()
+        began = time.perf_counter()
+        try:
+            pod = self.kube.create_pod(namespace, item.pod)
+        except KubeApiError as exc:
+            KUBE_REQUEST_DURATION.labels(verb="create").observe(time.perf_counter() - began)
+            KUBE_REQUESTS.labels(verb="create", code=str(exc.status)).inc()
+            if exc.status == 409 and exc.reason == "AlreadyExists":
+                return _Result("exists", error=exc, sent_at=sent_at)
+            if exc.retryable or exc.status == 409:
+                return _Result("retry", error=exc, sent_at=sent_at)
+            return _Result("rejected", error=exc, sent_at=sent_at)
+        KUBE_REQUEST_DURATION.labels(verb="create").observe(time.perf_counter() - began)
+        KUBE_REQUESTS.labels(verb="create", code="201").inc()
+        return _Result("created", pod=pod, sent_at=sent_at)
+
+    def _outcome(self, item: _Pending, result: _Result, report: LaunchReport
+                 ) -> TaskEvent | None:
+        """The event that decides ``item``, or None when it is to be retried."""
+        request = item.request
+        attempts = item.attempts + 1
+        if result.kind == "created":
+            assert result.pod is not None
+            return self._launched(item, report, result.pod, attempts=attempts,
+                                  sent_at=result.sent_at)
+        error = result.error
+        assert error is not None
+        if result.kind == "exists":
+            return self._launched(item, report, self._existing(item), attempts=attempts,
+                                  sent_at=result.sent_at, already_exists=True)
+        if result.kind == "rejected":
+            return self._failed(request, describe(error), report, outcome="invalid",
+                                detail={"status": error.status, "attempts": attempts})
+        item.attempts = attempts
+        item.last_reason = describe(error)
+        item.uncertain = item.uncertain or error.status == 0
+        if attempts >= self.max_attempts:
+            existing = self._existing(item) if item.uncertain else None
+            if existing:
+                return self._launched(item, report, existing, attempts=attempts,
+                                      sent_at=result.sent_at, already_exists=True)
+            return self._failed(
+                request, f"gave up after {attempts} attempts: {item.last_reason}", report,
+                outcome="failed", detail={"status": error.status, "attempts": attempts})
+        report.retries += 1
+        LAUNCH_RETRIES.labels(reason=_retry_label(error)).inc()
+        item.not_before = time.monotonic() + self._backoff(attempts, error.retry_after)
+        return None
+
+    def _backoff(self, attempts: int, retry_after: float | None) -> float:
+        base = self.settings.launch.backoff_seconds * float(2 ** (attempts - 1))
+        delay = min(self.settings.launch.backoff_max_seconds, base)
+        delay *= random.uniform(0.5, 1.0)  # jitter: retries from many pods spread out
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.settings.launch.backoff_max_seconds * 4))
+        return delay
+
+    def _existing(self, item: _Pending) -> dict[str, Any] | None:
+        """The pod of ``item`` if it exists (to report its uid); None on any doubt."""
+        try:
+            return self.kube.get_pod(item.request.namespace, item.pod["metadata"]["name"])
+        except KubeApiError:
+            return None
+
+    # --- events -------------------------------------------------------------------------
+
+    def _event(self, request: LaunchRequest, state: TaskState, *, reason: str | None = None,
+               pod: dict[str, Any] | None = None, name: str | None = None,
+               detail: dict[str, Any] | None = None) -> TaskEvent:
+        meta = (pod or {}).get("metadata") or {}
+        return TaskEvent(
+            key=request.key, launch_id=request.launch_id, executor_id=request.executor_id,
+            kind=EventKind.STATE, source=EventSource.LAUNCHER, state=state, reason=reason,
+            pod_name=meta.get("name") or name, namespace=request.namespace,
+            pod_uid=meta.get("uid"), detail=detail or {})
+
+    def _launched(self, item: _Pending, report: LaunchReport, pod: dict[str, Any] | None, *,
+                  attempts: int, sent_at: float, already_exists: bool = False) -> TaskEvent:
+        request = item.request
+        namespace = request.namespace
+        detail: dict[str, Any] = {"attempts": attempts, "sent_at": sent_at}
+        if already_exists:
+            detail["already_exists"] = True
+            report.already_exists += 1
+            PODS_CREATED.labels(namespace=namespace, outcome="already_exists").inc()
+        else:
+            report.created += 1
+            PODS_CREATED.labels(namespace=namespace, outcome="created").inc()
+            LAUNCH_LATENCY.labels(namespace=namespace).observe(
+                max(0.0, time.time() - request.queued_at))
+        return self._event(request, TaskState.LAUNCHED, pod=pod,
+                           name=item.pod.get("metadata", {}).get("name"), detail=detail)
+
+    def _failed(self, request: LaunchRequest, reason: str, report: LaunchReport, *,
+                outcome: str, detail: dict[str, Any] | None = None) -> TaskEvent:
+        report.failed += 1
+        PODS_CREATED.labels(namespace=request.namespace, outcome=outcome).inc()
+        logger.warning("task %s failed to launch: %s", request.key, reason)
+        return self._event(request, TaskState.FAILED, reason=reason, detail=detail)
+
+    def _expired(self, item: _Pending, report: LaunchReport) -> TaskEvent:
+        """A request past its deadline: FAILED "expired", unless its pod exists already."""
+        # An earlier delivery may have created the pod before the deadline passed.
+        existing = self._existing(item)
+        if existing:
+            return self._launched(item, report, existing, attempts=item.attempts,
+                                  sent_at=0.0, already_exists=True)
+        report.expired += 1
+        report.failed += 1
+        PODS_CREATED.labels(namespace=item.request.namespace, outcome="expired").inc()
+        return self._event(item.request, TaskState.FAILED, reason="expired",
+                           detail={"deadline": item.request.deadline})
+
+    def _publish(self, events: list[TaskEvent], report: LaunchReport) -> None:
+        if not events:
+            return
+        publish_events(self.redis, self.keys, events)
+        report.events.extend(events)
+        for event in events:
+            TASK_EVENTS_PUBLISHED.labels(source=EventSource.LAUNCHER.value,
+                                         state=event.state.value if event.state else "").inc()
+
+    # --- handing leftovers back to the broker --------------------------------------------
+
+    def _hand_back(self, pending: list[_Pending], delay_s: float, report: LaunchReport) -> None:
+        """Re-enqueue ``pending`` as one signed message, delayed by ``delay_s``."""
+        batch = LaunchBatch(requests=tuple(p.request for p in pending))
+        body = orjson.loads(batch.to_body())
+        body["retry"] = {p.request.launch_id: [p.attempts, p.last_reason] for p in pending}
+        raw = orjson.dumps(body)
+        envelope = {"v": WIRE_VERSION, "body": raw.decode(), "sig": self.signer.sign(raw)}
+        self.requeue(envelope, max(0, int(delay_s * 1000)))
+        report.requeued += len(pending)
+        logger.info("handed %d pod(s) back to the broker, due in %.1fs", len(pending), delay_s)
+
+    def _carried_attempts(self, envelope: Any) -> dict[str, tuple[int, str]]:
+        """Attempt counts a handed-back message carries (its body is already verified)."""
+        body = envelope.get("body") if isinstance(envelope, dict) else None
+        if not isinstance(body, str) or '"retry"' not in body:
+            return {}
+        retry = orjson.loads(body).get("retry")
+        if not isinstance(retry, dict):
+            return {}
+        carried: dict[str, tuple[int, str]] = {}
+        for launch_id, value in retry.items():
+            if (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
+                    and isinstance(value[1], str)):
+                carried[launch_id] = (value[0], value[1])
+        return carried
