@@ -38,7 +38,7 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from podfleet.broker import WATCH_ACTOR_NAME, enqueue_envelopes, make_broker
+from podfleet.broker import WATCH_ACTOR_NAME, WATCH_QUEUE, enqueue_envelopes, make_broker
 from podfleet.contracts.events import EventKind, EventSource, InvalidEvent, TaskEvent
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.messages import LaunchBatch, LaunchRequest, new_launch_id
@@ -89,8 +89,6 @@ MAX_STREAM_READS_PER_SYNC = 20
 MAX_LAUNCHES_PER_SYNC = 10_000
 IN_CHUNK = 1000  # ids per IN (...) clause
 RELABEL_THREADS = 8
-# Queue of the watcher actor (see podfleet.workers); one kick message starts a watcher.
-WATCH_QUEUE = "podfleet.watch"
 
 
 class ExecutorFenced(RuntimeError):

@@ -14,7 +14,6 @@ The executor never imports the actor modules; it names the launch actor by
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -34,18 +33,18 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from podfleet.settings import Settings, SettingsError
+from podfleet.settings import Settings
 
 LAUNCH_ACTOR_NAME = "podfleet_launch"
 WATCH_ACTOR_NAME = "podfleet_watch"
+WATCH_QUEUE = "podfleet.watch"
 
 # Idle consumers poll Redis with a backoff that grows up to the worker timeout; dramatiq's 1 s
 # default puts ~160 ms on a launch at low load, 100 ms keeps p50 under ~50 ms (PERF-FACTS).
 WORKER_TIMEOUT_MS = 100
 # A dead worker's unacked messages are requeued once its heartbeat is this old. Live workers
 # heartbeat on every poll (≤ WORKER_TIMEOUT_MS apart), so seconds are plenty of margin.
-DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 15.0
-HEARTBEAT_TIMEOUT_VARIABLE = "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS"
+# (settings.broker.heartbeat_timeout_seconds, PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS)
 # Unexpected actor errors (Redis briefly away while publishing events, say) are retried a few
 # times quickly; launch outcomes the actor handles itself never reach this policy.
 MAX_RETRIES = 10
@@ -62,21 +61,6 @@ def broker_namespace(settings: Settings) -> str:
     return f"{settings.redis.prefix}:dramatiq"
 
 
-def heartbeat_timeout_seconds(environ: dict[str, str] | None = None) -> float:
-    """The broker heartbeat timeout from ``PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS``."""
-    env = os.environ if environ is None else environ
-    raw = env.get(HEARTBEAT_TIMEOUT_VARIABLE, "").strip()
-    if not raw:
-        return DEFAULT_HEARTBEAT_TIMEOUT_SECONDS
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not value >= 1.0:
-        raise SettingsError(f"{HEARTBEAT_TIMEOUT_VARIABLE} must be a number ≥ 1, got {raw!r}")
-    return value
-
-
 def make_broker(settings: Settings, *, middleware: Sequence[Middleware] = (),
                 heartbeat_timeout_s: float | None = None) -> RedisBroker:
     """A RedisBroker on ``settings.redis.url`` with podfleet's middleware.
@@ -87,7 +71,7 @@ def make_broker(settings: Settings, *, middleware: Sequence[Middleware] = (),
     appended (workers add theirs here).
     """
     timeout_s = heartbeat_timeout_s if heartbeat_timeout_s is not None \
-        else heartbeat_timeout_seconds()
+        else settings.broker.heartbeat_timeout_seconds
     stack: list[Middleware] = [
         AgeLimit(),
         TimeLimit(time_limit=TIME_LIMIT_MS),

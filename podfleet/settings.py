@@ -80,6 +80,9 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS", "30", "Longest retry delay."),
     Variable("PODFLEET_KUBE_TIMEOUT_SECONDS", "10", "Timeout of one Kubernetes API request."),
     Variable("PODFLEET_LAUNCH_QUEUE", "podfleet.launch", "dramatiq queue of launch messages."),
+    Variable("PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS", "15",
+             "A worker silent this long counts as dead: its unacknowledged launch messages "
+             "are redelivered to other workers."),
     Variable("PODFLEET_SIGNING_KEY", "",
              "Shared secret (≥ 16 bytes) that signs launch messages. Required by executors "
              "and workers; the demo makes a random one."),
@@ -152,6 +155,11 @@ class LaunchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class BrokerSettings:
+    heartbeat_timeout_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class ExecutorSettings:
     executor_id: str
     parallelism: int
@@ -182,6 +190,7 @@ class Settings:
     kubernetes: KubernetesSettings
     pods: PodSettings
     launch: LaunchSettings
+    broker: BrokerSettings
     executor: ExecutorSettings
     watcher: WatcherSettings
     metrics: MetricsSettings
@@ -260,6 +269,10 @@ class Settings:
                                            minimum=0),
                 backoff_max_seconds=env.number("PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS", float,
                                                minimum=0),
+            ),
+            broker=BrokerSettings(
+                heartbeat_timeout_seconds=env.number(
+                    "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS", float, minimum=1),
             ),
             executor=ExecutorSettings(
                 executor_id=executor_id,

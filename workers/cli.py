@@ -49,9 +49,6 @@ def validate(settings: Settings) -> None:
     from podfleet.pods.factory import load_pod_template
 
     load_pod_template(settings.pods.template_file)
-    from podfleet.broker import heartbeat_timeout_seconds
-
-    heartbeat_timeout_seconds()
 
 
 def _kube_client(settings: Settings) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -86,7 +86,7 @@ def environment(database_url: str, redis_url: str, namespace: str) -> dict[str, 
     }
 
 
-ExecutorFactory = Callable[..., Executor]
+from executor_support import ExecutorFactory  # noqa: E402
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -12,6 +13,7 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name, task_annotations, task_labels
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
+from podfleet.executor import Executor
 from podfleet.executor.db import TaskInstance, make_engine
 from podfleet.kube.client import KubeClient
 
@@ -82,3 +84,7 @@ def create_pod(kube: KubeClient, namespace: str, row: TaskInstance,
                  "containers": [{"name": "base", "image": "busybox", "command": row.command}]},
     }
     return kube.create_pod(namespace, body)
+
+
+#: A fixture that makes executors (see conftest.py ``make_executor``).
+ExecutorFactory = Callable[..., Executor]

@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import ExecutorFactory
-from executor_support import Clock, create_pod, event, key, publish, row_of, rows
+from executor_support import Clock, ExecutorFactory, create_pod, event, key, publish, row_of, rows
 
 from podfleet.broker import queue_sizes
 from podfleet.contracts.naming import EXECUTOR_LABEL, pod_name

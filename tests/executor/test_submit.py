@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import ExecutorFactory
-from executor_support import SIGNING_KEY, key, row_of, rows
+from executor_support import SIGNING_KEY, ExecutorFactory, key, row_of, rows
 
 from podfleet.broker import LAUNCH_ACTOR_NAME, queue_sizes
 from podfleet.contracts.messages import LaunchBatch, open_envelope

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 import redis
-from conftest import ExecutorFactory
-from executor_support import Clock, event, key, publish, row_of
+from executor_support import Clock, ExecutorFactory, event, key, publish, row_of
 
 from podfleet.broker import queue_sizes
 from podfleet.contracts.events import EventKind

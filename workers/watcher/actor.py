@@ -29,7 +29,7 @@ import dramatiq
 import redis
 from dramatiq.middleware import Interrupt
 
-from podfleet.broker import WATCH_ACTOR_NAME
+from podfleet.broker import WATCH_ACTOR_NAME, WATCH_QUEUE
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.kube.client import KubeClient
 from podfleet.settings import Settings
@@ -38,7 +38,6 @@ from podfleet.workers.watcher.loop import PodSource, Watcher, WatchOptions
 
 log = logging.getLogger(__name__)
 
-WATCH_QUEUE = "podfleet.watch"
 
 #: Set when this worker process shuts down: every watcher running in it stops.
 PROCESS_STOPPING = threading.Event()
