@@ -1,0 +1,1 @@
+"""podfleet.simulator"""

@@ -1,0 +1,168 @@
+"""`podfleet sim`: run the simulator in the foreground until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import importlib
+import logging
+import signal
+import sys
+from typing import Any
+
+from podfleet.simulator.app import bind_socket, serve, url_of
+from podfleet.simulator.config import SimulatorConfig, config_from_json
+from podfleet.simulator.kubeconfig import write_kubeconfig
+from podfleet.simulator.server import READY_PREFIX
+
+# The cluster side adds its own flags (latencies, faults) through this module, if present:
+# add_arguments(parser) and apply_arguments(args, config).
+_CLUSTER_CLI = "podfleet.simulator.cluster.cli"
+
+
+def _cluster_cli() -> Any:
+    try:
+        return importlib.import_module(_CLUSTER_CLI)
+    except ModuleNotFoundError as exc:
+        if exc.name != _CLUSTER_CLI:
+            raise
+        return None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `podfleet sim` (and `python -m podfleet.simulator`)."""
+    defaults = SimulatorConfig()
+    parser.add_argument("--host", default=defaults.host, help="address to listen on")
+    parser.add_argument("--port", type=int, default=defaults.port, help="port (0 = a free one)")
+    parser.add_argument("--nodes", type=int, default=None, help="number of simulated nodes")
+    parser.add_argument("--kubeconfig-out", default=None, help="write a kubeconfig here")
+    parser.add_argument(
+        "--history-window",
+        type=int,
+        default=defaults.history_window_events,
+        help="watch history kept, in events (older resourceVersions get 410 Expired)",
+    )
+    parser.add_argument(
+        "--history-seconds",
+        type=float,
+        default=None,
+        help="watch history kept, in seconds (default: no age limit)",
+    )
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        default=[],
+        dest="namespaces",
+        help="create this namespace at start (repeatable)",
+    )
+    parser.add_argument(
+        "--token", default=None, help="require this bearer token (default: accept any)"
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=int,
+        default=defaults.default_termination_grace_period_s,
+        help="default terminationGracePeriodSeconds of pods, in seconds",
+    )
+    parser.add_argument(
+        "--bookmark-interval",
+        type=float,
+        default=defaults.bookmark_interval_seconds,
+        help="seconds between BOOKMARK events on watches that allow them",
+    )
+    parser.add_argument("--config-json", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--log-level", default="WARNING", help="logging level")
+    cluster_cli = _cluster_cli()
+    if cluster_cli is not None:
+        cluster_cli.add_arguments(parser)
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """The SimulatorConfig the flags describe (`--config-json` wins when given)."""
+    if args.config_json:
+        text = sys.stdin.read() if args.config_json == "-" else args.config_json
+        return config_from_json(text)
+    config = SimulatorConfig(
+        host=args.host,
+        port=args.port,
+        history_window_events=args.history_window,
+        history_window_seconds=args.history_seconds,
+        namespaces=list(args.namespaces),
+        token=args.token,
+        default_termination_grace_period_s=args.grace_period,
+        bookmark_interval_seconds=args.bookmark_interval,
+    )
+    if args.nodes is not None:
+        config.cluster.nodes = args.nodes
+    cluster_cli = _cluster_cli()
+    if cluster_cli is not None:
+        cluster_cli.apply_arguments(args, config)
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; print the URL once ready. Returns the exit code."""
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    config = config_from_args(args)
+    try:
+        sock = bind_socket(config.host, config.port)
+    except OSError as exc:
+        print(f"podfleet sim: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
+        return 2
+    url = url_of(sock)
+    if args.kubeconfig_out:
+        write_kubeconfig(args.kubeconfig_out, url, token=config.token)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+
+        def ready(_: object) -> None:
+            print(f"{READY_PREFIX}{url}", flush=True)
+            if args.kubeconfig_out:
+                print(f"kubeconfig written to {args.kubeconfig_out}", flush=True)
+
+        await serve(config, sock, stop, ready)
+
+    _install_fast_loop()
+    _tune_gc()
+    asyncio.run(main())
+    return 0
+
+
+def _tune_gc() -> None:
+    """Keep full garbage collections from rescanning every stored object.
+
+    The store holds hundreds of thousands of long-lived objects; with the default settings
+    each full collection walks all of them (tens of milliseconds at 100,000 pods), which
+    shows up as create latency spikes. Whatever survives a full collection is live, so it is
+    frozen (moved out of the collector's sight); later collections only look at newer objects.
+    Only the CLI (and so process mode) does this: it changes the whole interpreter.
+    """
+
+    def freeze_after_full_collection(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info.get("generation") == 2:
+            gc.freeze()
+
+    gc.set_threshold(10_000, 20, 10)
+    gc.callbacks.append(freeze_after_full_collection)
+
+
+def _install_fast_loop() -> None:
+    """Use uvloop when it is installed (it roughly halves the per-request overhead)."""
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="podfleet sim", description="Run the podfleet Kubernetes cluster simulator."
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))

@@ -1,0 +1,26 @@
+"""The objects one running simulator is made of, handed to every part that needs them."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from podfleet.simulator.stats import ApiStats
+
+if TYPE_CHECKING:
+    from podfleet.simulator.config import SimulatorConfig
+    from podfleet.simulator.faults import FaultInjector
+    from podfleet.simulator.store import ObjectStore
+
+
+@dataclass
+class SimulatorRuntime:
+    """Config, store, counters and the cluster side's objects of one simulator."""
+
+    config: SimulatorConfig
+    store: ObjectStore
+    loop: asyncio.AbstractEventLoop
+    stats: ApiStats = field(default_factory=ApiStats)
+    faults: FaultInjector | None = None
+    cluster: Any = None

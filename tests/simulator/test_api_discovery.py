@@ -1,0 +1,72 @@
+"""Discovery and non-resource paths, as kubectl and the official client read them."""
+
+from __future__ import annotations
+
+from kubernetes import client
+
+
+def test_version_reports_a_kubernetes_version(api_client: client.ApiClient) -> None:
+    info = client.VersionApi(api_client).get_code()
+
+    assert info.git_version.startswith("v1.")
+    assert info.major == "1"
+
+
+def test_api_lists_v1(raw) -> None:
+    code, body = raw.request("GET", "/api")
+
+    assert code == 200
+    assert body["kind"] == "APIVersions"
+    assert body["versions"] == ["v1"]
+
+
+def test_api_v1_describes_pods_with_verbs_and_short_names(raw) -> None:
+    code, body = raw.request("GET", "/api/v1")
+
+    resources = {r["name"]: r for r in body["resources"]}
+    assert code == 200
+    assert body["kind"] == "APIResourceList"
+    assert resources["pods"]["namespaced"] is True
+    assert resources["pods"]["shortNames"] == ["po"]
+    assert {"create", "delete", "get", "list", "patch", "update", "watch"} <= set(
+        resources["pods"]["verbs"]
+    )
+    assert resources["nodes"]["namespaced"] is False
+    assert resources["namespaces"]["shortNames"] == ["ns"]
+    assert "pods/status" in resources
+
+
+def test_apis_is_an_empty_group_list(raw) -> None:
+    code, body = raw.request("GET", "/apis")
+
+    assert code == 200
+    assert body == {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+
+
+def test_health_endpoints_answer_ok(raw) -> None:
+    assert raw.request("GET", "/healthz")[0] == 200
+    assert raw.request("GET", "/readyz")[0] == 200
+
+
+def test_unknown_path_is_a_404_status(raw) -> None:
+    code, body = raw.request("GET", "/api/v1/widgets")
+
+    assert code == 404
+    assert body["kind"] == "Status"
+    assert body["reason"] == "NotFound"
+    assert body["message"] == "the server could not find the requested resource"
+
+
+def test_unknown_group_path_is_a_404_status(raw) -> None:
+    code, body = raw.request("GET", "/apis/apps/v1/deployments")
+
+    assert code == 404
+    assert body["kind"] == "Status"
+
+
+def test_method_not_allowed_is_a_405_status(raw) -> None:
+    code, body = raw.request("POST", "/version", {})
+
+    assert code == 405
+    assert body["reason"] == "MethodNotAllowed"
+    assert body["code"] == 405

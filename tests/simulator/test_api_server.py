@@ -1,0 +1,107 @@
+"""Starting and stopping: thread mode, process mode, the CLI, and the kubeconfig it writes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import yaml
+from kubernetes import client, config
+
+from podfleet.simulator.config import SimulatorConfig, config_from_json, config_to_json
+from podfleet.simulator.server import READY_PREFIX, start_simulator
+
+
+def test_config_survives_the_trip_to_a_child_process() -> None:
+    original = SimulatorConfig(namespaces=["a"], history_window_seconds=5.0, token="t")
+    original.cluster.nodes = 7
+
+    copy = config_from_json(config_to_json(original))
+
+    assert copy == original
+
+
+def test_process_mode_serves_and_stops(tmp_path: Path) -> None:
+    sim = start_simulator(SimulatorConfig(), mode="process")
+    try:
+        api = sim.api_client()
+        namespaces = client.CoreV1Api(api).list_namespace()
+        api.close()
+        process = sim.process  # type: ignore[attr-defined]
+    finally:
+        sim.stop()
+
+    assert "default" in {ns.metadata.name for ns in namespaces.items}
+    assert process.poll() is not None
+
+
+def test_thread_mode_leaves_no_thread_behind() -> None:
+    before = {t.name for t in threading.enumerate()}
+
+    with start_simulator(SimulatorConfig()) as sim:
+        during = {t.name for t in threading.enumerate()}
+        assert sim.url.startswith("http://127.0.0.1:")
+
+    after = {t.name for t in threading.enumerate()}
+    assert "podfleet-simulator" in during
+    assert "podfleet-simulator" not in after - before
+
+
+def test_official_client_loads_the_written_kubeconfig(tmp_path: Path) -> None:
+    with start_simulator(SimulatorConfig()) as sim:
+        path = sim.write_kubeconfig(tmp_path / "kc.yaml")
+        api = config.new_client_from_config(config_file=str(path))
+        try:
+            nodes = client.CoreV1Api(api).list_node()
+        finally:
+            api.close()
+
+    document = yaml.safe_load(path.read_text())
+    assert document["current-context"] == "podfleet-sim"
+    assert document["clusters"][0]["cluster"]["server"] == sim.url
+    assert len(nodes.items) > 0
+
+
+def test_cli_prints_its_url_and_stops_on_sigterm(tmp_path: Path) -> None:
+    kubeconfig = tmp_path / "kc.yaml"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "podfleet.simulator",
+            "--port",
+            "0",
+            "--nodes",
+            "2",
+            "--namespace",
+            "extra",
+            "--kubeconfig-out",
+            str(kubeconfig),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        url = line[len(READY_PREFIX) :].strip()
+        api = config.new_client_from_config(config_file=str(kubeconfig))
+        try:
+            core = client.CoreV1Api(api)
+            nodes = core.list_node()
+            namespaces = {ns.metadata.name for ns in core.list_namespace().items}
+        finally:
+            api.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(15)
+
+    assert line.startswith(READY_PREFIX)
+    assert url.startswith("http://127.0.0.1:")
+    assert len(nodes.items) == 2
+    assert "extra" in namespaces
+    assert code == 0
