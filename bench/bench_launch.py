@@ -195,7 +195,7 @@ class Bench:
         if not Path(spy).exists():
             print("  (py-spy not installed: no profile)")
             return None
-        out = self.workdir / "profile.txt"
+        out = self.args.profile_out or self.workdir / "profile.txt"
         return subprocess.Popen(
             [spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
              "--output", str(out), "--rate", "250", "--nonblocking", "--gil"],
@@ -205,7 +205,7 @@ class Bench:
         spy.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             spy.wait(30)
-        report_profile(self.workdir / "profile.txt")
+        report_profile(self.args.profile_out or self.workdir / "profile.txt")
 
 
 def report_profile(path: Path, top: int = 15) -> None:
@@ -242,6 +242,10 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=200.0, help="limit for the tracking run")
     parser.add_argument("--profile", action="store_true", help="py-spy the capacity run")
+    parser.add_argument("--profile-out", type=Path, default=None,
+                        help="keep the raw py-spy profile in this file")
+    parser.add_argument("--capacity-only", action="store_true",
+                        help="measure capacity only (skip tracking and latency)")
     parser.add_argument("--lifecycle", action="store_true",
                         help="let the simulator schedule and run the pods too")
     args = parser.parse_args()
@@ -270,6 +274,8 @@ def main() -> int:
             f"{name} {cpu:.1f}s ({1e6 * cpu / len(events):.0f} µs/pod)"
             for name, cpu in bench.cpu.items()))
 
+        if args.capacity_only:
+            return 0
         rate = min(args.rate, capacity / 2)
         tracked = bench.phase(int(rate * (3 if args.quick else 10)), rate=rate)
         sent = sorted(e.detail["sent_at"] for e in tracked)

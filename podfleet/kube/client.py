@@ -29,6 +29,7 @@ except ImportError as exc:  # pragma: no cover - a hard dependency
     raise ImportError("podfleet needs the official `kubernetes` client (36.x or 37.x)") from exc
 
 JSON = "application/json"
+USER_AGENT = "podfleet"
 MERGE_PATCH = "application/merge-patch+json"
 STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
@@ -79,6 +80,42 @@ class KubeConnectionError(KubeApiError):
         super().__init__(0, reason, message)
 
 
+class AuthHeaders:
+    """Auth headers from the official client's configuration, reused briefly.
+
+    ``auth_settings()`` runs the configuration's refresh hook (exec plugins, rotated in-cluster
+    tokens). With a kubeconfig that hook re-applies the whole config, ≈ 60 µs a call, so the
+    result is reused for ``ttl_seconds``: far shorter than any token's lifetime. One instance
+    is shared by the sync and async clients of a process; safe to call from any thread.
+    """
+
+    def __init__(self, configuration: Any, ttl_seconds: float = AUTH_CACHE_SECONDS) -> None:
+        self.configuration = configuration
+        self.ttl_seconds = ttl_seconds
+        self._cache: tuple[float, dict[str, str]] | None = None
+
+    def cached(self) -> dict[str, str] | None:
+        """The headers if they were read less than ``ttl_seconds`` ago, else None."""
+        cached = self._cache
+        if cached is not None and time.monotonic() - cached[0] < self.ttl_seconds:
+            return cached[1]
+        return None
+
+    def refresh(self) -> dict[str, str]:
+        """Ask the configuration again (may run an exec plugin: can block)."""
+        now = time.monotonic()
+        headers: dict[str, str] = {}
+        for setting in self.configuration.auth_settings().values():
+            if setting.get("in") == "header" and setting.get("value"):
+                headers[setting["key"]] = setting["value"]
+        self._cache = (now, headers)
+        return headers
+
+    def headers(self) -> dict[str, str]:
+        cached = self.cached()
+        return cached if cached is not None else self.refresh()
+
+
 @dataclass(frozen=True, slots=True)
 class PodList:
     items: list[dict[str, Any]]
@@ -94,7 +131,7 @@ class KubeClient:
         self.host = str(self.configuration.host).rstrip("/")
         self.timeout_seconds = timeout_seconds
         self._pool: urllib3.PoolManager = api_client.rest_client.pool_manager
-        self._auth_cache: tuple[float, dict[str, str]] | None = None
+        self.auth = AuthHeaders(self.configuration)
 
     # --- construction -------------------------------------------------------------------
 
@@ -125,30 +162,14 @@ class KubeClient:
 
     # --- transport ----------------------------------------------------------------------
 
-    def _auth_headers(self) -> dict[str, str]:
-        # auth_settings() runs the refresh hook (exec plugins, rotated in-cluster tokens). With
-        # a kubeconfig that hook re-applies the whole config, ≈ 60 µs a call, so the result is
-        # reused for AUTH_CACHE_SECONDS: far shorter than any token's lifetime.
-        now = time.monotonic()
-        cached = self._auth_cache
-        if cached is not None and now - cached[0] < AUTH_CACHE_SECONDS:
-            return cached[1]
-        headers: dict[str, str] = {}
-        for setting in self.configuration.auth_settings().values():
-            if setting.get("in") == "header" and setting.get("value"):
-                headers[setting["key"]] = setting["value"]
-        self._auth_cache = (now, headers)
-        return headers
-
     def _headers(self, content_type: str | None) -> dict[str, str]:
-        headers = {"Accept": JSON, "User-Agent": "podfleet", **self._auth_headers()}
+        headers = {"Accept": JSON, "User-Agent": USER_AGENT, **self.auth.headers()}
         if content_type:
             headers["Content-Type"] = content_type
         return headers
 
     def url(self, path: str, query: Mapping[str, Any] | None = None) -> str:
-        params = {k: v for k, v in (query or {}).items() if v is not None}
-        return self.host + path + ("?" + urlencode(params) if params else "")
+        return api_url(self.host, path, query)
 
     def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
                 body: Any = None, content_type: str | None = None,
@@ -274,6 +295,12 @@ class KubeClient:
                 yield orjson.loads(pending)
         finally:
             response.release_conn()
+
+
+def api_url(host: str, path: str, query: Mapping[str, Any] | None = None) -> str:
+    """``host`` + ``path`` + the query's non-None parameters."""
+    params = {k: v for k, v in (query or {}).items() if v is not None}
+    return host + path + ("?" + urlencode(params) if params else "")
 
 
 def error_from_response(status: int, data: bytes, headers: Mapping[str, str]) -> KubeApiError:

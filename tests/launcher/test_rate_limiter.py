@@ -49,3 +49,23 @@ def test_limits_with_different_keys_do_not_share_permits(redis_url: str) -> None
 def test_a_zero_rate_is_unlimited_and_never_calls_redis() -> None:
     unlimited = ClusterRateLimiter(redis.Redis(port=1), "podfleet:ratelimit:x", 0, 1)
     assert unlimited.acquire(1000, max_wait_s=0).granted == 1000
+
+
+def test_permits_of_one_grant_are_spread_one_interval_apart(redis_url: str) -> None:
+    # Given a limit whose burst is spent
+    limit = limiter(redis_url)
+    limit.reserve(5, max_wait_s=0)
+
+    # When several permits are reserved in one grant
+    grant = limit.reserve(4, max_wait_s=1.0)
+
+    # Then each must wait for its own slot, not all for the last one's
+    assert grant.granted == 4
+    gaps = [b - a for a, b in zip(grant.delays_s, grant.delays_s[1:], strict=False)]
+    assert all(abs(gap - 0.1) < 1e-6 for gap in gaps)
+    assert grant.delays_s[-1] == grant.wait_s
+
+
+def test_a_burst_grant_may_use_every_permit_at_once(redis_url: str) -> None:
+    grant = limiter(redis_url).reserve(5, max_wait_s=0)
+    assert grant.delays_s == (0.0,) * 5

@@ -2,7 +2,9 @@
 
 Importing this module declares the actor on the worker's broker
 (:func:`podfleet.workers.runtime.worker_broker`). The :class:`Launcher` and its connections are
-made on the first message, inside the worker process (after dramatiq forks it).
+made on the first message, inside the worker process (after dramatiq forks it), and closed when
+the worker shuts down (:class:`LauncherShutdown`): its HTTP session, event loop thread and
+connection pool.
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ from podfleet.workers.runtime import worker_broker, worker_settings
 
 _lock = threading.Lock()
 _launcher: Launcher | None = None
+
+
+class LauncherShutdown(dramatiq.Middleware):
+    """Closes this process's Launcher once dramatiq's worker threads have all stopped."""
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        global _launcher
+        with _lock:
+            closing, _launcher = _launcher, None
+        if closing is not None:
+            closing.close()
 
 
 def launcher() -> Launcher:
@@ -48,6 +61,8 @@ def launch(envelope: Any) -> None:
     """Launch the pods of one signed launch message (see ``podfleet.workers.launcher``)."""
     launcher().handle(envelope)
 
+
+worker_broker().add_middleware(LauncherShutdown())
 
 launch_actor: dramatiq.Actor[[Any], None] = dramatiq.actor(
     actor_name=LAUNCH_ACTOR_NAME,

@@ -21,15 +21,22 @@ A worker thread only sleeps through short waits: when every pod left must wait l
 the broker as a new signed message, delayed, carrying their attempt counts. The message is
 acked (the function returns) only after every pod of it is decided or handed on, and every
 event is published.
+
+The creates of a round run as coroutines on the process's event loop
+(:class:`podfleet.kube.aio.EventLoopThread`) through one aiohttp session: the worker thread
+hands the whole round over and waits for its results, one handoff per round. Outcomes are
+published to Redis in one round trip per message, or sooner — before any wait, and once the
+oldest unpublished one is :data:`MAX_EVENT_DELAY_S` old — so none sits unpublished while the
+thread waits.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +54,7 @@ from podfleet.contracts.naming import pod_name
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
 from podfleet.contracts.states import TaskState
+from podfleet.kube.aio import DEFAULT_CONCURRENCY, AsyncKubeClient, EventLoopThread
 from podfleet.kube.client import KubeApiError, KubeClient
 from podfleet.monitoring.metrics import (
     KUBE_REQUEST_DURATION,
@@ -60,7 +68,7 @@ from podfleet.monitoring.metrics import (
 from podfleet.pods.factory import PodFactory
 from podfleet.settings import Settings
 from podfleet.workers.middleware.dead_letter import DeadLetter
-from podfleet.workers.rate_limits import ClusterRateLimiter
+from podfleet.workers.rate_limits import ClusterRateLimiter, Grant
 
 logger = logging.getLogger("podfleet.workers.launcher")
 
@@ -73,6 +81,8 @@ MESSAGE_BUDGET_S = 30.0
 MAX_ROUND = 64
 # Longest single wait for rate-limiter permits before the budget is checked again.
 LIMITER_MAX_WAIT_S = 5.0
+# Longest an outcome may wait for the rest of its message before it is published anyway.
+MAX_EVENT_DELAY_S = 0.05
 RATE_LIMIT_NAME = "launch"
 
 Requeue = Callable[[dict[str, Any], int], None]
@@ -99,6 +109,22 @@ class LaunchReport:
     requeued: int = 0
     retries: int = 0
     events: list[TaskEvent] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Outbox:
+    """Events decided but not yet published, and when the oldest of them was decided."""
+
+    events: list[TaskEvent] = field(default_factory=list)
+    since: float = 0.0  # time.monotonic()
+
+    def add(self, events: list[TaskEvent]) -> None:
+        if events and not self.events:
+            self.since = time.monotonic()
+        self.events.extend(events)
+
+    def overdue(self) -> bool:
+        return bool(self.events) and time.monotonic() - self.since >= MAX_EVENT_DELAY_S
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +155,14 @@ class Launcher:
 
     def __init__(self, settings: Settings, *, kube: KubeClient, redis_client: Any,
                  signer: MessageSigner, requeue: Requeue, factory: PodFactory | None = None,
-                 limiter: ClusterRateLimiter | None = None, concurrency: int = 32) -> None:
+                 limiter: ClusterRateLimiter | None = None,
+                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.settings = settings
+        # Rare calls (the GET that looks for an existing pod) stay on the sync client; the
+        # creates go through one aiohttp session on this process's own event loop.
         self.kube = kube
+        self.aio = AsyncKubeClient.from_client(kube, concurrency=concurrency)
+        self.loop = EventLoopThread("podfleet-launch-loop")
         self.redis = redis_client
         self.signer = signer
         self.requeue = requeue
@@ -140,12 +171,22 @@ class Launcher:
         self.limiter = limiter or ClusterRateLimiter(
             redis_client, self.keys.rate_limit(RATE_LIMIT_NAME), settings.launch.rate,
             settings.launch.burst)
-        self.pool = ThreadPoolExecutor(max_workers=concurrency,
-                                       thread_name_prefix="podfleet-create")
         self.max_attempts = settings.launch.max_attempts
+        # Metric children, looked up once: ``labels()`` takes a lock and builds a key per call.
+        self._create_seconds = KUBE_REQUEST_DURATION.labels(verb="create")
+        self._create_codes: dict[int, Any] = {}
+        self._outcomes: dict[tuple[str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Close the session and stop the event loop (at worker shutdown)."""
+        if self.loop.running:
+            try:
+                self.loop.run(self.aio.close(), timeout=5.0)
+            except Exception as exc:  # shutting down: nothing left to do about it
+                logger.warning("closing the launcher's HTTP session: %s", exc)
+            self.loop.stop()
+        self.kube.close()
 
     # --- entry point --------------------------------------------------------------------
 
@@ -176,13 +217,19 @@ class Launcher:
                 continue
             attempts, reason = carried.get(request.launch_id, (0, ""))
             pending.append(_Pending(request, pod, attempts=attempts, last_reason=reason))
-        self._publish(decided, report)
-        self._create_all(pending, report)
+        outbox = _Outbox()
+        outbox.add(decided)
+        try:
+            self._create_all(pending, report, outbox)
+        finally:
+            # Whatever is decided is published, even when something unexpected went wrong.
+            self._flush(outbox, report)
         return report
 
     # --- the create loop ----------------------------------------------------------------
 
-    def _create_all(self, pending: list[_Pending], report: LaunchReport) -> None:
+    def _create_all(self, pending: list[_Pending], report: LaunchReport,
+                    outbox: _Outbox) -> None:
         started = time.monotonic()
         window = 1
         growing = True
@@ -191,28 +238,32 @@ class Launcher:
             ready = [p for p in pending if p.not_before <= now]
             if not ready:
                 next_at = min(p.not_before for p in pending)
+                self._flush(outbox, report)
                 if next_at - now > LONG_WAIT_S or now - started > MESSAGE_BUDGET_S:
                     self._hand_back(pending, next_at - now, report)
                     return
                 time.sleep(next_at - now)
                 continue
             if now - started > MESSAGE_BUDGET_S:
+                self._flush(outbox, report)
                 self._hand_back(pending, 0.0, report)
                 return
             expired = [p for p in ready if p.request.deadline is not None
                        and time.time() > p.request.deadline]
             if expired:
-                self._publish([self._expired(p, report) for p in expired], report)
+                outbox.add([self._expired(p, report) for p in expired])
                 gone = {id(p) for p in expired}
                 pending = [p for p in pending if id(p) not in gone]
                 continue
             size = min(window, len(ready))
+            if not self.limiter.unlimited or outbox.overdue():
+                self._flush(outbox, report)  # the limiter may make this thread wait
             grant = self.limiter.acquire(size, min(LIMITER_MAX_WAIT_S, max(
                 0.1, MESSAGE_BUDGET_S - (time.monotonic() - started))))
             if not grant.granted:
                 continue
             batch = ready[:grant.granted]
-            results = list(self.pool.map(self._create, batch))
+            results = self.loop.run(self._create_round(batch, grant))
             events: list[TaskEvent] = []
             failed_round = False
             done: set[int] = set()
@@ -223,7 +274,7 @@ class Launcher:
                 else:
                     events.append(event)
                     done.add(id(item))
-            self._publish(events, report)
+            outbox.add(events)
             pending = [p for p in pending if id(p) not in done]
             if failed_round:
                 window = max(1, window // 2)
@@ -231,23 +282,48 @@ class Launcher:
             elif growing and grant.granted == size:
                 window = min(MAX_ROUND, window * 2)
 
-    def _create(self, item: _Pending) -> _Result:
+    async def _create_round(self, batch: list[_Pending], grant: Grant) -> list[_Result]:
+        """One slow-start round: the creates of ``batch`` concurrently, results in order.
+
+        Each create waits for its own rate-limiter permit (``grant.delay(i)``), so the pool
+        never sends faster than the cluster-wide rate, even within one round.
+        """
+        return list(await asyncio.gather(
+            *(self._create(item, grant.delay(i)) for i, item in enumerate(batch))))
+
+    async def _create(self, item: _Pending, delay_s: float = 0.0) -> _Result:
+        if delay_s > 0:
+            await asyncio.sleep(delay_s)
         namespace = item.request.namespace
         sent_at = time.time()
         began = time.perf_counter()
         try:
-            pod = self.kube.create_pod(namespace, item.pod)
+            pod = await self.aio.create_pod(namespace, item.pod)
         except KubeApiError as exc:
-            KUBE_REQUEST_DURATION.labels(verb="create").observe(time.perf_counter() - began)
-            KUBE_REQUESTS.labels(verb="create", code=str(exc.status)).inc()
+            self._create_seconds.observe(time.perf_counter() - began)
+            self._count_request(exc.status)
             if exc.status == 409 and exc.reason == "AlreadyExists":
                 return _Result("exists", error=exc, sent_at=sent_at)
             if exc.retryable or exc.status == 409:
                 return _Result("retry", error=exc, sent_at=sent_at)
             return _Result("rejected", error=exc, sent_at=sent_at)
-        KUBE_REQUEST_DURATION.labels(verb="create").observe(time.perf_counter() - began)
-        KUBE_REQUESTS.labels(verb="create", code="201").inc()
+        self._create_seconds.observe(time.perf_counter() - began)
+        self._count_request(201)
         return _Result("created", pod=pod, sent_at=sent_at)
+
+    def _count_request(self, status: int) -> None:
+        child = self._create_codes.get(status)
+        if child is None:
+            child = self._create_codes[status] = KUBE_REQUESTS.labels(verb="create",
+                                                                      code=str(status))
+        child.inc()
+
+    def _count_outcome(self, namespace: str, outcome: str) -> None:
+        child = self._outcomes.get((namespace, outcome))
+        if child is None:
+            child = self._outcomes[(namespace, outcome)] = PODS_CREATED.labels(
+                namespace=namespace, outcome=outcome)
+        child.inc()
 
     def _outcome(self, item: _Pending, result: _Result, report: LaunchReport
                  ) -> TaskEvent | None:
@@ -317,19 +393,22 @@ class Launcher:
         if already_exists:
             detail["already_exists"] = True
             report.already_exists += 1
-            PODS_CREATED.labels(namespace=namespace, outcome="already_exists").inc()
+            self._count_outcome(namespace, "already_exists")
         else:
             report.created += 1
-            PODS_CREATED.labels(namespace=namespace, outcome="created").inc()
-            LAUNCH_LATENCY.labels(namespace=namespace).observe(
-                max(0.0, time.time() - request.queued_at))
+            self._count_outcome(namespace, "created")
+            latency = self._latencies.get(namespace)
+            if latency is None:
+                latency = self._latencies[namespace] = LAUNCH_LATENCY.labels(
+                    namespace=namespace)
+            latency.observe(max(0.0, time.time() - request.queued_at))
         return self._event(request, TaskState.LAUNCHED, pod=pod,
                            name=item.pod.get("metadata", {}).get("name"), detail=detail)
 
     def _failed(self, request: LaunchRequest, reason: str, report: LaunchReport, *,
                 outcome: str, detail: dict[str, Any] | None = None) -> TaskEvent:
         report.failed += 1
-        PODS_CREATED.labels(namespace=request.namespace, outcome=outcome).inc()
+        self._count_outcome(request.namespace, outcome)
         logger.warning("task %s failed to launch: %s", request.key, reason)
         return self._event(request, TaskState.FAILED, reason=reason, detail=detail)
 
@@ -342,18 +421,25 @@ class Launcher:
                                   sent_at=0.0, already_exists=True)
         report.expired += 1
         report.failed += 1
-        PODS_CREATED.labels(namespace=item.request.namespace, outcome="expired").inc()
+        self._count_outcome(item.request.namespace, "expired")
         return self._event(item.request, TaskState.FAILED, reason="expired",
                            detail={"deadline": item.request.deadline})
 
-    def _publish(self, events: list[TaskEvent], report: LaunchReport) -> None:
+    def _flush(self, outbox: _Outbox, report: LaunchReport) -> None:
+        """Publish the outbox's events in one Redis round trip."""
+        events = outbox.events
         if not events:
             return
         publish_events(self.redis, self.keys, events)
+        outbox.events = []
         report.events.extend(events)
+        states: dict[str, int] = {}
         for event in events:
+            state = event.state.value if event.state else ""
+            states[state] = states.get(state, 0) + 1
+        for state, count in states.items():
             TASK_EVENTS_PUBLISHED.labels(source=EventSource.LAUNCHER.value,
-                                         state=event.state.value if event.state else "").inc()
+                                         state=state).inc(count)
 
     # --- handing leftovers back to the broker --------------------------------------------
 

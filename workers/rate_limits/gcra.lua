@@ -13,10 +13,13 @@
 --
 -- Permit i of a grant (1-based) conforms at  tat + i * interval - burst * interval.
 -- The caller is granted the largest k <= requested whose last permit conforms within
--- max_wait_us, the TAT moves on by k intervals, and wait_us says how long to wait before
--- using all k (0 when they conform now). With k = 0 nothing is reserved and wait_us is when
--- one permit would conform. Reserving rather than polling keeps callers in FIFO order and
--- costs one round trip per grant.
+-- max_wait_us, the TAT moves on by k intervals, and wait_us says when the *last* of the k
+-- conforms, relative to now (negative when it conformed already, inside the burst). Permit
+-- i of the grant (1-based) conforms wait_us - (k - i) * interval_us from now, and the
+-- caller must not use it earlier: using all k at the last one's time would put up to k - 1
+-- extra permits into a one-second window. With k = 0 nothing is reserved and wait_us is
+-- when one permit would conform. Reserving rather than polling keeps callers in FIFO order
+-- and costs one round trip per grant.
 
 local key = KEYS[1]
 local interval = tonumber(ARGV[1])
@@ -43,9 +46,6 @@ end
 
 local new_tat = tat + granted * interval
 local wait = new_tat - tolerance - now
-if wait < 0 then
-    wait = 0
-end
 redis.call("SET", key, string.format("%.0f", new_tat),
            "PX", math.floor((new_tat - now) / 1000) + 1000)
 return {granted, wait}

@@ -18,10 +18,20 @@ _SCRIPT = resources.files("podfleet.workers.rate_limits").joinpath("gcra.lua").r
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """``granted`` permits, usable once ``wait_s`` seconds have passed (0: now)."""
+    """``granted`` permits; the last is usable once ``wait_s`` seconds have passed (0: now).
+
+    ``delays_s[i]`` is how long from the moment the grant was returned permit ``i`` must
+    wait: permits conform one interval apart, and a caller that used them all at once would
+    exceed the rate over a one-second window by up to ``granted - 1``.
+    """
 
     granted: int
     wait_s: float
+    delays_s: tuple[float, ...] = ()
+
+    def delay(self, index: int) -> float:
+        """Seconds permit ``index`` (0-based) must still wait."""
+        return self.delays_s[index] if index < len(self.delays_s) else 0.0
 
 
 class ClusterRateLimiter:
@@ -57,26 +67,33 @@ class ClusterRateLimiter:
         granted, wait_us = self._script(
             keys=[self.key],
             args=[self._interval_us, self.burst, n, max(0, int(max_wait_s * 1_000_000))])
-        return Grant(int(granted), max(0.0, int(wait_us) / 1_000_000))
+        k, last_s = int(granted), int(wait_us) / 1_000_000
+        interval_s = self._interval_us / 1_000_000
+        delays = tuple(max(0.0, last_s - (k - 1 - i) * interval_s) for i in range(k))
+        return Grant(k, max(0.0, last_s), delays)
 
     def acquire(self, n: int, max_wait_s: float) -> Grant:
-        """Reserve up to ``n`` permits and sleep until they may be used.
+        """Reserve up to ``n`` permits and sleep until the first may be used.
 
-        Waits at most ``max_wait_s`` in all. Returns ``Grant(k, waited)`` with ``k`` ≥ 1
-        permits now usable, or ``Grant(0, wait)`` (having slept ``max_wait_s``) when none
-        came within the time, ``wait`` then being roughly how much longer one would take.
+        Waits at most ``max_wait_s`` in all. Returns ``Grant(k, waited, delays)`` with
+        ``k`` ≥ 1 permits, the first usable now and permit ``i`` after ``delays[i]`` more
+        seconds (the caller spreads its requests so), or ``Grant(0, wait)`` (having slept
+        ``max_wait_s``) when none came within the time, ``wait`` then being roughly how much
+        longer one would take.
         """
         started = time.monotonic()
         while True:
             remaining = max_wait_s - (time.monotonic() - started)
             grant = self.reserve(n, max(0.0, remaining))
             if grant.granted:
-                if grant.wait_s > 0:
-                    time.sleep(grant.wait_s)
+                first = grant.delay(0)
+                if first > 0:
+                    time.sleep(first)
                 waited = time.monotonic() - started
                 RATE_LIMIT_WAIT.observe(waited)
                 RATE_LIMIT_GRANTED.inc(grant.granted)
-                return Grant(grant.granted, waited)
+                return Grant(grant.granted, waited,
+                             tuple(max(0.0, d - first) for d in grant.delays_s))
             if remaining <= 0:
                 return Grant(0, grant.wait_s)
             # Not even one permit within the remaining time: sleep it out once, then retry.
