@@ -512,6 +512,11 @@ class Executor:
                 for stream in self._streams.values():
                     stream.read_pending = True
                 raise
+            if len(entries) < STREAM_READ_COUNT and not any(
+                    s.read_pending for s in self._streams.values()):
+                # Caught up. Reading on while events trickle in would hold back the buffer
+                # of what was applied already until 20 reads had passed.
+                break
         if redis_lost:
             log.warning("executor %s: event stream gone (Redis restarted empty?); "
                         "reconciling from the DB", self.executor_id)
@@ -605,10 +610,15 @@ class Executor:
             # acknowledgement): report it again, so a restarted scheduler still hears of it.
             self._record_change(result, row, observe=False)
         # A pod that came alive for a launch nobody wants any more (an obsolete launch of the
-        # try, or a try revoked/failed before its pod appeared) must not keep running.
+        # try, or a try revoked/failed before its pod appeared) must not keep running. The
+        # pod whose own events finished the row (its uid is the row's) is not such a pod: a
+        # late report about it (the launcher's LAUNCHED, stamped when the batch's creates
+        # returned or when a redelivery met 409) can come after its SUCCESS.
+        finished_by_this_pod = row is not None and row.pod_uid is not None and (
+            event.pod_uid is None or event.pod_uid == row.pod_uid)
         unwanted = outcome is Outcome.STALE or (
             outcome is Outcome.TERMINAL and finished_before is not None
-            and event.occurred_at > finished_before)
+            and event.occurred_at > finished_before and not finished_by_this_pod)
         if live and unwanted and event.pod_name:
             result.pods_to_delete.append(
                 (event.namespace or self.settings.kubernetes.namespace, event.pod_name))

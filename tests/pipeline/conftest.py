@@ -1,0 +1,90 @@
+"""Fixtures of the whole-pipeline tests: a migrated PostgreSQL DB emptied per test, the
+simulator as a separate process (a namespace per test), and a :class:`Pipeline` on them.
+
+Redis is the session's private server (flushed per test; each pipeline also has its own key
+prefix) or, for tests that kill it, the test's own ``private_redis``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from pipeline_support import Pipeline, sim_config
+
+from podfleet.executor.migrate import upgrade
+from podfleet.kube.client import KubeClient
+from podfleet.local.redis_server import RedisServer
+from podfleet.simulator.server import RunningSimulator, start_simulator
+
+
+@pytest.fixture(scope="session")
+def pipeline_postgres_url(postgres_database_url: str) -> str:
+    upgrade(postgres_database_url)
+    return postgres_database_url
+
+
+@pytest.fixture
+def pipeline_database_url(pipeline_postgres_url: str) -> Iterator[str]:
+    """The session's PostgreSQL database with podfleet's tables emptied for this test."""
+    engine = sa.create_engine(pipeline_postgres_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("TRUNCATE task_instances, executors RESTART IDENTITY"))
+    engine.dispose()
+    yield pipeline_postgres_url
+
+
+@pytest.fixture(scope="session")
+def pipeline_simulator() -> Iterator[RunningSimulator]:
+    sim = start_simulator(sim_config(), mode="process")
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(pipeline_simulator: RunningSimulator) -> Iterator[RunningSimulator]:
+    """The session simulator with no faults and fresh stats."""
+    pipeline_simulator.admin.clear_faults()
+    pipeline_simulator.admin.reset_stats()
+    yield pipeline_simulator
+    pipeline_simulator.admin.clear_faults()
+
+
+@pytest.fixture
+def namespace(sim: RunningSimulator) -> str:
+    name = f"p-{uuid.uuid4().hex[:10]}"
+    kube = KubeClient(sim.api_client())
+    try:
+        kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": name}})
+    finally:
+        kube.close()
+    return name
+
+
+def _pipeline(sim: RunningSimulator, database_url: str, redis_url: str, namespace: str,
+              tmp_path: Path) -> Pipeline:
+    return Pipeline(sim=sim, database_url=database_url, redis_url=redis_url,
+                    namespace=namespace,
+                    kubeconfig=sim.write_kubeconfig(tmp_path / "kubeconfig"),
+                    tmp_path=tmp_path)
+
+
+@pytest.fixture
+def pipeline(sim: RunningSimulator, pipeline_database_url: str, redis_url: str,
+             namespace: str, tmp_path: Path) -> Iterator[Pipeline]:
+    world = _pipeline(sim, pipeline_database_url, redis_url, namespace, tmp_path)
+    yield world
+    world.close()
+
+
+@pytest.fixture
+def private_pipeline(sim: RunningSimulator, pipeline_database_url: str,
+                     private_redis: RedisServer, namespace: str,
+                     tmp_path: Path) -> Iterator[Pipeline]:
+    """A pipeline on a Redis of its own, which the test may kill and restart."""
+    world = _pipeline(sim, pipeline_database_url, private_redis.url, namespace, tmp_path)
+    yield world
+    world.close()

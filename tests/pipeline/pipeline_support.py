@@ -1,0 +1,321 @@
+"""The whole pipeline for one test: real ``podfleet worker`` processes, the simulator in its own
+process, Redis, PostgreSQL, and real Executors in the test process.
+
+Outcomes are read where a user would read them: the executor's event buffer, the metadata DB,
+the simulator's pod list and admin stats, the watcher lease in Redis. Nothing inside a worker
+is reached into.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import redis
+import sqlalchemy as sa
+
+from podfleet.contracts.keys import TaskKey
+from podfleet.contracts.naming import LAUNCH_ID_LABEL, MANAGED_SELECTOR
+from podfleet.contracts.redis_keys import RedisKeys
+from podfleet.contracts.states import TaskState
+from podfleet.executor import Executor, TaskSubmission
+from podfleet.executor.db import TaskInstance, make_engine
+from podfleet.kube.client import KubeClient
+from podfleet.settings import Settings
+from podfleet.simulator.admin import SimStats
+from podfleet.simulator.cluster import fate
+from podfleet.simulator.cluster.config import ClusterConfig
+from podfleet.simulator.config import SimulatorConfig
+from podfleet.simulator.server import RunningSimulator
+from podfleet.workers.watcher.lease import LeaseHolder, current_holder
+
+T = TypeVar("T")
+ROOT = Path(__file__).resolve().parents[2]
+PODFLEET = str(Path(sys.executable).with_name("podfleet"))
+SIGNING_KEY = "pipeline-tests-signing-key-0123456789"
+LEASE_SECONDS = 2.0
+BROKER_HEARTBEAT_TIMEOUT_SECONDS = 3.0
+COMMAND = ["true"]
+
+# Fates a test asks of the simulated kubelet, and what each must end as (state, reason).
+SUCCESS = {fate.DURATION: "0.2"}
+EXIT_3 = {fate.DURATION: "0.2", fate.EXIT_CODE: "3"}
+OOM = {fate.DURATION: "0.2", fate.OOM: "true"}
+IMAGE_PULL = {fate.IMAGE_PULL_ERROR: "true"}
+EXPECTED = {
+    "success": (TaskState.SUCCESS, None),
+    "exit3": (TaskState.FAILED, "Error (exit code 3)"),
+    "oom": (TaskState.FAILED, "OOMKilled (exit code 137)"),
+    "image_pull": (TaskState.FAILED, "ErrImagePull"),
+}
+FATES = {"success": SUCCESS, "exit3": EXIT_3, "oom": OOM, "image_pull": IMAGE_PULL}
+
+
+def sim_config() -> SimulatorConfig:
+    """Fast latencies: a pod is Running ~60 ms after its create, unless its fate says more."""
+    return SimulatorConfig(
+        default_termination_grace_period_s=1,
+        cluster=ClusterConfig(nodes=10, node_pods=500, schedule_delay_s=0.01,
+                              container_start_delay_s=0.05, default_run_time_s=0.2,
+                              image_pull_backoff_s=0.2, termination_delay_s=0.05,
+                              reschedule_delay_s=0.01),
+    )
+
+
+def task_key(n: int, dag: str = "pipeline") -> TaskKey:
+    return TaskKey(dag, f"task-{n}", "run-1", -1, 1)
+
+
+def submission(key: TaskKey, annotations: dict[str, str]) -> TaskSubmission:
+    return TaskSubmission(key, COMMAND, executor_config={"annotations": dict(annotations)})
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str,
+             interval: float = 0.05) -> T:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
+                                 f"last value {value!r}")
+        time.sleep(interval)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One entry the scheduler read from an executor's event buffer."""
+
+    executor: str
+    key: TaskKey
+    state: TaskState
+    reason: str | None
+
+
+class Pipeline:
+    """One test's podfleet: environment, workers, executors, and readers of the outcome."""
+
+    def __init__(self, *, sim: RunningSimulator, database_url: str, redis_url: str,
+                 namespace: str, kubeconfig: Path, tmp_path: Path) -> None:
+        self.sim = sim
+        self.database_url = database_url
+        self.namespace = namespace
+        self.tmp_path = tmp_path
+        self.prefix = f"pf-{uuid.uuid4().hex[:8]}"
+        self.keys = RedisKeys(self.prefix)
+        self.env: dict[str, str] = {
+            "PODFLEET_DATABASE_URL": database_url,
+            "PODFLEET_REDIS_URL": redis_url,
+            "PODFLEET_REDIS_PREFIX": self.prefix,
+            "PODFLEET_KUBECONFIG": str(kubeconfig),
+            "PODFLEET_NAMESPACE": namespace,
+            "PODFLEET_SIGNING_KEY": SIGNING_KEY,
+            "PODFLEET_METRICS_PORT": "0",
+            "PODFLEET_PARALLELISM": "0",
+            "PODFLEET_BATCH_SIZE": "20",
+            "PODFLEET_LAUNCH_RATE": "0",
+            "PODFLEET_LAUNCH_BACKOFF_SECONDS": "0.05",
+            "PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS": "0.5",
+            "PODFLEET_KUBE_TIMEOUT_SECONDS": "5",
+            "PODFLEET_DELETE_POLICY": "never",
+            "PODFLEET_WATCHER_LEASE_SECONDS": str(LEASE_SECONDS),
+            "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS": str(BROKER_HEARTBEAT_TIMEOUT_SECONDS),
+            "PODFLEET_HEARTBEAT_SECONDS": "0.5",
+            "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "60",
+            "PODFLEET_QUEUED_TIMEOUT_SECONDS": "0",
+        }
+        self.workers: list[subprocess.Popen[bytes]] = []
+        self.executors: list[Executor] = []
+        self.reports: list[Report] = []
+        self.redis = redis.Redis.from_url(redis_url)
+        self._kube: KubeClient | None = None
+
+    # --- workers --------------------------------------------------------------------------
+
+    def start_worker(self, *, watcher: bool = True, queues: Iterable[str] = (),
+                     threads: int = 4, **env: str) -> subprocess.Popen[bytes]:
+        """``podfleet worker`` with one dramatiq process, in its own process group."""
+        command = [PODFLEET, "worker", "--processes", "1", "--threads", str(threads)]
+        if not watcher:
+            command.append("--no-watcher")
+        if queues:
+            command += ["--queues", *queues]
+        base = {k: v for k, v in os.environ.items()
+                if not k.startswith("PODFLEET_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+        log = open(self.tmp_path / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
+        with log:
+            process = subprocess.Popen(command, env={**base, **self.env, **env}, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True,
+                                       cwd=ROOT)
+        self.workers.append(process)
+        return process
+
+    def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
+        """SIGKILL the whole worker (its parent and dramatiq processes), as a crash would."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+    def worker_of(self, pid: int) -> subprocess.Popen[bytes]:
+        """The worker command whose process group ``pid`` belongs to."""
+        group = os.getpgid(pid)
+        matches = [w for w in self.workers if w.pid == group]
+        assert len(matches) == 1, f"pid {pid} (group {group}) is none of our workers"
+        return matches[0]
+
+    def stop_workers(self) -> None:
+        running = [p for p in self.workers if p.poll() is None]
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in running:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(15)
+        for process in self.workers:
+            # No process of the group may outlive the test.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(5)
+
+    def check_workers_alive(self) -> None:
+        for process in self.workers:
+            code = process.poll()
+            if code is not None and code != -signal.SIGKILL:
+                raise AssertionError(f"worker {process.pid} exited with {code}:\n"
+                                     f"{self.worker_logs()[-4000:]}")
+
+    def worker_logs(self) -> str:
+        return "\n".join(p.read_text(errors="replace")
+                         for p in sorted(self.tmp_path.glob("worker-*.log")))
+
+    def watcher(self) -> LeaseHolder | None:
+        return current_holder(self.redis, self.keys)
+
+    def wait_for_watcher(self, timeout: float = 60.0, *,
+                         other_than: LeaseHolder | None = None) -> LeaseHolder:
+        """The lease holder once there is one (other than ``other_than``, if given)."""
+        def holder() -> LeaseHolder | None:
+            found = self.watcher()
+            if found is None or (other_than is not None and found.token == other_than.token):
+                return None
+            return found
+
+        found = wait_for(holder, timeout, "a watcher to hold the lease")
+        assert found is not None
+        return found
+
+    # --- executors ------------------------------------------------------------------------
+
+    def executor(self, executor_id: str | None = None, **env: Any) -> Executor:
+        """A real Executor on this pipeline's servers; ``env`` overrides PODFLEET_* variables
+        by their lower-case names without the prefix (``queued_timeout_seconds=2``)."""
+        values = dict(self.env)
+        values["PODFLEET_EXECUTOR_ID"] = executor_id or f"ex-{uuid.uuid4().hex[:8]}"
+        values.update({f"PODFLEET_{k.upper()}": str(v) for k, v in env.items()})
+        made = Executor(Settings.from_env(values))
+        self.executors.append(made)
+        return made
+
+    def sync(self, executor: Executor) -> None:
+        """One scheduler loop: sync, then read the event buffer as Airflow's scheduler does."""
+        executor.sync()
+        for key, (state, reason) in executor.get_event_buffer().items():
+            self.reports.append(Report(executor.executor_id, key, state, reason))
+
+    def run_until(self, executor: Executor, done: Callable[[], bool], timeout: float,
+                  what: str) -> None:
+        """Sync ``executor`` like a scheduler loop until ``done()`` holds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.sync(executor)
+            if done():
+                return
+            self.check_workers_alive()
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {what}; DB states "
+                    f"{Counter(r.state for r in self.rows())}; worker logs:\n"
+                    f"{self.worker_logs()[-3000:]}")
+            time.sleep(0.05)
+
+    def run_until_finished(self, executor: Executor, keys: Iterable[TaskKey],
+                           timeout: float = 60.0) -> None:
+        """Sync until every key has a terminal report in the event buffer."""
+        wanted = set(keys)
+        self.run_until(executor, lambda: wanted <= self.finished_keys(), timeout,
+                       f"{len(wanted)} tasks to finish")
+
+    def finished_keys(self) -> set[TaskKey]:
+        return {r.key for r in self.reports if r.state.is_terminal}
+
+    def terminal_reports(self) -> Counter[tuple[TaskKey, TaskState]]:
+        return Counter((r.key, r.state) for r in self.reports if r.state.is_terminal)
+
+    def close_executors(self) -> None:
+        for made in self.executors:
+            with contextlib.suppress(Exception):  # fenced, crashed on purpose, or Redis gone
+                made.terminate()
+
+    # --- outcomes -------------------------------------------------------------------------
+
+    def rows(self) -> list[TaskInstance]:
+        engine = make_engine(self.database_url)
+        try:
+            with sa.orm.Session(engine) as session:
+                return list(session.scalars(sa.select(TaskInstance).order_by(TaskInstance.id)))
+        finally:
+            engine.dispose()
+
+    def rows_by_key(self) -> dict[TaskKey, TaskInstance]:
+        found = self.rows()
+        by_key = {row.key: row for row in found}
+        assert len(by_key) == len(found), "two rows for one task try"
+        return by_key
+
+    @property
+    def kube(self) -> KubeClient:
+        if self._kube is None:
+            self._kube = KubeClient(self.sim.api_client(), timeout_seconds=10)
+        return self._kube
+
+    def pods(self) -> list[dict[str, Any]]:
+        return self.kube.list_pods(self.namespace, label_selector=MANAGED_SELECTOR).items
+
+    def pods_by_launch(self) -> dict[str, dict[str, Any]]:
+        return {pod["metadata"]["labels"][LAUNCH_ID_LABEL]: pod for pod in self.pods()}
+
+    def stats(self) -> SimStats:
+        return self.sim.admin.stats()
+
+    def close(self) -> None:
+        self.close_executors()
+        self.stop_workers()
+        if self._kube is not None:
+            self._kube.close()
+        self.redis.close()
+
+
+def submit_fleet(executor: Executor, fates: dict[str, dict[str, str]], counts: dict[str, int],
+                 dag: str = "pipeline") -> dict[TaskKey, str]:
+    """Submit ``counts[kind]`` tasks of each kind in one call; returns key -> kind."""
+    kinds: dict[TaskKey, str] = {}
+    n = 0
+    for kind, count in counts.items():
+        for _ in range(count):
+            kinds[task_key(n, dag)] = kind
+            n += 1
+    executor.submit_many([submission(key, fates[kind]) for key, kind in kinds.items()])
+    return kinds
