@@ -1,0 +1,234 @@
+"""The simulated cluster as one object: nodes, scheduler and kubelet wired to the store.
+
+It listens to the store's events (ADDED, MODIFIED, DELETED for pods) and turns them into
+scheduler and kubelet work; everything it does to pods goes back through the store, so every
+client sees it as ordinary watch events.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from podfleet.simulator.cluster import status as statuses
+from podfleet.simulator.cluster.config import ClusterConfig
+from podfleet.simulator.cluster.fate import fate_from_annotations
+from podfleet.simulator.cluster.kubelet import Kubelet
+from podfleet.simulator.cluster.local import container_command, container_env
+from podfleet.simulator.cluster.resources import pod_requests
+from podfleet.simulator.cluster.scheduler import Scheduler, SimNode
+from podfleet.simulator.cluster.state import PodRecord, Stage
+from podfleet.simulator.cluster.timeline import Timeline
+
+if TYPE_CHECKING:
+    from podfleet.simulator.runtime import SimulatorRuntime
+    from podfleet.simulator.store import ObjectStore, Record, StoreEvent
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+#: How a failing node ends its pods (``POST /_sim/nodes/{name}/fail``, ``mode``).
+NODE_FAIL_MODES = ("fail", "evict", "vanish")
+
+
+class UnknownNodeError(KeyError):
+    """No node of that name."""
+
+
+class SimulatedCluster:
+    """Nodes, scheduler and kubelet of one simulator, driven by the store's events."""
+
+    def __init__(self, config: ClusterConfig, store: ObjectStore, timeline: Timeline) -> None:
+        self.config = config
+        self.store = store
+        self.timeline = timeline
+        timeline.on_error = lambda error: log.error("cluster step failed", exc_info=error)
+        self.pods: dict[str, PodRecord] = {}  # uid → record
+        self._by_key: dict[tuple[str, str], PodRecord] = {}  # (namespace, name) → record
+        self.scheduler = Scheduler(config, timeline, self._bound, self._unschedulable)
+        self.kubelet = Kubelet(config, timeline, store, self._terminal)
+        self._remove_listener: Callable[[], None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Register the configured nodes and start following the store."""
+        for node in self.scheduler.add_default_nodes():
+            self._publish_node(node)
+        self._remove_listener = self.store.add_listener(self._on_event)
+        for record in self.store.list("pods"):
+            self._added(record)
+
+    async def stop(self) -> None:
+        """Stop following the store, drop timers, kill local processes."""
+        if self._remove_listener is not None:
+            self._remove_listener()
+            self._remove_listener = None
+        self.timeline.close()
+        await self.kubelet.stop()
+
+    # -- nodes ---------------------------------------------------------------------------
+    def _publish_node(self, node: SimNode) -> None:
+        self.store.put_node(statuses.node_object(
+            node.name, node.index, node.cpu_text, node.memory_text, node.max_pods,
+            dict(node.labels), node.host_ip, ready=node.ready, unschedulable=not node.schedulable,
+        ))
+
+    def add_node(self, name: str, cpu: str | None = None, memory: str | None = None,
+                 pods: int | None = None, labels: dict[str, str] | None = None) -> SimNode:
+        """Add a node at run time; waiting pods that now fit get bound."""
+        node = self.scheduler.add_node(name, cpu, memory, pods, labels)
+        self._publish_node(node)
+        return node
+
+    def _node(self, name: str) -> SimNode:
+        node = self.scheduler.nodes.get(name)
+        if node is None:
+            raise UnknownNodeError(name)
+        return node
+
+    def fail_node(self, name: str, mode: str = "fail") -> int:
+        """Take a node down: NotReady, and its pods Failed (NodeLost/Evicted) or removed.
+
+        Returns how many pods it ended.
+        """
+        if mode not in NODE_FAIL_MODES:
+            raise ValueError(f"mode must be one of {', '.join(NODE_FAIL_MODES)}")
+        node = self._node(name)
+        self.scheduler.set_node_ready(name, False)
+        self._publish_node(node)
+        victims = [p for p in self.pods.values()
+                   if p.node == name and p.stage not in (Stage.TERMINATED, Stage.GONE)]
+        for pod in victims:
+            if mode == "vanish":
+                self.store.delete_pod(pod.namespace, pod.name)
+            elif mode == "evict":
+                self.kubelet.fail(pod, "Evicted", "The node was low on resource: memory. ",
+                                  evicted=True)
+            else:
+                self.kubelet.fail(pod, "NodeLost",
+                                  f"Node {name} which was running pod {pod.name} is unresponsive",
+                                  evicted=False)
+        return len(victims)
+
+    def recover_node(self, name: str) -> None:
+        """Bring a failed node back to Ready; waiting pods may be bound to it."""
+        node = self._node(name)
+        self.scheduler.set_node_ready(name, True)
+        self._publish_node(node)
+
+    def logs(self, namespace: str, name: str) -> bytes | None:
+        """Output of a local-mode pod's process, if it ran one."""
+        pod = self._by_key.get((namespace, name))
+        return self.kubelet.logs(pod) if pod is not None else None
+
+    def stats(self) -> Json:
+        """Nodes' usage and the cluster's queues, for ``GET /_sim/stats``."""
+        return {
+            "nodes": {
+                node.name: {
+                    "ready": node.ready,
+                    "pods": node.used_pods,
+                    "max_pods": node.max_pods,
+                    "cpu_used_m": node.used_cpu_m,
+                    "cpu_m": node.cpu_m,
+                    "memory_used": node.used_memory,
+                    "memory": node.memory,
+                }
+                for node in self.scheduler.nodes.values()
+            },
+            "unschedulable_pods": self.scheduler.unschedulable_count,
+            "tracked_pods": len(self.pods),
+            "pending_timers": len(self.timeline),
+            "timer_lateness_max_ms": round(self.timeline.max_lateness_s * 1000, 3),
+            "timer_late_wakeups": self.timeline.late_wakeups,
+        }
+
+    # -- store events --------------------------------------------------------------------
+    def _on_event(self, event: StoreEvent) -> None:
+        record = event.record
+        if record.resource != "pods":
+            return
+        if event.type == "ADDED":
+            self._added(record)
+        elif event.type == "MODIFIED":
+            pod = self.pods.get(record.uid)
+            if pod is None:
+                return
+            prev = event.prev
+            if record.deleting and not (prev is not None and prev.deleting):
+                self.kubelet.delete_requested(pod)
+            elif record.node_name and pod.stage < Stage.BOUND:
+                # Bound by someone else (the binding subresource, a patch of spec.nodeName).
+                self.scheduler.release(pod)
+                self.kubelet.accept(pod, self.scheduler.adopt(pod, record.node_name))
+        elif event.type == "DELETED":
+            pod = self.pods.pop(record.uid, None)
+            if pod is not None:
+                if self._by_key.get(pod.key) is pod:
+                    del self._by_key[pod.key]
+                self.kubelet.removed(pod)
+                self.scheduler.release(pod)
+
+    def _added(self, record: Record) -> None:
+        obj = record.object()
+        meta = obj.get("metadata") or {}
+        spec = obj.get("spec") or {}
+        pod = PodRecord(record.uid, record.namespace, record.name)
+        pod.requests = pod_requests(spec)
+        pod.fate = fate_from_annotations(meta.get("annotations"))
+        containers = spec.get("containers") or []
+        pod.containers = tuple((str(c.get("name", "")), str(c.get("image", "")))
+                               for c in containers)
+        pod.restart_policy = spec.get("restartPolicy") or "Always"
+        grace = spec.get("terminationGracePeriodSeconds")
+        pod.grace_s = float(grace) if isinstance(grace, int | float) else 30.0
+        pod.qos = (obj.get("status") or {}).get("qosClass") or statuses.qos_class(spec)
+        if self.config.local_mode and containers:
+            pod.command = (container_command(containers[0]), container_env(containers[0]))
+        self.pods[pod.uid] = pod
+        self._by_key[pod.key] = pod
+        if record.phase in ("Succeeded", "Failed"):
+            pod.stage = Stage.TERMINATED
+            return
+        if record.node_name:
+            self.kubelet.accept(pod, self.scheduler.adopt(pod, record.node_name))
+        else:
+            self.scheduler.submit(pod, spec.get("nodeSelector"))
+
+    # -- scheduler and kubelet callbacks -------------------------------------------------
+    def _bound(self, pod: PodRecord, node: SimNode) -> None:
+        pod.scheduled_at = statuses.now_rfc3339()
+        combined = self.config.kubelet_ack_delay_s <= 0
+        if combined:
+            status = self.kubelet.accept_with_binding(pod, node)
+        else:
+            status = {"phase": "Pending", "qosClass": pod.qos,
+                      "conditions": [statuses.scheduled_condition(pod.scheduled_at)]}
+
+        def bind(obj: Json) -> None:
+            obj.setdefault("spec", {})["nodeName"] = node.name
+            obj["status"] = status
+
+        if self.store.update_pod(pod.namespace, pod.name, bind) is None:
+            return
+        if combined:
+            self.kubelet.acknowledged(pod)
+        else:
+            self.kubelet.accept(pod, node)
+
+    def _unschedulable(self, pod: PodRecord, message: str) -> None:
+        self.store.set_pod_status(pod.namespace, pod.name,
+                                  statuses.unschedulable_status(pod, message, pod.qos))
+
+    def _terminal(self, pod: PodRecord) -> None:
+        self.scheduler.release(pod)
+
+
+async def install_cluster(runtime: SimulatorRuntime) -> SimulatedCluster:
+    """Create the simulated cluster for a running simulator (called on app startup)."""
+    timeline = Timeline(runtime.loop, runtime.config.cluster.timer_batch)
+    cluster = SimulatedCluster(runtime.config.cluster, runtime.store, timeline)
+    cluster.start()
+    return cluster

@@ -1,0 +1,88 @@
+"""What the simulated cluster remembers about each pod between two of its steps."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from podfleet.simulator.cluster.fate import DEFAULT_FATE, PodFate
+from podfleet.simulator.cluster.resources import NO_REQUESTS, Requests
+
+
+class Stage(enum.IntEnum):
+    """Where a pod is in its life, from the kubelet's and scheduler's point of view."""
+
+    WAITING_SCHEDULE = 0  # created, not yet tried by the scheduler
+    UNSCHEDULABLE = 1  # tried, nothing fits; waiting for capacity
+    BOUND = 2  # spec.nodeName set; the kubelet has not acknowledged it yet
+    CREATING = 3  # Pending, ContainerCreating (or stuck in a waiting reason)
+    RUNNING = 4
+    TERMINATED = 5  # Succeeded or Failed
+    GONE = 6  # removed from the store
+
+
+class PodRecord:
+    """One pod's simulation state. ``generation`` invalidates timers set for an older step."""
+
+    __slots__ = (
+        "command",
+        "containers",
+        "counted",
+        "deleting",
+        "fate",
+        "generation",
+        "grace_s",
+        "host_ip",
+        "last_exit",
+        "local",
+        "name",
+        "namespace",
+        "node",
+        "pod_ip",
+        "qos",
+        "requests",
+        "restart_count",
+        "restart_policy",
+        "running_since",
+        "scheduled_at",
+        "stage",
+        "started_at",
+        "uid",
+    )
+
+    def __init__(self, uid: str, namespace: str, name: str) -> None:
+        self.uid = uid
+        self.namespace = namespace
+        self.name = name
+        self.requests: Requests = NO_REQUESTS
+        self.fate: PodFate = DEFAULT_FATE
+        self.node: str | None = None
+        self.stage = Stage.WAITING_SCHEDULE
+        self.generation = 0
+        self.counted = False  # its requests are counted against its node
+        self.deleting = False
+        self.grace_s: float = 30.0
+        self.restart_policy = "Always"
+        self.restart_count = 0
+        self.containers: tuple[tuple[str, str], ...] = ()  # (name, image)
+        #: First container's command + args and env, for local mode.
+        self.command: tuple[list[str], dict[str, str]] | None = None
+        self.qos = "BestEffort"
+        self.scheduled_at: str | None = None
+        self.started_at: str | None = None  # status.startTime
+        self.running_since: str | None = None  # the current container run's startedAt
+        #: (exitCode, reason, startedAt, finishedAt) of the previous run, after a restart.
+        self.last_exit: tuple[int, str, str, str] | None = None
+        self.pod_ip: str | None = None
+        self.host_ip: str | None = None
+        self.local: Any = None  # LocalContainer in local mode
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(namespace, name), the store's key."""
+        return self.namespace, self.name
+
+    def next_generation(self) -> int:
+        """Invalidate every timer set so far and return the token for the next one."""
+        self.generation += 1
+        return self.generation

@@ -1,0 +1,90 @@
+"""Helpers for the simulated-cluster and fault tests: a fast simulator and pod builders.
+
+Latencies are milliseconds so a pod's whole life takes a few tens of milliseconds; tests wait
+for states with a deadline (a failure, never a timing assertion).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from podfleet.simulator.cluster.config import ClusterConfig
+from podfleet.simulator.config import SimulatorConfig
+from podfleet.simulator.faults import FaultConfig
+from podfleet.simulator.server import RunningSimulator, start_simulator
+
+T = TypeVar("T")
+
+FAST = ClusterConfig(
+    nodes=2,
+    schedule_delay_s=0.002,
+    container_start_delay_s=0.01,
+    default_run_time_s=0.03,
+    image_pull_backoff_s=0.02,
+    termination_delay_s=0.01,
+    reschedule_delay_s=0.005,
+)
+
+_names = itertools.count()
+
+
+def fast_simulator(faults: FaultConfig | None = None, **cluster: Any) -> RunningSimulator:
+    """A thread-mode simulator whose cluster runs on millisecond latencies."""
+    config = SimulatorConfig(
+        cluster=dataclasses.replace(FAST, **cluster),
+        faults=faults or FaultConfig(),
+        default_termination_grace_period_s=2,
+    )
+    return start_simulator(config)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{next(_names)}"
+
+
+def pod_body(
+    name: str,
+    annotations: dict[str, str] | None = None,
+    *,
+    cpu: str | None = None,
+    command: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    restart_policy: str = "Never",
+    node_selector: dict[str, str] | None = None,
+    grace_s: int | None = None,
+) -> dict[str, Any]:
+    """A minimal pod as podfleet creates them (restartPolicy Never unless told)."""
+    container: dict[str, Any] = {"name": "main", "image": "busybox:1.36"}
+    if cpu is not None:
+        container["resources"] = {"requests": {"cpu": cpu}}
+    if command is not None:
+        container["command"] = command
+    if env:
+        container["env"] = [{"name": k, "value": v} for k, v in env.items()]
+    spec: dict[str, Any] = {"restartPolicy": restart_policy, "containers": [container]}
+    if node_selector:
+        spec["nodeSelector"] = node_selector
+    if grace_s is not None:
+        spec["terminationGracePeriodSeconds"] = grace_s
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "annotations": annotations or {}},
+        "spec": spec,
+    }
+
+
+def wait_for(probe: Callable[[], T | None], timeout_s: float = 10.0, what: str = "") -> T:
+    """Poll ``probe`` until it returns something truthy; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or probe}")
+        time.sleep(0.01)
