@@ -50,3 +50,14 @@ ensure_test_tools() {
         apt_install "${missing[@]}" || log "could not install ${missing[*]}: their checks fail in CI"
     fi
 }
+
+ensure_client_versions() {
+    # The Kubernetes layer is tested with the 36.x client too (Airflow's provider pins
+    # kubernetes<37): installed beside the venv and put first on PYTHONPATH by that test.
+    local target="$ROOT/.podfleet/kubernetes-36"
+    if [ ! -d "$target/kubernetes" ]; then
+        log "installing kubernetes 36.x into .podfleet/kubernetes-36 (client compatibility test)"
+        python -m pip install -q --no-deps --target "$target" "kubernetes>=36,<37" six \
+            2>&1 | grep -v -E "^WARNING: Location|^$" >&2 || true
+    fi
+}

@@ -13,6 +13,7 @@ cd "$ROOT"
 source "$ROOT/scripts/services.sh"
 ensure_postgres
 ensure_test_tools
+ensure_client_versions
 
 log "ruff"
 ruff check .

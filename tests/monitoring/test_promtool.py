@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tools_required import require_tool
+from service_checks import require_tool
 
 PROMETHEUS_DIR = Path(__file__).resolve().parents[2] / "monitoring" / "prometheus"
 
