@@ -246,7 +246,8 @@ def _run_demo(args: argparse.Namespace, mix: dict[str, float], workdir: Path,
     fates = {s.key: fate for s, fate in zip(submissions, fleet, strict=True)}
     finished = _follow(executor, fates, args, worker)
     elapsed = time.time() - started
-    return _summarise(executor, fates, finished, elapsed, metrics_port, worker, log_path)
+    return _summarise(executor, fates, finished, elapsed, metrics_port, worker, log_path,
+                      args.rate)
 
 
 def _wait_for_workers(settings: Any, worker: subprocess.Popen[bytes], timeout: float) -> None:
@@ -338,7 +339,8 @@ def _counts_text(counts: Any) -> str:
 
 def _summarise(executor: Any, fates: dict[Any, Fate],
                finished: dict[Any, tuple[str, str | None]], elapsed: float,
-               metrics_port: int, worker: subprocess.Popen[bytes], log_path: Path) -> int:
+               metrics_port: int, worker: subprocess.Popen[bytes], log_path: Path,
+               rate: float) -> int:
     from rich.console import Console
     from rich.table import Table
 
@@ -372,12 +374,16 @@ def _summarise(executor: Any, fates: dict[Any, Fate],
         latency.add_row(name, *(f"{percentile(values, q):.3f}" for q in (50, 95, 99)),
                         f"{max(values) if values else float('nan'):.3f}", str(len(values)))
     console.print(latency)
-    launched_times = sorted(r["launched_at"] for r in rows if r.get("launched_at"))
+    # A task whose pod finished before its LAUNCHED event was applied has no launched_at.
+    launched_times = sorted(r["launched_at"] or r["finished_at"] for r in rows
+                            if r.get("launched_at") or r.get("finished_at"))
     queued_times = sorted(r["queued_at"] for r in rows if r.get("queued_at"))
     if launched_times and queued_times:
         span = max(launched_times[-1] - queued_times[0], 1e-6)
+        limit = (f"cluster-wide limit {rate:g}/s with a burst of {max(1, int(rate))}"
+                 if rate > 0 else "no rate limit")
         console.print(f"pods created: {len(launched_times)} in {span:.2f}s "
-                      f"= {len(launched_times) / span:.0f} pods/s")
+                      f"= {len(launched_times) / span:.0f} pods/s ({limit})")
     console.print(f"whole fleet: {len(finished)}/{len(fates)} finished in {elapsed:.1f}s")
     console.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics (workers; while running)")
     if wrong:
