@@ -15,6 +15,7 @@ compares the two).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +109,53 @@ class TaskInstance(Base):
     @property
     def task_state(self) -> TaskState:
         return TaskState(self.state)
+
+
+@dataclass(slots=True)
+class TaskRow:
+    """A task row as plain data: what sync's hot path reads with one Core SELECT per batch.
+
+    Loading ORM objects costs far more per row than applying an event does; this carries the
+    columns the state machine (:mod:`podfleet.executor.transitions`) and the event buffer
+    need, and none of the large JSON ones (``command``, ``executor_config``).
+    """
+
+    id: int
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int
+    try_number: int
+    executor_id: str
+    submitted_at: float
+    state: str
+    launch_id: str
+    attempt: int
+    pod_name: str | None
+    pod_namespace: str | None
+    pod_uid: str | None
+    queued_at: float
+    enqueued_at: float | None
+    launched_at: float | None
+    running_at: float | None
+    finished_at: float | None
+    reason: str | None
+    updated_at: float
+
+    @property
+    def key(self) -> TaskKey:
+        return TaskKey(self.dag_id, self.task_id, self.run_id, self.map_index,
+                       self.try_number)
+
+    @property
+    def task_state(self) -> TaskState:
+        return TaskState(self.state)
+
+
+#: Columns of :class:`TaskRow`, in its field order.
+TASK_ROW_COLUMNS: tuple[str, ...] = tuple(TaskRow.__dataclass_fields__)
+#: Of those, the ones the state machine may change (a bulk UPDATE writes exactly these).
+TASK_ROW_MUTABLE: tuple[str, ...] = TASK_ROW_COLUMNS[TASK_ROW_COLUMNS.index("state"):]
 
 
 class ExecutorRecord(Base):

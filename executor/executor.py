@@ -21,11 +21,13 @@ One instance is used from one thread (the scheduler loop), as Airflow uses its e
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import logging
 import os
 import socket
 import sys
 import time
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -35,7 +37,7 @@ import orjson
 import redis
 import sqlalchemy as sa
 from dramatiq.brokers.redis import RedisBroker
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from podfleet.broker import WATCH_ACTOR_NAME, WATCH_QUEUE, enqueue_envelopes, make_broker
@@ -55,9 +57,12 @@ from podfleet.contracts.signing import MessageSigner
 from podfleet.contracts.states import TaskState
 from podfleet.executor.db import (
     ACTIVE_STATES,
+    TASK_ROW_COLUMNS,
+    TASK_ROW_MUTABLE,
     ExecutorRecord,
     ExecutorState,
     TaskInstance,
+    TaskRow,
     make_engine,
     make_sessionmaker,
 )
@@ -83,9 +88,17 @@ log = logging.getLogger("podfleet.executor")
 
 TASKS = cast(sa.Table, TaskInstance.__table__)
 EventInfo = str | None
-# Bounds on the work one sync does, so a backlog cannot stall the scheduler loop.
+# Bounds on the work one sync does, so a backlog cannot stall the scheduler loop (and the
+# events applied so far reach the event buffer while the rest waits for the next sync).
 STREAM_READ_COUNT = 1000
 MAX_STREAM_READS_PER_SYNC = 20
+MAX_DRAIN_SECONDS = 0.5
+# A batch whose guarded UPDATE lost a race is read and applied again this many times in
+# all before its entries are left for the next sync.
+APPLY_ATTEMPTS = 3
+# Pods of obsolete launches this executor deleted already, remembered so that each gets one
+# delete request however many of its events arrive (Airflow sent 2-3 per pod, #72803).
+DELETED_PODS_REMEMBERED = 10_000
 MAX_LAUNCHES_PER_SYNC = 10_000
 IN_CHUNK = 1000  # ids per IN (...) clause
 RELABEL_THREADS = 8
@@ -138,17 +151,29 @@ class _Stream:
 
 
 _Entry = tuple[_Stream, bytes, "dict[Any, Any] | None"]
+_PodRef = tuple[str, str, "str | None"]  # namespace, name, uid when known
 _REQUEST_COLUMNS = ("dag_id", "task_id", "run_id", "map_index", "try_number", "launch_id",
                     "command", "queued_at", "queue", "executor_config", "deadline")
 
 
 @dataclass(slots=True)
 class _Applied:
+    """What a transaction changed, acted on only after it committed (``_after_commit``)."""
+
     buffer: dict[TaskKey, tuple[TaskState, EventInfo]] = field(default_factory=dict)
-    pods_to_delete: list[tuple[str, str]] = field(default_factory=list)
+    # Pods to delete whether or not they exist yet (revoke, stuck QUEUED) ...
+    pods_to_delete: list[_PodRef] = field(default_factory=list)
+    # ... and pods that reported for a launch nobody wants: one delete each.
+    stale_pods: list[_PodRef] = field(default_factory=list)
     finished: list[tuple[TaskState, float]] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
     applied: int = 0
     ignored: int = 0
+
+
+class _LostRace(Exception):
+    """A guarded UPDATE matched fewer rows than it was given: another writer changed some of
+    them between the batch's SELECT and its UPDATE."""
 
 
 class Executor:
@@ -190,6 +215,8 @@ class Executor:
         self._next_housekeeping = 0.0
         self._next_watcher_check = 0.0
         self._labels = {"executor": self.executor_id}
+        # (namespace, name) -> uid of pods deleted for reporting on an obsolete launch.
+        self._deleted_pods: OrderedDict[tuple[str, str], str | None] = OrderedDict()
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -365,7 +392,10 @@ class Executor:
         return True
 
     def _launch_waiting(self, counts: SlotCounts | None = None) -> int:
-        """Send the oldest waiting tasks that fit in the open slots; returns how many."""
+        """Send the oldest waiting tasks that fit in the open slots; returns how many.
+
+        ``counts``, when given, must be current (sync counts once for this and the gauges).
+        """
         if self._fenced:
             return 0
         limit = MAX_LAUNCHES_PER_SYNC
@@ -374,6 +404,8 @@ class Executor:
             limit = min(limit, self.parallelism - counts.occupied)
             if limit <= 0 or counts.waiting == 0:
                 return 0
+        elif counts is not None and counts.waiting == 0:
+            return 0
         with self._sessions() as session:
             rows = list(session.scalars(
                 sa.select(TaskInstance)
@@ -485,16 +517,24 @@ class Executor:
             self._expire_stuck_queued(now)
             if self._started:
                 self.adopt_dead_executors()
-        self._launch_waiting()
+        # One count serves both the launch decision and the gauges (each query scans every
+        # active task's index entry, and sync runs back to back in a busy scheduler loop).
+        counts = self.slot_counts()
+        sent = self._launch_waiting(counts)
+        counts.waiting -= sent
+        counts.sent += sent
         if now >= self._next_watcher_check:
             self._next_watcher_check = now + self.settings.watcher.lease_seconds
             self._ensure_watcher()
-        self._export_gauges()
+        self._export_gauges(counts)
         return applied
 
     def _drain_streams(self) -> int:
+        """Read and apply stream entries until caught up, or until this sync's bounds (reads,
+        time) are used up: what was applied meanwhile should reach the buffer promptly."""
         applied = 0
         redis_lost = False
+        give_up_at = time.monotonic() + MAX_DRAIN_SECONDS
         for _ in range(MAX_STREAM_READS_PER_SYNC):
             try:
                 entries, lost = self._read_streams()
@@ -516,6 +556,8 @@ class Executor:
                     s.read_pending for s in self._streams.values()):
                 # Caught up. Reading on while events trickle in would hold back the buffer
                 # of what was applied already until 20 reads had passed.
+                break
+            if time.monotonic() >= give_up_at:
                 break
         if redis_lost:
             log.warning("executor %s: event stream gone (Redis restarted empty?); "
@@ -563,6 +605,11 @@ class Executor:
                 log.error("dropping malformed event %s: %s", entry_id, exc)
                 EVENTS_APPLIED.labels(result="malformed").inc()
         result = self._apply_events(events, self._clock())
+        if result is None:
+            # Lost the race for its rows again and again: read them again next sync.
+            for stream in {entry[0].key: entry[0] for entry in entries}.values():
+                stream.read_pending = True
+            return 0
         # Acknowledge only after the commit: a crash before this line replays the entries,
         # which the state machine ignores.
         pipe = self.redis.pipeline(transaction=False)
@@ -576,27 +623,71 @@ class Executor:
         self._after_commit(result)
         return result.applied
 
-    def _apply_events(self, events: list[TaskEvent], now: float) -> _Applied:
-        """Apply ``events`` to their rows in one transaction (state machine, idempotent)."""
-        result = _Applied()
+    def _apply_events(self, events: list[TaskEvent], now: float) -> _Applied | None:
+        """Apply ``events`` to their rows in one transaction (state machine, idempotent).
+
+        One SELECT reads the batch's rows (by launch id, as plain :class:`TaskRow` data),
+        the state machine runs in Python, and one bulk UPDATE writes back the rows that
+        changed (see :func:`_write_task_rows`). No row is locked while the batch is computed:
+        each UPDATE is guarded by the launch id, state and owner it was computed from, and
+        when another writer (a revoke, an executor applying the same events, an adoption)
+        changed a row in between, the whole batch is rolled back and computed again from
+        fresh rows.
+        Returns None when that kept happening (the entries are then read again next sync).
+        Raises :class:`ExecutorFenced` when the race was lost to an executor adopting this
+        one's rows, leaving the entries unacknowledged for the adopter.
+        """
         if not events:
-            return result
-        with self._sessions.begin() as session:
-            rows: dict[str, TaskInstance] = {}
-            for chunk in _chunks(list({e.launch_id for e in events}), IN_CHUNK):
-                for found in session.scalars(
-                        sa.select(TaskInstance).where(TaskInstance.launch_id.in_(chunk))):
-                    rows[found.launch_id] = found
-            for event in events:
-                row = rows.get(event.launch_id)
+            return _Applied()
+        by_launch: dict[str, list[TaskEvent]] = {}
+        for event in events:
+            by_launch.setdefault(event.launch_id, []).append(event)
+        owners: dict[int, str] = {}
+        for attempt in range(1, APPLY_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as connection:
+                    rows = _select_task_rows(connection, list(by_launch))
+                    self._check_rows_still_mine(rows.values(), owners)
+                    result, changes = self._fold_events(by_launch, rows, now)
+                    _write_task_rows(connection, changes)
+                return result
+            except _LostRace as exc:
+                log.info("executor %s: %s (attempt %d of %d)", self.executor_id, exc, attempt,
+                         APPLY_ATTEMPTS)
+        log.warning("executor %s: %d event(s) lost the race for their rows %d times; they "
+                    "are applied on a later sync", self.executor_id, len(events),
+                    APPLY_ATTEMPTS)
+        return None
+
+    def _check_rows_still_mine(self, rows: Iterable[TaskRow], owners: dict[int, str]) -> None:
+        """Fence this executor when a row it owned at an earlier attempt has another owner
+        now: it was adopted while applying these events, which the adopter must apply."""
+        for row in rows:
+            before = owners.setdefault(row.id, row.executor_id)
+            if before == self.executor_id and row.executor_id != self.executor_id:
+                self._fenced = True
+                self._check_not_fenced()
+
+    def _fold_events(self, by_launch: dict[str, list[TaskEvent]], rows: dict[str, TaskRow],
+                     now: float) -> tuple[_Applied, list[tuple[TaskRow, TaskRow]]]:
+        """Run each row's events through the state machine, in stream order; returns what
+        to do after commit and the (as read, as changed) pairs of the rows that changed."""
+        result = _Applied()
+        changes: list[tuple[TaskRow, TaskRow]] = []
+        for launch_id, batch in by_launch.items():
+            read = rows.get(launch_id)
+            row = None if read is None else dataclasses.replace(read)
+            for event in batch:
                 finished_before = row.finished_at if row is not None else None
                 done = apply_event(row, event, now)
                 self._note(result, row, event, done.outcome, finished_before)
-        return result
+            if row is not None and read is not None and row != read:
+                changes.append((read, row))
+        return result, changes
 
-    def _note(self, result: _Applied, row: TaskInstance | None, event: TaskEvent,
+    def _note(self, result: _Applied, row: TaskRow | None, event: TaskEvent,
               outcome: Outcome, finished_before: float | None) -> None:
-        EVENTS_APPLIED.labels(result=outcome.value).inc()
+        result.outcomes[outcome.value] += 1
         live = event.kind is EventKind.STATE and event.state in (
             TaskState.LAUNCHED, TaskState.RUNNING)
         if outcome in (Outcome.APPLIED, Outcome.REQUEUED) and row is not None:
@@ -620,10 +711,10 @@ class Executor:
             outcome is Outcome.TERMINAL and finished_before is not None
             and event.occurred_at > finished_before and not finished_by_this_pod)
         if live and unwanted and event.pod_name:
-            result.pods_to_delete.append(
-                (event.namespace or self.settings.kubernetes.namespace, event.pod_name))
+            result.stale_pods.append((event.namespace or self.settings.kubernetes.namespace,
+                                      event.pod_name, event.pod_uid))
 
-    def _record_change(self, result: _Applied, row: TaskInstance, *,
+    def _record_change(self, result: _Applied, row: TaskInstance | TaskRow, *,
                        observe: bool = True) -> None:
         """Put the row's new state in the event buffer (after commit) and in the metrics."""
         state = row.task_state
@@ -635,10 +726,14 @@ class Executor:
 
     def _after_commit(self, result: _Applied) -> None:
         self.event_buffer.update(result.buffer)
+        for outcome, number in result.outcomes.items():
+            EVENTS_APPLIED.labels(result=outcome).inc(number)
         for state, seconds in result.finished:
             TASK_END_TO_END.labels(state=state.value).observe(max(0.0, seconds))
         if result.pods_to_delete:
             self._delete_pods(result.pods_to_delete)
+        if result.stale_pods:
+            self._delete_pods(result.stale_pods, once=True)
 
     # --- housekeeping -----------------------------------------------------------------------
 
@@ -658,7 +753,8 @@ class Executor:
                 reason = f"queued {timeout:g}s without a pod"
                 # The old launch's message may still create its pod: remove it if it does.
                 result.pods_to_delete.append(
-                    (self.settings.kubernetes.namespace, pod_name(row.key, row.launch_id)))
+                    (self.settings.kubernetes.namespace, pod_name(row.key, row.launch_id),
+                     None))
                 if relaunching:
                     relaunch(row, now, reason)
                 else:
@@ -703,8 +799,7 @@ class Executor:
         except redis.RedisError as exc:
             log.warning("cannot check the watcher lease: %s", exc)
 
-    def _export_gauges(self) -> None:
-        counts = self.slot_counts()
+    def _export_gauges(self, counts: SlotCounts) -> None:
         EXECUTOR_QUEUED_TASKS.labels(**self._labels).set(counts.waiting + counts.sent)
         EXECUTOR_RUNNING_TASKS.labels(**self._labels).set(counts.launched + counts.running)
         EXECUTOR_OPEN_SLOTS.labels(**self._labels).set(
@@ -730,7 +825,7 @@ class Executor:
             if row is None or row.task_state.is_terminal:
                 return False
             target = (row.pod_namespace or self.settings.kubernetes.namespace,
-                      row.pod_name or pod_name(task_key, row.launch_id))
+                      row.pod_name or pod_name(task_key, row.launch_id), row.pod_uid)
             row.state = TaskState.REVOKED.value
             row.finished_at = now
             row.updated_at = now
@@ -886,12 +981,35 @@ class Executor:
             pods.extend(self.kube.list_pods(namespace, label_selector=selector).items)
         return pods
 
-    def _delete_pods(self, targets: list[tuple[str, str]]) -> None:
-        for namespace, name in dict.fromkeys(targets):
+    def _delete_pods(self, targets: list[_PodRef], *, once: bool = False) -> None:
+        """Delete pods by name, best effort (the watcher also cleans up finished ones).
+
+        Every pod found and deleted is remembered (the last ``DELETED_PODS_REMEMBERED``).
+        With ``once`` (pods that reported for an obsolete launch: each of their events asks
+        again) a remembered pod is not deleted again, and one already gone counts as deleted.
+        Without it (revoke, stuck QUEUED: the pod may not exist *yet*) the delete is always
+        sent, and a 404 is not remembered, so the pod is still deleted once it reports.
+        A pod recreated under a remembered name has another uid, and is deleted again.
+        """
+        for namespace, name, uid in dict.fromkeys(targets):
+            if once and self._already_deleted(namespace, name, uid):
+                continue
             try:
-                self.kube.delete_pod(namespace, name)
-            except Exception as exc:  # best effort; the watcher also cleans up
+                found = self.kube.delete_pod(namespace, name)
+            except Exception as exc:
                 log.warning("cannot delete pod %s/%s: %s", namespace, name, exc)
+                continue
+            if found or once:
+                self._deleted_pods[(namespace, name)] = uid
+                self._deleted_pods.move_to_end((namespace, name))
+                while len(self._deleted_pods) > DELETED_PODS_REMEMBERED:
+                    self._deleted_pods.popitem(last=False)
+
+    def _already_deleted(self, namespace: str, name: str, uid: str | None) -> bool:
+        if (namespace, name) not in self._deleted_pods:
+            return False
+        deleted_uid = self._deleted_pods[(namespace, name)]
+        return deleted_uid is None or uid is None or deleted_uid == uid
 
     def _register(self) -> None:
         if self._registered:
@@ -994,6 +1112,68 @@ def _copy_rows(session: Any, rows: list[dict[str, Any]]) -> None:
     except psycopg.errors.UniqueViolation as exc:
         # Raised by the driver itself here: present it as SQLAlchemy would.
         raise IntegrityError(f"COPY task_instances ({names})", None, exc) from exc
+
+
+def _select_task_rows(connection: Connection, launch_ids: list[str]) -> dict[str, TaskRow]:
+    """The rows whose current launch is one of ``launch_ids``, by launch id."""
+    columns = [TASKS.c[name] for name in TASK_ROW_COLUMNS]
+    rows: dict[str, TaskRow] = {}
+    for chunk in _chunks(launch_ids, IN_CHUNK):
+        for values in connection.execute(sa.select(*columns).where(
+                TASKS.c.launch_id.in_(chunk))):
+            row = TaskRow(*values)
+            rows[row.launch_id] = row
+    return rows
+
+
+# A row is written only if it still holds what its new values were computed from: the same
+# launch, state and owner (every change the state machine or an adoption makes changes one).
+_GUARD_COLUMNS = ("id", "launch_id", "state", "executor_id")
+
+
+def _write_task_rows(connection: Connection, changes: list[tuple[TaskRow, TaskRow]]) -> None:
+    """Write each (as read, as changed) pair's new values, guarded by its old ones.
+
+    PostgreSQL gets one ``UPDATE ... FROM unnest(<one array per column>)``: a single
+    statement of fixed shape however many rows, planned once. SQLite (one writer at a time,
+    in-process) gets an executemany. Raises :class:`_LostRace` when some row no longer
+    matched its guard.
+    """
+    if not changes:
+        return
+    params: dict[str, list[Any]] = {f"old_{c}": [getattr(read, c) for read, _ in changes]
+                                    for c in _GUARD_COLUMNS}
+    params.update({f"new_{c}": [getattr(new, c) for _, new in changes]
+                   for c in TASK_ROW_MUTABLE})
+    if connection.dialect.name == "postgresql":
+        matched = _rowcount(connection.execute(_BULK_UPDATE_POSTGRESQL, params))
+    else:
+        statement = sa.update(TASKS).where(
+            *[TASKS.c[c] == sa.bindparam(f"old_{c}") for c in _GUARD_COLUMNS]).values(
+            {c: sa.bindparam(f"new_{c}") for c in TASK_ROW_MUTABLE})
+        names = list(params)
+        matched = _rowcount(connection.execute(statement, [
+            dict(zip(names, values, strict=True))
+            for values in zip(*params.values(), strict=True)]))
+    if matched != len(changes):
+        raise _LostRace(f"{len(changes) - matched} of {len(changes)} row(s) changed by "
+                        "another writer meanwhile")
+
+
+def _bulk_update_postgresql() -> sa.Update:
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    columns = [(f"old_{c}", TASKS.c[c].type) for c in _GUARD_COLUMNS] + [
+        (f"new_{c}", TASKS.c[c].type) for c in TASK_ROW_MUTABLE]
+    changes = sa.func.unnest(*[sa.bindparam(name, type_=ARRAY(type_))
+                               for name, type_ in columns]).table_valued(
+        *[sa.column(name, type_) for name, type_ in columns], name="changes").render_derived()
+    return sa.update(TASKS).where(
+        *[TASKS.c[c] == changes.c[f"old_{c}"] for c in _GUARD_COLUMNS]).values(
+        {c: changes.c[f"new_{c}"] for c in TASK_ROW_MUTABLE})
+
+
+_BULK_UPDATE_POSTGRESQL = _bulk_update_postgresql()
 
 
 def _rowcount(result: Any) -> int:

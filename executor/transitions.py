@@ -11,16 +11,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from podfleet.contracts.events import EventKind, TaskEvent
 from podfleet.contracts.messages import new_launch_id
 from podfleet.contracts.pod_status import describe_failure
 from podfleet.contracts.states import TaskState, may_transition
-from podfleet.executor.db import TaskInstance
 
 # A try launched this many times without finishing (pods deleted while Pending, stuck-queued
 # relaunches) fails instead of cycling forever (Airflow #36403).
 MAX_LAUNCHES_PER_TRY = 5
+
+
+class TaskRecord(Protocol):
+    """The columns of a task row the state machine reads and writes.
+
+    Both the ORM's :class:`~podfleet.executor.db.TaskInstance` and the plain
+    :class:`~podfleet.executor.db.TaskRow` (the sync hot path's Core rows) have them, so the
+    rules below are written once for both.
+    """
+
+    state: str
+    launch_id: str
+    attempt: int
+    pod_name: str | None
+    pod_namespace: str | None
+    pod_uid: str | None
+    queued_at: float
+    enqueued_at: float | None
+    launched_at: float | None
+    running_at: float | None
+    finished_at: float | None
+    reason: str | None
+    updated_at: float
 
 
 class Outcome(StrEnum):
@@ -37,11 +60,11 @@ class Applied:
     state: TaskState | None = None  # the row's new state when it changed
 
 
-def apply_event(row: TaskInstance | None, event: TaskEvent, now: float) -> Applied:
+def apply_event(row: TaskRecord | None, event: TaskEvent, now: float) -> Applied:
     """Apply ``event`` to ``row`` (the row whose current launch id is the event's, or None)."""
     if row is None or row.launch_id != event.launch_id:
         return Applied(Outcome.STALE)
-    current = row.task_state
+    current = TaskState(row.state)
     if current.is_terminal:
         return Applied(Outcome.TERMINAL)
     if event.kind is EventKind.REQUEUE:
@@ -77,7 +100,7 @@ def apply_event(row: TaskInstance | None, event: TaskEvent, now: float) -> Appli
     return Applied(Outcome.APPLIED, new)
 
 
-def relaunch(row: TaskInstance, now: float, reason: str) -> TaskState:
+def relaunch(row: TaskRecord, now: float, reason: str) -> TaskState:
     """Give ``row`` a fresh launch (new launch id, so a new pod name) and queue it again.
 
     Past :data:`MAX_LAUNCHES_PER_TRY` the try fails instead, with ``reason`` kept. Returns
@@ -102,7 +125,7 @@ def relaunch(row: TaskInstance, now: float, reason: str) -> TaskState:
     return TaskState.QUEUED
 
 
-def fail(row: TaskInstance, now: float, reason: str) -> None:
+def fail(row: TaskRecord, now: float, reason: str) -> None:
     row.state = TaskState.FAILED.value
     row.finished_at = now
     row.updated_at = now

@@ -237,3 +237,33 @@ def test_end_drains_then_stops_and_reports_whether_everything_finished(
     assert row.executor_id == heir.executor_id  # the stopped one's task was adopted
     publish(redis_url, [event(row, TaskState.SUCCESS, executor_id=executor.executor_id)])
     assert heir.end(timeout=5) is True
+
+
+def pod_deletes(simulator: ThreadSimulator) -> int:
+    assert simulator.runtime is not None
+    return sum(n for (verb, resource, _code), n in simulator.runtime.stats.requests.items()
+               if verb == "delete" and resource == "pods")
+
+
+def test_a_pod_of_an_obsolete_launch_gets_one_delete_however_often_it_reports(
+        make_executor: ExecutorFactory, database_url: str, kube: KubeClient, namespace: str,
+        redis_url: str, simulator: ThreadSimulator) -> None:
+    # Given a task relaunched after the queued timeout, whose first launch's pod appears
+    clock = Clock()
+    executor = make_executor(clock=clock, queued_timeout_seconds=600,
+                             heartbeat_timeout_seconds=10_000)
+    executor.start()
+    executor.submit(key("a"), CMD)
+    old = row_of(database_url, key("a"))
+    clock.advance(601)
+    executor.sync()
+    create_pod(kube, namespace, old)
+    deletes_before = pod_deletes(simulator)
+    # When that pod reports again and again, over several syncs (launcher and watcher, and
+    # a replay)
+    for state in (TaskState.LAUNCHED, TaskState.RUNNING, TaskState.RUNNING):
+        publish(redis_url, [event(old, state)])
+        executor.sync()
+    # Then it was asked to be deleted exactly once, and is gone
+    assert pod_deletes(simulator) - deletes_before == 1
+    assert kube.get_pod(namespace, pod_name(old.key, old.launch_id)) is None

@@ -3,8 +3,11 @@ after the DB commit; REQUEUE, stuck-QUEUED timeouts and the watcher check."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import redis
+import sqlalchemy as sa
 from executor_support import Clock, ExecutorFactory, event, key, publish, row_of
 
 from podfleet.broker import queue_sizes
@@ -12,7 +15,7 @@ from podfleet.contracts.events import EventKind
 from podfleet.contracts.messages import new_launch_id
 from podfleet.contracts.redis_keys import EVENTS_GROUP, RedisKeys
 from podfleet.contracts.states import TaskState
-from podfleet.executor import DuplicateSubmission, Executor, TaskSubmission
+from podfleet.executor import DuplicateSubmission, Executor, ExecutorFenced, TaskSubmission
 
 CMD = ["true"]
 
@@ -257,3 +260,63 @@ def test_the_whole_cycle_works_on_the_embedded_sqlite_db(
     # Then the row is queued again under its new launch id
     again = row_of(sqlite_url, key("a"))
     assert (again.state, again.launch_id) == ("queued", relaunched)
+
+
+def run_once_before_the_bulk_update(engine: sa.Engine, action: Callable[[], None]) -> None:
+    """Run ``action`` (another writer) between a batch's SELECT and its bulk UPDATE, once."""
+    done: list[bool] = []
+
+    def before_execute(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if not done and statement.startswith("UPDATE task_instances SET state="):
+            done.append(True)
+            action()
+
+    sa.event.listen(engine, "before_cursor_execute", before_execute)
+
+
+def test_a_row_changed_by_another_writer_meanwhile_is_not_overwritten(
+        executor: Executor, make_executor: ExecutorFactory, database_url: str,
+        redis_url: str) -> None:
+    # Given a task whose RUNNING event is being applied, when another executor revokes the
+    # task after the batch read the row and before it wrote it back
+    executor.submit(key("a"), CMD)
+    row = row_of(database_url, key("a"))
+    other = make_executor(executor_id="exec-other")
+    run_once_before_the_bulk_update(executor.engine, lambda: other.revoke(key("a")))
+    publish(redis_url, [event(row, TaskState.RUNNING)])
+    # When the sync applies it
+    executor.sync()
+    # Then the revoke stands (the batch lost the race, re-read the row, found it final) and
+    # the entry is acknowledged all the same
+    final = row_of(database_url, key("a"))
+    assert (final.state, final.reason) == ("revoked", "revoked")
+    assert stream_backlog(redis_url, executor) == (0, 0)
+    assert key("a") not in executor.get_event_buffer()
+
+
+def test_an_executor_adopted_while_applying_events_leaves_them_to_its_heir(
+        make_executor: ExecutorFactory, database_url: str, redis_url: str) -> None:
+    # Given an executor whose heartbeat has expired, in the middle of applying an event
+    clock = Clock()
+    slow = make_executor(clock=clock, executor_id="exec-slow")
+    slow.start()
+    slow.submit(key("a"), CMD)
+    row = row_of(database_url, key("a"))
+    heir = make_executor(clock=clock, executor_id="exec-heir")
+
+    def adopt() -> None:
+        clock.advance(61)
+        heir.adopt_dead_executors()
+
+    run_once_before_the_bulk_update(slow.engine, adopt)
+    publish(redis_url, [event(row, TaskState.RUNNING)])
+    # When the heir adopts its tasks between the batch's read and its write
+    with pytest.raises(ExecutorFenced):
+        slow.sync()
+    # Then the slow executor wrote nothing and acknowledged nothing ...
+    assert row_of(database_url, key("a")).state == "queued"
+    assert stream_backlog(redis_url, slow) == (1, 1)
+    # ... and the heir applies the event and reports it to its scheduler
+    heir.sync()
+    assert row_of(database_url, key("a")).state == "running"
+    assert heir.get_event_buffer() == {key("a"): (TaskState.RUNNING, None)}
