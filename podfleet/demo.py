@@ -374,16 +374,17 @@ def _summarise(executor: Any, fates: dict[Any, Fate],
         latency.add_row(name, *(f"{percentile(values, q):.3f}" for q in (50, 95, 99)),
                         f"{max(values) if values else float('nan'):.3f}", str(len(values)))
     console.print(latency)
-    # A task whose pod finished before its LAUNCHED event was applied has no launched_at.
-    launched_times = sorted(r["launched_at"] or r["finished_at"] for r in rows
-                            if r.get("launched_at") or r.get("finished_at"))
+    # launched_at is when the API accepted the pod; a task whose pod finished before the
+    # launcher's event was applied has none (its state moved on first), but has a pod uid.
+    launched_times = sorted(r["launched_at"] for r in rows if r.get("launched_at"))
+    pods = sum(1 for r in rows if r.get("pod_uid") or r.get("launched_at"))
     queued_times = sorted(r["queued_at"] for r in rows if r.get("queued_at"))
     if launched_times and queued_times:
         span = max(launched_times[-1] - queued_times[0], 1e-6)
         limit = (f"cluster-wide limit {rate:g}/s with a burst of {max(1, int(rate))}"
                  if rate > 0 else "no rate limit")
-        console.print(f"pods created: {len(launched_times)} in {span:.2f}s "
-                      f"= {len(launched_times) / span:.0f} pods/s ({limit})")
+        console.print(f"pods created: {pods}; launch rate {len(launched_times) / span:.0f} "
+                      f"pods/s over {span:.2f}s ({limit})")
     console.print(f"whole fleet: {len(finished)}/{len(fates)} finished in {elapsed:.1f}s")
     console.print(f"metrics: http://127.0.0.1:{metrics_port}/metrics (workers; while running)")
     if wrong:
@@ -402,10 +403,11 @@ def _timings(executor: Any) -> list[dict[str, Any]]:
 
     from podfleet.executor.db import TaskInstance
 
-    columns = (TaskInstance.submitted_at, TaskInstance.launched_at, TaskInstance.finished_at)
+    columns = (TaskInstance.submitted_at, TaskInstance.launched_at, TaskInstance.finished_at,
+               TaskInstance.pod_uid)
     with executor.engine.connect() as conn:
-        return [{"queued_at": q, "launched_at": launched, "finished_at": done}
-                for q, launched, done in conn.execute(sa.select(*columns))]
+        return [{"queued_at": q, "launched_at": launched, "finished_at": done, "pod_uid": uid}
+                for q, launched, done, uid in conn.execute(sa.select(*columns))]
 
 
 def _short_reason(reason: str | None) -> str:
