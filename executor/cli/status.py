@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from podfleet.contracts.states import TaskState
-from podfleet.executor.cli.common import fail, schema_problem
+from podfleet.executor.cli.preflight import fail, schema_problem
 from podfleet.executor.db import ACTIVE_STATES, ExecutorRecord, TaskInstance, make_engine
 from podfleet.settings import Settings
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from podfleet.executor.cli.common import fail, schema_problem
+from podfleet.executor.cli.preflight import fail, schema_problem
 from podfleet.executor.submission import InvalidSubmission, TaskSubmission
 from podfleet.settings import Settings
 

@@ -1,4 +1,5 @@
-"""What the executor's subcommands share: settings, and a clear stop when the DB is not ready."""
+"""Checks every executor subcommand makes before it acts: a DB at the right revision, and
+one way to report bad input."""
 
 from __future__ import annotations
 
