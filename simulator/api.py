@@ -75,6 +75,8 @@ JSON = "application/json"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _RUNTIME_KEY: web.AppKey[SimulatorRuntime] = web.AppKey("podfleet_sim_runtime", SimulatorRuntime)
 _TOO_LARGE_WAIT_S = 3.0
+#: How long requests still being handled at shutdown may take before they are cancelled.
+_SHUTDOWN_GRACE_S = 1.0
 _UNPROTECTED = frozenset({"/healthz", "/readyz", "/livez"})
 
 
@@ -138,10 +140,36 @@ class CoreApi:
         self.store = runtime.store
         self.config = runtime.config
         self.closing = asyncio.Event()
+        #: Tasks of the requests being handled now, so that shutdown can finish them.
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     # ---------------------------------------------------------------- entry point
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        task = request.task
+        self._in_flight.add(task)
+        try:
+            return await self._handle(request)
+        finally:
+            self._in_flight.discard(task)
+
+    async def finish_in_flight(self, grace_s: float) -> None:
+        """Give the requests still being handled `grace_s` to end, then cancel and await them.
+
+        aiohttp's own shutdown only reaches requests whose connection is still open: a held
+        (fault-injected) timeout whose client has gone away would stay pending on the loop
+        past the server's end ("Task was destroyed but it is pending!").
+        """
+        pending = set(self._in_flight)
+        if not pending:
+            return
+        _, pending = await asyncio.wait(pending, timeout=grace_s)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=grace_s)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         method = request.method
         if path in _UNPROTECTED:
@@ -422,6 +450,12 @@ class CoreApi:
         length = request.content_length
         if length is not None and length > limit:
             raise too_large(limit)
+        if length is not None:
+            # The usual case (a client sends Content-Length): one read, no copies.
+            try:
+                return await request.content.readexactly(length)
+            except asyncio.IncompleteReadError:
+                raise ConnectionResetError("the client sent less than its Content-Length") from None
         body = bytearray()
         async for chunk in request.content.iter_chunked(65536):
             body += chunk
@@ -471,6 +505,13 @@ class CoreApi:
             validate_node(obj)
         if rtype.namespaced:
             self._check_namespace(info.namespace)
+        faults = self.runtime.faults
+        if rtype.name == PODS and faults is not None:
+            # Admission with no await before the store write, so a pod quota stays exact
+            # however many creates are in flight.
+            refused = faults.admit_pod(info.namespace, obj)
+            if refused is not None:
+                raise refused
         if request.query.get("dryRun"):
             return json_response(_dumps(obj), status=201)
         try:
@@ -769,10 +810,11 @@ def build_api_app(
     if setup_extra is not None:
         setup_extra(app)
 
-    async def close_watches(_: web.Application) -> None:
-        api.closing.set()
+    async def finish_requests(_: web.Application) -> None:
+        api.closing.set()  # watches end their streams
         runtime.store.wake_all()
+        await api.finish_in_flight(_SHUTDOWN_GRACE_S)
 
-    app.on_shutdown.append(close_watches)
+    app.on_shutdown.append(finish_requests)
     app.router.add_route("*", "/{tail:.*}", api.handle)
     return app

@@ -8,7 +8,8 @@ the error response to send instead, shaped as a real server shapes it:
 - per verb: added latency, and rates of 429 (with ``Retry-After``), 500, 503 and timeouts
   (held past a client's timeout then answered 504, or the connection closed without an answer);
 - an API rate limit: 429 ``TooManyRequests`` past N requests/s, as API Priority and Fairness does;
-- a pod quota: 403 ``Forbidden`` "exceeded quota", as a ResourceQuota on ``pods`` does;
+- a pod quota: 403 ``Forbidden`` "exceeded quota", as a ResourceQuota on ``pods`` does (checked
+  by ``admit_pod``, which the API server calls right before it stores a pod);
 - watch connections cut every N seconds;
 - a short history window, so watches and lists from an old resourceVersion get 410 ``Expired``.
 
@@ -41,7 +42,7 @@ VERBS = ("get", "list", "watch", "create", "update", "patch", "delete", "deletec
 ANY_VERB = "*"
 TIMEOUT_MODES = ("hold", "close")
 #: Paths the injector never touches: the admin endpoint and health checks.
-EXEMPT_PREFIXES = ("/_sim/", "/admin/", "/healthz", "/readyz", "/livez")
+EXEMPT_PREFIXES = ("/_sim/", "/healthz", "/readyz", "/livez")
 _TERMINAL = frozenset({"Succeeded", "Failed"})
 
 TOO_MANY_REQUESTS_MESSAGE = "Too many requests, please try again later."
@@ -192,7 +193,6 @@ class FaultInjector:
         self._bucket: TokenBucket | None = None
         #: Non-terminal pods per namespace, what a ``pods`` ResourceQuota counts as used.
         self._active_pods: Counter[str] = Counter()
-        self._admission_wired = False
         self._history_default = (runtime.config.history_window_events,
                                  runtime.config.history_window_seconds)
         for record in runtime.store.iter_unsorted("pods"):
@@ -246,21 +246,16 @@ class FaultInjector:
                 response = await self._draw_error(faults, info)
                 if response is not None:
                     return response
-        if (config.pod_quota is not None and not self._admission_wired
-                and info.verb == "create" and info.resource == "pods" and not info.subresource):
-            error = self._quota_error(info.namespace, "")
-            if error is not None:
-                return error.response()
         return None
 
     def admit_pod(self, namespace: str, pod: dict[str, Any]) -> ApiError | None:
         """Admission for a pod create, called synchronously right before it is stored.
 
-        Returns the 403 quota error to answer with, or None to admit. Being synchronous with
-        the store write makes the quota exact under concurrent creates (``intercept`` alone
-        can let a few extra through while their bodies are read).
+        Returns the 403 quota error to answer with, or None to admit. The pod quota is checked
+        here only, not in ``intercept``: with no await between this check and the store write,
+        the quota is exact under concurrent creates (a check before the body is read would let
+        every create then in flight through).
         """
-        self._admission_wired = True
         if self.config.pod_quota is None:
             return None
         name = str((pod.get("metadata") or {}).get("name")

@@ -25,7 +25,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -57,9 +56,21 @@ class ExpiredError(Exception):
         self.oldest = oldest
 
 
+_stamp_second = -1
+_stamp = ""
+
+
 def now_rfc3339() -> str:
-    """The current time as Kubernetes writes timestamps (seconds, UTC, Z)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time as Kubernetes writes timestamps (seconds, UTC, Z).
+
+    Formatted once per second: every create and most kubelet writes ask for it.
+    """
+    global _stamp_second, _stamp
+    second = int(time.time())
+    if second != _stamp_second:
+        _stamp_second = second
+        _stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+    return _stamp
 
 
 @dataclass(slots=True, eq=False)

@@ -8,18 +8,15 @@ and for updates the pod's immutability rules (→ 422 Forbidden cause).
 
 from __future__ import annotations
 
+from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 import orjson
 import yaml
 
-from podfleet.kube.rules import (
-    dns1123_label_errors,
-    dns1123_subdomain_errors,
-    label_key_errors,
-    label_value_errors,
-    parse_quantity,
-)
+from podfleet.kube import rules
+from podfleet.kube.rules import dns1123_label_errors, dns1123_subdomain_errors
 from podfleet.simulator import protobuf
 from podfleet.simulator.errors import (
     FieldError,
@@ -35,6 +32,35 @@ from podfleet.simulator.errors import (
 
 ANNOTATIONS_MAX_BYTES = 256 * 1024
 _ANNOTATIONS_TOO_LONG = f"must have at most {ANNOTATIONS_MAX_BYTES} bytes"
+
+# A fleet's pods repeat a few label keys, label values and quantities ("podfleet.io/dag-id",
+# "128Mi"), and checking one costs a few regular-expression matches: the verdict on each
+# distinct string is remembered (a bounded cache, so unique values cannot grow it).
+_CACHED_STRINGS = 4096
+
+
+@lru_cache(maxsize=_CACHED_STRINGS)
+def label_key_errors(key: str) -> tuple[str, ...]:
+    """`podfleet.kube.rules.label_key_errors`, remembered per distinct key."""
+    return tuple(rules.label_key_errors(key))
+
+
+@lru_cache(maxsize=_CACHED_STRINGS)
+def label_value_errors(value: str) -> tuple[str, ...]:
+    """`podfleet.kube.rules.label_value_errors`, remembered per distinct value."""
+    return tuple(rules.label_value_errors(value))
+
+
+@lru_cache(maxsize=_CACHED_STRINGS)
+def _parse_quantity_text(text: str) -> Decimal:
+    return rules.parse_quantity(text)
+
+
+def parse_quantity(quantity: Any) -> Decimal:
+    """`podfleet.kube.rules.parse_quantity`, remembered per distinct string (ValueError if bad)."""
+    if isinstance(quantity, str):
+        return _parse_quantity_text(quantity)  # errors are raised again, never cached
+    return rules.parse_quantity(quantity)
 
 
 def decode_body(body: bytes, content_type: str, kind: str) -> Any:
@@ -120,13 +146,14 @@ def validate_metadata(meta: dict[str, Any], *, name_rule: str = "subdomain") -> 
             errors.append(invalid("metadata.labels", labels, "must be a map of strings"))
         else:
             for key, value in labels.items():
-                errors.extend(invalid("metadata.labels", key, m) for m in label_key_errors(key))
+                # Errors are rare: test the cached verdict before building any FieldError.
+                if key_errors := label_key_errors(key):
+                    errors.extend(invalid("metadata.labels", key, m) for m in key_errors)
                 if not isinstance(value, str):
                     errors.append(invalid(f"metadata.labels[{key}]", value, "must be a string"))
                     continue
-                errors.extend(
-                    invalid("metadata.labels", value, m) for m in label_value_errors(value)
-                )
+                if value_errors := label_value_errors(value):
+                    errors.extend(invalid("metadata.labels", value, m) for m in value_errors)
     annotations = meta.get("annotations")
     if annotations is not None:
         if not isinstance(annotations, dict):
@@ -134,9 +161,8 @@ def validate_metadata(meta: dict[str, Any], *, name_rule: str = "subdomain") -> 
         else:
             total = 0
             for key, value in annotations.items():
-                errors.extend(
-                    invalid("metadata.annotations", key, m) for m in label_key_errors(key.lower())
-                )
+                if key_errors := label_key_errors(key.lower()):
+                    errors.extend(invalid("metadata.annotations", key, m) for m in key_errors)
                 if not isinstance(value, str):
                     errors.append(
                         invalid(f"metadata.annotations[{key}]", value, "must be a string")
@@ -323,8 +349,16 @@ def validate_node(node: dict[str, Any]) -> None:
 
 
 def qos_class(spec: dict[str, Any]) -> str:
-    """The pod's QoS class from its containers' requests and limits."""
-    containers = [c for c in (spec.get("containers") or []) if isinstance(c, dict)]
+    """The pod's QoS class as Kubernetes computes it: BestEffort, Burstable or Guaranteed.
+
+    From the cpu and memory requests and limits of every container and init container: none
+    set → BestEffort; each limit set and every request equal to its limit → Guaranteed. The
+    API server's defaulting and the simulated kubelet both use this one function.
+    """
+    containers = [
+        c for key in ("containers", "initContainers") for c in (spec.get(key) or [])
+        if isinstance(c, dict)
+    ]
     any_set = False
     guaranteed = True
     for container in containers:
@@ -336,11 +370,19 @@ def qos_class(spec: dict[str, Any]) -> str:
         for name in ("cpu", "memory"):
             limit = limits.get(name)
             request = requests.get(name, limit)
-            if limit is None or request is None or parse_quantity(request) != parse_quantity(limit):
+            if limit is None or request is None or not _same_quantity(request, limit):
                 guaranteed = False
     if not any_set:
         return "BestEffort"
     return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _same_quantity(a: Any, b: Any) -> bool:
+    """Equal amounts ("1" and "1000m" are); unparsable values compare as text."""
+    try:
+        return parse_quantity(a) == parse_quantity(b)
+    except ValueError:
+        return str(a) == str(b)
 
 
 def default_pod(pod: dict[str, Any], *, grace_period_s: int) -> None:

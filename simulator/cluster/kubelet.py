@@ -28,6 +28,7 @@ from podfleet.simulator.cluster.local import LocalContainer
 from podfleet.simulator.cluster.scheduler import SimNode
 from podfleet.simulator.cluster.state import PodRecord, Stage
 from podfleet.simulator.cluster.timeline import Timeline
+from podfleet.simulator.store import now_rfc3339
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class Kubelet:
         else:
             pod.host_ip = "172.18.0.1"
             pod.pod_ip = None
-        pod.scheduled_at = pod.scheduled_at or statuses.now_rfc3339()
+        pod.scheduled_at = pod.scheduled_at or now_rfc3339()
 
     def delete_requested(self, pod: PodRecord) -> None:
         """The pod got a deletionTimestamp: stop its containers, then remove it."""
@@ -140,7 +141,7 @@ class Kubelet:
         if evicted:
             extra = [{
                 "type": "DisruptionTarget", "status": "True", "lastProbeTime": None,
-                "lastTransitionTime": statuses.now_rfc3339(), "reason": "TerminationByKubelet",
+                "lastTransitionTime": now_rfc3339(), "reason": "TerminationByKubelet",
                 "message": message,
             }]
         container_reason = "Error" if evicted else "ContainerStatusUnknown"
@@ -175,7 +176,7 @@ class Kubelet:
             self._remove(pod)
             return
         pod.stage = Stage.CREATING
-        pod.started_at = statuses.now_rfc3339()
+        pod.started_at = now_rfc3339()
         status = statuses.waiting_status(pod, "ContainerCreating", None, pod.qos, with_ip=False)
         if self._write(pod, status):
             self.acknowledged(pod)
@@ -227,7 +228,7 @@ class Kubelet:
 
     def _running(self, pod: PodRecord) -> None:
         pod.stage = Stage.RUNNING
-        pod.running_since = statuses.now_rfc3339()
+        pod.running_since = now_rfc3339()
         self._write(pod, statuses.running_status(pod, pod.qos))
 
     async def _start_local(self, pod: PodRecord, token: int) -> None:
@@ -281,8 +282,8 @@ class Kubelet:
         self._terminate(pod, code, reason, message=message)
 
     def _restart(self, pod: PodRecord, code: int, reason: str) -> None:
-        pod.last_exit = (code, reason, pod.running_since or statuses.now_rfc3339(),
-                         statuses.now_rfc3339())
+        pod.last_exit = (code, reason, pod.running_since or now_rfc3339(),
+                         now_rfc3339())
         pod.restart_count += 1
         token = pod.next_generation()
         if code != 0:

@@ -20,6 +20,8 @@ from podfleet.simulator.cluster.resources import pod_requests
 from podfleet.simulator.cluster.scheduler import Scheduler, SimNode
 from podfleet.simulator.cluster.state import PodRecord, Stage
 from podfleet.simulator.cluster.timeline import Timeline
+from podfleet.simulator.store import now_rfc3339
+from podfleet.simulator.validation import qos_class
 
 if TYPE_CHECKING:
     from podfleet.simulator.runtime import SimulatorRuntime
@@ -184,7 +186,7 @@ class SimulatedCluster:
         pod.restart_policy = spec.get("restartPolicy") or "Always"
         grace = spec.get("terminationGracePeriodSeconds")
         pod.grace_s = float(grace) if isinstance(grace, int | float) else 30.0
-        pod.qos = (obj.get("status") or {}).get("qosClass") or statuses.qos_class(spec)
+        pod.qos = (obj.get("status") or {}).get("qosClass") or qos_class(spec)
         if self.config.local_mode and containers:
             pod.command = (container_command(containers[0]), container_env(containers[0]))
         self.pods[pod.uid] = pod
@@ -199,7 +201,7 @@ class SimulatedCluster:
 
     # -- scheduler and kubelet callbacks -------------------------------------------------
     def _bound(self, pod: PodRecord, node: SimNode) -> None:
-        pod.scheduled_at = statuses.now_rfc3339()
+        pod.scheduled_at = now_rfc3339()
         combined = self.config.kubelet_ack_delay_s <= 0
         if combined:
             status = self.kubelet.accept_with_binding(pod, node)

@@ -8,26 +8,14 @@ cluster's output.
 from __future__ import annotations
 
 import hashlib
-import time
 from functools import lru_cache
 from typing import Any
 
 from podfleet.simulator.cluster.state import PodRecord
+from podfleet.simulator.store import now_rfc3339
 
 Json = dict[str, Any]
 
-_last_second = -1
-_last_stamp = ""
-
-
-def now_rfc3339() -> str:
-    """The current time as Kubernetes writes it (second precision, UTC, ``Z``)."""
-    global _last_second, _last_stamp
-    second = int(time.time())
-    if second != _last_second:
-        _last_second = second
-        _last_stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
-    return _last_stamp
 
 
 def _container_id(pod: PodRecord, name: str, restart: int) -> str:
@@ -275,27 +263,6 @@ def terminated_status(
             statuses[-1]["containerID"] = terminated["containerID"]
     status["containerStatuses"] = statuses
     return status
-
-
-def qos_class(spec: Json) -> str:
-    """BestEffort, Burstable or Guaranteed, from the containers' requests and limits."""
-    containers = list(spec.get("containers") or []) + list(spec.get("initContainers") or [])
-    any_set = False
-    guaranteed = True
-    for container in containers:
-        resources = container.get("resources") or {}
-        requests = resources.get("requests") or {}
-        limits = resources.get("limits") or {}
-        if requests or limits:
-            any_set = True
-        for resource in ("cpu", "memory"):
-            limit = limits.get(resource)
-            request = requests.get(resource, limit)
-            if limit is None or str(request) != str(limit):
-                guaranteed = False
-    if not any_set:
-        return "BestEffort"
-    return "Guaranteed" if guaranteed else "Burstable"
 
 
 def node_object(name: str, index: int, cpu: str, memory: str, pods: int,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -110,18 +109,24 @@ def test_kubectl_get_pods_watch_prints_changes(
         stderr=subprocess.PIPE,
         text=True,
     )
+    rows: list[list[str]] = []
     try:
-        time.sleep(0.5)
         core.create_namespaced_pod(namespace, make_pod("watched"))
-        time.sleep(1.0)
+        # kubectl lists, then watches from the list's version: the pod shows up either way.
+        # Read until it is Running; --request-timeout ends the stream (EOF) if it never is.
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith("watched"):
+                rows.append(line.split())
+                if rows[-1][2] == "Running":
+                    break
     finally:
         process.terminate()
-        out, err = process.communicate(timeout=10)
+        _, err = process.communicate(timeout=10)
 
-    rows = [line.split() for line in out.splitlines() if line.startswith("watched")]
-    assert rows, (out, err)
+    assert rows, err
     assert rows[0][0] == "watched"
-    assert any(row[2] == "Running" for row in rows)
+    assert rows[-1][2] == "Running"
 
 
 def test_kubectl_create_namespace_sends_protobuf_and_works(

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import gc
+import logging
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import pytest
+import urllib3
 import yaml
 from kubernetes import client, config
 
 from podfleet.simulator.config import SimulatorConfig, config_from_json, config_to_json
+from podfleet.simulator.faults import FaultConfig, VerbFaults
 from podfleet.simulator.server import READY_PREFIX, start_simulator
 
 
@@ -48,6 +53,26 @@ def test_thread_mode_leaves_no_thread_behind() -> None:
     after = {t.name for t in threading.enumerate()}
     assert "podfleet-simulator" in during
     assert "podfleet-simulator" not in after - before
+
+
+def test_thread_mode_stop_ends_a_request_held_by_a_fault(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    faults = FaultConfig(verbs={"list": VerbFaults(timeout=1.0)}, timeout_hold_s=600.0)
+    sim = start_simulator(SimulatorConfig(faults=faults))
+    pool = urllib3.PoolManager()
+    try:
+        # The client gives up; the server still holds the request when it is told to stop.
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+            pool.request("GET", sim.url + "/api/v1/pods", retries=False, timeout=0.3)
+    finally:
+        caplog.set_level(logging.ERROR, logger="asyncio")
+        sim.stop()
+        pool.clear()
+    del sim
+    gc.collect()  # a task left pending on the closed loop is reported when it is collected
+
+    assert not [r for r in caplog.records if "pending" in r.getMessage()]
 
 
 def test_official_client_loads_the_written_kubeconfig(tmp_path: Path) -> None:

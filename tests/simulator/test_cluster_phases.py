@@ -147,12 +147,15 @@ def test_image_pull_error_stays_pending_and_backs_off(api: client.CoreV1Api) -> 
 
 def test_image_pull_error_passes_through_err_image_pull(api: client.CoreV1Api) -> None:
     name = unique("pull-first")
-    api.create_namespaced_pod(NS, pod_body(
+    created = api.create_namespaced_pod(NS, pod_body(
         name, {fate.IMAGE_PULL_ERROR: "true", fate.START_DELAY: "0"}))
     reasons = []
 
+    # From the create's version: every later state is delivered, however fast they came.
     for event in watch.Watch().stream(api.list_namespaced_pod, NS,
-                                      field_selector=f"metadata.name={name}", timeout_seconds=5):
+                                      field_selector=f"metadata.name={name}",
+                                      resource_version=created.metadata.resource_version,
+                                      timeout_seconds=5):
         statuses = event["object"].status.container_statuses or []
         if statuses and statuses[0].state.waiting:
             reasons.append(statuses[0].state.waiting.reason)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import time
 from collections.abc import Iterator
 
+import orjson
 import pytest
 import urllib3
 from cluster_support import fast_simulator, pod_body, unique, wait_for
@@ -128,6 +130,38 @@ def test_pod_quota_counts_only_pods_still_running(
     wait_for(lambda: api.read_namespaced_pod(first, namespace).status.phase == "Succeeded")
 
     api.create_namespaced_pod(namespace, pod_body(unique("q")))
+
+
+def test_pod_quota_is_exact_under_concurrent_creates(
+    admin: AdminClient, api: client.CoreV1Api, sim: RunningSimulator
+) -> None:
+    namespace = unique("quota-race")
+    api.create_namespace({"metadata": {"name": namespace}})
+    admin.set_faults(pod_quota=5)
+    path = f"/api/v1/namespaces/{namespace}/pods"
+    url = urllib3.util.parse_url(sim.url)
+    connections = [http.client.HTTPConnection(url.host, url.port, timeout=10) for _ in range(20)]
+    bodies = [orjson.dumps(pod_body(unique("racer"), {fate.DURATION: "60"}))
+              for _ in connections]
+    try:
+        # Every request's headers first, then every body: all twenty creates are in flight
+        # (past any check made before the body is read) before the first one is stored.
+        for connection, body in zip(connections, bodies, strict=True):
+            connection.putrequest("POST", path)
+            connection.putheader("Content-Type", "application/json")
+            connection.putheader("Content-Length", str(len(body)))
+            connection.endheaders()
+        time.sleep(0.2)  # lets the server start reading every request (no assertion on time)
+        for connection, body in zip(connections, bodies, strict=True):
+            connection.send(body)
+        codes = [connection.getresponse().status for connection in connections]
+    finally:
+        for connection in connections:
+            connection.close()
+        api.delete_namespace(namespace)
+
+    assert sorted(codes) == [201] * 5 + [403] * 15
+    assert admin.stats().creates.rejected["Forbidden"] == 15
 
 
 def test_rate_limit_answers_429_past_the_rate(admin: AdminClient, api: client.CoreV1Api) -> None:
