@@ -21,7 +21,7 @@ def test_short_headless_run_reports_launch_latencies_without_failures(tmp_path: 
     # When two users submit tasks for a few seconds against a one-process pool
     result = subprocess.run(
         [sys.executable, str(ROOT / "loadtest" / "run_headless.py"), "--users", "2",
-         "--run-time", "5", "--tasks-per-second", "5", "--worker-processes", "1",
+         "--run-time", "8", "--tasks-per-second", "5", "--worker-processes", "1",
          "--worker-threads", "4", "--nodes", "5", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr

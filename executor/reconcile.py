@@ -1,0 +1,196 @@
+"""Recovery after crashes: reconcile tasks against the cluster, adopt dead executors' tasks.
+
+The metadata DB is the source of truth, so whatever Redis loses (stream entries, launch
+messages) is rebuilt from the DB and one pod list per watched namespace. An executor that
+stopped, or whose heartbeat expired, has its tasks, event streams and pods taken over by a
+live one; the claim is a conditional UPDATE, so exactly one of several racing executors wins.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, sessionmaker
+
+from podfleet.contracts.events import EventKind, EventSource, TaskEvent
+from podfleet.contracts.naming import (
+    EXECUTOR_LABEL,
+    LAUNCH_ID_LABEL,
+    MANAGED_SELECTOR,
+    safe_label_value,
+)
+from podfleet.contracts.pod_status import pod_task_state
+from podfleet.contracts.states import TaskState
+from podfleet.executor.batch import Applied, record_change
+from podfleet.executor.db import ACTIVE_STATES, ExecutorRecord, ExecutorState, TaskInstance
+from podfleet.executor.pods import ExecutorPods
+from podfleet.executor.rows import TASKS, rowcount
+from podfleet.executor.streams import EventStreams
+from podfleet.executor.transitions import Outcome, apply_event, fail, relaunch
+from podfleet.kube.client import KubeApiError, KubeClient
+from podfleet.settings import Settings
+
+log = logging.getLogger("podfleet.executor")
+
+RELABEL_THREADS = 8
+
+
+class Reconciler:
+    """Start-up and after-loss recovery of one executor's tasks.
+
+    ``after_commit`` acts on what a transaction changed (event buffer, metrics, pod deletes);
+    ``launch_waiting`` sends QUEUED tasks into the open slots. Both belong to the executor.
+    """
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session],
+                 streams: EventStreams, pods: ExecutorPods, kube: Callable[[], KubeClient],
+                 clock: Callable[[], float], after_commit: Callable[[Applied], None],
+                 launch_waiting: Callable[[], int]) -> None:
+        self.settings = settings
+        self.executor_id = settings.executor.executor_id
+        self._sessions = sessions
+        self._streams = streams
+        self._pods = pods
+        self._kube = kube
+        self._clock = clock
+        self._after_commit = after_commit
+        self._launch_waiting = launch_waiting
+
+    def reconcile(self, *, redis_lost: bool = False) -> None:
+        """Bring this executor's active tasks in line with the cluster: one DB query, one pod
+        list per watched namespace.
+
+        A task whose pod exists takes the pod's state (a finished pod completes it). A QUEUED
+        task with no pod is sent again under the same launch id (a message still in the broker
+        then meets 409, not a second pod). With ``redis_lost`` (the stream, and with it any
+        events about these tasks, is gone) a LAUNCHED task with no pod is relaunched and a
+        RUNNING one is failed, since what happened to its pod can no longer be known.
+        """
+        now = self._clock()
+        try:
+            pods = self._pods.list_pods(MANAGED_SELECTOR)
+        except Exception as exc:  # an unreachable API, or no kubeconfig at all
+            log.warning("reconciliation skipped, cannot list pods: %s", exc)
+            if redis_lost:
+                self._resend_all_queued()
+            return
+        by_launch: dict[str, dict[str, Any]] = {}
+        for listed in pods:
+            labels = (listed.get("metadata") or {}).get("labels") or {}
+            launch_id = labels.get(LAUNCH_ID_LABEL)
+            if launch_id:
+                by_launch[launch_id] = listed
+        result = Applied()
+        with self._sessions.begin() as session:
+            rows = session.scalars(sa.select(TaskInstance).where(
+                TaskInstance.executor_id == self.executor_id,
+                TaskInstance.state.in_(ACTIVE_STATES)).with_for_update())
+            for row in rows:
+                pod = by_launch.get(row.launch_id)
+                if pod is not None:
+                    event = _event_from_pod(pod, row, self.executor_id,
+                                            self.settings.watcher.fatal_container_reasons)
+                    outcome = apply_event(row, event, now).outcome
+                    if outcome is Outcome.APPLIED:
+                        result.applied += 1
+                        record_change(result, row, self.executor_id)
+                elif row.state == TaskState.QUEUED.value:
+                    row.enqueued_at = None  # resent below, within the open slots
+                elif redis_lost and row.state == TaskState.LAUNCHED.value:
+                    relaunch(row, now, "pod not found after Redis lost its state")
+                    record_change(result, row, self.executor_id)
+                elif redis_lost and row.state == TaskState.RUNNING.value:
+                    fail(row, now, "pod vanished while running (found missing after Redis "
+                                   "lost its state)")
+                    record_change(result, row, self.executor_id)
+        self._after_commit(result)
+        log.info("executor %s reconciled against %d pod(s): %d task(s) updated",
+                 self.executor_id, len(pods), result.applied)
+        self._launch_waiting()
+
+    def _resend_all_queued(self) -> None:
+        with self._sessions.begin() as session:
+            session.execute(sa.update(TASKS).where(
+                TASKS.c.executor_id == self.executor_id,
+                TASKS.c.state == TaskState.QUEUED.value).values(enqueued_at=None))
+        self._launch_waiting()
+
+    def adopt_dead_executors(self) -> list[str]:
+        """Take over the tasks, event streams and pods of executors that are gone.
+
+        "Gone" means stopped, or a heartbeat older than ``heartbeat_timeout_seconds``; a live
+        executor is never adopted. The claim is one conditional UPDATE, so of several
+        executors racing for the same dead one exactly one wins. Returns the adopted ids.
+        """
+        now = self._clock()
+        cutoff = now - self.settings.executor.heartbeat_timeout_seconds
+        gone = sa.and_(
+            ExecutorRecord.id != self.executor_id,
+            sa.or_(ExecutorRecord.state == ExecutorState.STOPPED,
+                   sa.and_(ExecutorRecord.state == ExecutorState.RUNNING,
+                           ExecutorRecord.heartbeat_at < cutoff)))
+        with self._sessions() as session:
+            candidates = list(session.scalars(sa.select(ExecutorRecord.id).where(gone)))
+        adopted: list[str] = []
+        for dead in candidates:
+            with self._sessions.begin() as session:
+                claimed = rowcount(session.execute(
+                    sa.update(ExecutorRecord).where(ExecutorRecord.id == dead, gone)
+                    .values(state=ExecutorState.ADOPTED, adopted_by=self.executor_id)))
+                if not claimed:
+                    continue
+                inherited = list(session.scalars(sa.select(ExecutorRecord.id).where(
+                    ExecutorRecord.adopted_by == dead)))
+                session.execute(sa.update(ExecutorRecord)
+                                .where(ExecutorRecord.adopted_by == dead)
+                                .values(adopted_by=self.executor_id))
+                moved = rowcount(session.execute(
+                    sa.update(TASKS).where(TASKS.c.executor_id == dead,
+                                           TASKS.c.state.in_(ACTIVE_STATES))
+                    .values(executor_id=self.executor_id, updated_at=now)))
+            log.warning("executor %s adopted %d task(s) of dead executor %s",
+                        self.executor_id, moved, dead)
+            adopted.append(dead)
+            for owner in (dead, *inherited):
+                self._streams.add(owner, adopted_at=now)
+        if adopted:
+            self._streams.ensure_groups()
+            self._relabel_pods(adopted)
+        return adopted
+
+    def _relabel_pods(self, previous_owners: list[str]) -> None:
+        """Point adopted pods at this executor, so the watcher routes their events here."""
+        values = ",".join(sorted({safe_label_value(o) for o in previous_owners}))
+        try:
+            pods = self._pods.list_pods(f"{MANAGED_SELECTOR},{EXECUTOR_LABEL} in ({values})")
+        except Exception as exc:  # their streams are drained all the same
+            log.warning("cannot list adopted pods to relabel them: %s", exc)
+            return
+        patch = {"metadata": {"labels": {EXECUTOR_LABEL: safe_label_value(self.executor_id)},
+                              "annotations": {EXECUTOR_LABEL: self.executor_id}}}
+
+        def relabel(pod: dict[str, Any]) -> None:
+            meta = pod.get("metadata") or {}
+            try:
+                self._kube().patch_pod(meta.get("namespace", ""), meta.get("name", ""), patch)
+            except KubeApiError as exc:
+                if exc.status != 404:
+                    log.warning("cannot relabel adopted pod %s: %s", meta.get("name"), exc)
+
+        with concurrent.futures.ThreadPoolExecutor(RELABEL_THREADS) as pool:
+            list(pool.map(relabel, pods))
+
+
+def _event_from_pod(pod: dict[str, Any], row: TaskInstance, executor_id: str,
+                    fatal_reasons: frozenset[str]) -> TaskEvent:
+    state, reason = pod_task_state(pod, fatal_reasons)
+    meta = pod.get("metadata") or {}
+    return TaskEvent(
+        key=row.key, launch_id=row.launch_id,
+        executor_id=executor_id, kind=EventKind.STATE, source=EventSource.EXECUTOR,
+        state=state, reason=reason, pod_name=meta.get("name"),
+        namespace=meta.get("namespace"), pod_uid=meta.get("uid"))
