@@ -88,3 +88,10 @@ def create_pod(kube: KubeClient, namespace: str, row: TaskInstance,
 
 #: A fixture that makes executors (see conftest.py ``make_executor``).
 ExecutorFactory = Callable[..., Executor]
+
+
+def deleted(kube: KubeClient, namespace: str, name: str) -> bool:
+    """True when the pod is gone or terminating: a delete reached the API server (a pod whose
+    container started is removed only after its graceful termination)."""
+    pod = kube.get_pod(namespace, name)
+    return pod is None or bool(pod["metadata"].get("deletionTimestamp"))

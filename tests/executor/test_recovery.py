@@ -6,7 +6,17 @@ from __future__ import annotations
 import time
 
 import pytest
-from executor_support import Clock, ExecutorFactory, create_pod, event, key, publish, row_of, rows
+from executor_support import (
+    Clock,
+    ExecutorFactory,
+    create_pod,
+    deleted,
+    event,
+    key,
+    publish,
+    row_of,
+    rows,
+)
 
 from podfleet.broker import queue_sizes
 from podfleet.contracts.naming import EXECUTOR_LABEL, pod_name
@@ -138,8 +148,7 @@ def test_revoke_deletes_the_pod_and_marks_the_task_revoked(
     # When it is revoked
     assert executor.revoke(key("a")) is True
     # Then its pod is deleted (gone, or terminating gracefully if its container had started)
-    pod = kube.get_pod(namespace, created["metadata"]["name"])
-    assert pod is None or pod["metadata"].get("deletionTimestamp")
+    assert deleted(kube, namespace, created["metadata"]["name"])
     # And the task is REVOKED, reported to the scheduler
     assert row_of(database_url, key("a")).state == "revoked"
     assert executor.get_event_buffer() == {key("a"): (TaskState.REVOKED, "revoked")}
@@ -163,7 +172,7 @@ def test_a_pod_created_after_revoke_is_deleted_when_it_reports(
     publish(redis_url, [event(row, TaskState.LAUNCHED, at=row.finished_at + 1)])
     executor.sync()
     # Then the pod is deleted and the task stays REVOKED
-    assert kube.get_pod(namespace, pod_name(row.key, row.launch_id)) is None
+    assert deleted(kube, namespace, pod_name(row.key, row.launch_id))
     assert row_of(database_url, key("a")).state == "revoked"
 
 
@@ -220,7 +229,7 @@ def test_a_pod_of_an_obsolete_launch_is_deleted_when_it_reports(
     publish(redis_url, [event(old, TaskState.RUNNING)])
     executor.sync()
     # Then that pod is deleted, and the task's current launch is untouched
-    assert kube.get_pod(namespace, pod_name(old.key, old.launch_id)) is None
+    assert deleted(kube, namespace, pod_name(old.key, old.launch_id))
     assert row_of(database_url, key("a")).state == "queued"
 
 
@@ -268,4 +277,4 @@ def test_a_pod_of_an_obsolete_launch_gets_one_delete_however_often_it_reports(
         executor.sync()
     # Then it was asked to be deleted exactly once, and is gone
     assert pod_deletes(simulator) - deletes_before == 1
-    assert kube.get_pod(namespace, pod_name(old.key, old.launch_id)) is None
+    assert deleted(kube, namespace, pod_name(old.key, old.launch_id))

@@ -16,8 +16,8 @@ def test_redis_restarted_empty_mid_run_loses_and_duplicates_nothing(
         private_pipeline: Pipeline, private_redis: RedisServer) -> None:
     pipeline = private_pipeline
     # Given workers launching at a bounded rate, so messages still wait in Redis mid-run
-    pipeline.start_worker(PODFLEET_LAUNCH_RATE="25")
-    pipeline.start_worker(PODFLEET_LAUNCH_RATE="25")
+    pipeline.start_worker(PODFLEET_LAUNCH_RATE="15")
+    pipeline.start_worker(PODFLEET_LAUNCH_RATE="15")
     executor = pipeline.executor()
     executor.start()
     keys = [task_key(n) for n in range(60)]
