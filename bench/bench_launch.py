@@ -39,6 +39,7 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.messages import LaunchBatch, LaunchRequest, new_launch_id
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
+from podfleet.local.processes import stop_process_group
 from podfleet.local.redis_server import RedisServer
 from podfleet.settings import Settings
 from podfleet.simulator.cluster.config import ClusterConfig
@@ -128,13 +129,7 @@ class Bench:
                     self._stop_profile(spy)
                 return events
             finally:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(worker.pid, signal.SIGTERM)
-                try:
-                    worker.wait(15)
-                except subprocess.TimeoutExpired:
-                    os.killpg(worker.pid, signal.SIGKILL)
-                    worker.wait()
+                stop_process_group(worker)
                 client.close()
                 broker.client.close()
 

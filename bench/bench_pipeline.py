@@ -33,7 +33,6 @@ import gc
 import json
 import os
 import resource
-import signal
 import statistics
 import subprocess
 import sys
@@ -46,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 import redis
+
+from podfleet.local.processes import kill_process_group, stop_process_groups
 
 ROOT = Path(__file__).resolve().parents[1]
 PODFLEET = str(Path(sys.executable).with_name("podfleet"))
@@ -113,21 +114,10 @@ class Workers:
     def kill_group_of(self, pid: int) -> None:
         group = os.getpgid(pid)
         owner = next(p for p in self.processes if p.pid == group)
-        os.killpg(group, signal.SIGKILL)
-        owner.wait(10)
+        kill_process_group(owner)
 
     def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGTERM)
-        for process in self.processes:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(15)
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5)
+        stop_process_groups(self.processes)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -114,6 +114,8 @@ def _simulator(out: Path, nodes: int, run_time_s: float) -> Iterator[Path]:
 def _workers(env: dict[str, str], out: Path, processes: int, threads: int) -> Iterator[str]:
     """`podfleet worker`; yields its /metrics URL once it serves."""
     from podfleet.local.ports import wait_for_port
+    from podfleet.local.processes import wait_for_watcher
+    from podfleet.settings import Settings
 
     log = open(out / "worker.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
@@ -122,35 +124,12 @@ def _workers(env: dict[str, str], out: Path, processes: int, threads: int) -> It
     try:
         port = int(env["PODFLEET_METRICS_PORT"])
         wait_for_port("127.0.0.1", port, timeout=30)
-        _wait_for_watcher(env, process, timeout=60)
+        settings = Settings.from_env(env)
+        wait_for_watcher(settings.redis.url, settings.redis.prefix, process, timeout=60)
         yield f"http://127.0.0.1:{port}/metrics"
     finally:
         _stop(process, timeout=30)
         log.close()
-
-
-def _wait_for_watcher(env: dict[str, str], process: subprocess.Popen[bytes],
-                      timeout: float) -> None:
-    """Block until the pool's watcher holds its lease: before that, no task can finish, and a
-    short run on a slow machine would measure the workers' start-up instead of the pool."""
-    import redis
-
-    from podfleet.contracts.redis_keys import RedisKeys
-    from podfleet.settings import Settings
-
-    settings = Settings.from_env(env)
-    client = redis.Redis.from_url(settings.redis.url)
-    lease = RedisKeys(settings.redis.prefix).watcher_lease
-    deadline = time.monotonic() + timeout
-    try:
-        while not client.exists(lease):
-            if process.poll() is not None:
-                raise RuntimeError(f"the workers exited with code {process.returncode}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"no watcher held the lease after {timeout:g}s")
-            time.sleep(0.1)
-    finally:
-        client.close()
 
 
 def _locust(env: dict[str, str], out: Path, args: argparse.Namespace) -> int:

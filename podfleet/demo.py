@@ -17,19 +17,19 @@ import os
 import random
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from podfleet.local.ports import free_port
+from podfleet.local.processes import stop_process_group, wait_for_watcher
 
 DEFAULT_TASKS = 2000
 
@@ -215,11 +215,15 @@ def _run_demo(args: argparse.Namespace, mix: dict[str, float], workdir: Path,
         [sys.executable, "-m", "podfleet.cli", "worker", "--processes", str(args.processes),
          "--threads", str(args.threads)],
         env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
-    stack.callback(_stop_process, worker)
+    stack.callback(stop_process_group, worker, 20.0)
     _say(f"workers: {args.processes} processes × {args.threads} threads "
          f"(log {log_path}), metrics at http://127.0.0.1:{metrics_port}/metrics")
 
-    _wait_for_workers(settings, worker, timeout=90)
+    try:
+        waited = wait_for_watcher(settings.redis.url, settings.redis.prefix, worker, timeout=90)
+    except RuntimeError as exc:
+        raise SystemExit(f"podfleet demo: {exc}; see the worker log {log_path}") from None
+    _say(f"workers ready after {waited:.1f}s")
 
     # 5. The executor, in this process, as a scheduler would hold it.
     from podfleet.executor import Executor
@@ -248,29 +252,6 @@ def _run_demo(args: argparse.Namespace, mix: dict[str, float], workdir: Path,
     elapsed = time.time() - started
     return _summarise(executor, fates, finished, elapsed, metrics_port, worker, log_path,
                       args.rate)
-
-
-def _wait_for_workers(settings: Any, worker: subprocess.Popen[bytes], timeout: float) -> None:
-    """Wait until the pool is up (its watcher holds the lease), so latencies measure the
-    pipeline, not the workers' start-up."""
-    import redis
-
-    from podfleet.contracts.redis_keys import RedisKeys
-
-    client = redis.Redis.from_url(settings.redis.url)
-    lease = RedisKeys(settings.redis.prefix).watcher_lease
-    began = time.time()
-    try:
-        while not client.exists(lease):
-            if worker.poll() is not None:
-                raise SystemExit(f"podfleet demo: workers exited with code {worker.returncode}")
-            if time.time() - began > timeout:
-                raise SystemExit("podfleet demo: workers did not start within "
-                                 f"{timeout:.0f}s; see the worker log")
-            time.sleep(0.1)
-    finally:
-        client.close()
-    _say(f"workers ready after {time.time() - began:.1f}s")
 
 
 def _mix_text(fleet: list[Fate]) -> str:
@@ -414,15 +395,3 @@ def _short_reason(reason: str | None) -> str:
     if not reason:
         return ""
     return reason if len(reason) <= 60 else reason[:57] + "..."
-
-
-def _stop_process(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from podfleet.contracts.naming import EXECUTOR_LABEL, MANAGED_SELECTOR
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
 from podfleet.kube.client import KubeClient
+from podfleet.local.processes import kill_process_group, stop_process_groups
 from podfleet.settings import Settings
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
@@ -94,24 +94,10 @@ class Fleet:
 
     def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL the whole worker (its dramatiq parent and children), as a crash would."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+        kill_process_group(process)
 
     def stop_workers(self) -> None:
-        running = [p for p in self.workers if p.poll() is None]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in running:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(15)
-        for process in self.workers:
-            # No process of the group may outlive the test.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5)
+        stop_process_groups(self.workers)
 
     def worker_logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")

@@ -31,6 +31,7 @@ from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, TaskSubmission
 from podfleet.executor.db import TaskInstance, make_engine
 from podfleet.kube.client import KubeClient
+from podfleet.local.processes import kill_process_group, stop_process_groups
 from podfleet.settings import Settings
 from podfleet.simulator.admin import SimStats
 from podfleet.simulator.cluster import fate
@@ -164,9 +165,7 @@ class Pipeline:
 
     def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL the whole worker (its parent and dramatiq processes), as a crash would."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+        kill_process_group(process)
 
     def worker_of(self, pid: int) -> subprocess.Popen[bytes]:
         """The worker command whose process group ``pid`` belongs to."""
@@ -176,19 +175,7 @@ class Pipeline:
         return matches[0]
 
     def stop_workers(self) -> None:
-        running = [p for p in self.workers if p.poll() is None]
-        for process in running:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in running:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(15)
-        for process in self.workers:
-            # No process of the group may outlive the test.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(5)
+        stop_process_groups(self.workers)
 
     def check_workers_alive(self) -> None:
         for process in self.workers:

@@ -34,6 +34,7 @@ from watcher_support import (
 from podfleet.contracts.events import EventKind
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.kube.client import KubeClient
+from podfleet.local.processes import stop_process_group
 from podfleet.settings import Settings
 from podfleet.simulator.cluster import fate
 from podfleet.simulator.server import RunningSimulator
@@ -72,13 +73,7 @@ def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process_group(proc)
 
 
 def test_takeover_after_sigkill_loses_and_repeats_nothing(
