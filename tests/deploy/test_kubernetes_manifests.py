@@ -18,6 +18,7 @@ from deploy_checks import ROOT, load_all, require_tool
 from discovery_stub import DiscoveryStub
 
 MANIFESTS = ROOT / "deploy" / "kubernetes"
+ALL_NAMESPACES = ROOT / "deploy" / "all-namespaces"
 FILES = sorted(p for p in MANIFESTS.glob("*.yaml") if p.name != "kustomization.yaml")
 MODELS = {"Namespace": "V1Namespace", "ServiceAccount": "V1ServiceAccount", "Role": "V1Role",
           "RoleBinding": "V1RoleBinding", "ConfigMap": "V1ConfigMap",
@@ -61,23 +62,71 @@ def test_schema_check_rejects_an_unknown_field() -> None:
         client.V1Deployment.model_validate(broken)
 
 
-def test_role_grants_exactly_the_pod_verbs_podfleet_uses() -> None:
-    role = _one("Role")
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"],
-                              "verbs": ["create", "get", "list", "watch", "delete", "patch"]}]
+def _named(kind: str, name: str, docs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    found = [d for d in (docs if docs is not None else _objects())
+             if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(found) == 1, f"{kind}/{name}"
+    return found[0]
+
+
+WORKER_RULES = [{"apiGroups": [""], "resources": ["pods"],
+                 "verbs": ["create", "get", "list", "watch", "delete"]}]
+EXECUTOR_RULES = [{"apiGroups": [""], "resources": ["pods"],
+                   "verbs": ["get", "list", "patch", "delete"]}]
+
+
+def test_workers_role_grants_exactly_the_pod_verbs_workers_use() -> None:
+    # No patch: only the executor relabels pods (adoption)
+    assert _named("Role", "podfleet-worker")["rules"] == WORKER_RULES
+
+
+def test_executor_role_grants_exactly_the_pod_verbs_the_executor_uses() -> None:
+    # No create and no watch: the workers launch and watch
+    assert _named("Role", "podfleet-executor")["rules"] == EXECUTOR_RULES
+
+
+def test_the_base_grants_nothing_cluster_wide() -> None:
     assert not [doc for doc in _objects() if doc["kind"] in ("ClusterRole",
                                                              "ClusterRoleBinding")]
 
 
-def test_rolebinding_gives_the_role_to_the_workers_service_account() -> None:
-    binding, role, account = _one("RoleBinding"), _one("Role"), _one("ServiceAccount")
+@pytest.mark.parametrize("component", ["worker", "executor"])
+def test_each_rolebinding_gives_its_role_to_its_own_service_account(component: str) -> None:
+    name = f"podfleet-{component}"
+    binding, account = _named("RoleBinding", name), _named("ServiceAccount", name)
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
-                                  "name": role["metadata"]["name"]}
-    assert binding["subjects"] == [{"kind": "ServiceAccount",
-                                    "name": account["metadata"]["name"],
+                                  "name": _named("Role", name)["metadata"]["name"]}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name,
                                     "namespace": account["metadata"]["namespace"]}]
+
+
+def test_the_workers_deployment_runs_as_the_workers_service_account() -> None:
     pod = _one("Deployment")["spec"]["template"]["spec"]
-    assert pod["serviceAccountName"] == account["metadata"]["name"]
+    assert pod["serviceAccountName"] == "podfleet-worker"
+
+
+def _build(path: Path) -> list[dict[str, Any]]:
+    result = subprocess.run([require_tool("kubectl"), "kustomize", str(path)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return load_all_text(result.stdout)
+
+
+def test_all_namespaces_overlay_grants_the_same_pod_rights_cluster_wide() -> None:
+    docs = _build(ALL_NAMESPACES)
+    assert _named("ClusterRole", "podfleet-worker", docs)["rules"] == WORKER_RULES
+    assert _named("ClusterRole", "podfleet-executor", docs)["rules"] == EXECUTOR_RULES
+    for component in ("worker", "executor"):
+        binding = _named("ClusterRoleBinding", f"podfleet-{component}", docs)
+        assert binding["roleRef"]["kind"] == "ClusterRole"
+        assert binding["subjects"] == [{"kind": "ServiceAccount",
+                                        "name": f"podfleet-{component}",
+                                        "namespace": "podfleet"}]
+
+
+def test_all_namespaces_overlay_makes_the_watcher_watch_every_namespace() -> None:
+    config = _named("ConfigMap", "podfleet-settings", _build(ALL_NAMESPACES))
+    assert config["data"]["PODFLEET_WATCH_NAMESPACES"] == "*"
 
 
 def test_workers_take_the_signing_key_from_a_secret_and_settings_from_the_configmap() -> None:
@@ -119,10 +168,7 @@ def test_workers_are_scrapeable_by_annotation_and_service_monitor() -> None:
 
 
 def test_kustomize_builds_every_manifest() -> None:
-    result = subprocess.run([require_tool("kubectl"), "kustomize", str(MANIFESTS)],
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    kinds = sorted(doc["kind"] for doc in load_all_text(result.stdout))
+    kinds = sorted(doc["kind"] for doc in _build(MANIFESTS))
     assert kinds == sorted(doc["kind"] for doc in _objects())
 
 
