@@ -245,7 +245,8 @@ def iter_live_gauge_files(path: str) -> Iterator[str]:
 
 
 def serve_worker_metrics(settings: Settings, queues: Iterable[str] = (),
-                         host: str = "0.0.0.0", port: int | None = None) -> MetricsServer | None:
+                         host: str | None = None, port: int | None = None
+                         ) -> MetricsServer | None:
     """Everything ``podfleet worker``'s parent serves: all children's metrics plus the broker's.
 
     Call after :func:`prepare_multiprocess_dir`. ``queues`` defaults to the launch queue; the
@@ -261,4 +262,5 @@ def serve_worker_metrics(settings: Settings, queues: Iterable[str] = (),
     broker = BrokerCollector.from_url(settings.redis.url,
                                       tuple(queues) or (settings.launch.queue,),
                                       namespace=broker_namespace(settings), discover=True)
-    return serve_metrics(chosen, multiprocess_registry(extra=[broker]), host=host)
+    return serve_metrics(chosen, multiprocess_registry(extra=[broker]),
+                         host=settings.metrics.host if host is None else host)

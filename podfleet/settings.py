@@ -7,7 +7,10 @@ the variable and says what it must be, instead of failing later somewhere less o
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
+import re
 import socket
 import uuid
 from collections.abc import Callable, Mapping
@@ -105,12 +108,37 @@ VARIABLES: tuple[Variable, ...] = (
              "Waiting reasons of a Pending pod that fail its task."),
     Variable("PODFLEET_METRICS_PORT", "9464",
              "Port of this host's /metrics endpoint (workers share it); 0 = off."),
+    Variable("PODFLEET_METRICS_HOST", "0.0.0.0",
+             "Address this host's /metrics endpoint binds (127.0.0.1 keeps it local)."),
     Variable("PODFLEET_METRICS_DIR", "",
              "prometheus-client multiprocess directory for worker processes; empty = a "
              "private temporary directory per worker command."),
 )
 
 _DEFAULTS = {v.name: v.default for v in VARIABLES}
+
+# PODFLEET_* names that are not settings: the task identity podfleet puts into every task
+# pod's environment (podfleet.pods.factory), the checkout root the scripts export, the
+# worker command's private switch, and the test and load-test options.
+_OTHER_VARIABLES = frozenset({
+    "PODFLEET_DAG_ID", "PODFLEET_TASK_ID", "PODFLEET_RUN_ID", "PODFLEET_MAP_INDEX",
+    "PODFLEET_TRY_NUMBER", "PODFLEET_LAUNCH_ID", "PODFLEET_POD_NAME", "PODFLEET_ROOT",
+    "PODFLEET_WORKER_NO_WATCHER",
+})
+_OTHER_PREFIXES = ("PODFLEET_TEST_", "PODFLEET_LT_")
+
+# The waiting reasons a kubelet reports for a container that has not started
+# (kubelet's image and container-runtime errors, plus the two transient ones).
+KUBELET_WAITING_REASONS = frozenset({
+    "ContainerCreating", "PodInitializing", "ErrImagePull", "ImagePullBackOff",
+    "ErrImageNeverPull", "InvalidImageName", "RegistryUnavailable", "ErrImageInspect",
+    "SignatureValidationFailed", "CreateContainerConfigError", "CreateContainerError",
+    "PreStartHookError", "PostStartHookError", "RunContainerError", "CrashLoopBackOff",
+    "PreCreateHookError",
+})
+
+# dramatiq's own rule for queue names; anything else fails only when a worker declares it.
+_QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +206,7 @@ class WatcherSettings:
 @dataclass(frozen=True, slots=True)
 class MetricsSettings:
     port: int
+    host: str
     multiprocess_dir: str | None
 
 
@@ -209,6 +238,7 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``environ`` (default: the process environment)."""
         env = _Reader(os.environ if environ is None else environ)
+        env.reject_unknown()
         rate = env.number("PODFLEET_LAUNCH_RATE", float, minimum=0)
         burst_text = env.text("PODFLEET_LAUNCH_BURST")
         burst = (env.number("PODFLEET_LAUNCH_BURST", int, minimum=1) if burst_text
@@ -235,6 +265,35 @@ class Settings:
         if key_text and len(key_text.encode()) < 16:
             raise SettingsError("PODFLEET_SIGNING_KEY must be at least 16 bytes long")
         metrics_dir = env.text("PODFLEET_METRICS_DIR")
+        if metrics_dir:
+            _check_writable_dir("PODFLEET_METRICS_DIR", metrics_dir)
+        queue = env.text("PODFLEET_LAUNCH_QUEUE") or "podfleet.launch"
+        if not _QUEUE_NAME.fullmatch(queue):
+            raise SettingsError(
+                f"PODFLEET_LAUNCH_QUEUE={queue!r} is invalid: a dramatiq queue name starts "
+                "with a letter or '_' and has only letters, digits, '.', '_' and '-'")
+        heartbeat = env.number("PODFLEET_HEARTBEAT_SECONDS", float, minimum=0.05)
+        heartbeat_timeout = env.number("PODFLEET_HEARTBEAT_TIMEOUT_SECONDS", float,
+                                       minimum=0.1)
+        if heartbeat_timeout <= heartbeat:
+            raise SettingsError(
+                f"PODFLEET_HEARTBEAT_TIMEOUT_SECONDS ({heartbeat_timeout:g}) must be longer "
+                f"than PODFLEET_HEARTBEAT_SECONDS ({heartbeat:g}), or every live executor "
+                "counts as dead")
+        fatal = frozenset(r.strip() for r in
+                          env.text("PODFLEET_FATAL_CONTAINER_REASONS").split(",") if r.strip())
+        unknown = sorted(fatal - KUBELET_WAITING_REASONS)
+        if unknown:
+            hint = difflib.get_close_matches(unknown[0], KUBELET_WAITING_REASONS, n=1)
+            raise SettingsError(
+                f"PODFLEET_FATAL_CONTAINER_REASONS: {unknown[0]!r} is not a waiting reason a "
+                "kubelet reports" + (f" (did you mean {hint[0]!r}?)" if hint else ""))
+        metrics_host = env.text("PODFLEET_METRICS_HOST") or "0.0.0.0"
+        try:
+            socket.getaddrinfo(metrics_host, None, flags=socket.AI_NUMERICHOST)
+        except socket.gaierror:
+            raise SettingsError(f"PODFLEET_METRICS_HOST must be an IP address, got "
+                                f"{metrics_host!r}") from None
         return cls(
             redis=RedisSettings(
                 url=env.url("PODFLEET_REDIS_URL", ("redis://", "rediss://", "unix://")),
@@ -260,7 +319,7 @@ class Settings:
                                                 minimum=0),
             ),
             launch=LaunchSettings(
-                queue=env.text("PODFLEET_LAUNCH_QUEUE") or "podfleet.launch",
+                queue=queue,
                 rate=rate,
                 burst=burst,
                 batch_size=env.number("PODFLEET_BATCH_SIZE", int, minimum=1, maximum=1000),
@@ -277,10 +336,8 @@ class Settings:
             executor=ExecutorSettings(
                 executor_id=executor_id,
                 parallelism=env.number("PODFLEET_PARALLELISM", int, minimum=0),
-                heartbeat_seconds=env.number("PODFLEET_HEARTBEAT_SECONDS", float,
-                                             minimum=0.05),
-                heartbeat_timeout_seconds=env.number("PODFLEET_HEARTBEAT_TIMEOUT_SECONDS",
-                                                     float, minimum=0.1),
+                heartbeat_seconds=heartbeat,
+                heartbeat_timeout_seconds=heartbeat_timeout,
                 queued_timeout_seconds=env.number("PODFLEET_QUEUED_TIMEOUT_SECONDS", float,
                                                   minimum=0),
                 queued_timeout_action=env.choice("PODFLEET_QUEUED_TIMEOUT_ACTION",
@@ -289,22 +346,50 @@ class Settings:
             watcher=WatcherSettings(
                 lease_seconds=env.number("PODFLEET_WATCHER_LEASE_SECONDS", float,
                                          minimum=0.5),
-                fatal_container_reasons=frozenset(
-                    r.strip() for r in env.text("PODFLEET_FATAL_CONTAINER_REASONS").split(",")
-                    if r.strip()),
+                fatal_container_reasons=fatal,
             ),
             metrics=MetricsSettings(
                 port=env.number("PODFLEET_METRICS_PORT", int, minimum=0, maximum=65535),
+                host=metrics_host,
                 multiprocess_dir=metrics_dir or None,
             ),
             signing_key=key_text.encode() if key_text else None,
         )
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def default_executor_id() -> str:
     """``<hostname>-<8 hex>``: unique per executor process, valid as a label value."""
     host = "".join(c if c.isalnum() or c in "-_." else "-" for c in socket.gethostname())
     return f"{host.strip('-_.')[:40] or 'executor'}-{uuid.uuid4().hex[:8]}"
+
+
+def _check_writable_dir(name: str, path: str) -> None:
+    """``path`` is a writable directory, or one that can be created (its nearest parent is)."""
+    target = Path(path)
+    if target.exists():
+        if not target.is_dir():
+            raise SettingsError(f"{name}={path!r} is not a directory")
+        if not os.access(target, os.W_OK | os.X_OK):
+            raise SettingsError(f"{name}={path!r} is not writable by this user")
+        return
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise SettingsError(f"{name}={path!r} cannot be created: {str(parent)!r} is not "
+                            "writable by this user")
 
 
 def _check(errors: list[str], name: str, value: str) -> None:
@@ -319,6 +404,18 @@ class _Reader:
     def text(self, name: str) -> str:
         return self._env.get(name, _DEFAULTS[name]).strip()
 
+    def reject_unknown(self) -> None:
+        """A PODFLEET_* variable podfleet does not know is a typo, not something to ignore."""
+        for name in sorted(self._env):
+            if (not name.startswith("PODFLEET_") or name in _DEFAULTS
+                    or name in _OTHER_VARIABLES or name.startswith(_OTHER_PREFIXES)):
+                continue
+            hint = difflib.get_close_matches(name, _DEFAULTS, n=1)
+            raise SettingsError(
+                f"{name} is not a podfleet setting"
+                + (f" (did you mean {hint[0]}?)" if hint else "")
+                + "; see docs/configuration.md")
+
     def number(self, name: str, kind: Callable[[str], T], *, minimum: float | None = None,
                maximum: float | None = None) -> T:
         raw = self.text(name) or _DEFAULTS[name]
@@ -327,7 +424,9 @@ class _Reader:
             value: Any = kind(raw)
         except ValueError:
             raise SettingsError(f"{name} must be {what}, got {raw!r}") from None
-        if value != value or (minimum is not None and value < minimum) or (
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SettingsError(f"{name} must be a finite number, got {raw!r}")
+        if (minimum is not None and value < minimum) or (
                 maximum is not None and value > maximum):
             bounds = f" ≥ {minimum}" if minimum is not None else ""
             bounds += f" and ≤ {maximum}" if maximum is not None else ""

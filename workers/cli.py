@@ -21,7 +21,7 @@ import sys
 from types import FrameType
 from typing import Any
 
-from podfleet.settings import Settings, SettingsError
+from podfleet.settings import Settings, SettingsError, redact_url
 
 ACTORS_BROKER = "podfleet.workers.actors:broker"
 # Set in the worker processes' environment by --no-watcher; read by podfleet.workers.actors.
@@ -71,10 +71,10 @@ def check(settings: Settings) -> int:
     ok = True
     try:
         redis.Redis.from_url(settings.redis.url, socket_connect_timeout=5).ping()
-        print(f"redis: ok ({settings.redis.url})")
+        print(f"redis: ok ({redact_url(settings.redis.url)})")
     except redis.RedisError as exc:
         ok = False
-        print(f"redis: FAILED ({settings.redis.url}): {exc}")
+        print(f"redis: FAILED ({redact_url(settings.redis.url)}): {exc}")
     kube = _kube_client(settings)
     try:
         kube.request("GET", kube.pods_path(settings.kubernetes.namespace),

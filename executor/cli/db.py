@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from podfleet.executor import migrate
-from podfleet.settings import Settings
+from podfleet.executor.cli.preflight import fail
+from podfleet.settings import Settings, redact_url
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -19,7 +20,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sqlalchemy.exc
+
     url = Settings.from_env().database.url
+    try:
+        return _act(args, url)
+    except sqlalchemy.exc.DBAPIError as exc:
+        # One line naming the DB, not the driver's traceback
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return fail("db", f"cannot reach the metadata DB {redact_url(url)} "
+                          f"(PODFLEET_DATABASE_URL): {reason}")
+
+
+def _act(args: argparse.Namespace, url: str) -> int:
     if args.db_action == "upgrade":
         migrate.upgrade(url, args.revision)
         print(f"metadata DB at revision {migrate.current_revision(url)}")

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from podfleet.settings import DeletePolicy, Settings, SettingsError, variables_markdown
+from podfleet.settings import (
+    DeletePolicy,
+    Settings,
+    SettingsError,
+    redact_url,
+    variables_markdown,
+)
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -37,12 +43,70 @@ def test_defaults_need_no_configuration() -> None:
         ("PODFLEET_IMAGE_PULL_POLICY", "Sometimes", "PODFLEET_IMAGE_PULL_POLICY must be"),
         ("PODFLEET_POD_TEMPLATE_FILE", "/no/such/file.yaml", "PODFLEET_POD_TEMPLATE_FILE"),
         ("PODFLEET_METRICS_PORT", "70000", "PODFLEET_METRICS_PORT must be an integer"),
+        ("PODFLEET_LAUNCH_RATE", "inf", "PODFLEET_LAUNCH_RATE must be a finite number"),
+        ("PODFLEET_LAUNCH_RATE", "1e999", "PODFLEET_LAUNCH_RATE must be a finite number"),
+        ("PODFLEET_KUBE_TIMEOUT_SECONDS", "nan", "PODFLEET_KUBE_TIMEOUT_SECONDS must be a finite"),
+        ("PODFLEET_LAUNCH_QUEUE", "my launches", "PODFLEET_LAUNCH_QUEUE='my launches' is invalid"),
+        ("PODFLEET_HEARTBEAT_TIMEOUT_SECONDS", "2",
+         "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS (2) must be longer than PODFLEET_HEARTBEAT_SECONDS"),
+        ("PODFLEET_FATAL_CONTAINER_REASONS", "ErrImagePull,ImagePulBackOff",
+         "'ImagePulBackOff' is not a waiting reason a kubelet reports (did you mean "
+         "'ImagePullBackOff'?)"),
+        ("PODFLEET_METRICS_HOST", "everywhere", "PODFLEET_METRICS_HOST must be an IP address"),
+        ("PODFLEET_LAUNCH_RAET", "5",
+         "PODFLEET_LAUNCH_RAET is not a podfleet setting (did you mean PODFLEET_LAUNCH_RATE?)"),
     ],
 )
 def test_invalid_value_names_the_variable(variable: str, value: str, expected: str) -> None:
     with pytest.raises(SettingsError) as error:
         Settings.from_env({variable: value})
     assert expected in str(error.value)
+
+
+def test_a_metrics_dir_under_a_file_is_refused_at_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SettingsError, match=r"PODFLEET_METRICS_DIR=.* cannot be created"):
+        Settings.from_env({"PODFLEET_METRICS_DIR": str(blocker / "metrics")})
+
+
+def test_a_metrics_dir_that_is_a_file_is_refused_at_start(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    with pytest.raises(SettingsError, match=r"PODFLEET_METRICS_DIR=.* is not a directory"):
+        Settings.from_env({"PODFLEET_METRICS_DIR": str(blocker)})
+
+
+def test_a_metrics_dir_that_does_not_exist_yet_is_fine(tmp_path: Path) -> None:
+    path = tmp_path / "new" / "metrics"
+    assert Settings.from_env({"PODFLEET_METRICS_DIR": str(path)}).metrics.multiprocess_dir == str(
+        path)
+
+
+def test_every_default_fatal_reason_is_a_kubelet_reason() -> None:
+    assert Settings.from_env({}).watcher.fatal_container_reasons == {
+        "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
+
+
+def test_the_task_pod_environment_and_test_options_are_not_mistaken_for_typos() -> None:
+    settings = Settings.from_env({"PODFLEET_DAG_ID": "etl", "PODFLEET_ROOT": "/src",
+                                  "PODFLEET_TEST_POSTGRES_URL": "postgresql://x",
+                                  "PODFLEET_LT_RATE": "5", "OTHER_TOOL_RATE": "1"})
+    assert settings.launch.rate == 100
+
+
+def test_metrics_bind_every_address_by_default_and_can_stay_local() -> None:
+    assert Settings.from_env({}).metrics.host == "0.0.0.0"
+    assert Settings.from_env({"PODFLEET_METRICS_HOST": "127.0.0.1"}).metrics.host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("redis://:s3cret@redis:6379/0", "redis://:***@redis:6379/0"),
+    ("postgresql+psycopg://app:s3cret@db/podfleet", "postgresql+psycopg://app:***@db/podfleet"),
+    ("redis://redis:6379/0", "redis://redis:6379/0"),
+])
+def test_redacted_urls_hide_only_the_password(url: str, shown: str) -> None:
+    assert redact_url(url) == shown
 
 
 def test_missing_signing_key_is_reported_when_required() -> None:

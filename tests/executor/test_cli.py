@@ -85,3 +85,30 @@ def test_a_bad_line_in_a_file_writes_nothing(upgraded: str, tmp_path: Path) -> N
                      '{"dag_id": "d", "task_id": "b", "run_id": "r", "command": []}\n')
     assert main(["submit", "--from-file", str(tasks)]) == 2
     assert rows(upgraded) == []
+
+
+def test_db_upgrade_against_a_dead_postgresql_says_so_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from podfleet.local.ports import free_port
+
+    url = f"postgresql+psycopg://podfleet:s3cret@127.0.0.1:{free_port()}/podfleet"
+    monkeypatch.setenv("PODFLEET_DATABASE_URL", url)
+    assert main(["db", "upgrade"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith("podfleet db: cannot reach the metadata DB")
+    assert "PODFLEET_DATABASE_URL" in err and "s3cret" not in err
+
+
+def test_worker_check_never_prints_the_redis_password(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        tmp_path: Path) -> None:
+    from podfleet.local.ports import free_port
+
+    monkeypatch.setenv("PODFLEET_REDIS_URL", f"redis://:s3cret@127.0.0.1:{free_port()}/0")
+    monkeypatch.setenv("PODFLEET_SIGNING_KEY", SIGNING_KEY)
+    monkeypatch.setenv("PODFLEET_KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
+    main(["worker", "--check"])
+    captured = capsys.readouterr()
+    assert "redis: FAILED (redis://:***@127.0.0.1:" in captured.out
+    assert "s3cret" not in captured.out + captured.err
