@@ -183,10 +183,8 @@ class KubeClient:
                 timeout=urllib3.Timeout(total=timeout or self.timeout_seconds),
                 retries=False, preload_content=True,
             )
-        except urllib3.exceptions.TimeoutError as exc:
-            raise KubeConnectionError("Timeout", f"{method} {path}: {exc}") from None
         except urllib3.exceptions.HTTPError as exc:
-            raise KubeConnectionError("ConnectionError", f"{method} {path}: {exc}") from None
+            raise connection_error(f"{method} {path}", exc) from None
         if response.status >= 400:
             raise error_from_response(response.status, response.data, response.headers)
         return orjson.loads(response.data) if response.data else None
@@ -269,10 +267,8 @@ class KubeClient:
                 "GET", self.url(path, query), headers=self._headers(None),
                 timeout=urllib3.Timeout(connect=self.timeout_seconds, read=read_timeout),
                 retries=False, preload_content=False)
-        except urllib3.exceptions.TimeoutError as exc:
-            raise KubeConnectionError("Timeout", f"watch {path}: {exc}") from None
         except urllib3.exceptions.HTTPError as exc:
-            raise KubeConnectionError("ConnectionError", f"watch {path}: {exc}") from None
+            raise connection_error(f"watch {path}", exc) from None
         try:
             if response.status >= 400:
                 raise error_from_response(response.status, response.read(), response.headers)
@@ -295,6 +291,20 @@ class KubeClient:
                 yield orjson.loads(pending)
         finally:
             response.release_conn()
+
+
+def connection_error(what: str, exc: urllib3.exceptions.HTTPError) -> KubeConnectionError:
+    """A KubeConnectionError saying whether the server was unreachable or slow.
+
+    urllib3 makes a refused connection (``NewConnectionError``) a subclass of
+    ``ConnectTimeoutError``, so it is told apart first: "refused" and "timed out" call for
+    different fixes.
+    """
+    if isinstance(exc, urllib3.exceptions.NewConnectionError):
+        return KubeConnectionError("ConnectionError", f"{what}: cannot connect: {exc}")
+    if isinstance(exc, urllib3.exceptions.TimeoutError):
+        return KubeConnectionError("Timeout", f"{what}: {exc}")
+    return KubeConnectionError("ConnectionError", f"{what}: {exc}")
 
 
 def api_url(host: str, path: str, query: Mapping[str, Any] | None = None) -> str:

@@ -175,6 +175,42 @@ def test_a_refused_connection_is_a_connection_error(
     assert caught.value.retryable
 
 
+def test_the_plain_client_reports_a_refused_connection_as_refused_not_as_a_timeout(
+        tmp_path: Path) -> None:
+    # urllib3 makes NewConnectionError a ConnectTimeoutError; "Timeout" would send an operator
+    # looking for a slow server when nothing listens at all
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{port}",
+                                  {"token": TOKEN})
+    client = KubeClient.from_config(kubeconfig=str(kubeconfig))
+    try:
+        with pytest.raises(KubeConnectionError) as caught:
+            client.list_pods("default")
+    finally:
+        client.close()
+
+    assert (caught.value.status, caught.value.reason) == (0, "ConnectionError")
+    assert "cannot connect" in str(caught.value)
+    assert caught.value.retryable
+
+
+def test_the_plain_client_reports_a_slow_server_as_a_timeout(
+        sim: RunningSimulator, tmp_path: Path) -> None:
+    sim.admin.set_faults(verbs={"list": VerbFaults(timeout=1.0)}, timeout_mode="hold",
+                         timeout_hold_s=1.5)
+    client = KubeClient.from_config(kubeconfig=str(sim.write_kubeconfig(tmp_path / "kc")),
+                                    timeout_seconds=0.3)
+    try:
+        with pytest.raises(KubeConnectionError) as caught:
+            client.list_pods("default")
+    finally:
+        client.close()
+
+    assert (caught.value.status, caught.value.reason) == (0, "Timeout")
+
+
 # --- auth and TLS ------------------------------------------------------------------------
 
 def test_a_wrong_token_is_refused_with_401(
