@@ -74,6 +74,7 @@ from podfleet.executor.streams import (
 from podfleet.executor.submission import TaskSubmission, validate_submissions
 from podfleet.kube.client import KubeClient
 from podfleet.monitoring.metrics import EVENTS_APPLIED, TASK_END_TO_END, TASKS_SUBMITTED
+from podfleet.pods import task_namespace
 from podfleet.settings import Settings
 
 __all__ = ["Executor", "ExecutorFenced", "ExecutorIdInUse", "QueuedTask", "SlotCounts"]
@@ -199,7 +200,9 @@ class Executor:
         Returns the launch ids, in order.
         """
         self._registration.check_not_fenced()
-        tasks = validate_submissions(submissions)
+        tasks = validate_submissions(
+            submissions, default_namespace=self.settings.kubernetes.namespace,
+            watched_namespaces=self.settings.kubernetes.watch_namespaces)
         self._register()
         now = self._clock()
         rows = [new_row(task, now, self.executor_id) for task in tasks]
@@ -389,7 +392,8 @@ class Executor:
                 TaskInstance.try_number == task_key.try_number).with_for_update()).first()
             if row is None or row.task_state.is_terminal:
                 return False
-            target = (row.pod_namespace or self.settings.kubernetes.namespace,
+            target = (row.pod_namespace or task_namespace(row.executor_config or {},
+                                                          self.settings.kubernetes.namespace),
                       row.pod_name or pod_name(task_key, row.launch_id), row.pod_uid)
             row.state = TaskState.REVOKED.value
             row.finished_at = now

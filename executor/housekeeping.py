@@ -22,6 +22,7 @@ from podfleet.contracts.states import TaskState
 from podfleet.executor.batch import Applied, record_change
 from podfleet.executor.db import TaskInstance
 from podfleet.executor.transitions import fail, relaunch
+from podfleet.pods import task_namespace
 from podfleet.settings import Settings
 
 log = logging.getLogger("podfleet.executor")
@@ -47,7 +48,8 @@ def expire_stuck_queued(sessions: sessionmaker[Session], settings: Settings,
             reason = f"queued {timeout:g}s without a pod"
             # The old launch's message may still create its pod: remove it if it does.
             result.pods_to_delete.append(
-                (settings.kubernetes.namespace, pod_name(row.key, row.launch_id), None))
+                (task_namespace(row.executor_config or {}, settings.kubernetes.namespace),
+                 pod_name(row.key, row.launch_id), None))
             if relaunching:
                 relaunch(row, now, reason)
             else:

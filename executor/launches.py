@@ -25,6 +25,7 @@ from podfleet.executor.db import TaskInstance
 from podfleet.executor.registry import Registration
 from podfleet.executor.rows import IN_CHUNK, TASKS, chunks, row_key
 from podfleet.executor.slots import SlotCounts, count_slots
+from podfleet.pods import task_namespace
 from podfleet.settings import Settings
 
 log = logging.getLogger("podfleet.executor")
@@ -52,7 +53,9 @@ class LaunchSender:
     def request_from_row(self, row: dict[str, Any]) -> LaunchRequest:
         return LaunchRequest(
             key=row_key(row), launch_id=row["launch_id"], command=tuple(row["command"]),
-            executor_id=self.executor_id, namespace=self.settings.kubernetes.namespace,
+            executor_id=self.executor_id,
+            namespace=task_namespace(row["executor_config"] or {},
+                                     self.settings.kubernetes.namespace),
             queued_at=row["queued_at"], queue=row["queue"],
             executor_config=row["executor_config"] or {}, deadline=row["deadline"])
 

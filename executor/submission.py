@@ -14,7 +14,7 @@ from typing import Any
 
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.messages import command_problem
-from podfleet.pods import InvalidExecutorConfig, validate_executor_config
+from podfleet.pods import InvalidExecutorConfig, task_namespace, validate_executor_config
 
 QUEUE_MAX_LENGTH = 256
 
@@ -60,8 +60,13 @@ class ValidTask:
     deadline: float | None = None
 
 
-def validate_submissions(submissions: Iterable[TaskSubmission]) -> list[ValidTask]:
-    """Check every submission; raise InvalidSubmission naming each problem, or return them."""
+def validate_submissions(submissions: Iterable[TaskSubmission], *, default_namespace: str,
+                         watched_namespaces: tuple[str, ...]) -> list[ValidTask]:
+    """Check every submission; raise InvalidSubmission naming each problem, or return them.
+
+    A task's own namespace must be one the watcher watches (``("*",)``: any), or its pod
+    would run unobserved and its task would never end.
+    """
     valid: list[ValidTask] = []
     problems: list[str] = []
     seen: set[TaskKey] = set()
@@ -90,6 +95,11 @@ def validate_submissions(submissions: Iterable[TaskSubmission]) -> list[ValidTas
             config = validate_executor_config(submission.executor_config)
         except InvalidExecutorConfig as exc:
             task_problems.append(str(exc))
+        namespace = task_namespace(config, default_namespace)
+        if watched_namespaces != ("*",) and namespace not in watched_namespaces:
+            task_problems.append(
+                f"namespace {namespace!r} is not watched (PODFLEET_WATCH_NAMESPACES: "
+                f"{','.join(watched_namespaces)}): its pod would never be seen to finish")
         if key is not None:
             if key in seen:
                 task_problems.append("the same task try appears twice in this submit")

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from podfleet.pods.config import KNOWN_FIELDS, InvalidExecutorConfig, validate_executor_config
+from podfleet.pods.config import (
+    KNOWN_FIELDS,
+    InvalidExecutorConfig,
+    task_namespace,
+    validate_executor_config,
+)
 from podfleet.pods.factory import PodFactory
 
-__all__ = ["KNOWN_FIELDS", "InvalidExecutorConfig", "PodFactory", "validate_executor_config"]
+__all__ = ["KNOWN_FIELDS", "InvalidExecutorConfig", "PodFactory", "task_namespace",
+           "validate_executor_config"]

@@ -228,8 +228,21 @@ def _secrets(field: str, value: Any) -> list[dict[str, str]]:
     return result
 
 
+# The fields of a V1Pod's JSON form; anything else is not a pod (e.g. a bare V1Container).
+_POD_FIELDS = frozenset({"apiVersion", "kind", "metadata", "spec", "status"})
+
+
 def _pod_override(value: Any) -> dict[str, Any]:
+    if is_api_model(value) and type(value).__name__ != "V1Pod":
+        raise _fail("pod_override", f"must be a V1Pod, not a {type(value).__name__} "
+                                    "(wrap containers as V1Pod(spec=V1PodSpec(containers=[...])))")
     pod = _object("pod_override", value)
+    strange = sorted(set(pod) - _POD_FIELDS)
+    if strange:
+        raise _fail("pod_override", f"is not a pod: unknown field(s) {', '.join(strange)} "
+                                    "(a pod has apiVersion, kind, metadata, spec)")
+    if pod.get("kind") not in (None, "Pod"):
+        raise _fail("pod_override.kind", f"must be 'Pod', not {pod['kind']!r}")
     for key in ("metadata", "spec"):
         if key in pod and pod[key] is not None and not isinstance(pod[key], dict):
             raise _fail(f"pod_override.{key}", "must be an object")
@@ -240,6 +253,8 @@ def _pod_override(value: Any) -> dict[str, Any]:
     if "annotations" in meta and meta["annotations"] is not None:
         _string_map("pod_override.metadata.annotations", meta["annotations"],
                     key_check=label_key_errors, value_check=None)
+    if meta.get("namespace") is not None:
+        _checked_name("pod_override.metadata.namespace", meta["namespace"], dns1123_label_errors)
     spec = pod.get("spec") or {}
     for list_field in ("containers", "initContainers", "volumes", "tolerations"):
         if spec.get(list_field) is not None:
@@ -369,4 +384,16 @@ def validate_executor_config(config: Any) -> dict[str, Any]:
         if value is None:
             continue
         result[name] = normalise(name, value)
+    override_ns = ((result.get("pod_override") or {}).get("metadata") or {}).get("namespace")
+    if override_ns and result.get("namespace") not in (None, override_ns):
+        raise InvalidExecutorConfig(
+            f"executor_config.namespace {result['namespace']!r} and "
+            f"pod_override.metadata.namespace {override_ns!r} disagree")
     return result
+
+
+def task_namespace(config: Mapping[str, Any], default: str) -> str:
+    """The namespace a task's pod is created in: its own (a validated executor_config's
+    ``namespace`` or ``pod_override.metadata.namespace``), else ``default``."""
+    override = (config.get("pod_override") or {}).get("metadata") or {}
+    return str(config.get("namespace") or override.get("namespace") or default)

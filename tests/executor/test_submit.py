@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from executor_support import SIGNING_KEY, ExecutorFactory, key, row_of, rows
+from kubernetes import client as k8s
 
 from podfleet.broker import LAUNCH_ACTOR_NAME, queue_sizes
 from podfleet.contracts.messages import LaunchBatch, open_envelope
@@ -78,6 +79,27 @@ def test_a_launch_request_carries_what_the_pod_needs(
     assert (request.executor_id, request.namespace, request.queue, request.deadline) == (
         executor.executor_id, namespace, "gpu", 2_000_000_000.0)
     assert request.executor_config["pod_override"]["metadata"]["labels"] == {"team": "a"}
+
+
+def test_a_task_with_its_own_watched_namespace_is_launched_there(
+        make_executor: ExecutorFactory, namespace: str) -> None:
+    # Given an executor whose watcher watches the default namespace and "team-a"
+    executor = make_executor(watch_namespaces=f"{namespace},team-a")
+    # When a task asks for team-a
+    executor.submit(key("own-ns"), GOOD, executor_config={"namespace": "team-a"})
+    # Then its launch names team-a, not the executor's default
+    (request,) = sent_batches(executor)[0].requests
+    assert request.namespace == "team-a"
+
+
+def test_a_task_in_a_namespace_nobody_watches_is_refused(
+        make_executor: ExecutorFactory, database_url: str, namespace: str) -> None:
+    # Its pod would run, but no watcher would ever report it finished
+    executor = make_executor()
+    with pytest.raises(InvalidSubmission, match="namespace 'elsewhere' is not watched"):
+        executor.submit(key("lost"), GOOD, executor_config={
+            "pod_override": k8s.V1Pod(metadata=k8s.V1ObjectMeta(namespace="elsewhere"))})
+    assert rows(database_url) == []
 
 
 BAD_INPUTS: dict[str, dict[str, Any]] = {

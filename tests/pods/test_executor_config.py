@@ -8,7 +8,7 @@ import orjson
 import pytest
 from kubernetes.client import models as k8s
 
-from podfleet.pods import InvalidExecutorConfig, validate_executor_config
+from podfleet.pods import InvalidExecutorConfig, task_namespace, validate_executor_config
 
 
 @pytest.mark.parametrize("config", [None, {}])
@@ -91,8 +91,27 @@ def test_per_task_fields_are_normalised() -> None:
     ({"pod_override": {"metadata": {"labels": {"x": "y" * 64}}}},
      "pod_override.metadata.labels"),
     ({"affinity": object()}, "must be JSON-serialisable"),
+    ({"pod_override": k8s.V1Container(name="base", image="x")},
+     "pod_override: must be a V1Pod, not a V1Container"),
+    ({"pod_override": {"name": "base", "image": "x"}},
+     "pod_override: is not a pod: unknown field(s) image, name"),
+    ({"pod_override": {"kind": "Deployment", "spec": {}}}, "pod_override.kind: must be 'Pod'"),
+    ({"pod_override": {"metadata": {"namespace": "Bad_NS"}}},
+     "pod_override.metadata.namespace"),
+    ({"namespace": "team-a", "pod_override": {"metadata": {"namespace": "team-b"}}},
+     "disagree"),
 ])
 def test_invalid_configs_are_refused_naming_the_field(config: Any, message: str) -> None:
     with pytest.raises(InvalidExecutorConfig) as raised:
         validate_executor_config(config)
     assert message in str(raised.value)
+
+
+@pytest.mark.parametrize(("config", "namespace"), [
+    ({}, "default-ns"),
+    ({"namespace": "team-a"}, "team-a"),
+    ({"pod_override": {"metadata": {"namespace": "team-b"}}}, "team-b"),
+])
+def test_a_task_runs_in_its_own_namespace_or_the_default(config: dict[str, Any],
+                                                         namespace: str) -> None:
+    assert task_namespace(validate_executor_config(config), "default-ns") == namespace
