@@ -186,8 +186,9 @@ def summarise(stats: dict[tuple[str, str], dict[str, str]], submitted: int,
               pods_created: float | None) -> dict[str, Any]:
     launch = stats.get(("launch", "pod"))
     end_to_end = stats.get(("task", "end-to-end"))
+    # Locust's CSV ends with an "Aggregated" row that sums the others: leave it out
     failures = {f"{kind}/{name}": int(_number(row, "Failure Count"))
-                for (kind, name), row in stats.items() if kind != "None"}
+                for (kind, name), row in stats.items() if name != "Aggregated"}
     return {
         "users": args.users,
         "worker_processes": args.worker_processes,

@@ -38,3 +38,21 @@ def test_short_headless_run_reports_launch_latencies_without_failures(tmp_path: 
     assert summary["launches"] <= created <= summary["tasks_submitted"]
     # And locust wrote its usual CSV files
     assert (tmp_path / "podfleet_stats.csv").exists()
+
+
+def test_failures_are_counted_once_not_again_in_locusts_aggregated_row(tmp_path: Path) -> None:
+    # Given locust's stats CSV: two request kinds with failures, and its "Aggregated" total
+    sys.path.insert(0, str(ROOT / "loadtest"))
+    try:
+        import run_headless
+    finally:
+        sys.path.pop(0)
+    header = "Type,Name,Request Count,Failure Count,50%,95%,99%\n"
+    (tmp_path / "podfleet_stats.csv").write_text(
+        header + "launch,pod,10,2,5,9,9\ntask,end-to-end,8,1,50,90,90\n,Aggregated,18,3,9,90,90\n")
+    args = run_headless._parse_args([])
+
+    summary = run_headless.summarise(run_headless._stats(tmp_path), 10, args, 10.0, None)
+
+    # Then the failures add up to 3, as locust counted them
+    assert summary["failures"] == {"launch/pod": 2, "task/end-to-end": 1}
