@@ -1,13 +1,13 @@
 # syntax=docker/dockerfile:1
 # podfleet's worker / executor image: `podfleet worker` by default; the same image runs
-# `podfleet sim`, `podfleet db upgrade`, `podfleet submit` and (built with EXTRAS=dev) locust.
+# `podfleet sim`, `podfleet db upgrade`, `podfleet submit` and (built with EXTRAS=postgres,fast,loadtest) locust.
 #
 #   docker build -t podfleet:dev .
-#   docker build -t podfleet:loadtest --build-arg EXTRAS=dev .
+#   docker build -t podfleet:loadtest --build-arg EXTRAS=postgres,fast,loadtest .
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim AS build
-ARG EXTRAS=""
+ARG EXTRAS="postgres,fast"
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 # The whole tree: executor/, workers/, monitoring/ and simulator/ are symlinked into
@@ -16,7 +16,7 @@ COPY . .
 RUN pip wheel --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
 
 FROM python:${PYTHON_VERSION}-slim
-ARG EXTRAS=""
+ARG EXTRAS="postgres,fast"
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \

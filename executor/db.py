@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.states import TaskState
+from podfleet.settings import SettingsError
 
 # States that hold a slot or may still change; the partial index below covers exactly these.
 ACTIVE_STATES: tuple[str, ...] = (
@@ -189,12 +190,23 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if url.get_backend_name() == "postgresql" and url.get_driver_name() == "psycopg":
+        _require_psycopg()
         # psycopg prepares a statement after 5 runs and PostgreSQL may then keep a generic
         # plan made while the table was small: a sequential scan that gets slower with every
         # row (measured: submit_many fell from 7,000 to 300 tasks/s over 30,000 rows).
         # Planning each statement with its parameters keeps index scans.
         kwargs.setdefault("connect_args", {}).setdefault("prepare_threshold", None)
     return sa.create_engine(url, **kwargs)
+
+
+def _require_psycopg() -> None:
+    """psycopg is the ``postgres`` extra: say so rather than fail with an ImportError."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        raise SettingsError(
+            "PODFLEET_DATABASE_URL is a PostgreSQL URL but its driver psycopg is not installed: "
+            "pip install 'podfleet[postgres]'") from None
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -112,3 +112,20 @@ def test_worker_check_never_prints_the_redis_password(
     captured = capsys.readouterr()
     assert "redis: FAILED (redis://:***@127.0.0.1:" in captured.out
     assert "s3cret" not in captured.out + captured.err
+
+
+def test_a_postgresql_url_without_the_postgres_extra_names_the_extra(tmp_path: Path) -> None:
+    # Given a process in which psycopg cannot be imported (the extra is not installed)
+    import subprocess
+    import sys
+
+    program = ("import sys; sys.modules['psycopg'] = None\n"
+               "from podfleet.cli import main\n"
+               "sys.exit(main(['db', 'upgrade']))\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "PODFLEET_DATABASE_URL": "postgresql+psycopg://podfleet@127.0.0.1/podfleet"}
+    result = subprocess.run([sys.executable, "-c", program], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert "pip install 'podfleet[postgres]'" in result.stderr
+    assert "Traceback" not in result.stderr
