@@ -21,7 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("podfleet.demo", "run a fleet of tasks through the whole pipeline, locally"),
     "sim": ("podfleet.simulator.cli", "serve a simulated Kubernetes cluster"),
     "worker": ("podfleet.workers.cli", "run launcher/watcher worker processes"),
-    "submit": ("podfleet.executor.cli.submit", "submit tasks to run as pods"),
+    "executor": ("podfleet.executor.cli.service", "run an executor that follows every task"),
+    "submit": ("podfleet.executor.cli.submit", "submit tasks to run as pods (--wait: follow them)"),
     "status": ("podfleet.executor.cli.status", "show tasks and executors"),
     "db": ("podfleet.executor.cli.db", "manage the metadata database (db upgrade)"),
 }

@@ -7,8 +7,11 @@ Examples::
     podfleet submit --from-file tasks.jsonl     # one {"dag_id", "task_id", ...} per line
 
 The tasks are owned by a short-lived executor that stops when the command ends, so a running
-executor adopts them and follows them to the end. Bad input prints why and exits 2 with
-nothing written.
+executor (``podfleet executor``, or a scheduler's) adopts them and follows them to the end.
+With ``--wait`` the command follows them itself and its exit code is their outcome: 0 when
+every task succeeded, 1 when any failed or was revoked, 3 when ``--timeout`` passed first.
+Bad input prints why and exits 2 with nothing written; tasks written while Redis is
+unreachable are reported and the command exits 1 (they are sent once an executor syncs).
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from typing import Any
 
 import orjson
 
+from podfleet.contracts.keys import TaskKey
+from podfleet.contracts.states import TaskState
 from podfleet.executor.cli.preflight import fail, schema_problem
 from podfleet.executor.submission import InvalidSubmission, TaskSubmission
-from podfleet.settings import Settings
+from podfleet.settings import Settings, redact_url
 
 NAME = "submit"
 FILE_FIELDS = ("dag_id", "task_id", "run_id", "map_index", "try_number", "command", "queue",
@@ -49,14 +54,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="JSONL file of tasks ('-' = stdin); fields: "
                              + ", ".join(FILE_FIELDS))
     parser.add_argument("--json", action="store_true", help="print the launch ids as JSON")
+    parser.add_argument("--wait", action="store_true",
+                        help="follow the tasks to their end; exit 0 if all succeeded, 1 if "
+                             "any failed")
+    parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                        help="with --wait: stop following after SECONDS (exit 3)")
     # Not "command": podfleet's own parser keeps the subcommand's name under that dest.
     parser.add_argument("task_command", nargs=argparse.REMAINDER, metavar="CMD",
                         help="the task's command and arguments, after --")
 
 
+EXIT_TASK_FAILED = 1
+EXIT_TIMEOUT = 3
+
+
 def run(args: argparse.Namespace) -> int:
     import time
 
+    if args.timeout is not None and not args.wait:
+        return fail(NAME, "--timeout only applies with --wait")
+    if args.timeout is not None and not args.timeout > 0:
+        return fail(NAME, "--timeout must be a positive number of seconds")
     try:
         submissions = _submissions(args, now=time.time())
     except ValueError as exc:
@@ -69,17 +87,89 @@ def run(args: argparse.Namespace) -> int:
 
     executor = Executor(settings)
     try:
-        launch_ids = executor.submit_many(submissions)
-    except InvalidSubmission as exc:
-        return fail(NAME, str(exc))
+        try:
+            launch_ids = executor.submit_many(submissions)
+        except InvalidSubmission as exc:
+            return fail(NAME, str(exc))
+        unsent = _report_sent(executor, len(launch_ids), settings, quiet=args.json)
+        if args.json:
+            print(orjson.dumps({"executor_id": executor.executor_id,
+                                "launch_ids": launch_ids}).decode())
+        if not args.wait:
+            return EXIT_TASK_FAILED if unsent else 0
+        keys = {TaskKey.coerce(s.key) for s in submissions}
+        return follow(executor, keys, timeout=args.timeout)
+    except KeyboardInterrupt:
+        print("podfleet submit: stopped following; a running executor adopts the tasks",
+              file=sys.stderr)
+        return 130
     finally:
         executor.terminate()
-    if args.json:
-        print(orjson.dumps({"executor_id": executor.executor_id,
-                            "launch_ids": launch_ids}).decode())
-    else:
-        print(f"submitted {len(launch_ids)} task(s) as executor {executor.executor_id}")
-    return 0
+
+
+def _report_sent(executor: Any, submitted: int, settings: Settings, *, quiet: bool) -> bool:
+    """Say how many tasks went to the launch queue and how many wait; True when Redis
+    could not be reached (the tasks are written but nobody has been told to launch them)."""
+    import redis
+
+    counts = executor.slot_counts()
+    try:
+        executor.redis.ping()
+        redis_down: str | None = None
+    except redis.RedisError as exc:
+        redis_down = str(exc)
+    if redis_down is not None:
+        print(f"podfleet submit: {submitted} task(s) written as executor "
+              f"{executor.executor_id}, but Redis ({redact_url(settings.redis.url)}) cannot "
+              f"be reached: {redis_down}. They stay queued and are sent when an executor "
+              "syncs with Redis back.", file=sys.stderr)
+        return True
+    if not quiet:
+        line = (f"submitted {submitted} task(s) as executor {executor.executor_id}: "
+                f"{counts.sent} sent to the launch queue")
+        if counts.waiting:
+            line += (f", {counts.waiting} waiting for a slot (PODFLEET_PARALLELISM="
+                     f"{settings.executor.parallelism}); an executor sends them as slots open")
+        print(line)
+    return False
+
+
+def follow(executor: Any, keys: set[TaskKey], *, timeout: float | None,
+           poll_seconds: float = 0.2) -> int:
+    """Sync until every task in ``keys`` is terminal; print each end and a summary.
+
+    Returns 0 when all succeeded, 1 when any failed or was revoked, 3 on ``timeout``.
+    """
+    import time
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    outcomes: dict[TaskKey, tuple[TaskState, str | None]] = {}
+    while len(outcomes) < len(keys):
+        if deadline is not None and time.monotonic() >= deadline:
+            left = len(keys) - len(outcomes)
+            print(f"podfleet submit: {left} task(s) not finished after {timeout:g}s; "
+                  "a running executor adopts them", file=sys.stderr)
+            _summary(outcomes)
+            return EXIT_TIMEOUT
+        executor.sync()
+        for key, (state, info) in executor.get_event_buffer().items():
+            if key in keys and state.is_terminal and key not in outcomes:
+                outcomes[key] = (state, info)
+                reason = f": {info}" if info and state is not TaskState.SUCCESS else ""
+                print(f"{key} {state.value}{reason}", flush=True)
+        if len(outcomes) < len(keys):
+            time.sleep(poll_seconds)
+    _summary(outcomes)
+    failed = any(state is not TaskState.SUCCESS for state, _ in outcomes.values())
+    return EXIT_TASK_FAILED if failed else 0
+
+
+def _summary(outcomes: dict[TaskKey, tuple[TaskState, str | None]]) -> None:
+    by_state: dict[str, int] = {}
+    for state, _ in outcomes.values():
+        by_state[state.value] = by_state.get(state.value, 0) + 1
+    print("finished: " + (", ".join(f"{n} {s}" for s, n in sorted(by_state.items()))
+                          or "none"))
 
 
 def _submissions(args: argparse.Namespace, now: float) -> list[TaskSubmission]:
