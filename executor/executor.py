@@ -72,8 +72,14 @@ from podfleet.executor.streams import (
     EventStreams,
 )
 from podfleet.executor.submission import TaskSubmission, validate_submissions
+from podfleet.executor.transitions import Outcome
 from podfleet.kube.client import KubeClient
-from podfleet.monitoring.metrics import EVENTS_APPLIED, TASK_END_TO_END, TASKS_SUBMITTED
+from podfleet.monitoring.metrics import (
+    EVENTS_APPLIED,
+    TASK_END_TO_END,
+    TASKS_SUBMITTED,
+    preinitialise,
+)
 from podfleet.pods import task_namespace
 from podfleet.settings import Settings
 
@@ -116,6 +122,9 @@ class Executor:
         self._next_housekeeping = 0.0
         self._next_watcher_check = 0.0
         self._labels = {"executor": self.executor_id}
+        # Every series at 0 from the start, so rate() sees the first of each kind
+        TASKS_SUBMITTED.labels(**self._labels)
+        preinitialise(EVENTS_APPLIED, result=[*(o.value for o in Outcome), "malformed"])
         self._registration = Registration(self.settings, self._sessions, clock)
         self._streams = EventStreams(self.redis, self.keys, self.executor_id, self._sessions,
                                      clock)

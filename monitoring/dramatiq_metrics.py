@@ -25,11 +25,25 @@ from podfleet.monitoring import metrics
 class DramatiqMetrics(dramatiq.Middleware):
     """Count processed, failed, retried and dead-lettered messages; time actors and waits."""
 
-    def __init__(self) -> None:
+    def __init__(self, namespaces: tuple[str, ...] = ()) -> None:
+        self._namespaces = namespaces
         # message_id -> monotonic start; a worker thread handles one message at a time, and
         # ids are unique, so a plain dict shared by threads is enough (GIL-atomic set/pop).
         self._started: dict[str, float] = {}
         self._delayed: set[str] = set()
+
+    def after_process_boot(self, broker: Any) -> None:
+        """Create every known series at 0 in this process, so rate() sees first increments."""
+        from podfleet.contracts.events import EventSource
+        from podfleet.contracts.states import TaskState
+
+        for name in broker.get_declared_actors():
+            actor = broker.get_actor(name)
+            for metric in (metrics.DRAMATIQ_MESSAGES, metrics.DRAMATIQ_MESSAGE_ERRORS,
+                           metrics.DRAMATIQ_MESSAGE_RETRIES, metrics.DRAMATIQ_MESSAGE_REJECTS):
+                metric.labels(actor.queue_name, actor.actor_name)
+        metrics.preinitialise_worker_metrics(self._namespaces, [s.value for s in TaskState],
+                                             [s.value for s in EventSource])
 
     def after_enqueue(self, broker: Any, message: Any, delay: int | None) -> None:
         if "retries" in message.options:

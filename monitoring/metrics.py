@@ -11,6 +11,9 @@ so gauges declare how values from several processes combine.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 # Pod launches take milliseconds on an idle cluster and minutes behind a quota or a slow image
@@ -156,3 +159,37 @@ BROKER_DEAD_LETTERS_NAME = "podfleet_broker_dead_letters"
 BROKER_IN_FLIGHT_NAME = "podfleet_broker_in_flight_messages"
 BROKER_DELAYED_NAME = "podfleet_broker_delayed_messages"
 BROKER_UP_NAME = "podfleet_broker_up"
+
+
+# --- series that exist from the start ----------------------------------------------------
+# A labelled counter's series appears at its first increment, and rate()/increase() cannot
+# see that first increment: the first 429, the first dead letter, the first OOM-killed task
+# would never fire an alert. Every label value known in advance is therefore created at 0
+# when a process starts.
+POD_CREATE_OUTCOMES = ("created", "already_exists", "invalid", "failed", "expired")
+LAUNCH_RETRY_REASONS = ("timeout", "connection", "quota", "429", "500", "502", "503", "504")
+MESSAGE_REJECT_REASONS = ("signature", "malformed")
+WATCH_EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")
+WATCH_RESTART_REASONS = ("expired", "timeout", "error", "closed")
+POD_DELETE_RESULTS = ("deleted", "already_gone", "failed")
+KUBE_VERBS = ("create", "get", "list", "watch", "delete", "patch")
+
+
+def preinitialise(metric: Counter | Histogram, **values: Iterable[str]) -> None:
+    """Create ``metric``'s series for every combination of the given label values, at 0."""
+    names = list(values)
+    for combination in itertools.product(*(tuple(v) for v in values.values())):
+        metric.labels(**dict(zip(names, combination, strict=True)))
+
+
+def preinitialise_worker_metrics(namespaces: Iterable[str], task_states: Iterable[str],
+                                 event_sources: Iterable[str]) -> None:
+    """The launcher's and watcher's labelled series, at 0, for these namespaces."""
+    namespaces = tuple(namespaces)
+    preinitialise(PODS_CREATED, namespace=namespaces, outcome=POD_CREATE_OUTCOMES)
+    preinitialise(LAUNCH_RETRIES, reason=LAUNCH_RETRY_REASONS)
+    preinitialise(MESSAGES_REJECTED, reason=MESSAGE_REJECT_REASONS)
+    preinitialise(WATCH_EVENTS, type=WATCH_EVENT_TYPES)
+    preinitialise(WATCH_RESTARTS, reason=WATCH_RESTART_REASONS)
+    preinitialise(PODS_DELETED, result=POD_DELETE_RESULTS)
+    preinitialise(TASK_EVENTS_PUBLISHED, source=tuple(event_sources), state=tuple(task_states))

@@ -36,7 +36,10 @@ def worker_broker() -> RedisBroker:
     except ImportError as exc:  # monitoring is optional for the launch path
         logger.warning("dramatiq metrics unavailable: %s", exc)
     else:
-        middleware.append(metrics_module.DramatiqMetrics())
+        kube = worker_settings().kubernetes
+        namespaces = tuple(dict.fromkeys(
+            (kube.namespace, *(n for n in kube.watch_namespaces if n != "*"))))
+        middleware.append(metrics_module.DramatiqMetrics(namespaces))
     broker = make_broker(worker_settings(), middleware=middleware)
     dramatiq.set_broker(broker)
     return broker

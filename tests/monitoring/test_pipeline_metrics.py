@@ -142,3 +142,46 @@ def test_worker_endpoint_adds_up_to_what_the_cluster_saw(
     # And the executor (this process) counted the same tasks end to end
     labels = {"executor": settings.executor.executor_id}
     assert REGISTRY.get_sample_value("podfleet_tasks_submitted_total", labels) == TASKS
+
+
+def _has_series(url: str, name: str, **labels: str) -> bool:
+    return any(n == name and labels.items() <= dict(lbls).items()
+               for (n, lbls) in scrape(url))
+
+
+def test_a_fresh_worker_exports_every_known_failure_series_at_zero(worker: str) -> None:
+    # Before any task ran, the series that alerts take rate() of must already exist, or the
+    # first failure of each kind is invisible to rate()
+    _wait_until(lambda: _has_series(worker, "podfleet_pods_created_total", outcome="invalid"),
+                30, "the workers to boot")
+    samples = scrape(worker)
+    for outcome in ("created", "invalid", "failed", "expired"):
+        assert value(samples, "podfleet_pods_created_total", namespace=NAMESPACE,
+                     outcome=outcome) == 0
+    assert value(samples, "podfleet_launch_retries_total", reason="429") == 0
+    assert value(samples, "podfleet_messages_rejected_total", reason="signature") == 0
+    assert value(samples, "podfleet_watch_restarts_total", reason="expired") == 0
+    assert value(samples, "podfleet_task_events_published_total", source="watcher",
+                 state="failed") == 0
+    assert value(samples, "dramatiq_message_errors_total", queue_name="podfleet.launch",
+                 actor_name="podfleet_launch") == 0
+
+
+def test_an_executor_exports_its_event_results_at_zero(pipeline_env: dict[str, str]) -> None:
+    # In a process of its own: this test process's registry has seen other tests' events
+    from podfleet.executor.migrate import upgrade
+
+    upgrade(pipeline_env["PODFLEET_DATABASE_URL"])
+    program = ("from prometheus_client import REGISTRY, generate_latest\n"
+               "from podfleet.executor.executor import Executor\n"
+               "executor = Executor()\n"
+               "print(generate_latest(REGISTRY).decode())\n"
+               "executor.terminate()\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PODFLEET_", "PROMETHEUS"))}
+    result = subprocess.run([sys.executable, "-c", program], env={**env, **pipeline_env},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    for outcome in ("applied", "stale", "terminal", "malformed"):
+        assert f'podfleet_executor_events_total{{result="{outcome}"}} 0.0' in result.stdout
+    executor_id = pipeline_env["PODFLEET_EXECUTOR_ID"]
+    assert f'podfleet_tasks_submitted_total{{executor="{executor_id}"}} 0.0' in result.stdout
