@@ -78,6 +78,7 @@ from podfleet.monitoring.metrics import (
     EVENTS_APPLIED,
     TASK_END_TO_END,
     TASKS_SUBMITTED,
+    observe_kube_request,
     preinitialise,
 )
 from podfleet.pods import task_namespace
@@ -432,7 +433,8 @@ class Executor:
     @property
     def kube(self) -> KubeClient:
         if self._kube is None:
-            self._kube = KubeClient.from_settings(self.settings.kubernetes)
+            self._kube = KubeClient.from_settings(self.settings.kubernetes,
+                                                  observe=observe_kube_request)
         return self._kube
 
     def _register(self) -> None:

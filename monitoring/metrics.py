@@ -193,3 +193,9 @@ def preinitialise_worker_metrics(namespaces: Iterable[str], task_states: Iterabl
     preinitialise(WATCH_RESTARTS, reason=WATCH_RESTART_REASONS)
     preinitialise(PODS_DELETED, result=POD_DELETE_RESULTS)
     preinitialise(TASK_EVENTS_PUBLISHED, source=tuple(event_sources), state=tuple(task_states))
+
+
+def observe_kube_request(verb: str, code: int, seconds: float) -> None:
+    """A :class:`podfleet.kube.client.KubeClient` observer: count and time the request."""
+    KUBE_REQUESTS.labels(verb=verb, code=str(code)).inc()
+    KUBE_REQUEST_DURATION.labels(verb=verb).observe(seconds)

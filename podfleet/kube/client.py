@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -122,10 +122,19 @@ class PodList:
     resource_version: str
 
 
+#: Told of every request once it is answered or has failed: (verb, HTTP status or 0 when no
+#: answer came, seconds). Metrics hang here, so this layer needs no metrics of its own.
+RequestObserver = Callable[[str, int, float], None]
+_METHOD_VERBS = {"GET": "get", "POST": "create", "PUT": "update", "PATCH": "patch",
+                 "DELETE": "delete"}
+
+
 class KubeClient:
     """Pods over plain JSON; one instance per process, safe to share between threads."""
 
-    def __init__(self, api_client: Any, *, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, api_client: Any, *, timeout_seconds: float = 10.0,
+                 observe: RequestObserver | None = None) -> None:
+        self.observe = observe
         self.api_client = api_client
         self.configuration = api_client.configuration
         self.host = str(self.configuration.host).rstrip("/")
@@ -138,7 +147,8 @@ class KubeClient:
     @classmethod
     def from_config(cls, *, kubeconfig: str | None = None, context: str | None = None,
                     in_cluster: bool = False, timeout_seconds: float = 10.0,
-                    pool_maxsize: int = 64) -> KubeClient:
+                    pool_maxsize: int = 64, observe: RequestObserver | None = None
+                    ) -> KubeClient:
         """Load in-cluster config or a kubeconfig (``None``: $KUBECONFIG or ~/.kube/config)."""
         configuration = k8s_client.Configuration()
         if in_cluster:
@@ -147,14 +157,20 @@ class KubeClient:
             k8s_config.load_kube_config(config_file=kubeconfig, context=context,
                                         client_configuration=configuration)
         configuration.connection_pool_maxsize = pool_maxsize
-        return cls(k8s_client.ApiClient(configuration), timeout_seconds=timeout_seconds)
+        return cls(k8s_client.ApiClient(configuration), timeout_seconds=timeout_seconds,
+                   observe=observe)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> KubeClient:
+    def from_settings(cls, settings: Any, observe: RequestObserver | None = None
+                      ) -> KubeClient:
         """Build from ``Settings.kubernetes``."""
         return cls.from_config(kubeconfig=settings.kubeconfig, context=settings.context,
                                in_cluster=settings.in_cluster,
-                               timeout_seconds=settings.timeout_seconds)
+                               timeout_seconds=settings.timeout_seconds, observe=observe)
+
+    def _observed(self, verb: str, status: int, started: float) -> None:
+        if self.observe is not None:
+            self.observe(verb, status, time.perf_counter() - started)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -173,9 +189,14 @@ class KubeClient:
 
     def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
                 body: Any = None, content_type: str | None = None,
-                timeout: float | None = None) -> Any:
-        """Send one request; return the parsed JSON answer or raise KubeApiError."""
+                timeout: float | None = None, verb: str | None = None) -> Any:
+        """Send one request; return the parsed JSON answer or raise KubeApiError.
+
+        ``verb`` names it for the observer (default: from the method: get, create, …).
+        """
         data = orjson.dumps(body) if body is not None else None
+        started = time.perf_counter()
+        verb = verb or _METHOD_VERBS.get(method, method.lower())
         try:
             response = self._pool.request(
                 method, self.url(path, query), body=data,
@@ -184,7 +205,9 @@ class KubeClient:
                 retries=False, preload_content=True,
             )
         except urllib3.exceptions.HTTPError as exc:
+            self._observed(verb, 0, started)
             raise connection_error(f"{method} {path}", exc) from None
+        self._observed(verb, response.status, started)
         if response.status >= 400:
             raise error_from_response(response.status, response.data, response.headers)
         return orjson.loads(response.data) if response.data else None
@@ -240,7 +263,7 @@ class KubeClient:
         while True:
             page = self.request("GET", self.pods_path(namespace), query={
                 "labelSelector": label_selector, "fieldSelector": field_selector,
-                "limit": page_size, "continue": token})
+                "limit": page_size, "continue": token}, verb="list")
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
             resource_version = resource_version or str(meta.get("resourceVersion", ""))
@@ -262,13 +285,16 @@ class KubeClient:
                  "labelSelector": label_selector, "timeoutSeconds": timeout_seconds,
                  "allowWatchBookmarks": "true" if allow_bookmarks else None}
         path = self.pods_path(namespace)
+        started = time.perf_counter()
         try:
             response = self._pool.request(
                 "GET", self.url(path, query), headers=self._headers(None),
                 timeout=urllib3.Timeout(connect=self.timeout_seconds, read=read_timeout),
                 retries=False, preload_content=False)
         except urllib3.exceptions.HTTPError as exc:
+            self._observed("watch", 0, started)
             raise connection_error(f"watch {path}", exc) from None
+        self._observed("watch", response.status, started)  # the stream's opening, not its life
         try:
             if response.status >= 400:
                 raise error_from_response(response.status, response.read(), response.headers)

@@ -211,6 +211,22 @@ def test_the_plain_client_reports_a_slow_server_as_a_timeout(
     assert (caught.value.status, caught.value.reason) == (0, "Timeout")
 
 
+def test_the_plain_client_tells_its_observer_the_verb_code_and_time_of_each_request(
+        sim: RunningSimulator, tmp_path: Path) -> None:
+    seen: list[tuple[str, int, float]] = []
+    client = KubeClient.from_config(kubeconfig=str(sim.write_kubeconfig(tmp_path / "kc")),
+                                    observe=lambda *call: seen.append(call))
+    try:
+        client.list_pods("default")
+        assert client.get_pod("default", "no-such-pod") is None
+        assert client.delete_pod("default", "no-such-pod") is False
+    finally:
+        client.close()
+    assert [(verb, code) for verb, code, _ in seen] == [
+        ("list", 200), ("get", 404), ("delete", 404)]
+    assert all(seconds >= 0 for _, _, seconds in seen)
+
+
 # --- auth and TLS ------------------------------------------------------------------------
 
 def test_a_wrong_token_is_refused_with_401(

@@ -129,6 +129,12 @@ def test_worker_endpoint_adds_up_to_what_the_cluster_saw(
     assert _total(samples, "podfleet_launch_latency_seconds_count") == TASKS
     assert _total(samples, "podfleet_kube_requests_total", verb="create", code="201") == \
         stats.requests["create"][201]
+    # ... and the watcher's own calls are counted too: its list, its watch, its deletes
+    assert _total(samples, "podfleet_kube_requests_total", verb="list", code="200") >= 1
+    assert _total(samples, "podfleet_kube_requests_total", verb="watch", code="200") >= 1
+    _wait_until(lambda: _total(scrape(worker), "podfleet_kube_requests_total", verb="delete")
+                == sum(simulator.admin.stats().requests.get("delete", {}).values()) > 0,
+                30, "every delete to be counted")
     # Every launch message waited in the queue once and was processed once, in some process
     launches = _total(samples, "dramatiq_messages_total", actor_name="podfleet_launch")
     assert launches >= 1

@@ -17,6 +17,7 @@ import dramatiq
 from podfleet.broker import LAUNCH_ACTOR_NAME, enqueue_envelopes
 from podfleet.contracts.signing import MessageSigner
 from podfleet.kube.client import KubeClient
+from podfleet.monitoring.metrics import observe_kube_request
 from podfleet.workers.launcher.launch import MESSAGE_BUDGET_S, Launcher
 from podfleet.workers.runtime import worker_broker, worker_settings
 
@@ -50,7 +51,8 @@ def launcher() -> Launcher:
 
                 _launcher = Launcher(
                     settings,
-                    kube=KubeClient.from_settings(settings.kubernetes),
+                    kube=KubeClient.from_settings(settings.kubernetes,
+                                                observe=observe_kube_request),
                     redis_client=broker.client,
                     signer=MessageSigner(settings.require_signing_key()),
                     requeue=requeue)

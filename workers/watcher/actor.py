@@ -32,6 +32,7 @@ from dramatiq.middleware import Interrupt
 from podfleet.broker import WATCH_ACTOR_NAME, WATCH_QUEUE
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.kube.client import KubeClient
+from podfleet.monitoring.metrics import observe_kube_request
 from podfleet.settings import Settings
 from podfleet.workers.watcher.lease import REDIS_ERRORS, WatcherLease
 from podfleet.workers.watcher.loop import PodSource, Watcher, WatchOptions
@@ -67,7 +68,8 @@ def run_watcher(settings: Settings, stop: threading.Event, *,
         try:
             lease.start_renewing()
             if kube is None:
-                own_kube = KubeClient.from_settings(settings.kubernetes)
+                own_kube = KubeClient.from_settings(settings.kubernetes,
+                                                    observe=observe_kube_request)
             Watcher(kube=kube or own_kube,  # type: ignore[arg-type]
                     client=redis_client, keys=keys, lease=lease,
                     options=options or WatchOptions.from_settings(settings)).run(stop)
