@@ -41,7 +41,9 @@ _user_numbers = itertools.count(1)
 
 
 def _add_arguments(parser: Any) -> None:
-    group = parser.add_argument_group("podfleet")
+    # On the parser itself, not an argument group: only locust's own add_argument marks an
+    # option for the web UI's form (an argparse group's would leave it out)
+    group = parser
     group.add_argument("--tasks-per-second", type=float, default=5.0, env_var="PODFLEET_LT_RATE",
                        help="tasks each user submits per second")
     group.add_argument("--sync-interval", type=float, default=0.1,

@@ -56,3 +56,35 @@ def test_failures_are_counted_once_not_again_in_locusts_aggregated_row(tmp_path:
 
     # Then the failures add up to 3, as locust counted them
     assert summary["failures"] == {"launch/pod": 2, "task/end-to-end": 1}
+
+
+def test_the_web_ui_offers_podfleets_options_in_its_form(tmp_path: Path) -> None:
+    # Given locust's web UI on the load test (no swarm started: nothing else is needed)
+    import time
+    import urllib.request
+
+    from podfleet.local.ports import free_port
+
+    port = free_port()
+    bin_dir = Path(sys.executable).parent
+    with open(tmp_path / "locust.log", "wb") as log:
+        process = subprocess.Popen(
+            [str(bin_dir / "locust"), "-f", str(ROOT / "loadtest" / "locustfile.py"),
+             "--web-host", "127.0.0.1", "--web-port", str(port)],
+            stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        page = ""
+        while time.monotonic() < deadline and not page:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as answer:
+                    page = answer.read().decode()
+            except OSError:
+                time.sleep(0.3)
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    # Then podfleet's own options are among the form's extra options
+    assert page, (tmp_path / "locust.log").read_text()
+    for option in ("tasks_per_second", "sync_interval", "task_duration", "launch_timeout"):
+        assert f'"{option}": {{' in page, option
