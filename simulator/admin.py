@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import ssl
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -312,10 +313,17 @@ def _faults_json(fields: dict[str, Any]) -> dict[str, Any]:
 class AdminClient:
     """Blocking client of ``/_sim/`` (standard library only, usable from any test thread)."""
 
-    def __init__(self, base_url: str, token: str | None = None, timeout_s: float = 10.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None = None,
+        timeout_s: float = 10.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._timeout_s = timeout_s
+        self._ssl_context = ssl_context
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = orjson.dumps(body) if body is not None else None
@@ -325,7 +333,9 @@ class AdminClient:
         if self._token:
             request.add_header("Authorization", f"Bearer {self._token}")
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout_s) as response:
+            with urllib.request.urlopen(
+                request, timeout=self._timeout_s, context=self._ssl_context
+            ) as response:
                 payload = response.read()
                 if response.headers.get_content_type() != "application/json":
                     return payload

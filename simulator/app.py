@@ -20,6 +20,7 @@ from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.faults import FaultInjector
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.store import NAMESPACES, ObjectStore
+from podfleet.simulator.tls import server_context
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +85,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_of(sock: socket.socket) -> str:
+def url_of(sock: socket.socket, *, tls: bool = False) -> str:
     host, port = sock.getsockname()[:2]
     if ":" in host:
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{'https' if tls else 'http'}://{host}:{port}"
 
 
 async def serve(
@@ -102,7 +103,8 @@ async def serve(
     app, runtime = build_app(config, loop)
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
-    site = web.SockSite(runner, sock)
+    ssl_context = server_context(config.tls) if config.tls.enabled else None
+    site = web.SockSite(runner, sock, ssl_context=ssl_context)
     await site.start()
     try:
         if on_ready is not None:

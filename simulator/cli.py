@@ -12,9 +12,10 @@ import sys
 from typing import Any
 
 from podfleet.simulator.app import bind_socket, serve, url_of
-from podfleet.simulator.config import SimulatorConfig, config_from_json
+from podfleet.simulator.config import SimulatorConfig, config_from_json, prepared
 from podfleet.simulator.kubeconfig import write_kubeconfig
 from podfleet.simulator.server import READY_PREFIX
+from podfleet.simulator.tls import TlsConfig
 
 # The cluster side adds its own flags (latencies, faults) through this module, if present:
 # add_arguments(parser) and apply_arguments(args, config).
@@ -57,7 +58,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="create this namespace at start (repeatable)",
     )
     parser.add_argument(
-        "--token", default=None, help="require this bearer token (default: accept any)"
+        "--token",
+        default=None,
+        help="require this bearer token (default: a generated one with TLS, any without)",
+    )
+    parser.add_argument(
+        "--tls",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.tls.enabled,
+        help="serve HTTPS with a generated CA, written into the kubeconfig (default: on); "
+        "--no-tls serves plain HTTP (benchmarks, docker-compose)",
     )
     parser.add_argument(
         "--grace-period",
@@ -92,6 +102,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         token=args.token,
         default_termination_grace_period_s=args.grace_period,
         bookmark_interval_seconds=args.bookmark_interval,
+        tls=TlsConfig(enabled=args.tls),
     )
     if args.nodes is not None:
         config.cluster.nodes = args.nodes
@@ -104,15 +115,16 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted; print the URL once ready. Returns the exit code."""
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
-    config = config_from_args(args)
+    config = prepared(config_from_args(args))
     try:
         sock = bind_socket(config.host, config.port)
     except OSError as exc:
         print(f"podfleet sim: cannot listen on {config.host}:{config.port}: {exc}", file=sys.stderr)
         return 2
-    url = url_of(sock)
+    url = url_of(sock, tls=config.tls.enabled)
     if args.kubeconfig_out:
-        write_kubeconfig(args.kubeconfig_out, url, token=config.token)
+        ca_data = config.tls.ca_data() if config.tls.enabled else None
+        write_kubeconfig(args.kubeconfig_out, url, token=config.token, ca_data=ca_data)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -8,6 +8,7 @@ object to the child as JSON, which is why every field is a plain JSON type or a 
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import types
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ import orjson
 
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.faults import FaultConfig
+from podfleet.simulator.tls import TlsConfig, with_generated_material
 
 DEFAULT_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
@@ -40,8 +42,11 @@ class SimulatorConfig:
     bookmark_interval_seconds: float = 60.0
     #: Default of spec.terminationGracePeriodSeconds when a pod does not set it (real: 30).
     default_termination_grace_period_s: int = 30
-    #: When set, any request without "Authorization: Bearer <token>" gets 401.
+    #: When set, any request without "Authorization: Bearer <token>" gets 401. With TLS on and
+    #: no token given, `prepared` makes one up (so HTTPS always comes with bearer-token auth).
     token: str | None = None
+    #: HTTPS with a generated CA (on by default); `TlsConfig(enabled=False)` serves plain HTTP.
+    tls: TlsConfig = field(default_factory=TlsConfig)
     #: Version reported by /version.
     git_version: str = "v1.32.0-podfleet-sim"
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
@@ -50,6 +55,19 @@ class SimulatorConfig:
     def all_namespaces(self) -> list[str]:
         """The namespaces that exist at start, defaults first, without duplicates."""
         return list(dict.fromkeys([*DEFAULT_NAMESPACES, *self.namespaces]))
+
+
+def prepared(config: SimulatorConfig) -> SimulatorConfig:
+    """A copy of `config` ready to serve: TLS material generated and a token chosen if needed.
+
+    Done once, by whoever starts the simulator, so that a child process serves with exactly
+    the CA and token its parent gives to clients.
+    """
+    tls = with_generated_material(config.tls, config.host)
+    token = config.token
+    if tls.enabled and token is None:
+        token = secrets.token_urlsafe(24)
+    return dataclasses.replace(config, tls=tls, token=token)
 
 
 def config_to_json(config: SimulatorConfig) -> bytes:

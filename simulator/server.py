@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import ssl
+import tempfile
 import selectors
 import signal
 import subprocess
@@ -24,8 +26,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from podfleet.simulator.admin import AdminClient
 from podfleet.simulator.app import bind_socket, serve, url_of
-from podfleet.simulator.config import SimulatorConfig, config_to_json
+from podfleet.simulator.config import SimulatorConfig, config_to_json, prepared
 from podfleet.simulator.kubeconfig import DEFAULT_TOKEN, write_kubeconfig
+from podfleet.simulator.tls import client_context
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -42,11 +45,41 @@ class RunningSimulator:
     def __init__(self, url: str, config: SimulatorConfig) -> None:
         self.url = url
         self.config = config
-        self.admin = AdminClient(url, token=config.token)
+        self._ca_file: str | None = None
+        self.admin = AdminClient(url, token=config.token, ssl_context=self.ssl_context())
 
     @property
     def token(self) -> str:
         return self.config.token or DEFAULT_TOKEN
+
+    @property
+    def tls(self) -> bool:
+        return self.config.tls.enabled
+
+    @property
+    def ca_pem(self) -> str | None:
+        """The PEM of the CA that signed the server's certificate (None over plain HTTP)."""
+        return self.config.tls.ca_pem if self.tls else None
+
+    @property
+    def ca_file(self) -> str | None:
+        """A file holding `ca_pem`, for clients that take a path (removed by `stop()`)."""
+        if self.ca_pem is None:
+            return None
+        if self._ca_file is None:
+            fd, path = tempfile.mkstemp(prefix="podfleet-sim-ca-", suffix=".crt")
+            with os.fdopen(fd, "w") as handle:
+                handle.write(self.ca_pem)
+            self._ca_file = path
+        return self._ca_file
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """An SSLContext trusting this simulator's CA (None over plain HTTP)."""
+        return client_context(self.ca_pem) if self.ca_pem is not None else None
+
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header a client of this simulator sends."""
+        return {"Authorization": f"Bearer {self.token}"}
 
     def api_client(self) -> ApiClient:
         """A new official-client ApiClient pointed at this simulator (close it when done)."""
@@ -56,14 +89,23 @@ class RunningSimulator:
         configuration.host = self.url
         configuration.api_key = {"authorization": self.token}
         configuration.api_key_prefix = {"authorization": "Bearer"}
+        if self.ca_file is not None:
+            configuration.ssl_ca_cert = self.ca_file
         return client.ApiClient(configuration)
 
     def write_kubeconfig(self, path: str | os.PathLike[str]) -> Path:
         """Write a kubeconfig for this simulator (kubectl and load_kube_config accept it)."""
-        return write_kubeconfig(path, self.url, token=self.token)
+        ca_data = self.config.tls.ca_data() if self.tls else None
+        return write_kubeconfig(path, self.url, token=self.token, ca_data=ca_data)
 
     def stop(self) -> None:
         raise NotImplementedError
+
+    def _remove_ca_file(self) -> None:
+        if self._ca_file is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._ca_file)
+            self._ca_file = None
 
     def __enter__(self) -> RunningSimulator:
         return self
@@ -82,7 +124,7 @@ class ThreadSimulator(RunningSimulator):
 
     def __init__(self, config: SimulatorConfig) -> None:
         sock = bind_socket(config.host, config.port)
-        super().__init__(url_of(sock), config)
+        super().__init__(url_of(sock, tls=config.tls.enabled), config)
         self.runtime: SimulatorRuntime | None = None
         self._loop = asyncio.new_event_loop()
         self._stop_event: asyncio.Event | None = None
@@ -129,6 +171,7 @@ class ThreadSimulator(RunningSimulator):
         return asyncio.run_coroutine_threadsafe(run(), self._loop).result(10)
 
     def stop(self) -> None:
+        self._remove_ca_file()
         if not self._thread.is_alive():
             return
         stop_event = self._stop_event
@@ -187,14 +230,20 @@ class ProcessSimulator(RunningSimulator):
             self.process.stdout.close()
 
     def stop(self) -> None:
+        self._remove_ca_file()
         self._terminate()
 
 
 def start_simulator(
     config: SimulatorConfig | None = None, *, mode: Literal["thread", "process"] = "thread"
 ) -> RunningSimulator:
-    """Start a simulator and return once it answers requests."""
-    config = config or SimulatorConfig()
+    """Start a simulator and return once it answers requests.
+
+    TLS is on unless `config.tls.enabled` is False: the simulator then has a CA of its own and
+    a bearer token (generated unless `config.token` is set), both carried by `api_client()`,
+    `write_kubeconfig()`, `ssl_context()` and `auth_headers()`.
+    """
+    config = prepared(config or SimulatorConfig())
     if mode == "thread":
         return ThreadSimulator(config)
     if mode == "process":

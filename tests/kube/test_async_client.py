@@ -27,6 +27,7 @@ from podfleet.kube.client import KubeApiError, KubeClient, KubeConnectionError
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.faults import VerbFaults
 from podfleet.simulator.server import RunningSimulator, start_simulator
+from podfleet.simulator.tls import TlsConfig
 
 TOKEN = "async-client-test-token"
 
@@ -40,7 +41,9 @@ def a_pod() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def simulator() -> Iterator[RunningSimulator]:
-    sim = start_simulator(SimulatorConfig(token=TOKEN), mode="thread")
+    # Plain HTTP: this module puts its own TLS terminator in front of the simulator.
+    sim = start_simulator(SimulatorConfig(token=TOKEN, tls=TlsConfig(enabled=False)),
+                          mode="thread")
     yield sim
     sim.stop()
 

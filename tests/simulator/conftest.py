@@ -69,8 +69,9 @@ def namespace(core: client.CoreV1Api) -> str:
 
 
 @pytest.fixture(scope="session")
-def http() -> Iterator[urllib3.PoolManager]:
-    pool = urllib3.PoolManager()
+def http(sim: ThreadSimulator) -> Iterator[urllib3.PoolManager]:
+    """A pool that trusts the simulator's CA and sends its bearer token."""
+    pool = urllib3.PoolManager(ca_certs=sim.ca_file, headers=sim.auth_headers())
     yield pool
     pool.clear()
 
@@ -92,7 +93,7 @@ class Raw:
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         data = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
-        all_headers = {"Content-Type": content_type, **(headers or {})}
+        all_headers = {**self.pool.headers, "Content-Type": content_type, **(headers or {})}
         response = self.pool.request(
             method, self.url + path, body=data, headers=all_headers, retries=False
         )

@@ -268,7 +268,8 @@ def test_token_is_required_when_configured(make_pod) -> None:
     with start_simulator(SimulatorConfig(token="s3cret")) as sim:
         import urllib3
 
-        anonymous = urllib3.request("GET", sim.url + "/api/v1/pods")
+        pool = urllib3.PoolManager(ca_certs=sim.ca_file)
+        anonymous = pool.request("GET", sim.url + "/api/v1/pods")
         api = sim.api_client()
         try:
             pods = client.CoreV1Api(api).list_pod_for_all_namespaces()

@@ -48,7 +48,7 @@ def test_thread_mode_leaves_no_thread_behind() -> None:
 
     with start_simulator(SimulatorConfig()) as sim:
         during = {t.name for t in threading.enumerate()}
-        assert sim.url.startswith("http://127.0.0.1:")
+        assert sim.url.startswith("https://127.0.0.1:")
 
     after = {t.name for t in threading.enumerate()}
     assert "podfleet-simulator" in during
@@ -60,7 +60,7 @@ def test_thread_mode_stop_ends_a_request_held_by_a_fault(
 ) -> None:
     faults = FaultConfig(verbs={"list": VerbFaults(timeout=1.0)}, timeout_hold_s=600.0)
     sim = start_simulator(SimulatorConfig(faults=faults))
-    pool = urllib3.PoolManager()
+    pool = urllib3.PoolManager(ca_certs=sim.ca_file, headers=sim.auth_headers())
     try:
         # The client gives up; the server still holds the request when it is told to stop.
         with pytest.raises(urllib3.exceptions.ReadTimeoutError):
@@ -126,7 +126,7 @@ def test_cli_prints_its_url_and_stops_on_sigterm(tmp_path: Path) -> None:
         code = process.wait(15)
 
     assert line.startswith(READY_PREFIX)
-    assert url.startswith("http://127.0.0.1:")
+    assert url.startswith("https://127.0.0.1:")
     assert len(nodes.items) == 2
     assert "extra" in namespaces
     assert code == 0

@@ -259,8 +259,15 @@ def test_each_event_is_its_own_chunk(sim: ThreadSimulator, namespace: str, core,
         core.create_namespaced_pod(namespace, make_pod(f"k{index}"))
     target = urlparse(sim.url)
     path = f"/api/v1/namespaces/{namespace}/pods?watch=1&resourceVersion={rv}&timeoutSeconds=1"
-    with socket.create_connection((target.hostname, target.port), timeout=5) as conn:
-        conn.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    context = sim.ssl_context()
+    assert context is not None
+    token = sim.token
+    with socket.create_connection((target.hostname, target.port), timeout=5) as plain, \
+            context.wrap_socket(plain, server_hostname=target.hostname) as conn:
+        conn.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
         received = b""
         while data := conn.recv(65536):
             received += data

@@ -140,7 +140,10 @@ def test_pod_quota_is_exact_under_concurrent_creates(
     admin.set_faults(pod_quota=5)
     path = f"/api/v1/namespaces/{namespace}/pods"
     url = urllib3.util.parse_url(sim.url)
-    connections = [http.client.HTTPConnection(url.host, url.port, timeout=10) for _ in range(20)]
+    connections = [
+        http.client.HTTPSConnection(url.host, url.port, timeout=10, context=sim.ssl_context())
+        for _ in range(20)
+    ]
     bodies = [orjson.dumps(pod_body(unique("racer"), {fate.DURATION: "60"}))
               for _ in connections]
     try:
@@ -149,6 +152,7 @@ def test_pod_quota_is_exact_under_concurrent_creates(
         for connection, body in zip(connections, bodies, strict=True):
             connection.putrequest("POST", path)
             connection.putheader("Content-Type", "application/json")
+            connection.putheader("Authorization", f"Bearer {sim.token}")
             connection.putheader("Content-Length", str(len(body)))
             connection.endheaders()
         time.sleep(0.2)  # lets the server start reading every request (no assertion on time)
