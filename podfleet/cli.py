@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "worker": ("podfleet.workers.cli", "run launcher/watcher worker processes"),
     "submit": ("podfleet.executor.cli.submit", "submit tasks to run as pods"),
     "status": ("podfleet.executor.cli.status", "show tasks and executors"),
+    "logs": ("podfleet.executor.cli.logs", "show or follow a task's log (pod or archive)"),
     "db": ("podfleet.executor.cli.db", "manage the metadata database (db upgrade)"),
 }
 
