@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -52,6 +52,7 @@ from podfleet.executor.batch import Applied, EventBatches, EventInfo, record_cha
 from podfleet.executor.db import TaskInstance, make_engine, make_sessionmaker
 from podfleet.executor.housekeeping import ensure_watcher, expire_stuck_queued
 from podfleet.executor.launches import LaunchSender
+from podfleet.executor.logs import TaskLog, TaskLogs
 from podfleet.executor.pods import ExecutorPods
 from podfleet.executor.reconcile import Reconciler
 from podfleet.executor.registry import ExecutorFenced, ExecutorIdInUse, Registration
@@ -74,6 +75,7 @@ from podfleet.executor.streams import (
 from podfleet.executor.submission import TaskSubmission, validate_submissions
 from podfleet.executor.transitions import Outcome
 from podfleet.kube.client import KubeClient
+from podfleet.logs.archive import LogArchive
 from podfleet.monitoring.metrics import (
     EVENTS_APPLIED,
     TASK_END_TO_END,
@@ -414,6 +416,28 @@ class Executor:
         self._after_commit(result)
         self._pods.delete_pods([target])
         return True
+
+    # --- logs -------------------------------------------------------------------------------
+
+    def task_log(self, key: Any, *, tail: int | None = None) -> TaskLog:
+        """Task try ``key``'s log so far (its last ``tail`` lines): read from its pod while
+        the pod exists, from the log archive once it is deleted. Raises
+        :class:`~podfleet.executor.logs.TaskLogUnavailable` when there is none."""
+        logs = self._task_logs()
+        return logs.read(logs.target(TaskKey.coerce(key)), tail=tail)
+
+    def follow_task_log(self, key: Any, *, tail: int | None = None) -> Iterator[str]:
+        """Task try ``key``'s log as it is written, until its container exits; see
+        :meth:`~podfleet.executor.logs.TaskLogs.follow`. Blocks: use it off the scheduler
+        loop's thread."""
+        logs = self._task_logs()
+        return logs.follow(logs.target(TaskKey.coerce(key)), tail=tail)
+
+    def _task_logs(self) -> TaskLogs:
+        location = self.settings.logs.archive
+        return TaskLogs(self._sessions, lambda: self.kube,
+                        LogArchive.open(location) if location else None,
+                        self.settings.kubernetes.namespace)
 
     # --- recovery ---------------------------------------------------------------------------
 

@@ -104,6 +104,12 @@ TASK_EVENTS_PUBLISHED = Counter(
 PODS_DELETED = Counter(
     "podfleet_pods_deleted_total",
     "Finished pods deleted by policy: deleted, or already gone (404).", ["result"])
+POD_LOGS_ARCHIVED = Counter(
+    "podfleet_pod_logs_archived_total",
+    "Final pod logs the watcher archived before deleting their pods, by result: archived; "
+    "no_log (the container never started); pod_gone (deleted by someone else first); "
+    "retried (an attempt failed, tried again); failed (gave up: the pod was deleted "
+    "without its log).", ["result"])
 
 # --- executor ----------------------------------------------------------------------------
 EXECUTOR_OPEN_SLOTS = Gauge(

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "executor": ("podfleet.executor.cli.service", "run an executor that follows every task"),
     "submit": ("podfleet.executor.cli.submit", "submit tasks to run as pods (--wait: follow them)"),
     "status": ("podfleet.executor.cli.status", "show tasks and executors"),
+    "logs": ("podfleet.executor.cli.logs", "show or follow a task's log (pod or archive)"),
     "db": ("podfleet.executor.cli.db", "manage the metadata database (db upgrade)"),
 }
 

@@ -92,6 +92,14 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PODFLEET_DELETE_POLICY", "always",
              "Finished pods to delete: always, on_success, on_failure, never."),
     Variable("PODFLEET_DELETE_DELAY_SECONDS", "0", "Keep finished pods this long first."),
+    Variable("PODFLEET_LOG_ARCHIVE", ".podfleet/logs",
+             "Where the watcher keeps each pod's final log before deleting the pod: a "
+             "directory, or an fsspec URL (s3://bucket/prefix, gs://…, memory://, file://; "
+             "needs `pip install 'podfleet[logs]'` and the filesystem's package); "
+             "'off' = do not archive."),
+    Variable("PODFLEET_LOG_RETENTION_DAYS", "30",
+             "Archived logs older than this many days are deleted by the watcher (at its "
+             "start, then hourly); 0 = keep them (e.g. a bucket lifecycle rule expires them)."),
     Variable("PODFLEET_EXECUTOR_ID", "",
              "This executor's id (a label value); empty = <hostname>-<random>."),
     Variable("PODFLEET_HEARTBEAT_SECONDS", "5", "How often an executor heartbeats."),
@@ -172,6 +180,12 @@ class PodSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LogSettings:
+    archive: str | None  # None: finished pods' logs are not archived
+    retention_days: float
+
+
+@dataclass(frozen=True, slots=True)
 class LaunchSettings:
     queue: str
     rate: float
@@ -218,6 +232,7 @@ class Settings:
     database: DatabaseSettings
     kubernetes: KubernetesSettings
     pods: PodSettings
+    logs: LogSettings
     launch: LaunchSettings
     broker: BrokerSettings
     executor: ExecutorSettings
@@ -294,6 +309,12 @@ class Settings:
         except socket.gaierror:
             raise SettingsError(f"PODFLEET_METRICS_HOST must be an IP address, got "
                                 f"{metrics_host!r}") from None
+        log_archive = env.text("PODFLEET_LOG_ARCHIVE")
+        if "://" in log_archive and not log_archive.split("://", 1)[0].replace(
+                "+", "").replace("-", "").isalnum():
+            raise SettingsError(
+                f"PODFLEET_LOG_ARCHIVE must be a directory or a URL such as "
+                f"s3://bucket/prefix, got {log_archive!r}")
         return cls(
             redis=RedisSettings(
                 url=env.url("PODFLEET_REDIS_URL", ("redis://", "rediss://", "unix://")),
@@ -317,6 +338,10 @@ class Settings:
                 delete_policy=env.choice("PODFLEET_DELETE_POLICY", DeletePolicy),
                 delete_delay_seconds=env.number("PODFLEET_DELETE_DELAY_SECONDS", float,
                                                 minimum=0),
+            ),
+            logs=LogSettings(
+                archive=None if log_archive.lower() in ("", "off", "none") else log_archive,
+                retention_days=env.number("PODFLEET_LOG_RETENTION_DAYS", float, minimum=0),
             ),
             launch=LaunchSettings(
                 queue=queue,

@@ -37,6 +37,8 @@ from podfleet.simulator.errors import (
     unauthorized,
     unsupported_media_type,
 )
+from podfleet.simulator.podlogs import PodLogReader
+from podfleet.simulator.queryparams import query_bool
 from podfleet.simulator.requestinfo import RequestInfo
 from podfleet.simulator.resources import (
     RESOURCES,
@@ -114,7 +116,7 @@ def classify(method: str, path: str, query: Any) -> tuple[RequestInfo, ResourceT
         return RequestInfo("", resource, subresource, namespace, name, path, method), None
     rtype = RESOURCES.get(resource)
     if method == "GET":
-        watching = watch_prefix or query.get("watch") in ("true", "1")
+        watching = watch_prefix or query_bool(query, "watch")
         verb = "watch" if watching else ("get" if name else "list")
     elif method == "POST":
         verb = "create"
@@ -140,6 +142,7 @@ class CoreApi:
         self.store = runtime.store
         self.config = runtime.config
         self.closing = asyncio.Event()
+        self.logs = PodLogReader(runtime, self.closing)
         #: Tasks of the requests being handled now, so that shutdown can finish them.
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -222,6 +225,10 @@ class CoreApi:
         verb = info.verb
         if rtype.namespaced and not info.namespace and verb not in ("get", "list", "watch"):
             raise method_not_allowed(request.method)
+        if info.subresource == "log":
+            if verb != "get":
+                raise method_not_allowed(request.method)
+            return await self.logs.serve(request, info.namespace, info.name)
         if not rtype.stored:
             return self.empty_resource(request, info, rtype)
         if verb == "get":
@@ -389,8 +396,8 @@ class CoreApi:
             selector=selector,
             resource_version=rv_text,
             timeout_s=_float_param(query, "timeoutSeconds"),
-            bookmarks=query.get("allowWatchBookmarks") in ("true", "1"),
-            send_initial_events=query.get("sendInitialEvents") in ("true", "1"),
+            bookmarks=query_bool(query, "allowWatchBookmarks"),
+            send_initial_events=query_bool(query, "sendInitialEvents"),
             bookmark_interval_s=self.config.bookmark_interval_seconds,
             drop_after_s=drop_after,
             as_table=wants_table(request.headers.get("Accept", "")),

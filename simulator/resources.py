@@ -45,7 +45,7 @@ RESOURCES: dict[str, ResourceType] = {
 }
 
 SUBRESOURCES: dict[str, tuple[str, ...]] = {
-    PODS: ("status", "binding"),
+    PODS: ("status", "binding", "log"),
     NODES: ("status",),
     NAMESPACES: ("status",),
 }
@@ -82,7 +82,7 @@ def api_resource_list() -> dict[str, Any]:
             entry["categories"] = list(rt.categories)
         resources.append(entry)
         for sub in SUBRESOURCES.get(rt.name, ()):
-            verbs = ["create"] if sub == "binding" else ["get", "patch", "update"]
+            verbs = {"binding": ["create"], "log": ["get"]}.get(sub, ["get", "patch", "update"])
             kind = "Binding" if sub == "binding" else rt.kind
             resources.append(
                 {

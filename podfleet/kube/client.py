@@ -319,6 +319,55 @@ class KubeClient:
             response.release_conn()
 
 
+    # --- pod logs -----------------------------------------------------------------------
+
+    def stream_pod_log(self, namespace: str, name: str, *, container: str | None = None,
+                       follow: bool = False, tail_lines: int | None = None,
+                       timestamps: bool = False, previous: bool = False,
+                       read_timeout: float | None = None) -> Iterator[bytes]:
+        """A container's log (``pods/{name}/log``) as it arrives, in chunks of raw bytes.
+
+        With ``follow`` the stream stays open until the container exits (or the server ends
+        it); ``read_timeout`` None waits for output however long a quiet task stays quiet.
+        Raises KubeApiError before the first chunk: 404 for a pod that does not exist, 400
+        for one whose container has not started (:func:`container_not_started`).
+        """
+        query = {"container": container, "follow": "true" if follow else None,
+                 "tailLines": tail_lines, "timestamps": "true" if timestamps else None,
+                 "previous": "true" if previous else None}
+        path = self.pods_path(namespace, name) + "/log"
+        if read_timeout is None and not follow:
+            read_timeout = self.timeout_seconds
+        headers = {**self._headers(None), "Accept": "*/*"}
+        try:
+            response = self._pool.request(
+                "GET", self.url(path, query), headers=headers,
+                timeout=urllib3.Timeout(connect=self.timeout_seconds, read=read_timeout),
+                retries=False, preload_content=False)
+        except urllib3.exceptions.HTTPError as exc:
+            raise connection_error(f"log {path}", exc) from None
+        try:
+            if response.status >= 400:
+                raise error_from_response(response.status, response.read(), response.headers)
+            try:
+                for chunk in response.stream(65536, decode_content=True):
+                    if chunk:
+                        yield chunk
+            except urllib3.exceptions.ReadTimeoutError:
+                raise KubeConnectionError(
+                    "Timeout", f"log {path}: no data for {read_timeout}s") from None
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError) as exc:
+                raise KubeConnectionError("ConnectionError", f"log {path}: {exc}") from None
+        finally:
+            response.release_conn()
+
+    def read_pod_log(self, namespace: str, name: str, *, container: str | None = None,
+                     tail_lines: int | None = None) -> bytes:
+        """A container's whole log so far (or its last ``tail_lines`` lines)."""
+        return b"".join(self.stream_pod_log(namespace, name, container=container,
+                                            tail_lines=tail_lines))
+
+
 def connection_error(what: str, exc: urllib3.exceptions.HTTPError) -> KubeConnectionError:
     """A KubeConnectionError saying whether the server was unreachable or slow.
 
@@ -331,6 +380,14 @@ def connection_error(what: str, exc: urllib3.exceptions.HTTPError) -> KubeConnec
     if isinstance(exc, urllib3.exceptions.TimeoutError):
         return KubeConnectionError("Timeout", f"{what}: {exc}")
     return KubeConnectionError("ConnectionError", f"{what}: {exc}")
+
+
+def container_not_started(exc: KubeApiError) -> bool:
+    """The log request was refused because the container has not started (or never will):
+    the API server answers 400 "container ... is waiting to start" (or "... not found")."""
+    return exc.status == 400 and ("waiting to start" in exc.message
+                                  or "ContainerCreating" in exc.message
+                                  or "PodInitializing" in exc.message)
 
 
 def api_url(host: str, path: str, query: Mapping[str, Any] | None = None) -> str:

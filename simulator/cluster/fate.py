@@ -30,8 +30,11 @@ START_DELAY = PREFIX + "start-delay"
 TERMINATION_DELAY = PREFIX + "termination-delay"
 #: Message written to the terminated container state (``terminationMessagePath`` content).
 MESSAGE = PREFIX + "message"
+#: Text the first container's simulated log holds (``kubectl logs``), between the line with
+#: its command and the line with its exit. Read when the log is asked for.
+LOG = PREFIX + "log"
 
-ALL = (DURATION, EXIT_CODE, OOM, IMAGE_PULL_ERROR, START_DELAY, TERMINATION_DELAY, MESSAGE)
+ALL = (DURATION, EXIT_CODE, OOM, IMAGE_PULL_ERROR, START_DELAY, TERMINATION_DELAY, MESSAGE, LOG)
 
 ERR_IMAGE_PULL = "ErrImagePull"
 IMAGE_PULL_BACKOFF = "ImagePullBackOff"

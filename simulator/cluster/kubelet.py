@@ -25,6 +25,7 @@ from podfleet.simulator.cluster import fate as fates
 from podfleet.simulator.cluster import status as statuses
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.cluster.local import LocalContainer
+from podfleet.simulator.cluster.podlog import ContainerLog
 from podfleet.simulator.cluster.scheduler import SimNode
 from podfleet.simulator.cluster.state import PodRecord, Stage
 from podfleet.simulator.cluster.timeline import Timeline
@@ -157,6 +158,11 @@ class Kubelet:
         local = self._locals.get(pod.uid) or pod.local
         return local.logs() if isinstance(local, LocalContainer) else None
 
+    def container_log(self, pod: PodRecord, previous: bool = False) -> ContainerLog | None:
+        """The local process's output of the current (or the previous) run, if one ran."""
+        local = pod.previous_local if previous else pod.local
+        return local.output if isinstance(local, LocalContainer) else None
+
     async def stop(self) -> None:
         """Kill every local process (simulator shutdown)."""
         for local in list(self._locals.values()):
@@ -285,6 +291,8 @@ class Kubelet:
         pod.last_exit = (code, reason, pod.running_since or now_rfc3339(),
                          now_rfc3339())
         pod.restart_count += 1
+        if pod.local is not None:  # that run's output is now the previous one's
+            pod.previous_local, pod.local = pod.local, None
         token = pod.next_generation()
         if code != 0:
             self._write(pod, statuses.crash_backoff_status(pod, pod.qos))

@@ -3,7 +3,7 @@
 The image is ignored; ``command`` + ``args`` run with the container's literal ``env`` values
 added to the simulator's environment, in a new session so that deleting the pod can signal the
 whole process group (SIGTERM, then SIGKILL after the grace period), as a container runtime
-does. The last few KiB of output are kept for ``logs``.
+does. The last few KiB of output are kept, line by line, for ``logs``.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import os
 import signal
 from collections.abc import Callable, Mapping
 from typing import Any
+
+from podfleet.simulator.cluster.podlog import ContainerLog
 
 
 def container_command(container: Mapping[str, Any]) -> list[str]:
@@ -38,8 +40,8 @@ class LocalContainer:
 
     def __init__(self, log_bytes: int) -> None:
         self._process: asyncio.subprocess.Process | None = None
-        self._log = bytearray()
-        self._log_bytes = log_bytes
+        #: Combined stdout and stderr, line by line with when each was written.
+        self.output = ContainerLog(log_bytes)
         self._tasks: list[asyncio.Task[None]] = []
         self._killer: asyncio.TimerHandle | None = None
 
@@ -49,7 +51,7 @@ class LocalContainer:
 
     def logs(self) -> bytes:
         """The tail of the container's combined stdout and stderr."""
-        return bytes(self._log)
+        return self.output.data()
 
     async def start(
         self, argv: list[str], env: Mapping[str, str], on_exit: Callable[[int], None]
@@ -69,9 +71,8 @@ class LocalContainer:
         process = self._process
         assert process is not None and process.stdout is not None
         while chunk := await process.stdout.read(4096):
-            self._log += chunk
-            if len(self._log) > self._log_bytes:
-                del self._log[: len(self._log) - self._log_bytes]
+            self.output.write(chunk)
+        self.output.close()
         code = await process.wait()
         if self._killer is not None:
             self._killer.cancel()

@@ -16,6 +16,7 @@ from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.cluster.fate import fate_from_annotations
 from podfleet.simulator.cluster.kubelet import Kubelet
 from podfleet.simulator.cluster.local import container_command, container_env
+from podfleet.simulator.cluster.podlog import ContainerLog
 from podfleet.simulator.cluster.resources import pod_requests
 from podfleet.simulator.cluster.scheduler import Scheduler, SimNode
 from podfleet.simulator.cluster.state import PodRecord, Stage
@@ -124,6 +125,14 @@ class SimulatedCluster:
         """Output of a local-mode pod's process, if it ran one."""
         pod = self._by_key.get((namespace, name))
         return self.kubelet.logs(pod) if pod is not None else None
+
+    def container_log(self, namespace: str, name: str, uid: str,
+                      previous: bool = False) -> ContainerLog | None:
+        """A local-mode pod's first container output (this run or the one before), if any."""
+        pod = self._by_key.get((namespace, name))
+        if pod is None or pod.uid != uid:
+            return None
+        return self.kubelet.container_log(pod, previous)
 
     def stats(self) -> Json:
         """Nodes' usage and the cluster's queues, for ``GET /_sim/stats``."""

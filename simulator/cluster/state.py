@@ -39,6 +39,7 @@ class PodRecord:
         "namespace",
         "node",
         "pod_ip",
+        "previous_local",
         "qos",
         "requests",
         "restart_count",
@@ -76,6 +77,7 @@ class PodRecord:
         self.pod_ip: str | None = None
         self.host_ip: str | None = None
         self.local: Any = None  # LocalContainer in local mode
+        self.previous_local: Any = None  # the run before a restart, for ``logs --previous``
 
     @property
     def key(self) -> tuple[str, str]:

@@ -139,12 +139,11 @@ def test_a_plain_aiohttp_session_with_the_ca(sim: ThreadSimulator) -> None:
     assert isinstance(context, ssl.SSLContext)
 
     async def go() -> tuple[int, str]:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(
-                sim.url + "/api/v1/nodes", ssl=context, headers=sim.auth_headers()
-            ) as response:
-                body = await response.json()
-                return response.status, body["kind"]
+        async with aiohttp.ClientSession() as session, session.get(
+            sim.url + "/api/v1/nodes", ssl=context, headers=sim.auth_headers()
+        ) as response:
+            body = await response.json()
+            return response.status, body["kind"]
 
     assert asyncio.run(go()) == (200, "NodeList")
 

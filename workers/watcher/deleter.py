@@ -6,6 +6,10 @@ after the script that published its terminal event returned, each pod uid is del
 once per watcher (a second hand-over of the same uid is ignored), and a new watcher finds the
 pods its predecessor did not get to in its first relist (finished, recorded as published, and
 without a deletionTimestamp). 404 counts as done.
+
+With a :class:`~podfleet.workers.watcher.log_keeper.PodLogKeeper`, each pod's log is archived
+just before its delete; a failed archive is retried ``archive_attempts`` times in all, then
+the pod is deleted without it.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from podfleet.contracts.keys import TaskKey
 from podfleet.kube.client import KubeApiError
 from podfleet.monitoring.metrics import PODS_DELETED
 from podfleet.settings import DeletePolicy
 from podfleet.workers.watcher.lease import WatcherLease
+from podfleet.workers.watcher.log_keeper import Kept, PodLogKeeper, count
 from podfleet.workers.watcher.phases import Stage
 
 log = logging.getLogger(__name__)
@@ -49,6 +55,9 @@ class _Due:
     name: str
     uid: str
     attempts: int = 0
+    #: The pod's task try, launch id and task container: where its log is archived.
+    task: tuple[TaskKey, str, str | None] | None = field(default=None, compare=False)
+    archive_attempts: int = field(default=0, compare=False)
 
 
 class PodDeleter:
@@ -57,7 +66,8 @@ class PodDeleter:
 
     def __init__(self, kube: PodDeleteClient, lease: WatcherLease, *, policy: DeletePolicy,
                  delay_seconds: float = 0.0, rate: float = 100.0, concurrency: int = 8,
-                 max_attempts: int = 5) -> None:
+                 max_attempts: int = 5, log_keeper: PodLogKeeper | None = None,
+                 archive_attempts: int = 3) -> None:
         self.kube = kube
         self.lease = lease
         self.policy = policy
@@ -65,6 +75,8 @@ class PodDeleter:
         self.rate = rate
         self.concurrency = max(1, concurrency)
         self.max_attempts = max_attempts
+        self.log_keeper = log_keeper
+        self.archive_attempts = max(1, archive_attempts)
         self._heap: list[_Due] = []
         self._handed: set[str] = set()
         self._sequence = 0
@@ -74,11 +86,13 @@ class PodDeleter:
         self._pool: ThreadPoolExecutor | None = None
 
     def hand_over(self, namespace: str, name: str, uid: str, stage: Stage,
-                  finished_at: float | None = None) -> bool:
+                  finished_at: float | None = None, *,
+                  task: tuple[TaskKey, str, str | None] | None = None) -> bool:
         """Schedule one finished pod for deletion if the policy says so; True if scheduled.
 
         ``finished_at`` (Unix seconds) starts the delay from when the pod finished rather than
         from now, so pods found by a relist long after they ended are not kept twice as long.
+        ``task`` (key, launch id, container) says where the pod's log is archived.
         """
         if self.policy is DeletePolicy.NEVER or not should_delete(self.policy, stage):
             return False
@@ -91,7 +105,7 @@ class PodDeleter:
                 wait = max(0.0, wait - max(0.0, time.time() - finished_at))
             self._sequence += 1
             heapq.heappush(self._heap, _Due(time.monotonic() + wait, self._sequence,
-                                            namespace, name, uid))
+                                            namespace, name, uid, task=task))
             self._cond.notify()
         return True
 
@@ -158,6 +172,8 @@ class PodDeleter:
                         self._cond.wait_for(lambda: self._stopping, timeout=rest)
 
     def _delete(self, item: _Due) -> None:
+        if self.log_keeper is not None and item.task is not None and not self._keep_log(item):
+            return
         try:
             gone = not self.kube.delete_pod(item.namespace, item.name)
         except KubeApiError as exc:
@@ -174,3 +190,24 @@ class PodDeleter:
                         exc)
             return
         PODS_DELETED.labels(result="already_gone" if gone else "deleted").inc()
+
+    def _keep_log(self, item: _Due) -> bool:
+        """Archive the pod's log; False when the attempt failed and was scheduled again."""
+        assert self.log_keeper is not None and item.task is not None
+        key, launch_id, container = item.task
+        result = self.log_keeper.keep(item.namespace, item.name, key, launch_id, container)
+        item.archive_attempts += 1
+        final = result is not Kept.FAILED or item.archive_attempts >= self.archive_attempts
+        count(result, final=final)
+        if final:
+            if result is Kept.FAILED:
+                log.error("giving up archiving the log of pod %s/%s after %d attempts; "
+                          "deleting it anyway", item.namespace, item.name,
+                          item.archive_attempts)
+            item.task = None  # done with its log, whatever happens to the delete
+            return True
+        item.due = time.monotonic() + min(10.0, 0.5 * 2 ** item.archive_attempts)
+        with self._cond:
+            heapq.heappush(self._heap, item)
+            self._cond.notify()
+        return False

@@ -36,10 +36,12 @@ from typing import Any, Protocol
 import redis
 
 from podfleet.contracts import pod_status
-from podfleet.contracts.naming import MANAGED_SELECTOR
+from podfleet.contracts.keys import TaskKey
+from podfleet.contracts.naming import MANAGED_SELECTOR, task_identity
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
 from podfleet.kube.client import KubeApiError, KubeConnectionError, PodList
+from podfleet.logs.archive import LogArchive
 from podfleet.monitoring.metrics import (
     POD_START_LATENCY,
     WATCH_EVENTS,
@@ -50,6 +52,7 @@ from podfleet.settings import DeletePolicy, Settings
 from podfleet.workers.watcher import phases
 from podfleet.workers.watcher.deleter import PodDeleter
 from podfleet.workers.watcher.lease import LeaseLost, WatcherLease
+from podfleet.workers.watcher.log_keeper import ArchivePruner, PodLogKeeper
 from podfleet.workers.watcher.phases import Published, Stage, Transition
 from podfleet.workers.watcher.publisher import Batch, FencedPublisher, scope_name
 
@@ -70,6 +73,11 @@ class PodSource(Protocol):
     def delete_pod(self, namespace: str, name: str, *,
                    grace_period_seconds: int | None = None) -> bool: ...
 
+    def stream_pod_log(self, namespace: str, name: str, *, container: str | None = None,
+                       follow: bool = False, tail_lines: int | None = None,
+                       timestamps: bool = False, previous: bool = False,
+                       read_timeout: float | None = None) -> Iterator[bytes]: ...
+
 
 class WatchExpired(Exception):
     """The resourceVersion is too old for the API server's history (410 Gone)."""
@@ -88,6 +96,10 @@ class WatchOptions:
     #: Pod deletions per second (0 = no limit) and at once.
     delete_rate: float = 100.0
     delete_concurrency: int = 8
+    #: Where finished pods' logs are archived before their delete (None: not archived), and
+    #: after how many days the archive drops them (0: never).
+    log_archive: str | None = None
+    log_retention_days: float = 0.0
     #: The API server ends each watch after about this long (jittered), as client-go does.
     watch_timeout_seconds: int = 300
     #: Silence longer than this is a dead connection; must exceed the bookmark interval (~60 s).
@@ -107,6 +119,8 @@ class WatchOptions:
             "fatal_reasons": settings.watcher.fatal_container_reasons,
             "delete_policy": settings.pods.delete_policy,
             "delete_delay_seconds": settings.pods.delete_delay_seconds,
+            "log_archive": settings.logs.archive,
+            "log_retention_days": settings.logs.retention_days,
             # Finished pods leave at the rate new ones may arrive.
             "delete_rate": settings.launch.rate,
         }
@@ -128,12 +142,28 @@ class _StreamEnd:
     error: BaseException | None
 
 
+# namespace, name, uid, final stage, finished at, (task key, launch id, task container)
+_Deletion = tuple[str, str, str, Stage, "float | None", "tuple[TaskKey, str, str | None] | None"]
+
+
+def _deletion(pod: dict[str, Any], uid: str, stage: Stage) -> _Deletion:
+    """What the deleter needs of a finished pod, including where its log is archived."""
+    meta = pod.get("metadata") or {}
+    identity = task_identity(pod)
+    task = None
+    if identity is not None:
+        containers = (pod.get("spec") or {}).get("containers") or [{}]
+        task = (identity[0], identity[1], containers[0].get("name"))
+    return (str(meta.get("namespace") or ""), str(meta.get("name") or ""), uid, stage,
+            pod_status.finished_at(pod), task)
+
+
 @dataclass(slots=True)
 class _Pending:
     """A batch being built, plus what to do once it is published."""
 
     batch: Batch = field(default_factory=Batch)
-    deletions: list[tuple[str, str, str, Stage, float | None]] = field(default_factory=list)
+    deletions: list[_Deletion] = field(default_factory=list)
     forgotten: list[str] = field(default_factory=list)
     start_latencies: list[tuple[str, float]] = field(default_factory=list)
 
@@ -262,9 +292,7 @@ class ScopeWatch:
             if (transition.event is None and after is not None and after.stage.is_final
                     and not meta.get("deletionTimestamp")):
                 # Finished and published before, but maybe never deleted (watcher died).
-                pending.deletions.append((str(meta.get("namespace") or ""),
-                                          str(meta.get("name") or ""), uid, after.stage,
-                                          pod_status.finished_at(pod)))
+                pending.deletions.append(_deletion(pod, uid, after.stage))
             if len(pending.batch) >= self.options.max_batch:
                 self._flush(pending)
                 pending = _Pending()
@@ -415,9 +443,7 @@ class ScopeWatch:
         if pod is not None and after is not None and after.stage.is_final:
             meta = pod.get("metadata") or {}
             if not meta.get("deletionTimestamp"):
-                pending.deletions.append((str(meta.get("namespace") or ""),
-                                          str(meta.get("name") or ""), uid, after.stage,
-                                          pod_status.finished_at(pod)))
+                pending.deletions.append(_deletion(pod, uid, after.stage))
 
     def _flush(self, pending: _Pending, *, with_rv: bool = False) -> None:
         """Publish the batch (fenced); then - and only then - schedule its deletions."""
@@ -435,8 +461,8 @@ class ScopeWatch:
             POD_START_LATENCY.labels(namespace=namespace).observe(ns_latency)
         for uid in pending.forgotten:
             self.deleter.forget(uid)
-        for namespace, name, uid, stage, finished in pending.deletions:
-            self.deleter.hand_over(namespace, name, uid, stage, finished)
+        for namespace, name, uid, stage, finished, task in pending.deletions:
+            self.deleter.hand_over(namespace, name, uid, stage, finished, task=task)
 
     def _rv_due(self) -> bool:
         return time.monotonic() - self._rv_flushed_at >= self.options.idle_rv_flush_seconds
@@ -471,11 +497,17 @@ class Watcher:
     def run(self, stop: threading.Event) -> None:
         """Watch until ``stop`` is set or the lease is lost; the caller releases the lease."""
         inner = threading.Event()
+        keeper = pruner = None
+        location = self.options.log_archive
+        if location is not None:
+            keeper = PodLogKeeper(self.kube, lambda: LogArchive.open(location))
+            pruner = ArchivePruner(keeper, self.options.log_retention_days).start()
         deleter = PodDeleter(self.kube, self.lease,
                              policy=self.options.delete_policy,
                              delay_seconds=self.options.delete_delay_seconds,
                              rate=self.options.delete_rate,
-                             concurrency=self.options.delete_concurrency).start()
+                             concurrency=self.options.delete_concurrency,
+                             log_keeper=keeper).start()
         threads = []
         for namespace in self.options.scopes:
             scope = ScopeWatch(namespace, kube=self.kube, client=self.client, keys=self.keys,
@@ -494,3 +526,5 @@ class Watcher:
             for thread in threads:
                 thread.join(timeout=5)
             deleter.stop()
+            if pruner is not None:
+                pruner.stop()

@@ -1,0 +1,1 @@
+"""Task logs that outlive their pods: where the watcher keeps each finished pod's log."""

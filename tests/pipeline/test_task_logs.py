@@ -1,0 +1,189 @@
+"""Task logs end to end, at default settings (delete policy ``always``): real workers, Redis,
+PostgreSQL, and the simulator in local mode, where each pod's command really runs and its
+output is the pod's log. A finished task's log outlives its pod; a running one can be
+followed; a broken archive delays no deletion and loses no task event."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pipeline_support import PODFLEET, ROOT, Pipeline, sim_config, task_key, wait_for
+
+from podfleet.contracts.states import TaskState
+from podfleet.executor import TaskSubmission
+from podfleet.executor.logs import TaskLogUnavailable
+from podfleet.kube.client import KubeClient
+from podfleet.logs.archive import LogArchive
+from podfleet.simulator.server import RunningSimulator, start_simulator
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture(scope="module")
+def local_simulator() -> Iterator[RunningSimulator]:
+    config = sim_config()
+    sim = start_simulator(dataclasses.replace(
+        config, cluster=dataclasses.replace(config.cluster, local_mode=True)), mode="process")
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def world(local_simulator: RunningSimulator, pipeline_database_url: str, redis_url: str,
+          tmp_path: Path) -> Iterator[Pipeline]:
+    namespace = f"l-{uuid.uuid4().hex[:10]}"
+    kube = KubeClient(local_simulator.api_client())
+    try:
+        kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": namespace}})
+    finally:
+        kube.close()
+    pipeline = Pipeline(sim=local_simulator, database_url=pipeline_database_url,
+                        redis_url=redis_url, namespace=namespace,
+                        kubeconfig=local_simulator.write_kubeconfig(tmp_path / "kubeconfig"),
+                        tmp_path=tmp_path)
+    # podfleet's defaults, but for the archive, which goes into this test's directory.
+    del pipeline.env["PODFLEET_DELETE_POLICY"]
+    pipeline.env["PODFLEET_LOG_ARCHIVE"] = str(tmp_path / "logs")
+    yield pipeline
+    pipeline.close()
+
+
+def shell(script: str) -> list[str]:
+    return ["sh", "-c", script]
+
+
+def test_a_finished_tasks_log_is_read_from_the_archive_after_its_pod_is_deleted(
+        world: Pipeline) -> None:
+    # Given a worker and an executor at default settings (delete policy always)
+    world.start_worker()
+    executor = world.executor()
+    executor.start()
+    key = task_key(0)
+    # When a task that writes to stdout and stderr runs to success
+    launch_id = executor.submit(key, shell("echo hello from the task; echo oops >&2"))
+    world.run_until_finished(executor, [key], timeout=90)
+    # Then its pod is deleted ...
+    world.run_until(executor, lambda: launch_id not in world.pods_by_launch(), 60,
+                    "the finished pod to be deleted")
+    # ... and its log is still there, read from the archive
+    log = executor.task_log(key)
+    assert (log.source, log.launch_id) == ("archive", launch_id)
+    assert log.text.splitlines() == ["hello from the task", "oops"]
+    assert world.terminal_reports() == Counter({(key, TaskState.SUCCESS): 1})
+
+
+def test_podfleet_logs_prints_a_deleted_pods_log_by_key_and_by_launch_id(
+        world: Pipeline) -> None:
+    # Given a failed task whose pod was deleted
+    world.start_worker()
+    executor = world.executor()
+    executor.start()
+    key = task_key(0)
+    launch_id = executor.submit(key, shell("echo line one; echo line two; exit 3"))
+    world.run_until_finished(executor, [key], timeout=90)
+    world.run_until(executor, lambda: launch_id not in world.pods_by_launch(), 60,
+                    "the finished pod to be deleted")
+    env = {**world.env, "PATH": str(Path(PODFLEET).parent) + ":/usr/bin:/bin"}
+    # When the command line asks for it by key (latest try), and by launch id with --tail
+    by_key = subprocess.run([PODFLEET, "logs", f"{key.dag_id}/{key.task_id}/{key.run_id}"],
+                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    by_launch = subprocess.run([PODFLEET, "logs", launch_id, "--tail", "1"], env=env,
+                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+    # Then it prints the archived log
+    assert (by_key.returncode, by_key.stdout) == (0, "line one\nline two\n"), by_key.stderr
+    assert (by_launch.returncode, by_launch.stdout) == (0, "line two\n"), by_launch.stderr
+
+
+def test_a_running_tasks_log_can_be_followed_until_it_ends(world: Pipeline,
+                                                           tmp_path: Path) -> None:
+    # Given a running task that writes a line, then waits for a gate file before the next
+    world.start_worker()
+    executor = world.executor()
+    executor.start()
+    key = task_key(0)
+    gate = tmp_path / "gate"
+    executor.submit(key, shell(f"echo before the gate; while [ ! -e {gate} ]; do sleep 0.1; "
+                               f"done; echo after the gate"))
+    followed: list[str] = []
+    ended = threading.Event()
+
+    def follow() -> None:
+        try:
+            # Started at once: the follower waits for the pod to exist and start.
+            followed.extend(world.executor().follow_task_log(key))
+        finally:
+            ended.set()
+
+    # When its log is followed (off the scheduler loop's thread, as the docstring asks)
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    world.run_until(executor, lambda: "before the gate" in "".join(followed), 90,
+                    "the first line to be followed")
+    # Then the first line arrives while the task still runs, and the rest once it goes on
+    assert not ended.is_set()
+    assert key not in world.finished_keys()
+    gate.touch()
+    world.run_until(executor, ended.is_set, 90, "the followed log to end")
+    assert "".join(followed).splitlines() == ["before the gate", "after the gate"]
+    world.run_until_finished(executor, [key], timeout=60)
+
+
+def test_an_unusable_archive_delays_no_deletion_and_loses_no_task_event(
+        world: Pipeline, tmp_path: Path) -> None:
+    # Given an archive location that cannot be written (its parent is a regular file)
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("")
+    world.env["PODFLEET_LOG_ARCHIVE"] = str(blocker / "logs")
+    world.start_worker()
+    executor = world.executor()
+    executor.start()
+    keys = [task_key(n) for n in range(3)]
+    executor.submit_many([TaskSubmission(key, shell("echo unarchivable")) for key in keys])
+    # When the tasks finish
+    world.run_until_finished(executor, keys, timeout=90)
+    # Then every task's outcome arrived, and every pod was still deleted (after the retries)
+    assert world.terminal_reports() == Counter({(key, TaskState.SUCCESS): 1 for key in keys})
+    world.run_until(executor, lambda: not world.pods(), 90, "the pods to be deleted anyway")
+    wait_for(lambda: "giving up archiving the log of pod" in world.worker_logs(), 30,
+             "the worker to say it gave up archiving")
+    # ... and asking for the log says plainly that there is none
+    with pytest.raises(TaskLogUnavailable, match="no log was archived"):
+        executor.task_log(keys[0])
+
+
+def test_a_queued_task_has_no_log_yet_and_an_unknown_one_is_named(world: Pipeline) -> None:
+    # Given an executor and no worker (so nothing launches)
+    executor = world.executor()
+    executor.start()
+    key = task_key(0)
+    executor.submit(key, shell("echo never"))
+    # Then its log is unavailable, with the reason, and a try the DB does not know is named
+    with pytest.raises(TaskLogUnavailable, match="is queued: its pod does not exist yet"):
+        executor.task_log(key)
+    with pytest.raises(TaskLogUnavailable, match=r"no task try pipeline\.task-9 run-1 try 1"):
+        executor.task_log(task_key(9))
+
+
+def test_the_archive_written_by_the_watcher_has_the_documented_layout(
+        world: Pipeline, tmp_path: Path) -> None:
+    # Given a task that ran to completion with the default delete policy
+    world.start_worker()
+    executor = world.executor()
+    executor.start()
+    key = task_key(0)
+    launch_id = executor.submit(key, shell("echo laid out"))
+    world.run_until_finished(executor, [key], timeout=90)
+    # Then its log is a file at dag_id=/run_id=/task_id=/map_index=/try=/<launch id>.log
+    path = (tmp_path / "logs" / "dag_id=pipeline" / "run_id=run-1" / "task_id=task-0"
+            / "map_index=-1" / "try=1" / f"{launch_id}.log")
+    wait_for(path.is_file, 60, f"{path} to be written")
+    assert path.read_text() == "laid out\n"
+    found = LogArchive.open(str(tmp_path / "logs")).read(key)
+    assert found is not None and found.data == b"laid out\n"
