@@ -37,6 +37,14 @@ from podfleet.simulator.errors import (
     unauthorized,
     unsupported_media_type,
 )
+from podfleet.simulator.metadata import (
+    GET_KINDS,
+    LIST_KINDS,
+    WATCH_KINDS,
+    metadata_target,
+    partial_list,
+    partial_object_bytes,
+)
 from podfleet.simulator.podlogs import PodLogReader
 from podfleet.simulator.queryparams import query_bool
 from podfleet.simulator.requestinfo import RequestInfo
@@ -273,6 +281,9 @@ class CoreApi:
         record = self.store.get(rtype.name, info.namespace, info.name)
         if record is None:
             raise not_found(rtype.name, info.name)
+        metadata = metadata_target(request.headers.get("Accept", ""), GET_KINDS)
+        if metadata is not None:
+            return json_response(partial_object_bytes(record.raw, metadata))
         if wants_table(request.headers.get("Accept", "")):
             body = table(
                 rtype.name,
@@ -325,6 +336,14 @@ class CoreApi:
             records = records[:limit]
             last = records[-1]
             next_token = _encode_continue(last.namespace, last.name, list_rv)
+        meta: dict[str, Any] = {"resourceVersion": str(list_rv)}
+        if next_token:
+            meta["continue"] = next_token
+            if remaining is not None and selector.empty:
+                meta["remainingItemCount"] = remaining
+        metadata = metadata_target(request.headers.get("Accept", ""), LIST_KINDS)
+        if metadata is not None:
+            return json_response(partial_list((r.raw for r in records), metadata, meta))
         if wants_table(request.headers.get("Accept", "")):
             body = table(
                 rtype.name,
@@ -334,11 +353,6 @@ class CoreApi:
                 continue_token=next_token,
             )
             return json_response(_dumps(body))
-        meta: dict[str, Any] = {"resourceVersion": str(list_rv)}
-        if next_token:
-            meta["continue"] = next_token
-            if remaining is not None and selector.empty:
-                meta["remainingItemCount"] = remaining
         head = (
             b'{"kind":"'
             + rtype.list_kind.encode()
@@ -401,6 +415,7 @@ class CoreApi:
             bookmark_interval_s=self.config.bookmark_interval_seconds,
             drop_after_s=drop_after,
             as_table=wants_table(request.headers.get("Accept", "")),
+            as_metadata=metadata_target(request.headers.get("Accept", ""), WATCH_KINDS),
             include_object=query.get("includeObject", "Metadata"),
         )
         stats = self.runtime.stats

@@ -27,6 +27,7 @@ import orjson
 from aiohttp import web
 
 from podfleet.simulator.errors import status_body
+from podfleet.simulator.metadata import MetadataTarget, partial_object_bytes
 from podfleet.simulator.selectors import Selector
 from podfleet.simulator.store import ExpiredError, ObjectStore, Record, StoreEvent
 from podfleet.simulator.tables import COLUMNS, table_row
@@ -60,6 +61,8 @@ class WatchRequest:
     drop_after_s: float | None
     as_table: bool
     include_object: str
+    #: Events carry PartialObjectMetadata (``metadata.py``) instead of full objects.
+    as_metadata: MetadataTarget | None = None
 
 
 def _with_rv(raw: bytes, rv: int) -> bytes:
@@ -78,6 +81,8 @@ class _Stream:
     async def send(self, event_type: str, raw: bytes) -> None:
         if self.spec.as_table and event_type in ("ADDED", "MODIFIED", "DELETED"):
             raw = self._as_table(raw)
+        elif self.spec.as_metadata is not None and event_type != "ERROR":
+            raw = partial_object_bytes(raw, self.spec.as_metadata)
         await self.response.write(_PREFIX[event_type] + raw + _SUFFIX)
 
     def _as_table(self, raw: bytes) -> bytes:
