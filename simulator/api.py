@@ -14,13 +14,15 @@ import base64
 import binascii
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDict
 
+from podfleet.simulator import openapi
 from podfleet.simulator import patch as patching
 from podfleet.simulator.errors import (
     ApiError,
@@ -33,10 +35,12 @@ from podfleet.simulator.errors import (
     method_not_allowed,
     not_found,
     page_not_found,
+    required,
     too_large,
     unauthorized,
     unsupported_media_type,
 )
+from podfleet.simulator.fieldvalidation import check_fields, directive, warning_headers
 from podfleet.simulator.metadata import (
     GET_KINDS,
     LIST_KINDS,
@@ -90,8 +94,11 @@ _SHUTDOWN_GRACE_S = 1.0
 _UNPROTECTED = frozenset({"/healthz", "/readyz", "/livez"})
 
 
-def json_response(body: bytes, status: int = 200) -> web.Response:
-    return web.Response(body=body, status=status, headers={"Content-Type": JSON})
+def json_response(body: bytes, status: int = 200, warnings: Sequence[str] = ()) -> web.Response:
+    if not warnings:
+        return web.Response(body=body, status=status, headers={"Content-Type": JSON})
+    headers = CIMultiDict([("Content-Type", JSON), *warning_headers(warnings)])
+    return web.Response(body=body, status=status, headers=headers)
 
 
 def _dumps(obj: Any) -> bytes:
@@ -273,6 +280,23 @@ class CoreApi:
             return json_response(_dumps(api_resource_list()))
         if path == "/apis":
             return json_response(_dumps(api_group_list()))
+        if path.startswith("/openapi/"):
+            return self.openapi_document(request, path)
+        raise page_not_found()
+
+    def openapi_document(self, request: web.Request, path: str) -> web.Response:
+        """The OpenAPI documents kubectl validates and computes `apply` patches with."""
+        version = self.config.git_version
+        if path == "/openapi/v3":
+            return json_response(openapi.v3_root_document(version))
+        if path == "/openapi/v3/" + openapi.V3_GROUP_PATH:
+            return json_response(openapi.v3_group_document(version))
+        if path == "/openapi/v2":
+            accept = request.headers.get("Accept", "")
+            if accept and "json" not in accept and "*/*" not in accept:
+                # client-go asks for protobuf only; the simulator speaks JSON (and v3).
+                raise ApiError(406, "NotAcceptable", "only application/json is served")
+            return json_response(openapi.v2_document(version))
         raise page_not_found()
 
     # ---------------------------------------------------------------- reads
@@ -494,6 +518,12 @@ class CoreApi:
     ) -> web.Response:
         body = await self._read_body(request)
         obj = decode_object(body, request.content_type, rtype.kind)
+        return self._create_object(request, info, rtype, obj)
+
+    def _create_object(
+        self, request: web.Request, info: RequestInfo, rtype: ResourceType, obj: dict[str, Any]
+    ) -> web.Response:
+        warnings = check_fields(directive(request.query), rtype.kind, obj)
         meta = obj["metadata"]
         if rtype.namespaced:
             body_ns = meta.get("namespace")
@@ -535,12 +565,12 @@ class CoreApi:
             if refused is not None:
                 raise refused
         if request.query.get("dryRun"):
-            return json_response(_dumps(obj), status=201)
+            return json_response(_dumps(obj), status=201, warnings=warnings)
         try:
             record = self.store.create(rtype.name, obj)
         except AlreadyExistsError:
             raise already_exists(rtype.name, meta["name"]) from None
-        return json_response(record.raw, status=201)
+        return json_response(record.raw, status=201, warnings=warnings)
 
     def _generated_name(self, rtype: ResourceType, namespace: str, prefix: str) -> str:
         base = prefix[: 63 - 5] if len(prefix) > 58 else prefix
@@ -558,8 +588,11 @@ class CoreApi:
         body = await self._read_body(request)
         namespace = info.namespace if rtype.namespaced else ""
         record = self.store.get(rtype.name, namespace, info.name)
+        how = directive(request.query)
         if info.verb == "patch":
             content_type = request.content_type
+            if content_type == patching.APPLY:
+                return self.apply(request, info, rtype, body, record)
             if content_type not in patching.SUPPORTED:
                 raise unsupported_media_type(content_type, patching.SUPPORTED)
             if record is None:
@@ -582,6 +615,60 @@ class CoreApi:
                     "the name of the object "
                     f"({body_name}) does not match the name on the URL ({info.name})"
                 )
+        warnings = check_fields(how, rtype.kind, new)
+        return self._store_update(info, rtype, record, old, new, requested_rv, warnings)
+
+    def apply(
+        self,
+        request: web.Request,
+        info: RequestInfo,
+        rtype: ResourceType,
+        body: bytes,
+        record: Record | None,
+    ) -> web.Response:
+        """Server-side apply, simplified: create the object, or merge the applied fields in.
+
+        The applied configuration is merged as a strategic merge patch; there is no field
+        ownership (managedFields), so no conflicts and no removal of fields an earlier apply
+        set and this one leaves out.
+        """
+        if not request.query.get("fieldManager"):
+            raise invalid_object(
+                rtype.kind,
+                info.name,
+                [required("fieldManager", "is required for apply patch")],
+            )
+        applied = decode_object(body, "application/yaml", rtype.kind)
+        name = applied["metadata"].get("name")
+        if name and name != info.name:
+            raise bad_request(
+                f"the name of the object ({name}) does not match the name on the URL "
+                f"({info.name})"
+            )
+        applied["metadata"]["name"] = info.name
+        if record is None:
+            if info.subresource:
+                raise not_found(rtype.name, info.name)
+            response = self._create_object(request, info, rtype, applied)
+            response.set_status(201)
+            return response
+        warnings = check_fields(directive(request.query), rtype.kind, applied)
+        old = record.object()
+        new = patching.apply_patch(patching.STRATEGIC, record.object(), applied)
+        requested_rv = applied["metadata"].get("resourceVersion") or None
+        return self._store_update(info, rtype, record, old, new, requested_rv, warnings)
+
+    def _store_update(
+        self,
+        info: RequestInfo,
+        rtype: ResourceType,
+        record: Record,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        requested_rv: Any,
+        warnings: Sequence[str] = (),
+    ) -> web.Response:
+        """Store `new` in place of `record`, unless the resourceVersion asked for is stale."""
         if requested_rv is not None:
             try:
                 expected = int(requested_rv)
@@ -595,12 +682,12 @@ class CoreApi:
                 raise conflict(rtype.name, info.name)
         result = self._merge_update(rtype, old, new, info.subresource)
         if result == old:
-            return json_response(record.raw)  # a no-op update makes no new version
+            return json_response(record.raw, warnings=warnings)  # a no-op makes no version
         try:
             stored = self.store.replace(rtype.name, result, expected_rv=record.rv)
         except ConflictError:
             raise conflict(rtype.name, info.name) from None
-        return json_response(stored.raw)
+        return json_response(stored.raw, warnings=warnings)
 
     def _merge_update(
         self, rtype: ResourceType, old: dict[str, Any], new: dict[str, Any], subresource: str

@@ -56,11 +56,7 @@ def simulator() -> Iterator[ThreadSimulator]:
 
 @pytest.fixture
 def kube(simulator: ThreadSimulator) -> Iterator[KubeClient]:
-    configuration = k8s_client.Configuration()
-    configuration.host = simulator.url
-    configuration.api_key = {"authorization": simulator.token}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    kube_client = KubeClient(k8s_client.ApiClient(configuration))
+    kube_client = KubeClient(simulator.api_client())
     yield kube_client
     kube_client.close()
 

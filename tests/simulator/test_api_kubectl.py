@@ -44,7 +44,7 @@ def test_kubectl_get_nodes(kubectl_bin: str, kubeconfig: Path) -> None:
 def test_kubectl_create_then_get_pods_all_namespaces(
     kubectl_bin: str, kubeconfig: Path, pod_file: Path, namespace: str
 ) -> None:
-    created = kubectl(kubectl_bin, kubeconfig, "create", "-f", str(pod_file), "--validate=false")
+    created = kubectl(kubectl_bin, kubeconfig, "create", "-f", str(pod_file))
     listing = kubectl(kubectl_bin, kubeconfig, "get", "pods", "-A")
 
     assert created.strip() == "pod/from-kubectl created"
@@ -56,7 +56,7 @@ def test_kubectl_create_then_get_pods_all_namespaces(
 def test_kubectl_label_pod(
     kubectl_bin: str, kubeconfig: Path, pod_file: Path, namespace: str, core: client.CoreV1Api
 ) -> None:
-    kubectl(kubectl_bin, kubeconfig, "create", "-f", str(pod_file), "--validate=false")
+    kubectl(kubectl_bin, kubeconfig, "create", "-f", str(pod_file))
 
     out = kubectl(kubectl_bin, kubeconfig, "-n", namespace, "label", "pod", "from-kubectl", "a=b")
 
@@ -70,7 +70,7 @@ def test_kubectl_label_pod(
 def test_kubectl_describe_pod(
     kubectl_bin: str, kubeconfig: Path, pod_file: Path, namespace: str
 ) -> None:
-    kubectl(kubectl_bin, kubeconfig, "create", "-f", str(pod_file), "--validate=false")
+    kubectl(kubectl_bin, kubeconfig, "create", "-f", str(pod_file))
 
     out = kubectl(kubectl_bin, kubeconfig, "-n", namespace, "describe", "pod", "from-kubectl")
 
@@ -82,7 +82,7 @@ def test_kubectl_describe_pod(
 def test_kubectl_delete_pod(
     kubectl_bin: str, kubeconfig: Path, pod_file: Path, namespace: str, core: client.CoreV1Api
 ) -> None:
-    kubectl(kubectl_bin, kubeconfig, "create", "-f", str(pod_file), "--validate=false")
+    kubectl(kubectl_bin, kubeconfig, "create", "-f", str(pod_file))
 
     out = kubectl(kubectl_bin, kubeconfig, "-n", namespace, "delete", "pod", "from-kubectl")
 

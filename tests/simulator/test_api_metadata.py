@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from typing import Any
+from typing import Any as Raw  # the Raw fixture of conftest.py
 
 import orjson
 import pytest
-from conftest import Raw
 from kubernetes import client, dynamic
 
 LIST_V1 = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
