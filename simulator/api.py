@@ -496,6 +496,8 @@ class CoreApi:
         length = request.content_length
         if length is not None and length > limit:
             raise too_large(limit)
+        if length == 0:
+            return b""  # aiohttp's readexactly(0) on a finished body raises
         if length is not None:
             # The usual case (a client sends Content-Length): one read, no copies.
             try:
