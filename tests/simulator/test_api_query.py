@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
+from typing import Any as Raw  # the Raw fixture of conftest.py
 
 import orjson
 import pytest
-from conftest import Raw
 from kubernetes import client
 
 from podfleet.simulator.server import ThreadSimulator
@@ -57,13 +58,17 @@ def test_allow_watch_bookmarks_true_capitalised_sends_bookmarks(
 
 
 def test_kubernetes_asyncio_watch_gets_events(
-    sim: ThreadSimulator, namespace: str, core: client.CoreV1Api, make_pod: Any
+    sim: ThreadSimulator, namespace: str, core: client.CoreV1Api, make_pod: Any,
+    tmp_path: Path,
 ) -> None:
     kubernetes_asyncio = pytest.importorskip("kubernetes_asyncio")
     core.create_namespaced_pod(namespace, make_pod("p"))
 
     async def first_event() -> tuple[str, str]:
-        configuration = kubernetes_asyncio.client.Configuration(host=sim.url)
+        configuration = kubernetes_asyncio.client.Configuration()
+        await kubernetes_asyncio.config.load_kube_config(
+            config_file=str(sim.write_kubeconfig(tmp_path / "kubeconfig")),
+            client_configuration=configuration)
         async with kubernetes_asyncio.client.ApiClient(configuration) as api_client:
             api = kubernetes_asyncio.client.CoreV1Api(api_client)
             watch = kubernetes_asyncio.watch.Watch()
@@ -78,7 +83,7 @@ def test_kubernetes_asyncio_watch_gets_events(
 
 
 def _bodiless(raw: Raw, method: str, path: str, content_type: str | None) -> tuple[int, Any]:
-    headers = {"Content-Length": "0"}
+    headers = {**raw.pool.headers, "Content-Length": "0"}
     if content_type:
         headers["Content-Type"] = content_type
     response = raw.pool.request(method, raw.url + path, body=b"", headers=headers, retries=False)
