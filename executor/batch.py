@@ -142,9 +142,12 @@ class EventBatches:
             return
         result.ignored += 1
         if (row is not None and outcome in (Outcome.REPLAY, Outcome.TERMINAL)
-                and event.state is row.task_state):
-            # A replay of the change the row holds (say, after a crash between commit and
-            # acknowledgement): report it again, so a restarted scheduler still hears of it.
+                and event.state is row.task_state
+                and (event.pod_uid is None or row.pod_uid is None
+                     or event.pod_uid == row.pod_uid)):
+            # A replay of the change the row holds, about the row's own pod (say, after a
+            # crash between commit and acknowledgement): report it again, so a restarted
+            # scheduler still hears of it (an executor reports each terminal state once).
             record_change(result, row, self.executor_id, observe=False)
         # A pod that came alive for a launch nobody wants any more (an obsolete launch of the
         # try, or a try revoked/failed before its pod appeared) must not keep running. The

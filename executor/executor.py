@@ -33,6 +33,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -74,7 +75,7 @@ from podfleet.executor.streams import (
 )
 from podfleet.executor.submission import TaskSubmission, validate_submissions
 from podfleet.executor.transitions import Outcome
-from podfleet.kube.client import KubeClient
+from podfleet.kube.client import KubeApiError, KubeClient
 from podfleet.logs.archive import LogArchive
 from podfleet.monitoring.metrics import (
     EVENTS_APPLIED,
@@ -85,6 +86,9 @@ from podfleet.monitoring.metrics import (
 )
 from podfleet.pods import task_namespace
 from podfleet.settings import Settings
+
+# Terminal reports remembered per executor, so a replayed one is not reported twice.
+TERMINAL_REPORTS_KEPT = 200_000
 
 __all__ = ["Executor", "ExecutorFenced", "ExecutorIdInUse", "QueuedTask", "SlotCounts"]
 
@@ -125,6 +129,8 @@ class Executor:
         self._next_housekeeping = 0.0
         self._next_watcher_check = 0.0
         self._labels = {"executor": self.executor_id}
+        self._next_outage_log = 0.0
+        self._terminal_reported: OrderedDict[TaskKey, TaskState] = OrderedDict()
         # Every series at 0 from the start, so rate() sees the first of each kind
         TASKS_SUBMITTED.labels(**self._labels)
         preinitialise(EVENTS_APPLIED, result=[*(o.value for o in Outcome), "malformed"])
@@ -285,8 +291,23 @@ class Executor:
         Housekeeping runs on its own clocks: the executor heartbeat, stuck-QUEUED timeouts and
         dead-executor adoption every ``heartbeat_seconds``; the watcher check every lease
         period. Returns how many events changed a task.
+
+        A Redis or Kubernetes API outage never escapes (a scheduler loop must survive it): it
+        is logged, at most once a minute, and the next sync catches up. Events are acked only
+        after their DB commit, so an outage between the two replays them, changing nothing.
         """
         self._registration.check_not_fenced()
+        try:
+            return self._sync_once()
+        except (redis.RedisError, KubeApiError) as exc:
+            now = time.monotonic()
+            if now >= self._next_outage_log:
+                self._next_outage_log = now + 60.0
+                log.warning("executor %s: sync interrupted (%s: %s); it catches up once "
+                            "the service is back", self.executor_id, type(exc).__name__, exc)
+            return 0
+
+    def _sync_once(self) -> int:
         self._register()
         now = self._clock()
         if now >= self._registration.next_heartbeat:
@@ -375,7 +396,18 @@ class Executor:
         return self._batches.apply(events, now)
 
     def _after_commit(self, result: Applied) -> None:
-        self.event_buffer.update(result.buffer)
+        for key, change in result.buffer.items():
+            state = change[0]
+            if state.is_terminal:
+                # A terminal state reaches this scheduler once: replays of it (a watcher that
+                # relisted after Redis lost its records) are re-reported only to a new
+                # executor, which may have missed the first report.
+                if self._terminal_reported.get(key) is state:
+                    continue
+                self._terminal_reported[key] = state
+                if len(self._terminal_reported) > TERMINAL_REPORTS_KEPT:
+                    self._terminal_reported.popitem(last=False)
+            self.event_buffer[key] = change
         for outcome, number in result.outcomes.items():
             EVENTS_APPLIED.labels(result=outcome).inc(number)
         for state, seconds in result.finished:

@@ -57,7 +57,17 @@ class LaunchSender:
             namespace=task_namespace(row["executor_config"] or {},
                                      self.settings.kubernetes.namespace),
             queued_at=row["queued_at"], queue=row["queue"],
-            executor_config=row["executor_config"] or {}, deadline=row["deadline"])
+            executor_config=row["executor_config"] or {},
+            deadline=row["deadline"] or self.default_deadline())
+
+    def default_deadline(self) -> float | None:
+        """Every launch gets a deadline, so a message redelivered or replayed long after can
+        create nothing: just after the stuck-QUEUED timeout would relaunch the task anyway
+        (under a new launch id), with room for the housekeeping tick that does it."""
+        timeout = self.settings.executor.queued_timeout_seconds
+        if timeout <= 0:
+            return None
+        return self._clock() + timeout + 2 * self.settings.executor.heartbeat_seconds + 5.0
 
     def send(self, requests: list[LaunchRequest]) -> bool:
         """Enqueue ``requests`` as signed batches in one round trip, then mark them sent."""

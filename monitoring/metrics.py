@@ -35,7 +35,8 @@ QUEUE_WAIT = Histogram(
 PODS_CREATED = Counter(
     "podfleet_pods_created_total",
     "Pod create outcomes: created, already_exists, invalid, failed (retry budget spent), "
-    "expired (launch deadline passed).",
+    "expired (launch deadline passed), replayed (a redelivered or replayed launch whose "
+    "pod was already created: nothing created).",
     ["namespace", "outcome"])
 LAUNCH_RETRIES = Counter(
     "podfleet_launch_retries_total",
@@ -46,7 +47,8 @@ LAUNCH_BATCH_SIZE = Histogram(
     "Launch requests per broker message.", buckets=BATCH_BUCKETS)
 MESSAGES_REJECTED = Counter(
     "podfleet_messages_rejected_total",
-    "Launch messages refused and dead-lettered: bad signature or malformed.",
+    "Launch messages refused and dead-lettered: bad signature, malformed, or undecodable "
+    "(not a dramatiq message at all).",
     ["reason"])
 RATE_LIMIT_WAIT = Histogram(
     "podfleet_rate_limit_wait_seconds",
@@ -172,9 +174,9 @@ BROKER_UP_NAME = "podfleet_broker_up"
 # see that first increment: the first 429, the first dead letter, the first OOM-killed task
 # would never fire an alert. Every label value known in advance is therefore created at 0
 # when a process starts.
-POD_CREATE_OUTCOMES = ("created", "already_exists", "invalid", "failed", "expired")
+POD_CREATE_OUTCOMES = ("created", "already_exists", "invalid", "failed", "expired", "replayed")
 LAUNCH_RETRY_REASONS = ("timeout", "connection", "quota", "429", "500", "502", "503", "504")
-MESSAGE_REJECT_REASONS = ("signature", "malformed")
+MESSAGE_REJECT_REASONS = ("signature", "malformed", "undecodable")
 WATCH_EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")
 WATCH_RESTART_REASONS = ("expired", "timeout", "error", "closed")
 POD_DELETE_RESULTS = ("deleted", "already_gone", "failed")

@@ -62,13 +62,14 @@ def broker_namespace(settings: Settings) -> str:
 
 
 def make_broker(settings: Settings, *, middleware: Sequence[Middleware] = (),
-                heartbeat_timeout_s: float | None = None) -> RedisBroker:
+                heartbeat_timeout_s: float | None = None,
+                broker_class: type[RedisBroker] = RedisBroker) -> RedisBroker:
     """A RedisBroker on ``settings.redis.url`` with podfleet's middleware.
 
     Kept from dramatiq's defaults: AgeLimit, TimeLimit, ShutdownNotifications, Callbacks,
     Pipelines, Retries (with a short, bounded policy instead of 20 retries over 7 days), plus
     CurrentMessage so an actor can re-enqueue or inspect its own message. ``middleware`` is
-    appended (workers add theirs here).
+    appended (workers add theirs here); workers pass their own ``broker_class``.
     """
     timeout_s = heartbeat_timeout_s if heartbeat_timeout_s is not None \
         else settings.broker.heartbeat_timeout_seconds
@@ -83,7 +84,7 @@ def make_broker(settings: Settings, *, middleware: Sequence[Middleware] = (),
         CurrentMessage(),
         *middleware,
     ]
-    return RedisBroker(  # type: ignore[no-untyped-call]
+    return broker_class(
         url=settings.redis.url,
         namespace=broker_namespace(settings),
         middleware=stack,

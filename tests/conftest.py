@@ -35,10 +35,11 @@ def redis_server() -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def private_redis() -> Iterator[RedisServer]:
-    """A redis-server of this test's own, to kill and restart at will."""
+def private_redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to kill and restart at will; a test whose name
+    says ``aof`` gets one that keeps an append-only file (restarts keep the data)."""
     try:
-        server = RedisServer().start()
+        server = RedisServer(appendonly="aof" in request.node.name).start()
     except RedisServerError as exc:
         missing_service(str(exc))
         raise

@@ -17,6 +17,7 @@ from dramatiq.brokers.redis import RedisBroker
 from podfleet.broker import make_broker
 from podfleet.settings import Settings
 from podfleet.workers.middleware import DeadLetters, DeadWorkerRedelivery
+from podfleet.workers.quarantine import QuarantiningRedisBroker
 
 logger = logging.getLogger("podfleet.workers")
 
@@ -40,6 +41,7 @@ def worker_broker() -> RedisBroker:
         namespaces = tuple(dict.fromkeys(
             (kube.namespace, *(n for n in kube.watch_namespaces if n != "*"))))
         middleware.append(metrics_module.DramatiqMetrics(namespaces))
-    broker = make_broker(worker_settings(), middleware=middleware)
+    broker = make_broker(worker_settings(), middleware=middleware,
+                         broker_class=QuarantiningRedisBroker)
     dramatiq.set_broker(broker)
     return broker

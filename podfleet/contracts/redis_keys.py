@@ -20,6 +20,11 @@ class RedisKeys:
         """Stream (XADD/XREADGROUP): task events for one executor."""
         return f"{self.prefix}:events:{executor_id}"
 
+    def launch_record(self, launch_id: str) -> str:
+        """String with an expiry: how far a launch got (claimed, created:<uid>, failed), so
+        a redelivered or replayed launch message creates its pod at most once."""
+        return f"{self.prefix}:launched:{launch_id}"
+
     def rate_limit(self, name: str) -> str:
         """String: the GCRA theoretical arrival time of a cluster-wide rate limit, in µs."""
         return f"{self.prefix}:ratelimit:{name}"

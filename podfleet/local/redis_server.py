@@ -24,7 +24,10 @@ class RedisServer:
     """Start, kill and restart one private redis-server; the port stays the same across restarts."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1",
-                 executable: str | None = None) -> None:
+                 executable: str | None = None, *, appendonly: bool = False) -> None:
+        """``appendonly``: keep an AOF (fsync every second), so a restart after SIGKILL comes
+        back with the data, as a production Redis does; otherwise it comes back empty."""
+        self.appendonly = appendonly
         self.host = host
         self.port = port or free_port(host)
         found = executable or shutil.which("redis-server")
@@ -49,7 +52,8 @@ class RedisServer:
             return self
         self._process = subprocess.Popen(
             [self.executable, "--port", str(self.port), "--bind", self.host,
-             "--save", "", "--appendonly", "no", "--dir", str(self._dir),
+             "--save", "", "--appendonly", "yes" if self.appendonly else "no",
+             "--appendfsync", "everysec", "--dir", str(self._dir),
              "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning",
              "--maxclients", "4000"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -130,7 +130,7 @@ class Pipeline:
             "PODFLEET_LAUNCH_BACKOFF_SECONDS": "0.05",
             "PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS": "0.5",
             "PODFLEET_KUBE_TIMEOUT_SECONDS": "5",
-            "PODFLEET_DELETE_POLICY": "never",
+            "PODFLEET_DELETE_POLICY": "never",  # fault tests set the default, always
             "PODFLEET_WATCHER_LEASE_SECONDS": str(LEASE_SECONDS),
             "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS": str(BROKER_HEARTBEAT_TIMEOUT_SECONDS),
             "PODFLEET_HEARTBEAT_SECONDS": "0.5",

@@ -18,8 +18,11 @@ from podfleet.broker import LAUNCH_ACTOR_NAME, enqueue_envelopes
 from podfleet.contracts.signing import MessageSigner
 from podfleet.kube.client import KubeClient
 from podfleet.monitoring.metrics import observe_kube_request
-from podfleet.workers.launcher.launch import MESSAGE_BUDGET_S, Launcher
+from podfleet.workers.launcher.launch import Launcher
 from podfleet.workers.runtime import worker_broker, worker_settings
+
+# A day: longer than any Redis outage worth waiting through.
+REDIS_OUTAGE_LIMIT_MS = 24 * 3600 * 1000
 
 _lock = threading.Lock()
 _launcher: Launcher | None = None
@@ -70,10 +73,13 @@ launch_actor: dramatiq.Actor[[Any], None] = dramatiq.actor(
     actor_name=LAUNCH_ACTOR_NAME,
     queue_name=worker_settings().launch.queue,
     broker=worker_broker(),
-    # Outcomes are handled inside; only unexpected errors (Redis away while publishing)
-    # reach dramatiq's retries, and a retry is safe: creates are idempotent.
+    # Outcomes are handled inside, a Redis outage included (the thread waits for Redis:
+    # a retry would be enqueued through the dead Redis and lost). Only a bug reaches
+    # dramatiq's retries, and a retry is safe: launch records make creates happen once.
     max_retries=5,
     min_backoff=1000,
     max_backoff=30_000,
-    time_limit=int((MESSAGE_BUDGET_S * 4 + 60) * 1000),
+    # The launcher keeps its own budget (MESSAGE_BUDGET_S) for creates; dramatiq's limit must
+    # not interrupt a thread that waits out a Redis outage, or the message would be acked.
+    time_limit=REDIS_OUTAGE_LIMIT_MS,
 )(launch)

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import redis
 
 from podfleet.contracts.events import EventKind, EventSource, TaskEvent, publish_events
 from podfleet.contracts.messages import (
@@ -67,6 +68,7 @@ from podfleet.monitoring.metrics import (
 )
 from podfleet.pods.factory import PodFactory
 from podfleet.settings import Settings
+from podfleet.workers.launcher.records import CREATED, FAILED, LaunchRecords, PriorLaunch
 from podfleet.workers.middleware.dead_letter import DeadLetter
 from podfleet.workers.rate_limits import ClusterRateLimiter, Grant
 
@@ -84,6 +86,8 @@ LIMITER_MAX_WAIT_S = 5.0
 # Longest an outcome may wait for the rest of its message before it is published anyway.
 MAX_EVENT_DELAY_S = 0.05
 RATE_LIMIT_NAME = "launch"
+# How long the launcher waits between looks for a Redis that went away mid-message.
+REDIS_RETRY_S = (0.2, 5.0)
 
 Requeue = Callable[[dict[str, Any], int], None]
 
@@ -107,6 +111,7 @@ class LaunchReport:
     failed: int = 0
     expired: int = 0
     requeued: int = 0
+    replayed: int = 0
     retries: int = 0
     events: list[TaskEvent] = field(default_factory=list)
 
@@ -129,7 +134,7 @@ class _Outbox:
 
 @dataclass(frozen=True, slots=True)
 class _Result:
-    kind: str  # created | exists | rejected | retry
+    kind: str  # created | exists | rejected | retry | stale
     pod: dict[str, Any] | None = None
     error: KubeApiError | None = None
     sent_at: float = 0.0
@@ -172,6 +177,11 @@ class Launcher:
             redis_client, self.keys.rate_limit(RATE_LIMIT_NAME), settings.launch.rate,
             settings.launch.burst)
         self.max_attempts = settings.launch.max_attempts
+        self.records = LaunchRecords(redis_client, self.keys)
+        # A permit used later than this after its conformance time is stale (the process was
+        # paused: SIGSTOP, a GC pause, a frozen VM) and is not spent: a fresh one is taken.
+        rate = settings.launch.rate
+        self.stale_permit_s = max(0.05, 1.0 / rate) if rate > 0 else float("inf")
         # Metric children, looked up once: ``labels()`` takes a lock and builds a key per call.
         self._create_seconds = KUBE_REQUEST_DURATION.labels(verb="create")
         self._create_codes: dict[int, Any] = {}
@@ -191,7 +201,49 @@ class Launcher:
     # --- entry point --------------------------------------------------------------------
 
     def handle(self, envelope: Any) -> LaunchReport:
-        """Launch every request of ``envelope``; raise DeadLetter for a message to refuse."""
+        """Launch every request of ``envelope``; raise DeadLetter for a message to refuse.
+
+        Returns only once every outcome is recorded and published, so the message is acked
+        only then. If Redis goes away meanwhile (the limiter, the records and the event
+        streams all live there) the thread waits for it and then runs the message again from
+        the start: the launch records and deterministic pod names make that second run create
+        nothing twice. Handing the message to dramatiq's retries instead would lose it: the
+        retry is enqueued through the same dead Redis, and the original is acked later.
+        """
+        down_since: float | None = None
+        # Launches this delivery created, kept here too: a Redis that comes back empty has
+        # lost their records, and a finished pod may already be deleted.
+        created: set[str] = set()
+        while True:
+            try:
+                report = self._handle_once(envelope, created)
+            except redis.RedisError as exc:
+                if down_since is None:
+                    down_since = time.monotonic()
+                    logger.warning("Redis unreachable mid-launch (%s); this message waits for "
+                                   "it and then runs again", exc)
+                self._wait_for_redis(down_since)
+                continue
+            if down_since is not None:
+                logger.info("Redis is back after %.1fs; launch message done",
+                            time.monotonic() - down_since)
+            return report
+
+    def _wait_for_redis(self, down_since: float) -> None:
+        delay = REDIS_RETRY_S[0]
+        while True:
+            time.sleep(delay)
+            try:
+                self.redis.ping()
+                return
+            except redis.RedisError:
+                delay = min(REDIS_RETRY_S[1], delay * 2)
+                if time.monotonic() - down_since > 60:
+                    logger.warning("Redis unreachable for %.0fs; still waiting",
+                                   time.monotonic() - down_since)
+                    down_since = time.monotonic()
+
+    def _handle_once(self, envelope: Any, created: set[str]) -> LaunchReport:
         try:
             batch = open_envelope(envelope, self.signer)
         except InvalidMessage as exc:
@@ -217,19 +269,48 @@ class Launcher:
                 continue
             attempts, reason = carried.get(request.launch_id, (0, ""))
             pending.append(_Pending(request, pod, attempts=attempts, last_reason=reason))
+        pending = self._skip_finished_launches(pending, decided, report, created)
         outbox = _Outbox()
         outbox.add(decided)
         try:
-            self._create_all(pending, report, outbox)
+            self._create_all(pending, report, outbox, created)
         finally:
             # Whatever is decided is published, even when something unexpected went wrong.
             self._flush(outbox, report)
         return report
 
+    def _skip_finished_launches(self, pending: list[_Pending], decided: list[TaskEvent],
+                                report: LaunchReport, created: set[str]) -> list[_Pending]:
+        """Claim each launch; leave out those an earlier delivery already created or failed
+        (or this one did, before Redis went away)."""
+        prior = self.records.claim(p.request.launch_id for p in pending)
+        for launch_id in created:
+            prior[launch_id] = PriorLaunch(CREATED, None)
+        if not prior:
+            return pending
+        left: list[_Pending] = []
+        for item in pending:
+            done = prior.get(item.request.launch_id)
+            if done is None:
+                left.append(item)
+                continue
+            existing = self._existing(item) if done.state == CREATED else None
+            if existing:
+                decided.append(self._launched(item, report, existing, attempts=item.attempts,
+                                              sent_at=0.0, already_exists=True))
+            else:
+                # Its pod was created and is gone (finished and deleted), or it failed: a
+                # redelivery or a replay; the task's events were published the first time.
+                report.replayed += 1
+                self._count_outcome(item.request.namespace, "replayed")
+                logger.info("launch %s of %s already %s: nothing to create",
+                            item.request.launch_id, item.request.key, done.state)
+        return left
+
     # --- the create loop ----------------------------------------------------------------
 
     def _create_all(self, pending: list[_Pending], report: LaunchReport,
-                    outbox: _Outbox) -> None:
+                    outbox: _Outbox, created: set[str]) -> None:
         started = time.monotonic()
         window = 1
         growing = True
@@ -263,7 +344,7 @@ class Launcher:
             if not grant.granted:
                 continue
             batch = ready[:grant.granted]
-            results = self.loop.run(self._create_round(batch, grant))
+            results = self.loop.run(self._create_round(batch, grant, created))
             events: list[TaskEvent] = []
             failed_round = False
             done: set[int] = set()
@@ -282,18 +363,24 @@ class Launcher:
             elif growing and grant.granted == size:
                 window = min(MAX_ROUND, window * 2)
 
-    async def _create_round(self, batch: list[_Pending], grant: Grant) -> list[_Result]:
+    async def _create_round(self, batch: list[_Pending], grant: Grant,
+                            created: set[str]) -> list[_Result]:
         """One slow-start round: the creates of ``batch`` concurrently, results in order.
 
         Each create waits for its own rate-limiter permit (``grant.delay(i)``), so the pool
         never sends faster than the cluster-wide rate, even within one round.
         """
         return list(await asyncio.gather(
-            *(self._create(item, grant.delay(i)) for i, item in enumerate(batch))))
+            *(self._create(item, grant.due_at(i), created) for i, item in enumerate(batch))))
 
-    async def _create(self, item: _Pending, delay_s: float = 0.0) -> _Result:
-        if delay_s > 0:
-            await asyncio.sleep(delay_s)
+    async def _create(self, item: _Pending, due_at: float, created: set[str]) -> _Result:
+        """Create ``item``'s pod at its permit's time ``due_at`` (monotonic); a permit found
+        stale (the process was paused past it) is not used: ``stale`` asks for a new one."""
+        wait = due_at - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if time.monotonic() - due_at > self.stale_permit_s:
+            return _Result("stale")
         namespace = item.request.namespace
         sent_at = time.time()
         began = time.perf_counter()
@@ -309,6 +396,12 @@ class Launcher:
             return _Result("rejected", error=exc, sent_at=sent_at)
         self._create_seconds.observe(time.perf_counter() - began)
         self._count_request(201)
+        # Recorded at once, not with the round's events: a worker killed between the two
+        # would otherwise leave a redelivery free to create a pod that finished meanwhile.
+        uid = (pod.get("metadata") or {}).get("uid")
+        created.add(item.request.launch_id)
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.records.finish, [(item.request.launch_id, CREATED, uid)])
         return _Result("created", pod=pod, sent_at=sent_at)
 
     def _count_request(self, status: int) -> None:
@@ -329,6 +422,8 @@ class Launcher:
                  ) -> TaskEvent | None:
         """The event that decides ``item``, or None when it is to be retried."""
         request = item.request
+        if result.kind == "stale":
+            return None  # not an attempt: it goes again with a fresh permit
         attempts = item.attempts + 1
         if result.kind == "created":
             assert result.pod is not None
@@ -430,6 +525,10 @@ class Launcher:
         events = outbox.events
         if not events:
             return
+        # Records first: a crash between the two leaves a record the next delivery trusts.
+        self.records.finish(
+            (e.launch_id, CREATED if e.state is TaskState.LAUNCHED else FAILED, e.pod_uid)
+            for e in events if e.state in (TaskState.LAUNCHED, TaskState.FAILED))
         publish_events(self.redis, self.keys, events)
         outbox.events = []
         report.events.extend(events)

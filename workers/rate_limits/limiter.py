@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -28,10 +28,18 @@ class Grant:
     granted: int
     wait_s: float
     delays_s: tuple[float, ...] = ()
+    #: time.monotonic() when the delays were measured from (the reservation's answer).
+    issued_at: float = field(default_factory=time.monotonic)
 
     def delay(self, index: int) -> float:
         """Seconds permit ``index`` (0-based) must still wait."""
         return self.delays_s[index] if index < len(self.delays_s) else 0.0
+
+    def due_at(self, index: int) -> float:
+        """The time.monotonic() at which permit ``index`` conforms. A caller that only
+        reaches it much later (paused) must not use it then: the permits of a pause, used
+        all at once on waking, would burst far past the rate."""
+        return self.issued_at + self.delay(index)
 
 
 class ClusterRateLimiter:
@@ -92,8 +100,11 @@ class ClusterRateLimiter:
                 waited = time.monotonic() - started
                 RATE_LIMIT_WAIT.observe(waited)
                 RATE_LIMIT_GRANTED.inc(grant.granted)
+                # Due times stay anchored to the reservation: a pause in the sleep above
+                # shows up as stale permits, not as permits that seem to conform now.
                 return Grant(grant.granted, waited,
-                             tuple(max(0.0, d - first) for d in grant.delays_s))
+                             tuple(max(0.0, d - first) for d in grant.delays_s),
+                             issued_at=grant.issued_at + first)
             if remaining <= 0:
                 return Grant(0, grant.wait_s)
             # Not even one permit within the remaining time: sleep it out once, then retry.

@@ -1,0 +1,82 @@
+"""Launch records: a pod is created at most once per launch id, whatever Redis redelivers.
+
+The pod name derives from the launch id, so a second create of a pod that still exists is a
+409. But with the default delete policy a finished pod is gone within seconds, and a
+redelivered message (its worker died before acking, Redis lost the ack) or a replayed signed
+message would then create it again and run the task twice. So before any create the launcher
+claims the launch in Redis (``SET NX``), and records how it ended:
+
+- ``claimed``      a delivery is creating the pod (or died doing so: the next one retries);
+- ``created:<uid>`` the API server accepted the pod: never create it again;
+- ``failed``       the launch failed for good (invalid, retries spent, expired).
+
+A delivery that finds ``created`` or ``failed`` creates nothing. The records expire after
+:data:`RECORD_TTL_S`, far beyond any launch deadline (the executor gives every launch one).
+The one window left open: a worker that dies after the API accepted a create and before the
+record says so, and whose pod then finishes and is deleted before the message is redelivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from podfleet.contracts.redis_keys import RedisKeys
+
+RECORD_TTL_S = 7 * 24 * 3600
+CLAIMED = "claimed"
+CREATED = "created"
+FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class PriorLaunch:
+    """What an earlier delivery of the same launch left behind."""
+
+    state: str  # CREATED or FAILED
+    pod_uid: str | None
+
+
+class LaunchRecords:
+    """Claims and outcomes of launches, in Redis, pipelined per message."""
+
+    def __init__(self, redis_client: Any, keys: RedisKeys) -> None:
+        self.redis = redis_client
+        self.keys = keys
+
+    def claim(self, launch_ids: Iterable[str]) -> dict[str, PriorLaunch]:
+        """Claim every launch not claimed yet; return those an earlier delivery finished.
+
+        A launch claimed but not finished by someone else (that delivery died mid-create)
+        is not returned: creating it again is safe, a pod that exists answers 409.
+        """
+        ids = list(launch_ids)
+        if not ids:
+            return {}
+        pipe = self.redis.pipeline(transaction=False)
+        for launch_id in ids:
+            pipe.set(self.keys.launch_record(launch_id), CLAIMED, nx=True, ex=RECORD_TTL_S)
+        taken = [launch_id for launch_id, fresh in zip(ids, pipe.execute(), strict=True)
+                 if not fresh]
+        if not taken:
+            return {}
+        values = self.redis.mget([self.keys.launch_record(i) for i in taken])
+        prior: dict[str, PriorLaunch] = {}
+        for launch_id, raw in zip(taken, values, strict=True):
+            text = raw.decode() if isinstance(raw, bytes) else (raw or "")
+            state, _, uid = text.partition(":")
+            if state in (CREATED, FAILED):
+                prior[launch_id] = PriorLaunch(state, uid or None)
+        return prior
+
+    def finish(self, outcomes: Iterable[tuple[str, str, str | None]]) -> None:
+        """Record ``(launch_id, CREATED|FAILED, pod uid)`` outcomes, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        count = 0
+        for launch_id, state, uid in outcomes:
+            value = f"{state}:{uid}" if state == CREATED and uid else state
+            pipe.set(self.keys.launch_record(launch_id), value, ex=RECORD_TTL_S)
+            count += 1
+        if count:
+            pipe.execute()

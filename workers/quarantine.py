@@ -1,0 +1,59 @@
+"""Quarantine of undecodable queue entries, so one garbage entry costs good messages nothing.
+
+dramatiq's Redis consumer decodes each fetched entry; one that is not a dramatiq message
+(garbage written into the queue, a truncated write) makes it raise, and the worker then
+restarts the consumer, dropping the messages it had prefetched. Those stay unacked in this
+live worker's set, so nobody launches them, and the garbage itself is never dead-lettered:
+it moves on to whoever inherits the set. This consumer catches the decode error instead,
+finds the entry's id among the messages it holds, moves it to the queue's dead-letter set
+(``<queue>.XQ``) with a logged reason, counts it, and goes on with the next message.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import redis
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.errors import ConnectionClosed, DecodeError
+
+from podfleet.monitoring.metrics import MESSAGES_REJECTED
+
+logger = logging.getLogger("podfleet.workers.quarantine")
+
+
+class QuarantiningConsumer(_RedisConsumer):
+    """A Redis consumer that dead-letters what it cannot decode and keeps going."""
+
+    def __next__(self) -> Any:
+        while True:
+            try:
+                return super().__next__()  # type: ignore[no-untyped-call]
+            except DecodeError as exc:
+                self._quarantine(exc.data, exc.error)
+
+    def _quarantine(self, data: bytes, error: BaseException) -> None:
+        broker = self.broker
+        acks = f"{broker.namespace}:__acks__.{broker.broker_id}.{self.queue_name}"
+        messages = f"{broker.namespace}:{self.queue_name}.msgs"
+        try:
+            held = sorted(broker.client.smembers(acks))
+            stored = broker.client.hmget(messages, held) if held else []
+            found = [m for m, d in zip(held, stored, strict=True) if d == data]
+            for message_id in found[:1]:
+                broker.do_nack(self.queue_name, message_id.decode())
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+        MESSAGES_REJECTED.labels(reason="undecodable").inc()
+        preview = data[:80] if isinstance(data, bytes) else repr(data)[:80]
+        logger.error("dead-lettered an undecodable entry on %s (%s: %s): %r",
+                     self.queue_name, type(error).__name__, error, preview)
+
+
+class QuarantiningRedisBroker(RedisBroker):
+    """dramatiq's RedisBroker with :class:`QuarantiningConsumer` as its consumer."""
+
+    @property
+    def consumer_class(self) -> type[QuarantiningConsumer]:
+        return QuarantiningConsumer
