@@ -352,8 +352,11 @@ class Executor:
             try:
                 entries, lost = self._streams.read()
             except redis.RedisError as exc:
-                log.warning("executor %s cannot read its event stream: %s",
-                            self.executor_id, exc)
+                now = time.monotonic()
+                if now >= self._next_outage_log:
+                    self._next_outage_log = now + 60.0
+                    log.warning("executor %s cannot read its event stream: %s",
+                                self.executor_id, exc)
                 return applied
             redis_lost = redis_lost or lost
             if not entries:
