@@ -51,7 +51,11 @@ from podfleet.contracts.signing import MessageSigner
 from podfleet.contracts.states import TaskState
 from podfleet.executor.batch import Applied, EventBatches, EventInfo, record_change
 from podfleet.executor.db import TaskInstance, make_engine, make_sessionmaker
-from podfleet.executor.housekeeping import ensure_watcher, expire_stuck_queued
+from podfleet.executor.housekeeping import (
+    ensure_watcher,
+    expire_stuck_pending,
+    expire_stuck_queued,
+)
 from podfleet.executor.launches import LaunchSender
 from podfleet.executor.logs import TaskLog, TaskLogs
 from podfleet.executor.pods import ExecutorPods
@@ -319,6 +323,10 @@ class Executor:
             stuck = expire_stuck_queued(self._sessions, self.settings, self.executor_id, now)
             if stuck is not None:
                 self._after_commit(stuck)
+            pending = expire_stuck_pending(self._sessions, self.settings, self.executor_id,
+                                           now, lambda: self.kube)
+            if pending is not None:
+                self._after_commit(pending)
             if self._started:
                 self.adopt_dead_executors()
         # One count serves both the launch decision and the gauges (each query scans every
@@ -344,8 +352,11 @@ class Executor:
             try:
                 entries, lost = self._streams.read()
             except redis.RedisError as exc:
-                log.warning("executor %s cannot read its event stream: %s",
-                            self.executor_id, exc)
+                now = time.monotonic()
+                if now >= self._next_outage_log:
+                    self._next_outage_log = now + 60.0
+                    log.warning("executor %s cannot read its event stream: %s",
+                                self.executor_id, exc)
                 return applied
             redis_lost = redis_lost or lost
             if not entries:

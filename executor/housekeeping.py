@@ -1,13 +1,15 @@
 """Periodic chores of ``sync`` that keep tasks from waiting forever on something lost.
 
 Tasks sent but still podless past ``queued_timeout_seconds`` (a lost launch message, a
-launcher that died mid-batch) are relaunched or failed, and a watcher is started when none
+launcher that died mid-batch) are relaunched or failed; tasks whose pod never starts fail
+past ``pending_timeout_seconds`` with the pod's reason; and a watcher is started when none
 holds its lease, since without one no pod event reaches any executor.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import dramatiq
 import redis
@@ -17,11 +19,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from podfleet.broker import WATCH_ACTOR_NAME, WATCH_QUEUE
 from podfleet.contracts.naming import pod_name
+from podfleet.contracts.pod_status import pending_reason
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
 from podfleet.executor.batch import Applied, record_change
 from podfleet.executor.db import TaskInstance
 from podfleet.executor.transitions import fail, relaunch
+from podfleet.kube.client import KubeApiError, KubeClient
 from podfleet.pods import task_namespace
 from podfleet.settings import Settings
 
@@ -57,6 +61,62 @@ def expire_stuck_queued(sessions: sessionmaker[Session], settings: Settings,
             if row.task_state.is_terminal:
                 record_change(result, row, executor_id)
             log.warning("task %s %s: %s", row.key, row.state, row.reason)
+    return result
+
+
+PENDING_CHECKS_PER_TICK = 100
+
+
+def expire_stuck_pending(sessions: sessionmaker[Session], settings: Settings,
+                         executor_id: str, now: float, kube: Callable[[], KubeClient]
+                         ) -> Applied | None:
+    """Fail tasks whose pod has stayed Pending past ``pending_timeout_seconds``.
+
+    The watcher fails a Pending pod only for the waiting reasons it is told are fatal; any
+    other way of never starting (unschedulable, a reason missing from that list, a kubelet
+    that never reports) would leave the task LAUNCHED forever. The pod is read first, so the
+    task fails with its reason, and deleted after commit. Returns None when no timeout is set.
+    """
+    timeout = settings.executor.pending_timeout_seconds
+    if not timeout:
+        return None
+    with sessions() as session:
+        candidates = session.execute(
+            sa.select(TaskInstance.launch_id, TaskInstance.pod_namespace,
+                      TaskInstance.pod_name)
+            .where(TaskInstance.executor_id == executor_id,
+                   TaskInstance.state == TaskState.LAUNCHED.value,
+                   TaskInstance.launched_at < now - timeout)
+            .limit(PENDING_CHECKS_PER_TICK)).all()
+    if not candidates:
+        return None
+    reasons: dict[str, str] = {}
+    for launch_id, namespace, name in candidates:
+        if not name:
+            continue
+        try:
+            pod = kube().get_pod(namespace or settings.kubernetes.namespace, name)
+        except KubeApiError as exc:
+            log.warning("cannot read pending pod %s: %s", name, exc)
+            continue
+        phase = ((pod or {}).get("status") or {}).get("phase")
+        if phase in (None, "Pending"):
+            reasons[launch_id] = pending_reason(pod)
+    result = Applied()
+    if not reasons:
+        return result
+    with sessions.begin() as session:
+        rows = session.scalars(sa.select(TaskInstance).where(
+            TaskInstance.launch_id.in_(list(reasons)),
+            TaskInstance.state == TaskState.LAUNCHED.value).with_for_update())
+        for row in rows:
+            fail(row, now, f"pending {timeout:g}s without starting: {reasons[row.launch_id]}")
+            if row.pod_name:
+                result.pods_to_delete.append(
+                    (row.pod_namespace or settings.kubernetes.namespace, row.pod_name,
+                     row.pod_uid))
+            record_change(result, row, executor_id)
+            log.warning("task %s failed: %s", row.key, row.reason)
     return result
 
 

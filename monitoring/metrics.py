@@ -180,6 +180,7 @@ MESSAGE_REJECT_REASONS = ("signature", "malformed", "undecodable")
 WATCH_EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")
 WATCH_RESTART_REASONS = ("expired", "timeout", "error", "closed")
 POD_DELETE_RESULTS = ("deleted", "already_gone", "failed")
+LOG_ARCHIVE_RESULTS = ("archived", "no_log", "pod_gone", "retried", "failed")
 KUBE_VERBS = ("create", "get", "list", "watch", "delete", "patch")
 
 
@@ -200,6 +201,7 @@ def preinitialise_worker_metrics(namespaces: Iterable[str], task_states: Iterabl
     preinitialise(WATCH_EVENTS, type=WATCH_EVENT_TYPES)
     preinitialise(WATCH_RESTARTS, reason=WATCH_RESTART_REASONS)
     preinitialise(PODS_DELETED, result=POD_DELETE_RESULTS)
+    preinitialise(POD_LOGS_ARCHIVED, result=LOG_ARCHIVE_RESULTS)
     preinitialise(TASK_EVENTS_PUBLISHED, source=tuple(event_sources), state=tuple(task_states))
 
 

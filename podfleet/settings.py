@@ -109,6 +109,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PODFLEET_QUEUED_TIMEOUT_SECONDS", "600",
              "A task QUEUED this long without a pod is relaunched or failed."),
     Variable("PODFLEET_QUEUED_TIMEOUT_ACTION", "relaunch", "relaunch or fail."),
+    Variable("PODFLEET_PENDING_TIMEOUT_SECONDS", "300",
+             "A task whose pod was created but has not started running this long (stuck "
+             "Pending: unschedulable, an image that never arrives) fails with the pod's "
+             "reason, and its pod is deleted; 0 = never."),
     Variable("PODFLEET_WATCHER_LEASE_SECONDS", "15",
              "Watcher lease time; a dead watcher is replaced within it."),
     Variable("PODFLEET_FATAL_CONTAINER_REASONS",
@@ -209,6 +213,7 @@ class ExecutorSettings:
     heartbeat_timeout_seconds: float
     queued_timeout_seconds: float
     queued_timeout_action: QueuedTimeoutAction
+    pending_timeout_seconds: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +372,8 @@ class Settings:
                                                   minimum=0),
                 queued_timeout_action=env.choice("PODFLEET_QUEUED_TIMEOUT_ACTION",
                                                  QueuedTimeoutAction),
+                pending_timeout_seconds=env.number("PODFLEET_PENDING_TIMEOUT_SECONDS", float,
+                                                   minimum=0),
             ),
             watcher=WatcherSettings(
                 lease_seconds=env.number("PODFLEET_WATCHER_LEASE_SECONDS", float,

@@ -142,6 +142,25 @@ def pending_failure(pod: Json, fatal_reasons: frozenset[str]) -> Failure | None:
     return None
 
 
+def pending_reason(pod: Json | None) -> str:
+    """Why a pod is still Pending, as a task's failure reason: its first waiting container's
+    reason and message, else the scheduler's (``Unschedulable: 0/3 nodes …``)."""
+    if pod is None:
+        return "its pod no longer exists"
+    status = pod.get("status") or {}
+    for cs in _container_statuses(status):
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        if waiting.get("reason"):
+            message = waiting.get("message")
+            return f"{waiting['reason']}: {message}" if message else str(waiting["reason"])
+    for condition in status.get("conditions") or []:
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            reason = condition.get("reason") or "Unschedulable"
+            message = condition.get("message")
+            return f"{reason}: {message}" if message else str(reason)
+    return f"phase {status.get('phase') or 'unknown'}"
+
+
 def pod_task_state(pod: Json, fatal_reasons: frozenset[str] = frozenset()
                    ) -> tuple[TaskState, str | None]:
     """(state, reason) of the task a pod runs, judged from one snapshot of the pod."""

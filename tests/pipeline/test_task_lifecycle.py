@@ -126,3 +126,39 @@ def test_a_task_stuck_queued_is_relaunched_with_a_new_launch_id_once_workers_sta
     assert pipeline.stats().creates.accepted == 2 * len(keys)
     pipeline.run_until(executor, lambda: set(pipeline.pods_by_launch()) == set(
         relaunched.values()), 20, "the obsolete pods to go")
+
+
+def test_a_pod_stuck_pending_for_a_reason_nobody_maps_fails_its_task_after_the_timeout(
+        pipeline: Pipeline) -> None:
+    # Given a watcher that treats only InvalidImageName as fatal (a typo'd list, say), and a
+    # pod whose image never arrives (ErrImagePull, then ImagePullBackOff)
+    pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
+    pipeline.env["PODFLEET_FATAL_CONTAINER_REASONS"] = "InvalidImageName"
+    pipeline.start_worker()
+    executor = pipeline.executor(pending_timeout_seconds=3)
+    executor.start()
+    key = task_key(0)
+    executor.submit(key, ["true"], executor_config={
+        "annotations": {fate.IMAGE_PULL_ERROR: "ErrImagePull"}})
+    # When it stays Pending past the pending timeout
+    pipeline.run_until_finished(executor, [key], timeout=60)
+    # Then the task fails with the pod's own reason, and its pod is deleted
+    row = pipeline.rows_by_key()[key]
+    assert row.task_state is TaskState.FAILED
+    assert row.reason is not None and row.reason.startswith("pending 3s without starting: ")
+    assert "ImagePull" in row.reason
+    wait_for(lambda: not pipeline.pods(), timeout=30, what="the pending pod to be deleted")
+
+
+def test_an_unschedulable_pod_fails_its_task_with_the_schedulers_message(
+        pipeline: Pipeline) -> None:
+    pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
+    pipeline.start_worker()
+    executor = pipeline.executor(pending_timeout_seconds=3)
+    executor.start()
+    key = task_key(0)
+    executor.submit(key, ["true"], executor_config={"node_selector": {"pool": "no-such-pool"}})
+    pipeline.run_until_finished(executor, [key], timeout=60)
+    row = pipeline.rows_by_key()[key]
+    assert row.task_state is TaskState.FAILED
+    assert row.reason is not None and "Unschedulable" in row.reason

@@ -68,7 +68,7 @@ from podfleet.monitoring.metrics import (
 )
 from podfleet.pods.factory import PodFactory
 from podfleet.settings import Settings
-from podfleet.workers.launcher.records import CREATED, FAILED, LaunchRecords, PriorLaunch
+from podfleet.workers.launch_records import CREATED, FAILED, LaunchRecords, PriorLaunch
 from podfleet.workers.middleware.dead_letter import DeadLetter
 from podfleet.workers.rate_limits import ClusterRateLimiter, Grant
 
@@ -288,16 +288,20 @@ class Launcher:
             prior[launch_id] = PriorLaunch(CREATED, None)
         if not prior:
             return pending
-        left: list[_Pending] = []
-        for item in pending:
-            done = prior.get(item.request.launch_id)
-            if done is None:
-                left.append(item)
-                continue
+        decided.extend(self._settle_finished(
+            [p for p in pending if p.request.launch_id in prior], prior, report))
+        return [p for p in pending if p.request.launch_id not in prior]
+
+    def _settle_finished(self, items: list[_Pending], prior: dict[str, PriorLaunch],
+                         report: LaunchReport) -> list[TaskEvent]:
+        """Events for launches another delivery finished: LAUNCHED if the pod still exists."""
+        events: list[TaskEvent] = []
+        for item in items:
+            done = prior[item.request.launch_id]
             existing = self._existing(item) if done.state == CREATED else None
             if existing:
-                decided.append(self._launched(item, report, existing, attempts=item.attempts,
-                                              sent_at=0.0, already_exists=True))
+                events.append(self._launched(item, report, existing, attempts=item.attempts,
+                                             sent_at=0.0, already_exists=True))
             else:
                 # Its pod was created and is gone (finished and deleted), or it failed: a
                 # redelivery or a replay; the task's events were published the first time.
@@ -305,7 +309,7 @@ class Launcher:
                 self._count_outcome(item.request.namespace, "replayed")
                 logger.info("launch %s of %s already %s: nothing to create",
                             item.request.launch_id, item.request.key, done.state)
-        return left
+        return events
 
     # --- the create loop ----------------------------------------------------------------
 
@@ -344,6 +348,14 @@ class Launcher:
             if not grant.granted:
                 continue
             batch = ready[:grant.granted]
+            done_elsewhere = self.records.finished(
+                p.request.launch_id for p in batch if p.request.launch_id not in created)
+            if done_elsewhere:
+                outbox.add(self._settle_finished(
+                    [p for p in batch if p.request.launch_id in done_elsewhere],
+                    done_elsewhere, report))
+                pending = [p for p in pending if p.request.launch_id not in done_elsewhere]
+                continue
             results = self.loop.run(self._create_round(batch, grant, created))
             events: list[TaskEvent] = []
             failed_round = False

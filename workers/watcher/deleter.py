@@ -22,10 +22,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+import redis
+
 from podfleet.contracts.keys import TaskKey
 from podfleet.kube.client import KubeApiError
 from podfleet.monitoring.metrics import PODS_DELETED
 from podfleet.settings import DeletePolicy
+from podfleet.workers.launch_records import CREATED, LaunchRecords
 from podfleet.workers.watcher.lease import WatcherLease
 from podfleet.workers.watcher.log_keeper import Kept, PodLogKeeper, count
 from podfleet.workers.watcher.phases import Stage
@@ -67,8 +70,9 @@ class PodDeleter:
     def __init__(self, kube: PodDeleteClient, lease: WatcherLease, *, policy: DeletePolicy,
                  delay_seconds: float = 0.0, rate: float = 100.0, concurrency: int = 8,
                  max_attempts: int = 5, log_keeper: PodLogKeeper | None = None,
-                 archive_attempts: int = 3) -> None:
+                 archive_attempts: int = 3, records: LaunchRecords | None = None) -> None:
         self.kube = kube
+        self.records = records
         self.lease = lease
         self.policy = policy
         self.delay_seconds = delay_seconds
@@ -162,6 +166,8 @@ class PodDeleter:
             if not self.lease.held:
                 # Deletes are not fenced: a watcher that may have lost its lease stops here.
                 return
+            if not self._record_created(batch):
+                continue
             started = time.monotonic()
             list(self._pool.map(self._delete, batch))
             if self.rate > 0:
@@ -170,6 +176,25 @@ class PodDeleter:
                 if rest > 0:
                     with self._cond:
                         self._cond.wait_for(lambda: self._stopping, timeout=rest)
+
+    def _record_created(self, batch: list[_Due]) -> bool:
+        """Mark each pod's launch as created before the pod goes, so no redelivered launch
+        (its first create's answer lost with a killed worker) makes it again. On a Redis
+        error the batch waits and is tried again: a pod is never deleted unrecorded."""
+        if self.records is None:
+            return True
+        try:
+            self.records.finish((item.task[1], CREATED, item.uid)
+                                for item in batch if item.task is not None)
+        except redis.RedisError as exc:
+            log.warning("cannot record launches before deleting their pods: %s", exc)
+            with self._cond:
+                for item in batch:
+                    item.due = time.monotonic() + 1.0
+                    heapq.heappush(self._heap, item)
+                self._cond.wait_for(lambda: self._stopping, timeout=1.0)
+            return False
+        return True
 
     def _delete(self, item: _Due) -> None:
         if self.log_keeper is not None and item.task is not None and not self._keep_log(item):

@@ -49,6 +49,7 @@ from podfleet.monitoring.metrics import (
     WATCHER_LAST_EVENT,
 )
 from podfleet.settings import DeletePolicy, Settings
+from podfleet.workers.launch_records import LaunchRecords
 from podfleet.workers.watcher import phases
 from podfleet.workers.watcher.deleter import PodDeleter
 from podfleet.workers.watcher.lease import LeaseLost, WatcherLease
@@ -507,7 +508,8 @@ class Watcher:
                              delay_seconds=self.options.delete_delay_seconds,
                              rate=self.options.delete_rate,
                              concurrency=self.options.delete_concurrency,
-                             log_keeper=keeper).start()
+                             log_keeper=keeper,
+                             records=LaunchRecords(self.client, self.keys)).start()
         threads = []
         for namespace in self.options.scopes:
             scope = ScopeWatch(namespace, kube=self.kube, client=self.client, keys=self.keys,

@@ -10,10 +10,12 @@ claims the launch in Redis (``SET NX``), and records how it ended:
 - ``created:<uid>`` the API server accepted the pod: never create it again;
 - ``failed``       the launch failed for good (invalid, retries spent, expired).
 
-A delivery that finds ``created`` or ``failed`` creates nothing. The records expire after
+A delivery that finds ``created`` or ``failed`` creates nothing. The watcher's deleter also
+writes ``created:<uid>`` before it deletes a pod: a delivery that died with its create in
+flight (sent, no answer read) left only ``claimed``, and must not make the pod again once it
+has run and gone. The records expire after
 :data:`RECORD_TTL_S`, far beyond any launch deadline (the executor gives every launch one).
-The one window left open: a worker that dies after the API accepted a create and before the
-record says so, and whose pod then finishes and is deleted before the message is redelivered.
+What is left open: a Redis that loses its data (no AOF) loses the records with it.
 """
 
 from __future__ import annotations
@@ -61,9 +63,21 @@ class LaunchRecords:
                  if not fresh]
         if not taken:
             return {}
-        values = self.redis.mget([self.keys.launch_record(i) for i in taken])
+        return self.finished(taken)
+
+    def finished(self, launch_ids: Iterable[str]) -> dict[str, PriorLaunch]:
+        """Those of ``launch_ids`` someone already created or failed (one MGET).
+
+        Asked again just before each round of creates: two deliveries of one message can run
+        at once (a redelivery while the first is slow), and the first may have created a pod,
+        seen it finish and deleted it while the second waited for its rate-limit permits.
+        """
+        ids = list(launch_ids)
+        if not ids:
+            return {}
+        values = self.redis.mget([self.keys.launch_record(i) for i in ids])
         prior: dict[str, PriorLaunch] = {}
-        for launch_id, raw in zip(taken, values, strict=True):
+        for launch_id, raw in zip(ids, values, strict=True):
             text = raw.decode() if isinstance(raw, bytes) else (raw or "")
             state, _, uid = text.partition(":")
             if state in (CREATED, FAILED):

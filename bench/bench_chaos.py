@@ -1,0 +1,341 @@
+"""Chaos run: a fleet through the whole pipeline while its parts are killed, paused and fed
+garbage; then count, from sources independent of podfleet's own bookkeeping, what went wrong.
+
+    .venv/bin/python bench/bench_chaos.py            # 2,000 tasks, the full fault timeline
+    .venv/bin/python bench/bench_chaos.py --quick    # 300 tasks, a shorter timeline (CI)
+
+Default settings throughout (delete policy ``always``, Redis with an append-only file as a
+production Redis runs), except a launch rate low enough to keep launches in flight while
+faults land, with burst 1 so that the rate is the bound of every 1 s window. The timeline:
+a launcher SIGKILLed, a launcher SIGSTOPped for 5 s, the watcher's worker SIGKILLed, Redis
+SIGKILLed and restarted from its AOF, the API answering 429/503 for a while, forged and
+garbage launch-queue entries, the executor abandoned mid-run (as a SIGKILLed scheduler) and
+a new one started under a new id. Sources:
+
+- the simulator's own watch stream, read by this script: every pod ever created (uid per
+  launch id: duplicate pods), and when (the peak creates in any 1 s window);
+- the metadata DB: tasks not terminal (lost), outcomes other than the fate asked (wrong);
+- the event buffers the two executors filled: terminal reports per task (double terminal);
+- the watcher lease: how long the takeover took after its worker was killed.
+
+Prints the numbers and exits 1 unless lost, duplicate pods, double terminal, wrong outcomes
+and forged-launched are all 0, the peak is within 1.05 × the rate, and the takeover within
+the lease time plus its supervisor interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from bench_pipeline import Workers, database, wait
+
+from podfleet.contracts.naming import LAUNCH_ID_LABEL, MANAGED_SELECTOR
+
+NAMESPACE = "default"
+SIGNING_KEY = "chaos-bench-signing-key-0123456789"
+QUEUE = "podfleet.launch"
+
+
+class PodLedger:
+    """Every pod the simulator reports, from a watch of its own (independent of podfleet)."""
+
+    def __init__(self, api_client: Any) -> None:
+        from kubernetes import client, watch
+
+        self._api = client.CoreV1Api(api_client)
+        self._watch = watch.Watch()
+        self.uids_by_launch: dict[str, set[str]] = collections.defaultdict(set)
+        self.per_second: collections.Counter[float] = collections.Counter()
+        self.duplicate_at: list[float] = []  # wall time a second pod of a launch appeared
+        self._seen: set[str] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="pod-ledger")
+        self._thread.start()
+
+    def _run(self) -> None:
+        rv = None
+        while not self._stop.is_set():
+            try:
+                for event in self._watch.stream(
+                        self._api.list_namespaced_pod, NAMESPACE, resource_version=rv,
+                        timeout_seconds=5, label_selector=MANAGED_SELECTOR):
+                    pod = event["object"]
+                    rv = pod.metadata.resource_version
+                    uid = pod.metadata.uid
+                    if uid in self._seen:
+                        continue
+                    self._seen.add(uid)
+                    # The API server's own stamp (whole seconds), not when the event arrived
+                    self.per_second[pod.metadata.creation_timestamp.timestamp()] += 1
+                    launch = (pod.metadata.labels or {}).get(LAUNCH_ID_LABEL, "")
+                    if self.uids_by_launch[launch]:
+                        self.duplicate_at.append(time.time())
+                    self.uids_by_launch[launch].add(uid)
+            except Exception:  # a 410 or a dropped stream: list again from now
+                rv = None
+                time.sleep(0.2)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._watch.stop()
+
+    def peak_per_second(self) -> tuple[int, float]:
+        """The most pods created in one second, by the API server's creationTimestamp."""
+        if not self.per_second:
+            return 0, 0.0
+        second, count = self.per_second.most_common(1)[0]
+        return count, second
+
+
+class Scheduler:
+    """An executor in a sync loop on a thread, recording every terminal report it reads."""
+
+    def __init__(self, env: dict[str, str], executor_id: str,
+                 submissions: list[Any] | None = None) -> None:
+        from podfleet.executor import Executor
+        from podfleet.settings import Settings
+
+        self.executor = Executor(Settings.from_env({**env, "PODFLEET_EXECUTOR_ID": executor_id}))
+        self.executor.start()
+        if submissions:  # before the sync thread: an executor is driven from one thread
+            self.executor.submit_many(submissions)
+        self.terminal: collections.Counter[Any] = collections.Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=executor_id)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.executor.sync()
+            for key, (state, _info) in self.executor.get_event_buffer().items():
+                if state.is_terminal:
+                    self.terminal[key] += 1
+            time.sleep(0.05)
+
+    def abandon(self) -> None:
+        """Stop syncing without terminating: to the fleet it looks like a SIGKILLed scheduler."""
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+def _holder_pid(redis_client: Any, prefix: str) -> int | None:
+    from podfleet.contracts.redis_keys import RedisKeys
+    from podfleet.workers.watcher.lease import current_holder
+
+    holder = current_holder(redis_client, RedisKeys(prefix))
+    return int(holder.holder.split(":")[1]) if holder else None
+
+
+def _inject_queue_garbage(redis_client: Any, prefix: str, settings: Any) -> str:
+    """One undecodable entry and one forged launch (a real message signed with another key)."""
+    from podfleet.broker import enqueue_envelopes, make_broker
+    from podfleet.contracts.keys import TaskKey
+    from podfleet.contracts.messages import LaunchBatch, LaunchRequest
+    from podfleet.contracts.signing import MessageSigner
+
+    queue_key = f"{prefix}:dramatiq:{QUEUE}"
+    garbage_id = str(uuid.uuid4())
+    redis_client.hset(queue_key + ".msgs", garbage_id, b"\xffnot a dramatiq message")
+    redis_client.rpush(queue_key, garbage_id)
+    forged_launch = uuid.uuid4().hex
+    request = LaunchRequest(
+        key=TaskKey("forged", "evil", "r", -1, 1), launch_id=forged_launch,
+        command=("sh", "-c", "echo pwned"), executor_id="nobody", namespace=NAMESPACE,
+        queued_at=time.time(), queue=None, executor_config={}, deadline=None)
+    broker = make_broker(settings)
+    envelope = LaunchBatch((request,)).seal(MessageSigner(b"not-the-fleets-signing-key-000"))
+    enqueue_envelopes(broker, QUEUE, [envelope])
+    broker.close()
+    return forged_launch
+
+
+def run(tasks: int, rate: float, quick: bool) -> int:
+    import redis
+
+    from podfleet.contracts.states import TaskState
+    from podfleet.executor import TaskSubmission
+    from podfleet.executor.db import TaskInstance, make_engine
+    from podfleet.local.redis_server import RedisServer
+    from podfleet.settings import Settings
+    from podfleet.simulator.cluster import fate
+    from podfleet.simulator.cluster.config import ClusterConfig
+    from podfleet.simulator.config import SimulatorConfig
+    from podfleet.simulator.server import start_simulator
+
+    lease = 5.0
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="podfleet-chaos-")))
+        redis_server = RedisServer(appendonly=True).start()
+        stack.callback(redis_server.close)
+        sim = stack.enter_context(start_simulator(SimulatorConfig(
+            cluster=ClusterConfig(nodes=40, node_pods=200)), mode="process"))
+        database_url = stack.enter_context(database())
+        prefix = f"chaos-{uuid.uuid4().hex[:6]}"
+        env = {
+            "PODFLEET_DATABASE_URL": database_url,
+            "PODFLEET_REDIS_URL": redis_server.url,
+            "PODFLEET_REDIS_PREFIX": prefix,
+            "PODFLEET_KUBECONFIG": str(sim.write_kubeconfig(tmp / "kubeconfig")),
+            "PODFLEET_NAMESPACE": NAMESPACE,
+            "PODFLEET_SIGNING_KEY": SIGNING_KEY,
+            "PODFLEET_METRICS_PORT": "0",
+            "PODFLEET_LAUNCH_RATE": repr(rate),
+            "PODFLEET_LAUNCH_BURST": "1",
+            "PODFLEET_WATCHER_LEASE_SECONDS": str(lease),
+            "PODFLEET_HEARTBEAT_SECONDS": "1",
+            "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "5",
+        }
+        settings = Settings.from_env(env)
+        client = redis.Redis.from_url(redis_server.url)
+        workers = Workers(env, tmp)
+        stack.callback(workers.stop)
+        for _ in range(3):
+            workers.start(threads=4)
+        wait(lambda: _holder_pid(client, prefix), 60, "a watcher")
+        ledger = PodLedger(sim.api_client())
+        stack.callback(ledger.close)
+
+        expected: dict[Any, TaskState] = {}
+        submissions = []
+        for n in range(tasks):
+            failing = n % 10 == 0
+            annotations = {fate.DURATION: f"{0.2 + (n % 7) * 0.15:.2f}"}
+            if failing:
+                annotations[fate.EXIT_CODE] = "3"
+            key = ("chaos", f"t{n}", "r1", -1, 1)
+            submissions.append(TaskSubmission(key, ["true"], None,
+                                              {"annotations": annotations}, None))
+            expected[key] = TaskState.FAILED if failing else TaskState.SUCCESS
+        first = Scheduler(env, "chaos-a", submissions)
+        started = time.monotonic()
+        wall_start = time.time()
+        span = tasks / rate  # how long launching takes at the rate
+        step = span / (6 if quick else 8)
+        schedulers = [first]
+        takeover_s = float("nan")
+
+        def at(fraction_steps: float) -> None:
+            time.sleep(max(0.0, started + fraction_steps * step - time.monotonic()))
+
+        at(1)
+        victim = next(p for p in workers.processes if p.poll() is None
+                      and p.pid != _holder_pid(client, prefix))
+        print(f"t={time.monotonic() - started:5.1f}s SIGKILL launcher {victim.pid}", flush=True)
+        workers.kill_group_of(victim.pid)
+        workers.start(threads=4)
+        at(2)
+        paused = next(p for p in workers.processes if p.poll() is None
+                      and p.pid != _holder_pid(client, prefix))
+        print(f"t={time.monotonic() - started:5.1f}s SIGSTOP launcher {paused.pid} for 5 s",
+              flush=True)
+        os.killpg(paused.pid, signal.SIGSTOP)
+        threading.Timer(5.0, os.killpg, (paused.pid, signal.SIGCONT)).start()
+        at(3)
+        holder = _holder_pid(client, prefix)
+        if holder:
+            print(f"t={time.monotonic() - started:5.1f}s SIGKILL the watcher's worker",
+                  flush=True)
+            killed_at = time.monotonic()
+            workers.kill_group_of(holder)
+            wait(lambda: (_holder_pid(client, prefix) or holder) != holder, 60, "a takeover")
+            takeover_s = time.monotonic() - killed_at
+            workers.start(threads=4)
+        at(4)
+        print(f"t={time.monotonic() - started:5.1f}s SIGKILL Redis, restart from AOF in 2 s",
+              flush=True)
+        redis_server.kill()
+        time.sleep(2)
+        redis_server.start()
+        at(5)
+        print(f"t={time.monotonic() - started:5.1f}s API 429/503 on creates for 3 s; garbage "
+              "and a forged launch in the queue", flush=True)
+        sim.admin.set_faults(verbs={"create": {"error_429": 0.3, "error_503": 0.2}},
+                             retry_after_s=1)
+        forged = _inject_queue_garbage(client, prefix, settings)
+        time.sleep(3)
+        sim.admin.set_faults()
+        if not quick:
+            at(6)
+            print(f"t={time.monotonic() - started:5.1f}s executor abandoned; a new one starts",
+                  flush=True)
+            first.abandon()
+            schedulers.append(Scheduler(env, "chaos-b"))
+        engine = make_engine(database_url)
+
+        def all_terminal() -> bool:
+            with engine.connect() as conn:
+                import sqlalchemy as sa
+
+                left = conn.execute(sa.select(sa.func.count()).select_from(TaskInstance)
+                                    .where(TaskInstance.state.in_(
+                                        ["queued", "launched", "running"]))).scalar_one()
+            return left == 0
+
+        with contextlib.suppress(RuntimeError):
+            wait(all_terminal, 180, "every task to end", interval=0.5)
+        elapsed = time.monotonic() - started
+        time.sleep(2)  # the last reports reach the buffers
+        for scheduler in schedulers:
+            scheduler.abandon()
+        import sqlalchemy as sa
+
+        with engine.connect() as conn:
+            rows = conn.execute(sa.select(
+                TaskInstance.dag_id, TaskInstance.task_id, TaskInstance.run_id,
+                TaskInstance.map_index, TaskInstance.try_number, TaskInstance.state)).all()
+        states = {tuple(r[:5]): TaskState(r[5]) for r in rows}
+        lost = sum(1 for k in expected if not states.get(k, TaskState.QUEUED).is_terminal)
+        wrong = sum(1 for k, want in expected.items()
+                    if states.get(k) is not None and states[k].is_terminal and states[k] != want)
+        duplicates = sum(len(u) - 1 for launch, u in ledger.uids_by_launch.items() if len(u) > 1)
+        reports: collections.Counter[Any] = collections.Counter()
+        for scheduler in schedulers:
+            reports.update(scheduler.terminal)
+        double = sum(1 for n in reports.values() if n > 1)
+        forged_launched = len(ledger.uids_by_launch.get(forged, ()))
+        peak, peak_second = ledger.peak_per_second()
+        limit_ok = peak <= 1.05 * rate
+        takeover_ok = takeover_s == takeover_s and takeover_s <= lease + 2 + 1
+        print(f"tasks {tasks}, rate {rate:g}/s, run {elapsed:.1f}s, pods seen "
+              f"{sum(len(u) for u in ledger.uids_by_launch.values())}")
+        print(f"lost tasks            {lost}")
+        print(f"duplicate pods        {duplicates}")
+        print(f"double terminal       {double}")
+        print(f"wrong outcomes        {wrong}")
+        print(f"forged launched       {forged_launched}")
+        print(f"takeover              {takeover_s:.1f}s (lease {lease:g}s)")
+        print(f"peak creates / 1 s    {peak} at t={peak_second - wall_start:.0f}s "
+              f"(limit {rate:g}, ≤ {1.05 * rate:.1f} wanted)")
+        if ledger.duplicate_at:
+            print("duplicate pods seen at t=" + ", ".join(
+                f"{t - wall_start:.1f}s" for t in ledger.duplicate_at[:20]))
+        ok = not (lost or duplicates or double or wrong or forged_launched) and limit_ok \
+            and takeover_ok
+        print("chaos: " + ("all goals met" if ok else "GOALS MISSED"), flush=True)
+        return 0 if ok else 1
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="300 tasks, shorter timeline")
+    parser.add_argument("--tasks", type=int, default=None)
+    parser.add_argument("--rate", type=float, default=None, help="launch rate, pods/s")
+    args = parser.parse_args()
+    tasks = args.tasks or (300 if args.quick else 2000)
+    rate = args.rate or (20.0 if args.quick else 50.0)
+    return run(tasks, rate, args.quick)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
