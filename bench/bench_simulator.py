@@ -28,6 +28,7 @@ import psutil
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.server import ProcessSimulator, start_simulator
+from podfleet.simulator.tls import TlsConfig
 
 NS = "default"
 PODS_PATH = f"/api/v1/namespaces/{NS}/pods"
@@ -274,7 +275,9 @@ def main() -> int:
     paced_s = 2.0 if quick else 10.0
 
     cluster = ClusterConfig(nodes=20, node_cpu="1000", node_memory="4Ti", node_pods=10_000)
-    config = SimulatorConfig(cluster=cluster, history_window_events=400_000)
+    # Plain HTTP: the raw clients measure the server, not a TLS handshake per connection
+    config = SimulatorConfig(cluster=cluster, history_window_events=400_000,
+                             tls=TlsConfig(enabled=False))
     results: dict[str, Any] = {}
     print(f"cluster: {cluster.nodes} nodes; schedule {cluster.schedule_delay_s}s, start "
           f"{cluster.container_start_delay_s}s, run {cluster.default_run_time_s}s; "
@@ -337,6 +340,7 @@ def main() -> int:
     hold_config = SimulatorConfig(
         cluster=ClusterConfig(nodes=20, node_cpu="100000", node_memory="100Ti",
                               node_pods=10_000),
+        tls=TlsConfig(enabled=False),
     )
     sim = start_simulator(hold_config, mode="process")
     assert isinstance(sim, ProcessSimulator)
