@@ -408,12 +408,9 @@ class Launcher:
             return _Result("rejected", error=exc, sent_at=sent_at)
         self._create_seconds.observe(time.perf_counter() - began)
         self._count_request(201)
-        # Recorded at once, not with the round's events: a worker killed between the two
-        # would otherwise leave a redelivery free to create a pod that finished meanwhile.
-        uid = (pod.get("metadata") or {}).get("uid")
+        # The record says "created" with the round's events; a pod deleted before that (its
+        # worker killed meanwhile) was marked by the watcher's deleter first.
         created.add(item.request.launch_id)
-        await asyncio.get_running_loop().run_in_executor(
-            None, self.records.finish, [(item.request.launch_id, CREATED, uid)])
         return _Result("created", pod=pod, sent_at=sent_at)
 
     def _count_request(self, status: int) -> None:
