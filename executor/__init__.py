@@ -9,6 +9,7 @@ from __future__ import annotations
 from podfleet.executor.executor import (
     Executor,
     ExecutorFenced,
+    ActiveTry,
     ExecutorIdInUse,
     QueuedTask,
     SlotCounts,
@@ -16,6 +17,7 @@ from podfleet.executor.executor import (
 from podfleet.executor.submission import DuplicateSubmission, InvalidSubmission, TaskSubmission
 
 __all__ = [
+    "ActiveTry",
     "DuplicateSubmission",
     "Executor",
     "ExecutorFenced",

@@ -63,8 +63,10 @@ from podfleet.executor.reconcile import Reconciler
 from podfleet.executor.registry import ExecutorFenced, ExecutorIdInUse, Registration
 from podfleet.executor.rows import insert_rows, new_row
 from podfleet.executor.slots import (
+    ActiveTry,
     QueuedTask,
     SlotCounts,
+    active_tries,
     count_slots,
     export_gauges,
     queued_tasks,
@@ -489,11 +491,17 @@ class Executor:
         :meth:`~podfleet.executor.reconcile.Reconciler.reconcile`."""
         self._reconciler.reconcile(redis_lost=redis_lost)
 
-    def adopt_dead_executors(self) -> list[str]:
-        """Take over the tasks, event streams and pods of executors that are gone; returns
-        the adopted ids. See :meth:`~podfleet.executor.reconcile.Reconciler.adopt_dead_executors`.
+    def adopt_dead_executors(self, declared_dead: Iterable[str] = ()) -> list[str]:
+        """Take over the tasks, event streams and pods of executors that are gone (or, in
+        ``declared_dead``, known by the caller to have died); returns the adopted ids. See
+        :meth:`~podfleet.executor.reconcile.Reconciler.adopt_dead_executors`.
         """
-        return self._reconciler.adopt_dead_executors()
+        return self._reconciler.adopt_dead_executors(declared_dead)
+
+    def active_tries(self, keys: Iterable[Any]) -> dict[TaskKey, ActiveTry]:
+        """The unfinished tries among ``keys``, whichever executor owns them, with their
+        launch id and pod name (one query per 500 keys)."""
+        return active_tries(self._sessions, [TaskKey.coerce(key) for key in keys])
 
     # --- plumbing ---------------------------------------------------------------------------
 

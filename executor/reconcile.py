@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -119,20 +119,24 @@ class Reconciler:
                 TASKS.c.state == TaskState.QUEUED.value).values(enqueued_at=None))
         self._launch_waiting()
 
-    def adopt_dead_executors(self) -> list[str]:
+    def adopt_dead_executors(self, declared_dead: Iterable[str] = ()) -> list[str]:
         """Take over the tasks, event streams and pods of executors that are gone.
 
         "Gone" means stopped, or a heartbeat older than ``heartbeat_timeout_seconds``; a live
-        executor is never adopted. The claim is one conditional UPDATE, so of several
+        executor is never adopted, unless its id is in ``declared_dead`` (its owner knows it
+        died, e.g. Airflow after a scheduler job missed its heartbeats; if it still runs, it
+        is fenced at its next heartbeat). The claim is one conditional UPDATE, so of several
         executors racing for the same dead one exactly one wins. Returns the adopted ids.
         """
         now = self._clock()
         cutoff = now - self.settings.executor.heartbeat_timeout_seconds
+        forced = sorted(set(declared_dead) - {self.executor_id})
         gone = sa.and_(
             ExecutorRecord.id != self.executor_id,
             sa.or_(ExecutorRecord.state == ExecutorState.STOPPED,
                    sa.and_(ExecutorRecord.state == ExecutorState.RUNNING,
-                           ExecutorRecord.heartbeat_at < cutoff)))
+                           sa.or_(ExecutorRecord.heartbeat_at < cutoff,
+                                  ExecutorRecord.id.in_(forced)))))
         with self._sessions() as session:
             candidates = list(session.scalars(sa.select(ExecutorRecord.id).where(gone)))
         adopted: list[str] = []

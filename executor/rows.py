@@ -40,7 +40,7 @@ def new_row(task: ValidTask, now: float, executor_id: str) -> dict[str, Any]:
         "map_index": key.map_index, "try_number": key.try_number,
         "state": TaskState.QUEUED.value, "queue": task.queue, "command": task.command,
         "executor_config": task.executor_config, "executor_id": executor_id,
-        "launch_id": new_launch_id(), "attempt": 1, "deadline": task.deadline,
+        "launch_id": task.launch_id or new_launch_id(), "attempt": 1, "deadline": task.deadline,
         "pod_name": None, "pod_namespace": None, "pod_uid": None,
         "submitted_at": now, "queued_at": now, "enqueued_at": None, "launched_at": None,
         "running_at": None, "finished_at": None, "reason": None, "updated_at": now,

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from podfleet.contracts.keys import TaskKey
+from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState
 from podfleet.executor.db import ACTIVE_STATES, TaskInstance
 from podfleet.monitoring.metrics import (
@@ -108,3 +109,39 @@ def export_gauges(counts: SlotCounts, parallelism: int, labels: dict[str, str]) 
     EXECUTOR_RUNNING_TASKS.labels(**labels).set(counts.launched + counts.running)
     EXECUTOR_OPEN_SLOTS.labels(**labels).set(
         max(0, parallelism - counts.occupied) if parallelism else -1)
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveTry:
+    """An unfinished task try as the DB knows it, whichever executor owns it."""
+
+    key: TaskKey
+    launch_id: str
+    state: TaskState
+    executor_id: str
+    pod_name: str
+
+
+def active_tries(sessions: sessionmaker[Session],
+                 keys: list[TaskKey]) -> dict[TaskKey, ActiveTry]:
+    """The unfinished tries among ``keys``, of any executor (what adoption looks for)."""
+    found: dict[TaskKey, ActiveTry] = {}
+    with sessions() as session:
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            rows = session.execute(
+                sa.select(TaskInstance.dag_id, TaskInstance.task_id, TaskInstance.run_id,
+                          TaskInstance.map_index, TaskInstance.try_number,
+                          TaskInstance.launch_id, TaskInstance.state, TaskInstance.executor_id,
+                          TaskInstance.pod_name)
+                .where(TaskInstance.state.in_(ACTIVE_STATES),
+                       sa.tuple_(TaskInstance.dag_id, TaskInstance.task_id,
+                                 TaskInstance.run_id, TaskInstance.map_index,
+                                 TaskInstance.try_number).in_(
+                           [(k.dag_id, k.task_id, k.run_id, k.map_index, k.try_number)
+                            for k in chunk])))
+            for row in rows:
+                key = TaskKey(*row[:5])
+                found[key] = ActiveTry(key, row[5], TaskState(row[6]), row[7],
+                                       row[8] or pod_name(key, row[5]))
+    return found

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
-from podfleet.contracts.messages import command_problem
+from podfleet.contracts.messages import command_problem, is_launch_id
 from podfleet.pods import InvalidExecutorConfig, task_namespace, validate_executor_config
 
 QUEUE_MAX_LENGTH = 256
@@ -40,6 +40,10 @@ class TaskSubmission:
 
     ``key`` may be a :class:`TaskKey`, an Airflow ``TaskInstanceKey`` or a 4/5-tuple;
     ``deadline`` (epoch seconds) is the latest time its pod may still be created.
+    ``launch_id`` (32 lowercase hex characters) names the launch, hence the pod, when the
+    caller already has an id for this try (Airflow's pre-assigned ``external_executor_id``);
+    it must never have been used before, since a launch creates at most one pod, ever.
+    Default: a fresh random id.
     """
 
     key: Any
@@ -47,6 +51,7 @@ class TaskSubmission:
     queue: str | None = None
     executor_config: Any = None
     deadline: float | None = None
+    launch_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,7 @@ class ValidTask:
     queue: str | None
     executor_config: dict[str, Any] = field(default_factory=dict)
     deadline: float | None = None
+    launch_id: str | None = None
 
 
 def validate_submissions(submissions: Iterable[TaskSubmission], *, default_namespace: str,
@@ -70,6 +76,7 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
     valid: list[ValidTask] = []
     problems: list[str] = []
     seen: set[TaskKey] = set()
+    seen_launches: set[str] = set()
     for index, submission in enumerate(submissions):
         task_problems: list[str] = []
         key: TaskKey | None = None
@@ -90,6 +97,11 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
                 isinstance(deadline, bool) or not isinstance(deadline, int | float)
                 or not math.isfinite(deadline) or deadline <= 0):
             task_problems.append("deadline must be a positive number (epoch seconds)")
+        launch_id = submission.launch_id
+        if launch_id is not None and (not isinstance(launch_id, str)
+                                      or not is_launch_id(launch_id)):
+            task_problems.append(
+                f"launch_id {launch_id!r} must be 32 lowercase hex characters")
         config: dict[str, Any] = {}
         try:
             config = validate_executor_config(submission.executor_config)
@@ -104,13 +116,18 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
             if key in seen:
                 task_problems.append("the same task try appears twice in this submit")
             seen.add(key)
+        if launch_id is not None:
+            if launch_id in seen_launches:
+                task_problems.append(f"launch_id {launch_id} appears twice in this submit")
+            seen_launches.add(launch_id)
         if task_problems or key is None:
             where = f"task {index}" + (f" ({key})" if key is not None else "")
             problems.extend(f"{where}: {p}" for p in task_problems)
             continue
         valid.append(ValidTask(key=key, command=list(submission.command), queue=queue,
                                executor_config=config,
-                               deadline=None if deadline is None else float(deadline)))
+                               deadline=None if deadline is None else float(deadline),
+                               launch_id=launch_id))
     if problems:
         raise InvalidSubmission(problems)
     if not valid:

@@ -29,3 +29,12 @@ def is_api_model(obj: Any) -> bool:
 def model_to_json(obj: Any) -> Any:
     """``obj`` (a model, or lists/dicts containing models) as the API's JSON form."""
     return _serializer().sanitize_for_serialization(obj)
+
+
+def json_to_model(data: Any, model: str) -> Any:
+    """API JSON as an instance of the client's model class ``model`` (e.g. ``"V1Pod"``).
+
+    Both client lines keep the dict-to-model step as the ApiClient's private
+    ``__deserialize(data, klass)``; it is the one the client uses for every response.
+    """
+    return _serializer()._ApiClient__deserialize(data, model)
