@@ -87,8 +87,10 @@ class RunningSimulator:
 
         configuration = client.Configuration()
         configuration.host = self.url
-        configuration.api_key = {"authorization": self.token}
-        configuration.api_key_prefix = {"authorization": "Bearer"}
+        # 37.x reads "authorization"; 36.x reads the token under either name but the prefix
+        # only under "BearerToken" (it would send the bare token): name both.
+        configuration.api_key = {"authorization": self.token, "BearerToken": self.token}
+        configuration.api_key_prefix = {"authorization": "Bearer", "BearerToken": "Bearer"}
         if self.ca_file is not None:
             configuration.ssl_ca_cert = self.ca_file
         return client.ApiClient(configuration)

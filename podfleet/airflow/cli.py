@@ -67,7 +67,7 @@ def cleanup_pods(args: argparse.Namespace) -> None:
     deleted = 0
     try:
         namespace = args.namespace or settings.kubernetes.namespace
-        for pod in kube.list_pods(namespace, label_selector=MANAGED_SELECTOR):
+        for pod in kube.list_pods(namespace, label_selector=MANAGED_SELECTOR).items:
             meta, status_ = pod.get("metadata") or {}, pod.get("status") or {}
             phase = status_.get("phase") or "Pending"
             age = now - _epoch(meta.get("creationTimestamp"))

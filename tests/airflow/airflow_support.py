@@ -55,7 +55,10 @@ class AirflowStack:
                if not k.startswith(("AIRFLOW", "PODFLEET_"))},
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__EXECUTOR": "podfleet.airflow.executor.PodFleetExecutor",
+            # podfleet is the default executor; LocalExecutor runs beside it for the tasks
+            # that ask for it (executor="LocalExecutor").
+            "AIRFLOW__CORE__EXECUTOR":
+                "podfleet:podfleet.airflow.executor.PodFleetExecutor,LocalExecutor",
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.api}/execution/",
@@ -69,7 +72,12 @@ class AirflowStack:
             "AIRFLOW__API_AUTH__JWT_SECRET": "airflow-tests-jwt-secret-0123456789abcdef",
             "AIRFLOW__API__SECRET_KEY": "airflow-tests-api-secret",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "600",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "25",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__NUM_STUCK_IN_QUEUED_RETRIES": "0",
+            # A killed scheduler's tasks are looked at for adoption within seconds.
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "5",
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
             **podfleet_env,
@@ -187,7 +195,8 @@ class AirflowStack:
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int) -> str:
         response = self.session.get(
             f"{self.api}/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
-            f"/logs/{try_number}", params={"full_content": "true"},
-            headers={"Accept": "text/plain"}, timeout=60)
+            f"/logs/{try_number}", params={"full_content": "true"}, timeout=60)
         response.raise_for_status()
-        return response.text
+        content = response.json().get("content") or []
+        return "\n".join(str(line.get("event", line)) if isinstance(line, dict) else str(line)
+                         for line in content)

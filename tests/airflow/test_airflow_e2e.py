@@ -26,7 +26,7 @@ def _states(stack: AirflowStack, dag_id: str, run_id: str) -> dict[tuple[str, in
 def _pods(sim: RunningSimulator, selector: str) -> list[dict[str, Any]]:
     kube = KubeClient(sim.api_client())
     try:
-        return kube.list_pods("default", label_selector=selector)
+        return kube.list_pods("default", label_selector=selector).items
     finally:
         kube.close()
 
@@ -49,3 +49,67 @@ def test_a_failing_task_fails_although_its_pod_may_exit_cleanly(
     run_id = airflow_stack.trigger("pf_failing")
     assert airflow_stack.wait_for_run("pf_failing", run_id) == "failed"
     assert _states(airflow_stack, "pf_failing", run_id) == {("boom", -1): "failed"}
+
+
+def _pod_of(sim: RunningSimulator, dag_id: str) -> dict[str, Any] | None:
+    pods = [p for p in _pods(sim, f"dag_id={dag_id}")
+            if (p.get("status") or {}).get("phase") == "Running"]
+    return pods[0] if pods else None
+
+
+def test_pod_override_and_pod_template_file_shape_the_pod(airflow_stack: AirflowStack,
+                                                          sim: RunningSimulator) -> None:
+    run_id = airflow_stack.trigger("pf_override")
+    pod = wait_for(lambda: _pod_of(sim, "pf_override"), 120, "the running pf_override pod")
+    meta = pod["metadata"]
+    assert meta["labels"]["team"] == "data-eng"             # pod_override
+    assert meta["labels"]["from-template"] == "yes"          # pod_template_file
+    assert meta["annotations"]["owner"] == "alice"
+    # The KubernetesExecutor's identity labels and raw-value annotations.
+    assert meta["labels"]["dag_id"] == "pf_override"
+    assert meta["labels"]["task_id"] == "configured"
+    assert meta["labels"]["try_number"] == "1"
+    assert meta["annotations"]["run_id"] == run_id
+    assert "kubernetes_executor" not in meta["labels"]
+    assert airflow_stack.wait_for_run("pf_override", run_id) == "success"
+    xcom = airflow_stack.get(f"/dags/pf_override/dagRuns/{run_id}/taskInstances/configured"
+                             "/xcomEntries/return_value")
+    assert xcom["value"] == "template-env"                   # the template's container env
+
+
+def test_tasks_choose_their_executor_beside_local_executor(airflow_stack: AirflowStack) -> None:
+    run_id = airflow_stack.trigger("pf_mixed")
+    assert airflow_stack.wait_for_run("pf_mixed", run_id) == "success"
+    local = airflow_stack.get(f"/dags/pf_mixed/dagRuns/{run_id}/taskInstances/local"
+                              "/xcomEntries/return_value")
+    in_pod = airflow_stack.get(f"/dags/pf_mixed/dagRuns/{run_id}/taskInstances/in_a_pod"
+                               "/xcomEntries/return_value")
+    assert local["value"] == "local"
+    assert in_pod["value"].startswith("pf-mixed-in-a-pod-")   # ran in podfleet's pod
+    tis = {ti["task_id"]: ti for ti in airflow_stack.task_instances("pf_mixed", run_id)}
+    assert tis["local"]["executor"] == "LocalExecutor"
+    assert tis["in_a_pod"]["executor"] == "podfleet"
+
+
+def test_a_task_stuck_in_queued_is_revoked_and_its_pod_deleted(airflow_stack: AirflowStack,
+                                                              sim: RunningSimulator) -> None:
+    run_id = airflow_stack.trigger("pf_stuck")
+    pending = wait_for(lambda: _pods(sim, "dag_id=pf_stuck"), 120, "the unschedulable pod")
+    assert pending[0]["status"]["phase"] == "Pending"
+    ti = airflow_stack.wait_for_ti_state("pf_stuck", run_id, "never_scheduled", {"failed"},
+                                         timeout=120)
+    assert ti["try_number"] == 1
+    wait_for(lambda: not _pods(sim, "dag_id=pf_stuck"), 60, "the revoked pod to be deleted")
+
+
+def test_a_running_task_log_is_read_from_its_pod_through_the_rest_api(
+        airflow_stack: AirflowStack) -> None:
+    run_id = airflow_stack.trigger("pf_slow", {"seconds": 20})
+    airflow_stack.wait_for_ti_state("pf_slow", run_id, "sleepy", {"running"})
+
+    def working() -> str | None:
+        text = airflow_stack.task_log("pf_slow", run_id, "sleepy", 1)
+        return text if "still working" in text else None
+    text = wait_for(working, 60, "the running task's log")
+    assert "Found logs in the pod" in text  # through the executor, not a local file
+    assert airflow_stack.wait_for_run("pf_slow", run_id) == "success"

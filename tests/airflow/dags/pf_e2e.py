@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import dag, task
@@ -50,6 +51,7 @@ def pf_override():
         "pod_template_file": os.path.join(HERE, "template.yaml"),
     })
     def configured() -> str:
+        time.sleep(8)  # long enough for the test to read the running pod
         return os.environ.get("FROM_TEMPLATE", "")
 
     configured()
@@ -57,20 +59,48 @@ def pf_override():
 
 @dag(dag_id="pf_slow", schedule=None, catchup=False)
 def pf_slow():
-    @task(retries=1, retry_delay=1)
-    def sleepy() -> None:
-        print("sleepy task started", flush=True)
-        marker = os.path.join(os.environ["PF_MARKERS"], "sleepy-started")
+    @task(retries=1, retry_delay=timedelta(seconds=1))
+    def sleepy(dag_run=None, ti=None) -> None:
+        """Try 1 works for a while (conf "seconds"); a retry finishes at once."""
+        print(f"sleepy task started, try {ti.try_number}", flush=True)
+        marker = os.path.join(os.environ["PF_MARKERS"], f"{dag_run.run_id}.started")
         with open(marker, "a") as f:
-            f.write("x\n")
-        for i in range(int(os.environ.get("PF_SLEEP", "30"))):
+            f.write(f"{ti.try_number}\n")
+        if ti.try_number > 1:
+            return
+        for i in range(int(dag_run.conf.get("seconds", 30))):
             print(f"still working {i}", flush=True)
             time.sleep(1)
 
     sleepy()
 
 
+@dag(dag_id="pf_stuck", schedule=None, catchup=False)
+def pf_stuck():
+    @task(retries=0, executor_config={"pod_override": k8s.V1Pod(spec=k8s.V1PodSpec(
+        containers=[], node_selector={"pool": "does-not-exist"}))})
+    def never_scheduled() -> None:
+        pass
+
+    never_scheduled()
+
+
+@dag(dag_id="pf_mixed", schedule=None, catchup=False)
+def pf_mixed():
+    @task(executor="LocalExecutor")
+    def local() -> str:
+        return "local"
+
+    @task(executor="podfleet")
+    def in_a_pod() -> str:
+        return os.environ.get("PODFLEET_POD_NAME", "")
+
+    local() >> in_a_pod()
+
+
 pf_pipeline()
 pf_failing()
 pf_override()
 pf_slow()
+pf_stuck()
+pf_mixed()
