@@ -7,9 +7,13 @@ point), so every task really runs and reports its own state to the api-server.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+import yaml
 from airflow_support import AirflowStack, wait_for
 
 from podfleet.kube.client import KubeClient
@@ -113,3 +117,98 @@ def test_a_running_task_log_is_read_from_its_pod_through_the_rest_api(
     text = wait_for(working, 60, "the running task's log")
     assert "Found logs in the pod" in text  # through the executor, not a local file
     assert airflow_stack.wait_for_run("pf_slow", run_id) == "success"
+
+
+def _started_tries(stack: AirflowStack, run_id: str) -> list[str]:
+    marker = stack.markers / f"{run_id}.started"  # type: ignore[attr-defined]
+    return marker.read_text().split() if marker.exists() else []
+
+
+def _podfleet_rows(stack: AirflowStack, dag_id: str, run_id: str) -> list[tuple[Any, ...]]:
+    engine = sa.create_engine(stack.env["PODFLEET_DATABASE_URL"])
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(sa.text(
+                "SELECT task_id, try_number, launch_id, state FROM task_instances "
+                "WHERE dag_id = :d AND run_id = :r ORDER BY try_number"),
+                {"d": dag_id, "r": run_id})]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_pod_killed_mid_task_fails_the_try_and_airflow_retries_it(
+        airflow_stack: AirflowStack, sim: RunningSimulator) -> None:
+    run_id = airflow_stack.trigger("pf_slow", {"seconds": 90})
+    wait_for(lambda: _started_tries(airflow_stack, run_id) == ["1"], 120, "try 1 to start")
+    pod = wait_for(lambda: _pod_of(sim, "pf_slow"), 30, "the running pod")
+    kube = KubeClient(sim.api_client())
+    try:
+        kube.delete_pod("default", pod["metadata"]["name"])
+    finally:
+        kube.close()
+    assert airflow_stack.wait_for_run("pf_slow", run_id, timeout=180) == "success"
+    assert _started_tries(airflow_stack, run_id) == ["1", "2"]
+    wait_for(lambda: [(r[1], r[3]) for r in _podfleet_rows(airflow_stack, "pf_slow", run_id)]
+             == [(1, "failed"), (2, "success")], 30, "podfleet to record both pods' ends")
+
+
+@pytest.mark.slow
+def test_a_killed_scheduler_is_replaced_and_its_running_task_adopted_not_rerun(
+        airflow_stack: AirflowStack) -> None:
+    run_id = airflow_stack.trigger("pf_slow", {"seconds": 25})
+    wait_for(lambda: _started_tries(airflow_stack, run_id) == ["1"], 120, "try 1 to start")
+    airflow_stack.kill("scheduler")
+    airflow_stack.start_airflow("scheduler")
+    assert airflow_stack.wait_for_run("pf_slow", run_id, timeout=240) == "success"
+    assert _started_tries(airflow_stack, run_id) == ["1"]          # the task ran once
+    rows = wait_for(lambda: [r for r in _podfleet_rows(airflow_stack, "pf_slow", run_id)
+                             if r[3] == "success"], 30, "podfleet to record the pod's end")
+    assert len(_podfleet_rows(airflow_stack, "pf_slow", run_id)) == len(rows) == 1  # one pod
+
+
+def test_cli_status_reports_podfleet_tasks(airflow_stack: AirflowStack) -> None:
+    run_id = airflow_stack.trigger("pf_failing")
+    airflow_stack.wait_for_run("pf_failing", run_id)
+    result = airflow_stack.run("podfleet", "status", "--dag-id", "pf_failing", "--json")
+    report = json.loads(result.stdout[result.stdout.index("{"):])
+    # The pod's own end (the Task SDK may exit 0 after recording the task's failure).
+    assert report["total"] >= 1 and set(report["by_state"]) <= {"success", "failed"}, report
+    assert any(e["id"].startswith("airflow-") for e in report["executors"]), report
+
+
+def test_cli_generate_dag_yaml_writes_the_pods_podfleet_would_create(
+        airflow_stack: AirflowStack, tmp_path: Path) -> None:
+    airflow_stack.wait_for_dag("pf_override")
+    airflow_stack.run("podfleet", "generate-dag-yaml", "pf_override", "--output-path",
+                      str(tmp_path))
+    files = list((tmp_path / "podfleet_yaml_output").glob("*.yml"))
+    assert len(files) == 1
+    pod = yaml.safe_load(files[0].read_text())
+    assert pod["metadata"]["labels"]["team"] == "data-eng"
+    assert pod["metadata"]["labels"]["from-template"] == "yes"
+    assert pod["spec"]["containers"][0]["args"][:3] == [
+        "python", "-m", "airflow.sdk.execution_time.execute_workload"]
+
+
+def test_cli_cleanup_pods_deletes_finished_podfleet_pods_only(
+        airflow_stack: AirflowStack, sim: RunningSimulator) -> None:
+    kube = KubeClient(sim.api_client())
+    managed = {"podfleet.io/managed": "true"}
+    try:
+        for name, labels in (("left-behind", managed), ("not-ours", {})):
+            kube.request("POST", "/api/v1/namespaces/default/pods", body={
+                "metadata": {"name": name, "labels": labels},
+                "spec": {"restartPolicy": "Never",
+                         "containers": [{"name": "base", "image": "busybox",
+                                         "command": ["true"]}]}})
+        wait_for(lambda: all(
+            ((kube.get_pod("default", n) or {}).get("status") or {}).get("phase") == "Succeeded"
+            for n in ("left-behind", "not-ours")), 60, "both pods to finish")
+        result = airflow_stack.run("podfleet", "cleanup-pods", "--min-completed-minutes", "0")
+        assert "deleted" in result.stdout
+        names = {p["metadata"]["name"] for p in kube.list_pods("default").items}
+        assert "left-behind" not in names and "not-ours" in names
+        kube.delete_pod("default", "not-ours")
+    finally:
+        kube.close()
