@@ -15,8 +15,10 @@ from typing import Any
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.messages import command_problem
 from podfleet.pods import InvalidExecutorConfig, task_namespace, validate_executor_config
+from podfleet.settings import queue_name_problem
 
-QUEUE_MAX_LENGTH = 256
+# The priority column is a 32-bit integer, as Airflow's priority_weight is.
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 
 
 class InvalidSubmission(ValueError):
@@ -39,7 +41,8 @@ class TaskSubmission:
     """One task try to run, as given to ``Executor.submit_many``.
 
     ``key`` may be a :class:`TaskKey`, an Airflow ``TaskInstanceKey`` or a 4/5-tuple;
-    ``deadline`` (epoch seconds) is the latest time its pod may still be created.
+    ``deadline`` (epoch seconds) is the latest time its pod may still be created;
+    ``priority`` (Airflow's ``priority_weight``): when slots are short, higher goes first.
     """
 
     key: Any
@@ -47,6 +50,7 @@ class TaskSubmission:
     queue: str | None = None
     executor_config: Any = None
     deadline: float | None = None
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +62,7 @@ class ValidTask:
     queue: str | None
     executor_config: dict[str, Any] = field(default_factory=dict)
     deadline: float | None = None
+    priority: int = 0
 
 
 def validate_submissions(submissions: Iterable[TaskSubmission], *, default_namespace: str,
@@ -81,10 +86,13 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
         if trouble:
             task_problems.append(f"command {trouble}")
         queue = submission.queue
-        if queue is not None and (not isinstance(queue, str) or not queue
-                                  or len(queue) > QUEUE_MAX_LENGTH):
-            task_problems.append(
-                f"queue must be a non-empty string of at most {QUEUE_MAX_LENGTH} characters")
+        trouble = None if queue is None else queue_name_problem(queue)
+        if trouble:
+            task_problems.append(f"queue {queue!r} is invalid: {trouble}")
+        priority = submission.priority
+        if (isinstance(priority, bool) or not isinstance(priority, int)
+                or not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]):
+            task_problems.append(f"priority must be a 32-bit integer, got {priority!r}")
         deadline = submission.deadline
         if deadline is not None and (
                 isinstance(deadline, bool) or not isinstance(deadline, int | float)
@@ -110,7 +118,8 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
             continue
         valid.append(ValidTask(key=key, command=list(submission.command), queue=queue,
                                executor_config=config,
-                               deadline=None if deadline is None else float(deadline)))
+                               deadline=None if deadline is None else float(deadline),
+                               priority=priority))
     if problems:
         raise InvalidSubmission(problems)
     if not valid:
