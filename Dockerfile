@@ -13,7 +13,8 @@ WORKDIR /src
 # The whole tree: executor/, workers/, monitoring/ and simulator/ are symlinked into
 # podfleet/, and the wheel build follows those links.
 COPY . .
-RUN pip wheel --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
+# requirements/lock.txt: the versions CI tested (scripts/lock.sh), as constraints.
+RUN pip wheel --wheel-dir /wheels -c requirements/lock.txt ".${EXTRAS:+[$EXTRAS]}"
 
 FROM python:${PYTHON_VERSION}-slim
 ARG EXTRAS="postgres,fast"
