@@ -32,7 +32,8 @@ RUN groupadd --system --gid 10001 podfleet \
 COPY --from=build /wheels /wheels
 RUN pip install --no-index --find-links /wheels "podfleet${EXTRAS:+[$EXTRAS]}" \
     && rm -rf /wheels
-# Load-test files (used by docker-compose.sim.yml's loadgen service); not part of the wheel.
+# Load-test scripts (docker-compose.sim.yml's loadgen service runs loadtest/locustfile.py, which
+# loads the locustfile the wheel ships, podfleet/loadtest/locustfile.py).
 COPY --chown=podfleet:podfleet loadtest/ /opt/podfleet/loadtest/
 USER 10001:10001
 WORKDIR /var/lib/podfleet
