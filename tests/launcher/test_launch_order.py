@@ -1,16 +1,19 @@
-"""Within a launch message the launcher creates the highest priority first, and each task
-queue draws on its own rate-limiter bucket."""
+"""Within a launch message the launcher creates the highest priority first; each task queue
+draws on its own rate-limiter bucket, and a launch handed back for a long retry goes back to
+its own queue."""
 
 from __future__ import annotations
 
 import dataclasses
 import random
 
-from launcher_support import SIGNING_KEY, Fleet
+from launcher_support import SIGNING_KEY, Fleet, wait_until
 
-from podfleet.broker import enqueue_envelopes
+from podfleet.broker import enqueue_envelopes, queue_sizes
 from podfleet.contracts.messages import LaunchBatch
 from podfleet.contracts.signing import MessageSigner
+from podfleet.contracts.states import TaskState
+from podfleet.simulator.faults import VerbFaults
 
 
 def test_a_message_creates_its_highest_priorities_first(fleet: Fleet) -> None:
@@ -51,3 +54,22 @@ def test_each_listed_queue_has_a_bucket_of_its_own(fleet: Fleet) -> None:
     etl_sent = sorted(e.detail["sent_at"] for e in events if e.launch_id in etl_ids)
     # ... each still held to its own rate (a listed queue's burst is one second's worth)
     assert etl_sent[-1] - etl_sent[0] >= 0.8
+
+
+def test_a_launch_handed_back_for_a_long_retry_returns_to_its_own_queue(fleet: Fleet) -> None:
+    # Given an API server that throttles every create with Retry-After 4 s (a long wait, so
+    # the launcher hands the launch back to the broker rather than sleeping on it)
+    fleet.sim.admin.set_faults(verbs={"create": VerbFaults(error_429=1.0)}, retry_after_s=4)
+    fleet.env["PODFLEET_QUEUE_RATES"] = "etl=0"
+    fleet.start_worker(PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS="5")
+    # When a launch of the task queue "etl" arrives
+    request = dataclasses.replace(fleet.request(0), queue="etl")
+    enqueue_envelopes(fleet.broker, "podfleet.launch.etl", [fleet.seal([request])])
+    # Then it waits, delayed, on etl's queue, not on the default one
+    wait_until(lambda: queue_sizes(fleet.broker, "podfleet.launch.etl")["delayed"] == 1, 30,
+               "the handed-back launch on podfleet.launch.etl")
+    assert queue_sizes(fleet.broker, "podfleet.launch")["delayed"] == 0
+    # And once the API server takes creates again, it launches from there
+    fleet.sim.admin.clear_faults()
+    (event,) = fleet.wait_for_events(1, timeout=60)
+    assert event.state is TaskState.LAUNCHED and event.detail["attempts"] >= 2
