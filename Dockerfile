@@ -13,7 +13,8 @@ WORKDIR /src
 # The whole tree: executor/, workers/, monitoring/ and simulator/ are symlinked into
 # podfleet/, and the wheel build follows those links.
 COPY . .
-RUN pip wheel --wheel-dir /wheels ".${EXTRAS:+[$EXTRAS]}"
+# requirements/lock.txt: the versions CI tested (scripts/lock.sh), as constraints.
+RUN pip wheel --wheel-dir /wheels -c requirements/lock.txt ".${EXTRAS:+[$EXTRAS]}"
 
 FROM python:${PYTHON_VERSION}-slim
 ARG EXTRAS="postgres,fast"
@@ -31,7 +32,8 @@ RUN groupadd --system --gid 10001 podfleet \
 COPY --from=build /wheels /wheels
 RUN pip install --no-index --find-links /wheels "podfleet${EXTRAS:+[$EXTRAS]}" \
     && rm -rf /wheels
-# Load-test files (used by docker-compose.sim.yml's loadgen service); not part of the wheel.
+# Load-test scripts (docker-compose.sim.yml's loadgen service runs loadtest/locustfile.py, which
+# loads the locustfile the wheel ships, podfleet/loadtest/locustfile.py).
 COPY --chown=podfleet:podfleet loadtest/ /opt/podfleet/loadtest/
 USER 10001:10001
 WORKDIR /var/lib/podfleet

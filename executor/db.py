@@ -69,6 +69,8 @@ class TaskInstance(Base):
     try_number: Mapped[int] = mapped_column(sa.Integer())
     state: Mapped[str] = mapped_column(sa.String(16))
     queue: Mapped[str | None] = mapped_column(sa.String(256))
+    # Airflow's priority_weight: when slots are short, higher is sent first.
+    priority: Mapped[int] = mapped_column(sa.Integer(), default=0, server_default="0")
     command: Mapped[list[str]]
     executor_config: Mapped[dict[str, Any]]
     # The owning executor: its stream receives the task's events; adoption rewrites it.

@@ -203,25 +203,28 @@ class Executor:
     # --- submit -----------------------------------------------------------------------------
 
     def execute_async(self, key: Any, command: Sequence[str], queue: str | None = None,
-                      executor_config: Any = None) -> None:
-        """Airflow's signature: run ``command`` for task try ``key`` as a pod."""
-        self.submit(key, command, queue=queue, executor_config=executor_config)
+                      executor_config: Any = None, priority: int = 0) -> None:
+        """Airflow's signature: run ``command`` for task try ``key`` as a pod (``priority``:
+        the task's ``priority_weight``, which Airflow's ``queue_command`` carries)."""
+        self.submit(key, command, queue=queue, executor_config=executor_config,
+                    priority=priority)
 
     def submit(self, key: Any, command: Sequence[str], queue: str | None = None,
-               executor_config: Any = None, deadline: float | None = None) -> str:
+               executor_config: Any = None, deadline: float | None = None,
+               priority: int = 0) -> str:
         """Submit one task try; returns its launch id. See :meth:`submit_many`."""
         return self.submit_many([TaskSubmission(key, command, queue, executor_config,
-                                                deadline)])[0]
+                                                deadline, priority)])[0]
 
     def submit_many(self, submissions: Iterable[TaskSubmission]) -> list[str]:
         """Validate, write QUEUED rows in one transaction, then send launch messages.
 
         Raises :class:`~podfleet.executor.submission.InvalidSubmission` (writing nothing) when
         any task is invalid or already queued/running. Launch messages carry
-        ``settings.launch.batch_size`` tasks each and all go to Redis in one round trip, for
-        the tasks that fit in the open slots; the rest wait for ``sync``. If Redis cannot be
-        reached the rows stay QUEUED and are sent by a later ``sync`` or by reconciliation.
-        Returns the launch ids, in order.
+        ``settings.launch.batch_size`` tasks each and go to Redis in one round trip per task
+        queue, for the tasks that fit in the open slots (highest ``priority`` first); the rest
+        wait for ``sync``. If Redis cannot be reached the rows stay QUEUED and are sent by a
+        later ``sync`` or by reconciliation. Returns the launch ids, in order.
         """
         self._registration.check_not_fenced()
         tasks = validate_submissions(
@@ -239,8 +242,10 @@ class Executor:
         else:
             room = len(rows) if counts is None else max(
                 0, self.parallelism - counts.occupied)
-            self._launches.send([self._launches.request_from_row(row)
-                                 for row in rows[:room]])
+            # Slots for some only: the highest priorities take them (stable: then oldest).
+            chosen = rows if room >= len(rows) else sorted(
+                rows, key=lambda row: -row["priority"])[:room]
+            self._launches.send([self._launches.request_from_row(row) for row in chosen])
         return [str(row["launch_id"]) for row in rows]
 
     # --- views (derived from the DB) --------------------------------------------------------

@@ -38,7 +38,8 @@ def new_row(task: ValidTask, now: float, executor_id: str) -> dict[str, Any]:
     return {
         "dag_id": key.dag_id, "task_id": key.task_id, "run_id": key.run_id,
         "map_index": key.map_index, "try_number": key.try_number,
-        "state": TaskState.QUEUED.value, "queue": task.queue, "command": task.command,
+        "state": TaskState.QUEUED.value, "queue": task.queue, "priority": task.priority,
+        "command": task.command,
         "executor_config": task.executor_config, "executor_id": executor_id,
         "launch_id": task.launch_id or new_launch_id(), "attempt": 1, "deadline": task.deadline,
         "pod_name": None, "pod_namespace": None, "pod_uid": None,
@@ -88,7 +89,7 @@ def _insert_over_existing(sessions: sessionmaker[Session],
 
 
 _COPY_COLUMNS = ("dag_id", "task_id", "run_id", "map_index", "try_number", "state", "queue",
-                 "command", "executor_config", "executor_id", "launch_id", "attempt",
+                 "priority", "command", "executor_config", "executor_id", "launch_id", "attempt",
                  "deadline", "submitted_at", "queued_at", "updated_at")
 _JSON_COLUMNS = frozenset({"command", "executor_config"})
 

@@ -31,6 +31,7 @@ class QueuedTask:
     command: tuple[str, ...]
     queue: str | None
     queued_at: float
+    priority: int = 0
 
 
 @dataclass(slots=True)
@@ -90,9 +91,11 @@ def queued_tasks(sessions: sessionmaker[Session],
     with sessions() as session:
         rows = session.execute(_key_query(
             executor_id, TaskInstance.launch_id, TaskInstance.command, TaskInstance.queue,
-            TaskInstance.queued_at).where(TaskInstance.state == TaskState.QUEUED.value,
-                                          TaskInstance.enqueued_at.is_(None)))
-        return {TaskKey(*row[:5]): QueuedTask(row[5], tuple(row[6]), row[7], row[8])
+            TaskInstance.queued_at, TaskInstance.priority).where(
+                TaskInstance.state == TaskState.QUEUED.value,
+                TaskInstance.enqueued_at.is_(None)))
+        return {TaskKey(*row[:5]): QueuedTask(row[5], tuple(row[6]), row[7], row[8],
+                                              row[9])
                 for row in rows}
 
 

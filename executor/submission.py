@@ -15,8 +15,10 @@ from typing import Any
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.messages import command_problem, is_launch_id
 from podfleet.pods import InvalidExecutorConfig, task_namespace, validate_executor_config
+from podfleet.settings import queue_name_problem
 
-QUEUE_MAX_LENGTH = 256
+# The priority column is a 32-bit integer, as Airflow's priority_weight is.
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 
 
 class InvalidSubmission(ValueError):
@@ -39,7 +41,8 @@ class TaskSubmission:
     """One task try to run, as given to ``Executor.submit_many``.
 
     ``key`` may be a :class:`TaskKey`, an Airflow ``TaskInstanceKey`` or a 4/5-tuple;
-    ``deadline`` (epoch seconds) is the latest time its pod may still be created.
+    ``deadline`` (epoch seconds) is the latest time its pod may still be created;
+    ``priority`` (Airflow's ``priority_weight``): when slots are short, higher goes first.
     ``launch_id`` (32 lowercase hex characters) names the launch, hence the pod, when the
     caller already has an id for this try (Airflow's pre-assigned ``external_executor_id``);
     it must never have been used before, since a launch creates at most one pod, ever.
@@ -51,6 +54,7 @@ class TaskSubmission:
     queue: str | None = None
     executor_config: Any = None
     deadline: float | None = None
+    priority: int = 0
     launch_id: str | None = None
 
 
@@ -63,6 +67,7 @@ class ValidTask:
     queue: str | None
     executor_config: dict[str, Any] = field(default_factory=dict)
     deadline: float | None = None
+    priority: int = 0
     launch_id: str | None = None
 
 
@@ -88,10 +93,13 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
         if trouble:
             task_problems.append(f"command {trouble}")
         queue = submission.queue
-        if queue is not None and (not isinstance(queue, str) or not queue
-                                  or len(queue) > QUEUE_MAX_LENGTH):
-            task_problems.append(
-                f"queue must be a non-empty string of at most {QUEUE_MAX_LENGTH} characters")
+        trouble = None if queue is None else queue_name_problem(queue)
+        if trouble:
+            task_problems.append(f"queue {queue!r} is invalid: {trouble}")
+        priority = submission.priority
+        if (isinstance(priority, bool) or not isinstance(priority, int)
+                or not PRIORITY_RANGE[0] <= priority <= PRIORITY_RANGE[1]):
+            task_problems.append(f"priority must be a 32-bit integer, got {priority!r}")
         deadline = submission.deadline
         if deadline is not None and (
                 isinstance(deadline, bool) or not isinstance(deadline, int | float)
@@ -127,7 +135,7 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
         valid.append(ValidTask(key=key, command=list(submission.command), queue=queue,
                                executor_config=config,
                                deadline=None if deadline is None else float(deadline),
-                               launch_id=launch_id))
+                               priority=priority, launch_id=launch_id))
     if problems:
         raise InvalidSubmission(problems)
     if not valid:

@@ -31,7 +31,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
+from podfleet.loadtest import END_TO_END, LAUNCH, LOCUSTFILE
+
 BIN = Path(sys.executable).parent
 READY_PREFIX = "podfleet simulator serving at "
 
@@ -135,7 +136,7 @@ def _workers(env: dict[str, str], out: Path, processes: int, threads: int) -> It
 def _locust(env: dict[str, str], out: Path, args: argparse.Namespace) -> int:
     spawn = args.spawn_rate or args.users
     command = [
-        str(BIN / "locust"), "-f", str(HERE / "locustfile.py"), "--headless",
+        str(BIN / "locust"), "-f", str(LOCUSTFILE), "--headless",
         "--users", str(args.users), "--spawn-rate", str(spawn),
         "--run-time", f"{max(1, round(args.run_time))}s", "--stop-timeout", "10",
         "--csv", str(out / "podfleet"), "--json-file", str(out / "podfleet"),
@@ -184,8 +185,8 @@ def _number(row: dict[str, str] | None, column: str) -> float:
 def summarise(stats: dict[tuple[str, str], dict[str, str]], submitted: int,
               args: argparse.Namespace, elapsed_s: float,
               pods_created: float | None) -> dict[str, Any]:
-    launch = stats.get(("launch", "pod"))
-    end_to_end = stats.get(("task", "end-to-end"))
+    launch = stats.get(LAUNCH)
+    end_to_end = stats.get(END_TO_END)
     # Locust's CSV ends with an "Aggregated" row that sums the others: leave it out
     failures = {f"{kind}/{name}": int(_number(row, "Failure Count"))
                 for (kind, name), row in stats.items() if name != "Aggregated"}

@@ -52,15 +52,16 @@ MESSAGES_REJECTED = Counter(
     ["reason"])
 RATE_LIMIT_WAIT = Histogram(
     "podfleet_rate_limit_wait_seconds",
-    "Time a launcher waited for the cluster-wide rate limiter before a create.",
-    buckets=LATENCY_BUCKETS)
+    "Time a launcher waited for its task queue's cluster-wide rate limiter before a create.",
+    ["queue"], buckets=LATENCY_BUCKETS)
 RATE_LIMIT_GRANTED = Counter(
     "podfleet_rate_limit_granted_total",
-    "Create permits granted by the cluster-wide rate limiter (rate() of it is the launch rate).")
+    "Create permits granted by a task queue's cluster-wide rate limiter (rate() of it is the "
+    "queue's launch rate).", ["queue"])
 RATE_LIMIT_CONFIGURED = Gauge(
     "podfleet_rate_limit_per_second",
-    "The configured cluster-wide pod creation limit (0 = unlimited).",
-    multiprocess_mode="max")
+    "The configured cluster-wide pod creation limit of a task queue (0 = unlimited).",
+    ["queue"], multiprocess_mode="max")
 
 # --- Kubernetes API ----------------------------------------------------------------------
 KUBE_REQUESTS = Counter(

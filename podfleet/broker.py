@@ -96,16 +96,20 @@ def make_broker(settings: Settings, *, middleware: Sequence[Middleware] = (),
     )
 
 
-def worker_environment(threads: int) -> dict[str, str]:
+def worker_environment(threads: int, launch_queues: int = 1) -> dict[str, str]:
     """dramatiq tuning read from the environment when a worker process imports dramatiq.
 
     Prefetch stays small: a launch message carries a whole batch and takes a while, so a
     worker hoarding hundreds of them would starve its peers and leave more to redeliver after
-    a crash.
+    a crash. A worker consuming several launch queues shares its threads out instead: each
+    queue's consumer holds at most ``threads // launch_queues`` messages (dramatiq's prefetch
+    is per queue), so a flooded queue occupies at most its share of the threads and another
+    queue's launch always finds one free rather than waiting behind the flood.
     """
+    prefetch = max(4, 2 * threads) if launch_queues <= 1 else max(1, threads // launch_queues)
     return {
         "dramatiq_worker_timeout": str(WORKER_TIMEOUT_MS),
-        "dramatiq_queue_prefetch": str(max(4, 2 * threads)),
+        "dramatiq_queue_prefetch": str(prefetch),
     }
 
 

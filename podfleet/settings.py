@@ -82,7 +82,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("PODFLEET_LAUNCH_BACKOFF_SECONDS", "0.5", "First retry delay; doubles, jittered."),
     Variable("PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS", "30", "Longest retry delay."),
     Variable("PODFLEET_KUBE_TIMEOUT_SECONDS", "10", "Timeout of one Kubernetes API request."),
-    Variable("PODFLEET_LAUNCH_QUEUE", "podfleet.launch", "dramatiq queue of launch messages."),
+    Variable("PODFLEET_LAUNCH_QUEUE", "podfleet.launch",
+             "dramatiq queue of the default task queue's launch messages; a task queue listed "
+             "in PODFLEET_QUEUE_RATES gets `<this>.<queue>`."),
+    Variable("PODFLEET_QUEUE_RATES", "",
+             "Task queues with a dramatiq queue and a rate limit of their own, as "
+             "`queue=rate,…` (pod creations per second, 0 = no limit), e.g. `etl=50,ml=10`. "
+             "A task whose queue is unlisted (or `default`, or none) goes to the default queue "
+             "and shares PODFLEET_LAUNCH_RATE, so the pool's total creation rate is at most "
+             "the sum of the configured rates. Executors and workers must agree on it."),
     Variable("PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS", "15",
              "A worker silent this long counts as dead: its unacknowledged launch messages "
              "are redelivered to other workers."),
@@ -151,6 +159,22 @@ KUBELET_WAITING_REASONS = frozenset({
 
 # dramatiq's own rule for queue names; anything else fails only when a worker declares it.
 _QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
+#: The task queue of tasks that name none (Airflow's ``operators.default_queue``).
+DEFAULT_QUEUE = "default"
+
+
+def queue_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a queue name, or None. The one rule for every queue name podfleet
+    takes (PODFLEET_LAUNCH_QUEUE, PODFLEET_QUEUE_RATES, a task's ``queue=``, ``worker
+    --queues``): dramatiq's, less the suffixes it reserves for delay and dead-letter queues."""
+    if not isinstance(name, str):
+        return f"a queue name must be a string, not {type(name).__name__}"
+    if not _QUEUE_NAME.fullmatch(name) or len(name) > 200:
+        return ("a queue name starts with a letter or '_' and has only letters, digits, '.', "
+                "'_' and '-' (at most 200 characters)")
+    if name.endswith((".DQ", ".XQ")) or name in ("DQ", "XQ"):
+        return "a queue name must not end in DQ or XQ (dramatiq's delay and dead-letter queues)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,13 +215,15 @@ class LogSettings:
 
 @dataclass(frozen=True, slots=True)
 class LaunchSettings:
-    queue: str
-    rate: float
+    queue: str  # the default task queue's dramatiq queue
+    rate: float  # the default task queue's rate limit
     burst: int
     batch_size: int
     max_attempts: int
     backoff_seconds: float
     backoff_max_seconds: float
+    #: Task queues with a dramatiq queue and a rate of their own (PODFLEET_QUEUE_RATES).
+    queue_rates: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,10 +314,8 @@ class Settings:
         if metrics_dir:
             _check_writable_dir("PODFLEET_METRICS_DIR", metrics_dir)
         queue = env.text("PODFLEET_LAUNCH_QUEUE") or "podfleet.launch"
-        if not _QUEUE_NAME.fullmatch(queue):
-            raise SettingsError(
-                f"PODFLEET_LAUNCH_QUEUE={queue!r} is invalid: a dramatiq queue name starts "
-                "with a letter or '_' and has only letters, digits, '.', '_' and '-'")
+        _check([p for p in [queue_name_problem(queue)] if p], "PODFLEET_LAUNCH_QUEUE", queue)
+        queue_rates = env.queue_rates("PODFLEET_QUEUE_RATES")
         heartbeat = env.number("PODFLEET_HEARTBEAT_SECONDS", float, minimum=0.05)
         heartbeat_timeout = env.number("PODFLEET_HEARTBEAT_TIMEOUT_SECONDS", float,
                                        minimum=0.1)
@@ -358,6 +382,7 @@ class Settings:
                                            minimum=0),
                 backoff_max_seconds=env.number("PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS", float,
                                                minimum=0),
+                queue_rates=queue_rates,
             ),
             broker=BrokerSettings(
                 heartbeat_timeout_seconds=env.number(
@@ -464,6 +489,30 @@ class _Reader:
             bounds += f" and ≤ {maximum}" if maximum is not None else ""
             raise SettingsError(f"{name} must be {what}{bounds}, got {raw!r}")
         return value  # type: ignore[no-any-return]
+
+    def queue_rates(self, name: str) -> dict[str, float]:
+        """``queue=rate,…``: each queue name valid and listed once, each rate finite, ≥ 0."""
+        rates: dict[str, float] = {}
+        for item in (i.strip() for i in self.text(name).split(",")):
+            if not item:
+                continue
+            queue, equals, raw = (part.strip() for part in item.partition("="))
+            if not equals:
+                raise SettingsError(f"{name}: {item!r} must be queue=rate (e.g. etl=50)")
+            _check([p for p in [queue_name_problem(queue)] if p], name, queue)
+            if queue == DEFAULT_QUEUE:
+                raise SettingsError(f"{name}: the default queue's rate is PODFLEET_LAUNCH_RATE")
+            if queue in rates:
+                raise SettingsError(f"{name}: queue {queue!r} is listed twice")
+            try:
+                rate = float(raw)
+            except ValueError:
+                rate = -1.0
+            if not math.isfinite(rate) or rate < 0:
+                raise SettingsError(f"{name}: the rate of {queue!r} must be a finite number "
+                                    f"≥ 0 (creations per second), got {raw!r}")
+            rates[queue] = rate
+        return rates
 
     def boolean(self, name: str) -> bool:
         raw = self.text(name).lower()

@@ -40,11 +40,15 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV" || { apt_install python3-venv && "$PY" -m venv "$VENV"; }
 fi
 
-want="$(cat "$ROOT/pyproject.toml" | sha256sum | cut -c1-16)"
+# The versions CI tested: requirements/lock.txt pins everything `.[dev]` resolves to (within
+# pyproject's ranges) and is installed as constraints; scripts/lock.sh refreshes it.
+LOCK="$ROOT/requirements/lock.txt"
+want="$(cat "$ROOT/pyproject.toml" "$LOCK" | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
-    log "installing podfleet and its dependencies into .venv"
+    log "installing podfleet and its dependencies (pinned by requirements/lock.txt) into .venv"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    "$VENV/bin/python" -m pip install -q -e "$ROOT[dev]" 2>&1 | grep -v -E "^WARNING: Location|^$" >&2 || true
+    "$VENV/bin/python" -m pip install -q -c "$LOCK" -e "$ROOT[dev]" 2>&1 \
+        | grep -v -E "^WARNING: Location|^$" >&2 || true
     "$VENV/bin/python" -c "import podfleet.cli" || { log "install failed"; exit 1; }
     echo "$want" > "$STAMP"
 fi

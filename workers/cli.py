@@ -34,7 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", "-t", type=int, default=8,
                         help="worker threads per process (default: 8)")
     parser.add_argument("--queues", "-Q", nargs="*", default=None,
-                        help="consume only these queues (default: every queue of the actors)")
+                        help="launch only the tasks of these task queues, comma-separated "
+                             "('default' and the names in PODFLEET_QUEUE_RATES; default: all "
+                             "of them)")
     parser.add_argument("--no-watcher", action="store_true",
                         help="do not run the watcher actor in these processes")
     parser.add_argument("--check", action="store_true",
@@ -88,7 +90,46 @@ def check(settings: Settings) -> int:
     return 0 if ok else 1
 
 
-def _start_metrics(settings: Settings) -> tuple[Any, str | None]:
+def consumed_queues(settings: Settings, names: list[str] | None, *, watcher: bool
+                    ) -> list[str]:
+    """The dramatiq queues a worker consumes for ``--queues names`` (None: every task queue).
+
+    A name is a task queue (``default`` or one of PODFLEET_QUEUE_RATES) or a dramatiq queue
+    name itself; the watcher's queue is added unless ``--no-watcher``. Anything else would
+    consume a queue nobody sends to, so it is refused, naming what is configured.
+    """
+    from podfleet.broker import WATCH_QUEUE
+    from podfleet.contracts.queues import configured_routes
+    from podfleet.settings import queue_name_problem
+
+    routes = configured_routes(settings)
+    if not names:
+        chosen = [route.broker_queue for route in routes]
+    else:
+        by_name = {route.name: route.broker_queue for route in routes}
+        by_name.update({route.broker_queue: route.broker_queue for route in routes})
+        by_name[WATCH_QUEUE] = WATCH_QUEUE
+        chosen = []
+        for name in (n.strip() for arg in names for n in arg.split(",")):
+            if not name:
+                continue
+            trouble = queue_name_problem(name)
+            if trouble:
+                raise SettingsError(f"--queues: {name!r} is invalid: {trouble}")
+            if name not in by_name:
+                known = ", ".join(route.name for route in routes)
+                raise SettingsError(
+                    f"--queues: {name!r} is not a configured task queue (configured: {known}; "
+                    "add it to PODFLEET_QUEUE_RATES, as on the executors)")
+            chosen.append(by_name[name])
+        if not chosen:
+            raise SettingsError("--queues: no queue named")
+    if watcher:
+        chosen.append(WATCH_QUEUE)
+    return list(dict.fromkeys(chosen))
+
+
+def _start_metrics(settings: Settings, queues: list[str]) -> tuple[Any, str | None]:
     """Prepare the multiprocess directory and serve the host's endpoint (best effort)."""
     try:
         from podfleet.monitoring import exposition
@@ -96,18 +137,17 @@ def _start_metrics(settings: Settings) -> tuple[Any, str | None]:
         return None, None
     directory = exposition.prepare_multiprocess_dir(settings)
     try:
-        server = exposition.serve_worker_metrics(settings, (settings.launch.queue,))
+        server = exposition.serve_worker_metrics(settings, queues)
     except OSError as exc:
         print(f"podfleet worker: metrics endpoint not started: {exc}", file=sys.stderr)
         server = None
     return server, directory
 
 
-def dramatiq_command(args: argparse.Namespace) -> list[str]:
+def dramatiq_command(args: argparse.Namespace, queues: list[str]) -> list[str]:
     command = [sys.executable, "-m", "dramatiq", ACTORS_BROKER,
-               "--processes", str(args.processes), "--threads", str(args.threads)]
-    if args.queues:
-        command += ["--queues", *args.queues]
+               "--processes", str(args.processes), "--threads", str(args.threads),
+               "--queues", *queues]
     if args.verbose:
         command.append("-" + "v" * args.verbose)
     return command
@@ -118,17 +158,19 @@ def run(args: argparse.Namespace) -> int:
         raise SettingsError("--processes and --threads must be at least 1")
     settings = Settings.from_env()
     validate(settings)
+    queues = consumed_queues(settings, args.queues, watcher=not args.no_watcher)
     if args.check:
         return check(settings)
     _kube_client(settings).close()
 
-    from podfleet.broker import worker_environment
+    from podfleet.broker import WATCH_QUEUE, worker_environment
 
-    server, metrics_dir = _start_metrics(settings)
-    env = {**os.environ, **worker_environment(args.threads)}
+    server, metrics_dir = _start_metrics(settings, queues)
+    launch_queues = len([q for q in queues if q != WATCH_QUEUE])
+    env = {**os.environ, **worker_environment(args.threads, launch_queues)}
     if args.no_watcher:
         env[NO_WATCHER_VARIABLE] = "1"
-    child = subprocess.Popen(dramatiq_command(args), env=env)
+    child = subprocess.Popen(dramatiq_command(args, queues), env=env)
 
     def forward(signum: int, frame: FrameType | None) -> None:
         if child.poll() is None:

@@ -31,7 +31,7 @@ from podfleet.settings import Settings, redact_url
 
 NAME = "submit"
 FILE_FIELDS = ("dag_id", "task_id", "run_id", "map_index", "try_number", "command", "queue",
-               "executor_config", "deadline")
+               "executor_config", "deadline", "priority")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--map-index", type=int, default=None,
                         help="map index (default -1; with --count: 0..N-1)")
     parser.add_argument("--try-number", type=int, default=1)
-    parser.add_argument("--queue", default=None)
+    parser.add_argument("--queue", default=None,
+                        help="task queue: one of PODFLEET_QUEUE_RATES has its own launch queue "
+                             "and rate; any other shares the default's")
+    parser.add_argument("--priority", type=int, default=0,
+                        help="priority weight: when slots are short, higher is sent first")
     parser.add_argument("--executor-config", default=None, metavar="JSON",
                         help="per-task pod settings as JSON, e.g. "
                              "'{\"pod_override\": {...}}'")
@@ -198,7 +202,8 @@ def _submissions(args: argparse.Namespace, now: float) -> list[TaskSubmission]:
         start = 0 if args.map_index is None else args.map_index
         map_indexes = list(range(start, start + args.count))
     return [TaskSubmission((args.dag_id, args.task_id, args.run_id, index, args.try_number),
-                           command, args.queue, config, deadline) for index in map_indexes]
+                           command, args.queue, config, deadline, args.priority)
+            for index in map_indexes]
 
 
 def _read_file(path: str) -> list[TaskSubmission]:
@@ -224,7 +229,8 @@ def _read_file(path: str) -> list[TaskSubmission]:
         # Validation (command_problem) judges the command, whatever its type here.
         submissions.append(TaskSubmission(key, data.get("command"),  # type: ignore[arg-type]
                                           data.get("queue"),
-                                          data.get("executor_config"), data.get("deadline")))
+                                          data.get("executor_config"), data.get("deadline"),
+                                          data.get("priority", 0)))
     if not submissions:
         raise ValueError(f"{path} holds no tasks")
     return submissions

@@ -17,6 +17,7 @@ The constructor does no I/O (Airflow's API server builds executors only to read 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -188,8 +189,8 @@ class PodFleetExecutor(BaseExecutor):
             callback_id = str(workload.callback.id)
             key = TaskKey(CALLBACK_DAG, callback_id, "callback", -1, 1)
             launch_id = launch_id_for(None, f"callback:{callback_id}")
-            submission = TaskSubmission(key, workload_command(workload), None, None, expiry,
-                                        launch_id)
+            submission = TaskSubmission(key, workload_command(workload), deadline=expiry,
+                                        launch_id=launch_id)
             return key, Tracked(workload.key, launch_id, submission, is_callback=True)
         ti = workload.ti
         key = task_key(ti)
@@ -199,8 +200,9 @@ class PodFleetExecutor(BaseExecutor):
             ti.executor_config, labels=labels, annotations=annotations,
             templates=self._templates, mutation_hook=compat.pod_mutation_hook())
         launch_id = launch_id_for(ti.external_executor_id, ti.id)
-        submission = TaskSubmission(key, workload_command(workload), ti.queue, config, expiry,
-                                    launch_id)
+        submission = TaskSubmission(key, workload_command(workload), queue=ti.queue,
+                                    executor_config=config, deadline=expiry,
+                                    priority=int(ti.priority_weight or 0), launch_id=launch_id)
         return key, Tracked(compat.workload_key(self, workload), launch_id, submission,
                             ti.external_executor_id, str(ti.id))
 
@@ -262,9 +264,7 @@ class PodFleetExecutor(BaseExecutor):
         tracked.pod_attempt += 1
         launch_id = launch_id_for(tracked.external_executor_id, tracked.ti_id,
                                   tracked.pod_attempt)
-        old = tracked.submission
-        tracked.submission = TaskSubmission(old.key, old.command, old.queue,
-                                            old.executor_config, old.deadline, launch_id)
+        tracked.submission = dataclasses.replace(tracked.submission, launch_id=launch_id)
         tracked.launch_id = launch_id
         log.warning("pod for %s failed before the task started (%s); replacing it "
                     "(pod attempt %d), no task retry used", tracked.airflow_key, reason,

@@ -32,6 +32,8 @@ class LaunchRequest:
     ``launch_id`` is assigned once when the try is queued and names the pod, so a redelivered
     request creates nothing new (the API answers 409). ``deadline`` (epoch seconds) bounds how
     late the pod may still be created; past it the launcher fails the task as "expired".
+    ``priority`` (Airflow's ``priority_weight``): within a message, higher goes first. A
+    message without it (an older executor) reads as 0.
     """
 
     key: TaskKey
@@ -43,6 +45,7 @@ class LaunchRequest:
     queue: str | None = None
     executor_config: dict[str, Any] = field(default_factory=dict)
     deadline: float | None = None
+    priority: int = 0
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -55,6 +58,7 @@ class LaunchRequest:
             "queue": self.queue,
             "executor_config": self.executor_config,
             "deadline": self.deadline,
+            "priority": self.priority,
         }
 
     @classmethod
@@ -88,6 +92,9 @@ class LaunchRequest:
         executor_config = data.get("executor_config") or {}
         if not isinstance(executor_config, dict):
             raise InvalidMessage("executor_config must be an object")
+        priority = data.get("priority", 0)
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise InvalidMessage("priority must be an integer")
         return cls(
             key=key,
             launch_id=launch_id,
@@ -98,6 +105,7 @@ class LaunchRequest:
             queue=queue,
             executor_config=executor_config,
             deadline=None if deadline is None else float(deadline),
+            priority=priority,
         )
 
 

@@ -53,6 +53,16 @@ def test_defaults_need_no_configuration() -> None:
          "'ImagePulBackOff' is not a waiting reason a kubelet reports (did you mean "
          "'ImagePullBackOff'?)"),
         ("PODFLEET_METRICS_HOST", "everywhere", "PODFLEET_METRICS_HOST must be an IP address"),
+        ("PODFLEET_QUEUE_RATES", "etl", "PODFLEET_QUEUE_RATES: 'etl' must be queue=rate"),
+        ("PODFLEET_QUEUE_RATES", "my etl=5", "PODFLEET_QUEUE_RATES='my etl' is invalid: a "
+         "queue name starts with a letter"),
+        ("PODFLEET_QUEUE_RATES", "etl=fast",
+         "PODFLEET_QUEUE_RATES: the rate of 'etl' must be a finite number ≥ 0"),
+        ("PODFLEET_QUEUE_RATES", "etl=inf", "the rate of 'etl' must be a finite number"),
+        ("PODFLEET_QUEUE_RATES", "etl=-1", "the rate of 'etl' must be a finite number ≥ 0"),
+        ("PODFLEET_QUEUE_RATES", "etl=5,etl=6", "queue 'etl' is listed twice"),
+        ("PODFLEET_QUEUE_RATES", "default=5", "the default queue's rate is PODFLEET_LAUNCH_RATE"),
+        ("PODFLEET_QUEUE_RATES", "etl.DQ=5", "must not end in DQ or XQ"),
         ("PODFLEET_LAUNCH_RAET", "5",
          "PODFLEET_LAUNCH_RAET is not a podfleet setting (did you mean PODFLEET_LAUNCH_RATE?)"),
     ],
@@ -61,6 +71,12 @@ def test_invalid_value_names_the_variable(variable: str, value: str, expected: s
     with pytest.raises(SettingsError) as error:
         Settings.from_env({variable: value})
     assert expected in str(error.value)
+
+
+def test_queue_rates_map_each_listed_queue_to_its_rate() -> None:
+    settings = Settings.from_env({"PODFLEET_QUEUE_RATES": " etl = 50, ml=0.5 ,"})
+    assert settings.launch.queue_rates == {"etl": 50.0, "ml": 0.5}
+    assert Settings.from_env({}).launch.queue_rates == {}
 
 
 def test_a_metrics_dir_under_a_file_is_refused_at_start(tmp_path: Path) -> None:

@@ -8,10 +8,13 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 
+from podfleet.broker import LAUNCH_ACTOR_NAME
 from podfleet.contracts.events import EventKind, EventSource, TaskEvent, publish_events
 from podfleet.contracts.keys import TaskKey
+from podfleet.contracts.messages import LaunchBatch, open_envelope
 from podfleet.contracts.naming import pod_name, task_annotations, task_labels
 from podfleet.contracts.redis_keys import RedisKeys
+from podfleet.contracts.signing import MessageSigner
 from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor
 from podfleet.executor.db import TaskInstance, make_engine
@@ -95,3 +98,19 @@ def deleted(kube: KubeClient, namespace: str, name: str) -> bool:
     container started is removed only after its graceful termination)."""
     pod = kube.get_pod(namespace, name)
     return pod is None or bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def sent_batches(executor: Executor, queue: str | None = None) -> list[LaunchBatch]:
+    """The launch messages waiting on dramatiq queue ``queue`` (default: the default task
+    queue's), verified and parsed as a launcher would."""
+    import dramatiq
+
+    namespace = executor.broker.namespace
+    queue = queue or executor.settings.launch.queue
+    client = executor.broker.client
+    batches = []
+    for message_id in client.lrange(f"{namespace}:{queue}", 0, -1):
+        message = dramatiq.Message.decode(client.hget(f"{namespace}:{queue}.msgs", message_id))
+        assert message.actor_name == LAUNCH_ACTOR_NAME
+        batches.append(open_envelope(message.args[0], MessageSigner(SIGNING_KEY.encode())))
+    return batches

@@ -9,6 +9,7 @@ import pytest
 from executor_support import SIGNING_KEY, rows
 
 from podfleet.cli import main
+from podfleet.executor.migrate import head_revision
 
 DB_FLAGS = ("--dag-id", "etl", "--task-id", "load", "--run-id", "r1")
 
@@ -25,7 +26,7 @@ def sqlite_env(tmp_path: Path, redis_url: str, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture
 def upgraded(sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> str:
     assert main(["db", "upgrade"]) == 0
-    assert "at revision 0001" in capsys.readouterr().out
+    assert f"at revision {head_revision()}" in capsys.readouterr().out
     return sqlite_env
 
 
@@ -129,3 +130,31 @@ def test_a_postgresql_url_without_the_postgres_extra_names_the_extra(tmp_path: P
     assert result.returncode == 2
     assert "pip install 'podfleet[postgres]'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_submit_refuses_an_invalid_queue_name_saying_why(
+        upgraded: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["submit", *DB_FLAGS, "--queue", "my queue", "--", "true"]) == 2
+    err = capsys.readouterr().err
+    assert "queue 'my queue' is invalid: a queue name starts with a letter" in err
+    assert rows(upgraded) == []
+
+
+def test_submit_keeps_the_queue_and_priority_it_was_given(upgraded: str) -> None:
+    assert main(["submit", *DB_FLAGS, "--queue", "etl", "--priority", "7", "--", "true"]) == 0
+    (row,) = rows(upgraded)
+    assert (row.queue, row.priority) == ("etl", 7)
+
+
+@pytest.mark.parametrize(("queues", "expected"), [
+    ("nightly", "--queues: 'nightly' is not a configured task queue (configured: default, "
+                "etl; add it to PODFLEET_QUEUE_RATES"),
+    ("etl,my queue", "--queues: 'my queue' is invalid: a queue name starts with a letter"),
+])
+def test_a_worker_for_a_queue_nobody_configured_is_refused_at_start(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        queues: str, expected: str) -> None:
+    monkeypatch.setenv("PODFLEET_SIGNING_KEY", SIGNING_KEY)
+    monkeypatch.setenv("PODFLEET_QUEUE_RATES", "etl=5")
+    assert main(["worker", "--queues", queues]) == 2
+    assert expected in capsys.readouterr().err

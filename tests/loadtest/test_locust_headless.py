@@ -6,6 +6,7 @@ loadtest/run_headless.py exactly as a user runs it.
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -36,8 +37,11 @@ def test_short_headless_run_reports_launch_latencies_without_failures(tmp_path: 
     # And the workers' metrics counted every pod locust saw launched, and no more than it sent
     created = summary["pods_created_metric"]
     assert summary["launches"] <= created <= summary["tasks_submitted"]
-    # And locust wrote its usual CSV files
+    # And locust wrote its usual CSV files, a row per kind under a request type of its own
     assert (tmp_path / "podfleet_stats.csv").exists()
+    with open(tmp_path / "podfleet_stats.csv", newline="") as handle:
+        kinds = {(row["Type"], row["Name"]) for row in csv.DictReader(handle)}
+    assert {("launch", "pod"), ("end-to-end", "task"), ("submit", "submit_many")} <= kinds
 
 
 def test_failures_are_counted_once_not_again_in_locusts_aggregated_row(tmp_path: Path) -> None:

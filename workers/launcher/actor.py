@@ -1,10 +1,14 @@
-"""The launch actor (:data:`podfleet.broker.LAUNCH_ACTOR_NAME`) on ``settings.launch.queue``.
+"""The launch actor (:data:`podfleet.broker.LAUNCH_ACTOR_NAME`) on every task queue's queue.
 
 Importing this module declares the actor on the worker's broker
-(:func:`podfleet.workers.runtime.worker_broker`). The :class:`Launcher` and its connections are
-made on the first message, inside the worker process (after dramatiq forks it), and closed when
-the worker shuts down (:class:`LauncherShutdown`): its HTTP session, event loop thread and
-connection pool.
+(:func:`podfleet.workers.runtime.worker_broker`) on ``settings.launch.queue``, and declares
+the dramatiq queue of every task queue in ``PODFLEET_QUEUE_RATES`` too: dramatiq finds an
+actor by name, whatever queue its message came from, so one actor serves them all, and the
+worker consumes each declared queue (``podfleet worker --queues`` picks among them).
+
+The :class:`Launcher` and its connections are made on the first message, inside the worker
+process (after dramatiq forks it), and closed when the worker shuts down
+(:class:`LauncherShutdown`): its HTTP session, event loop thread and connection pool.
 """
 
 from __future__ import annotations
@@ -13,8 +17,11 @@ import threading
 from typing import Any
 
 import dramatiq
+from dramatiq.common import q_name
+from dramatiq.middleware import CurrentMessage
 
 from podfleet.broker import LAUNCH_ACTOR_NAME, enqueue_envelopes
+from podfleet.contracts.queues import configured_routes
 from podfleet.contracts.signing import MessageSigner
 from podfleet.kube.client import KubeClient
 from podfleet.monitoring.metrics import observe_kube_request
@@ -47,9 +54,13 @@ def launcher() -> Launcher:
             if _launcher is None:
                 settings = worker_settings()
                 broker = worker_broker()
-                queue = settings.launch.queue
 
                 def requeue(envelope: dict[str, Any], delay_ms: int) -> None:
+                    # Back to the queue the message came from (its delay queue's name
+                    # stripped), so a handed-back launch keeps its task queue's place.
+                    message = CurrentMessage.get_current_message()
+                    queue = (q_name(message.queue_name) if message is not None
+                             else settings.launch.queue)
                     enqueue_envelopes(broker, queue, [envelope], delay_ms=delay_ms or None)
 
                 _launcher = Launcher(
@@ -83,3 +94,6 @@ launch_actor: dramatiq.Actor[[Any], None] = dramatiq.actor(
     # not interrupt a thread that waits out a Redis outage, or the message would be acked.
     time_limit=REDIS_OUTAGE_LIMIT_MS,
 )(launch)
+
+for _route in configured_routes(worker_settings())[1:]:
+    worker_broker().declare_queue(_route.broker_queue)

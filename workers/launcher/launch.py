@@ -13,9 +13,12 @@ The rules, per pod (PITFALLS.md lists what they prevent):
   → retried with exponential backoff and jitter, honouring Retry-After, until
   ``settings.launch.max_attempts`` attempts, then FAILED with the last reason.
 
-Creates go out in slow-start rounds (1, 2, 4, … at once), each round's size granted by the
-cluster-wide rate limiter first; a retryable failure halves the round and stops its growth,
-as Kubernetes' own controllers do, so a sick API server or an exhausted quota is not hammered.
+A message holds the tasks of one task queue (the executor routes them so), highest priority
+first; the launcher keeps that order. Creates go out in slow-start rounds (1, 2, 4, … at
+once), each round's size granted first by the cluster-wide rate limiter of the message's task
+queue (:mod:`podfleet.contracts.queues`: its own bucket, or the default's); a retryable
+failure halves the round and stops its growth, as Kubernetes' own controllers do, so a sick
+API server or an exhausted quota is not hammered.
 A worker thread only sleeps through short waits: when every pod left must wait longer than
 :data:`LONG_WAIT_S`, or the message has used :data:`MESSAGE_BUDGET_S`, the leftovers go back to
 the broker as a new signed message, delayed, carrying their attempt counts. The message is
@@ -52,6 +55,7 @@ from podfleet.contracts.messages import (
     open_envelope,
 )
 from podfleet.contracts.naming import pod_name
+from podfleet.contracts.queues import QueueRoute, route_for
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
 from podfleet.contracts.states import TaskState
@@ -85,7 +89,6 @@ MAX_ROUND = 64
 LIMITER_MAX_WAIT_S = 5.0
 # Longest an outcome may wait for the rest of its message before it is published anyway.
 MAX_EVENT_DELAY_S = 0.05
-RATE_LIMIT_NAME = "launch"
 # How long the launcher waits between looks for a Redis that went away mid-message.
 REDIS_RETRY_S = (0.2, 5.0)
 
@@ -173,20 +176,29 @@ class Launcher:
         self.requeue = requeue
         self.keys = RedisKeys(settings.redis.prefix)
         self.factory = factory or PodFactory(settings)
-        self.limiter = limiter or ClusterRateLimiter(
-            redis_client, self.keys.rate_limit(RATE_LIMIT_NAME), settings.launch.rate,
-            settings.launch.burst)
+        # One bucket per task queue route, made on first use; ``limiter`` replaces the
+        # default route's (tests).
+        self._limiters: dict[str, ClusterRateLimiter] = {}
+        if limiter is not None:
+            self._limiters[route_for(settings, None).limiter_name] = limiter
+        self.limiter = self.limiter_for(None)
         self.max_attempts = settings.launch.max_attempts
         self.records = LaunchRecords(redis_client, self.keys)
-        # A permit used later than this after its conformance time is stale (the process was
-        # paused: SIGSTOP, a GC pause, a frozen VM) and is not spent: a fresh one is taken.
-        rate = settings.launch.rate
-        self.stale_permit_s = max(0.05, 1.0 / rate) if rate > 0 else float("inf")
         # Metric children, looked up once: ``labels()`` takes a lock and builds a key per call.
         self._create_seconds = KUBE_REQUEST_DURATION.labels(verb="create")
         self._create_codes: dict[int, Any] = {}
         self._outcomes: dict[tuple[str, str], Any] = {}
         self._latencies: dict[str, Any] = {}
+
+    def limiter_for(self, queue: str | None) -> ClusterRateLimiter:
+        """The rate limiter of task queue ``queue``'s route (shared by unlisted queues)."""
+        route: QueueRoute = route_for(self.settings, queue)
+        limiter = self._limiters.get(route.limiter_name)
+        if limiter is None:
+            limiter = self._limiters.setdefault(route.limiter_name, ClusterRateLimiter(
+                self.redis, self.keys.rate_limit(route.limiter_name), route.rate, route.burst,
+                queue=route.name))
+        return limiter
 
     def close(self) -> None:
         """Close the session and stop the event loop (at worker shutdown)."""
@@ -270,10 +282,13 @@ class Launcher:
             attempts, reason = carried.get(request.launch_id, (0, ""))
             pending.append(_Pending(request, pod, attempts=attempts, last_reason=reason))
         pending = self._skip_finished_launches(pending, decided, report, created)
+        # Highest priority first (stable: the executor's order among equals).
+        pending.sort(key=lambda p: -p.request.priority)
+        limiter = self.limiter_for(batch.requests[0].queue)
         outbox = _Outbox()
         outbox.add(decided)
         try:
-            self._create_all(pending, report, outbox, created)
+            self._create_all(pending, report, outbox, created, limiter)
         finally:
             # Whatever is decided is published, even when something unexpected went wrong.
             self._flush(outbox, report)
@@ -314,8 +329,11 @@ class Launcher:
     # --- the create loop ----------------------------------------------------------------
 
     def _create_all(self, pending: list[_Pending], report: LaunchReport,
-                    outbox: _Outbox, created: set[str]) -> None:
+                    outbox: _Outbox, created: set[str], limiter: ClusterRateLimiter) -> None:
         started = time.monotonic()
+        # A permit used later than this after its conformance time is stale (the process was
+        # paused: SIGSTOP, a GC pause, a frozen VM) and is not spent: a fresh one is taken.
+        stale_s = max(0.05, 1.0 / limiter.rate) if limiter.rate > 0 else float("inf")
         window = 1
         growing = True
         while pending:
@@ -341,9 +359,9 @@ class Launcher:
                 pending = [p for p in pending if id(p) not in gone]
                 continue
             size = min(window, len(ready))
-            if not self.limiter.unlimited or outbox.overdue():
+            if not limiter.unlimited or outbox.overdue():
                 self._flush(outbox, report)  # the limiter may make this thread wait
-            grant = self.limiter.acquire(size, min(LIMITER_MAX_WAIT_S, max(
+            grant = limiter.acquire(size, min(LIMITER_MAX_WAIT_S, max(
                 0.1, MESSAGE_BUDGET_S - (time.monotonic() - started))))
             if not grant.granted:
                 continue
@@ -356,7 +374,7 @@ class Launcher:
                     done_elsewhere, report))
                 pending = [p for p in pending if p.request.launch_id not in done_elsewhere]
                 continue
-            results = self.loop.run(self._create_round(batch, grant, created))
+            results = self.loop.run(self._create_round(batch, grant, created, stale_s))
             events: list[TaskEvent] = []
             failed_round = False
             done: set[int] = set()
@@ -376,22 +394,24 @@ class Launcher:
                 window = min(MAX_ROUND, window * 2)
 
     async def _create_round(self, batch: list[_Pending], grant: Grant,
-                            created: set[str]) -> list[_Result]:
+                            created: set[str], stale_s: float) -> list[_Result]:
         """One slow-start round: the creates of ``batch`` concurrently, results in order.
 
         Each create waits for its own rate-limiter permit (``grant.delay(i)``), so the pool
         never sends faster than the cluster-wide rate, even within one round.
         """
         return list(await asyncio.gather(
-            *(self._create(item, grant.due_at(i), created) for i, item in enumerate(batch))))
+            *(self._create(item, grant.due_at(i), created, stale_s)
+              for i, item in enumerate(batch))))
 
-    async def _create(self, item: _Pending, due_at: float, created: set[str]) -> _Result:
+    async def _create(self, item: _Pending, due_at: float, created: set[str],
+                      stale_s: float) -> _Result:
         """Create ``item``'s pod at its permit's time ``due_at`` (monotonic); a permit found
         stale (the process was paused past it) is not used: ``stale`` asks for a new one."""
         wait = due_at - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        if time.monotonic() - due_at > self.stale_permit_s:
+        if time.monotonic() - due_at > stale_s:
             return _Result("stale")
         namespace = item.request.namespace
         sent_at = time.time()

@@ -46,9 +46,11 @@ class ClusterRateLimiter:
     """``rate`` permits per second with a ``burst``, shared by everyone using ``key``.
 
     ``rate`` 0 means unlimited: no Redis call at all. Safe to share between threads.
+    ``queue`` (the task queue whose bucket this is) labels its metrics.
     """
 
-    def __init__(self, redis_client: Any, key: str, rate: float, burst: int) -> None:
+    def __init__(self, redis_client: Any, key: str, rate: float, burst: int, *,
+                 queue: str = "default") -> None:
         if rate < 0 or burst < 1:
             raise ValueError("rate must be ≥ 0 and burst ≥ 1")
         self.key = key
@@ -56,7 +58,9 @@ class ClusterRateLimiter:
         self.burst = burst
         self._interval_us = round(1_000_000 / rate) if rate > 0 else 0
         self._script = redis_client.register_script(_SCRIPT) if rate > 0 else None
-        RATE_LIMIT_CONFIGURED.set(rate)
+        RATE_LIMIT_CONFIGURED.labels(queue=queue).set(rate)
+        self._wait = RATE_LIMIT_WAIT.labels(queue=queue)
+        self._granted = RATE_LIMIT_GRANTED.labels(queue=queue)
 
     @property
     def unlimited(self) -> bool:
@@ -98,8 +102,8 @@ class ClusterRateLimiter:
                 if first > 0:
                     time.sleep(first)
                 waited = time.monotonic() - started
-                RATE_LIMIT_WAIT.observe(waited)
-                RATE_LIMIT_GRANTED.inc(grant.granted)
+                self._wait.observe(waited)
+                self._granted.inc(grant.granted)
                 # Due times stay anchored to the reservation: a pause in the sleep above
                 # shows up as stale permits, not as permits that seem to conform now.
                 return Grant(grant.granted, waited,
