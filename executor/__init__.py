@@ -9,11 +9,11 @@ from __future__ import annotations
 from podfleet.executor.executor import (
     Executor,
     ExecutorFenced,
-    ActiveTry,
     ExecutorIdInUse,
     QueuedTask,
     SlotCounts,
 )
+from podfleet.executor.slots import ActiveTry
 from podfleet.executor.submission import DuplicateSubmission, InvalidSubmission, TaskSubmission
 
 __all__ = [

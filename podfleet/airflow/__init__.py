@@ -1,7 +1,7 @@
 """podfleet as an Airflow executor: ``[core] executor = podfleet.airflow.PodFleetExecutor``.
 
 Install with ``pip install 'podfleet[airflow]'``. The package registers itself as an Airflow
-provider (entry point ``apache_airflow_provider``: :func:`podfleet.airflow.provider.get_provider_info`),
+provider (entry point ``apache_airflow_provider``, see :mod:`podfleet.airflow.provider`),
 which brings the ``[podfleet]`` config section and the ``airflow podfleet`` CLI group.
 
 Nothing here imports Airflow at import time of ``podfleet.airflow`` itself, so the provider

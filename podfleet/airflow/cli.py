@@ -148,7 +148,7 @@ def command_group() -> Any:
     try:
         from airflow.cli.cli_config import ARG_BUNDLE_NAME
     except ImportError:  # pragma: no cover - Airflow 2
-        ARG_BUNDLE_NAME = Arg(("--bundle-name",), default=None)  # noqa: N806
+        ARG_BUNDLE_NAME = Arg(("--bundle-name",), default=None)
     team = Arg(("--team",), default=None, help="team whose [podfleet] settings to use")
     namespace = Arg(("--namespace",), default=None,
                     help="namespace to clean (default: [podfleet] namespace)")

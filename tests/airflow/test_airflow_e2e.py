@@ -81,6 +81,7 @@ def test_pod_override_and_pod_template_file_shape_the_pod(airflow_stack: Airflow
     assert xcom["value"] == "template-env"                   # the template's container env
 
 
+@pytest.mark.slow
 def test_tasks_choose_their_executor_beside_local_executor(airflow_stack: AirflowStack) -> None:
     run_id = airflow_stack.trigger("pf_mixed")
     assert airflow_stack.wait_for_run("pf_mixed", run_id) == "success"
@@ -167,6 +168,7 @@ def test_a_killed_scheduler_is_replaced_and_its_running_task_adopted_not_rerun(
     assert len(_podfleet_rows(airflow_stack, "pf_slow", run_id)) == len(rows) == 1  # one pod
 
 
+@pytest.mark.slow
 def test_cli_status_reports_podfleet_tasks(airflow_stack: AirflowStack) -> None:
     run_id = airflow_stack.trigger("pf_failing")
     airflow_stack.wait_for_run("pf_failing", run_id)
@@ -191,6 +193,7 @@ def test_cli_generate_dag_yaml_writes_the_pods_podfleet_would_create(
         "python", "-m", "airflow.sdk.execution_time.execute_workload"]
 
 
+@pytest.mark.slow
 def test_cli_cleanup_pods_deletes_finished_podfleet_pods_only(
         airflow_stack: AirflowStack, sim: RunningSimulator) -> None:
     kube = KubeClient(sim.api_client())
