@@ -1,0 +1,528 @@
+"""Airflow side by side: the KubernetesExecutor and podfleet's PodFleetExecutor, same cluster.
+
+    python bench/bench_airflow.py            1,000 tasks per executor (a few minutes)
+    python bench/bench_airflow.py --quick    100 tasks per executor (CI smoke, well under 90 s)
+
+Needs Airflow: run from the main venv, the script re-executes itself with the Airflow
+virtualenv's interpreter (``$PODFLEET_AIRFLOW_PYTHON``, else ``.venv-airflow/bin/python``; built
+by ``scripts/airflow-venv.sh``) and is skipped when there is none.
+
+One simulator in its own process (simulated mode: a pod is scheduled, starts and succeeds
+after ``--run-time`` seconds; no command runs), one throwaway ``AIRFLOW_HOME`` with SQLite,
+migrated once, holding a generated DAG of N independent tasks. Each executor then runs in a
+fresh interpreter of its own, driven the way the scheduler drives it but without one: a
+scheduler Job row, a DagRun whose N task instances are set QUEUED (try 1, queued by that job),
+one ``ExecuteTask`` workload per task instance (``ExecuteTask.make`` from the ORM rows) handed
+to ``queue_workload``, then ``heartbeat()`` every ``--loop-interval`` seconds until every key
+has had its final event from ``get_event_buffer()`` (an event after which the key has left
+``executor.running``: the pod finished). No task runs in simulated mode, so the state in that
+final event is the one the DB holds, QUEUED, for both executors alike (each reports the DB's
+state for a pod that succeeded, as the task would have written it).
+
+Reported per executor:
+
+* **pods/s**: accepted pod creates per second, seen from the simulator's side (``/_sim/stats``
+  polled every 20 ms by the parent process), first to last create;
+* **time to all finished**: first ``queue_workload`` until the last key's final event;
+* **CPU s per pod**: user+system CPU of the executor's process tree over the run, divided by
+  N: this interpreter and its children (the KubernetesExecutor's multiprocessing Manager and
+  watcher process; podfleet's ``podfleet worker`` processes with launchers and the watcher).
+  podfleet's Redis is shown apart (it is a server, as the Kubernetes API is);
+* **heartbeat()**: mean and max duration of the scheduler-side calls, over the run (all N
+  tasks queued at the first one).
+
+Settings that shape the result are printed: the KubernetesExecutor's
+``worker_pods_creation_batch_size`` (pods created per heartbeat, sequentially), podfleet's
+launch rate limit (far above what is reached, so it is not the bottleneck), workers and
+threads. Both executors delete finished pods; podfleet's log archive is off (the
+KubernetesExecutor keeps none).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+DAG_ID = "bench_airflow"
+NAMESPACE = "default"
+SIGNING_KEY = "bench-airflow-signing-key-0123456789"
+KE_BATCH = 32
+PODFLEET_RATE = 2000
+PODFLEET_WORKERS = 1
+PODFLEET_THREADS = 8
+
+
+# --- the interpreter ------------------------------------------------------------------------
+
+def ensure_airflow() -> None:
+    """Re-execute with the Airflow virtualenv's Python unless Airflow imports here."""
+    try:
+        import airflow  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        return
+    python = os.environ.get("PODFLEET_AIRFLOW_PYTHON") or str(ROOT / ".venv-airflow/bin/python")
+    if not Path(python).exists():
+        print("skipped: no .venv-airflow (scripts/airflow-venv.sh builds it)", flush=True)
+        sys.exit(0)
+    os.execv(python, [python, str(Path(__file__).resolve()), *sys.argv[1:]])
+
+
+# --- the parent: shared services, one child per executor ------------------------------------
+
+def airflow_env(home: Path, kubeconfig: Path, tasks: int) -> dict[str, str]:
+    """The environment both executors' interpreters (and ``airflow db migrate``) run with."""
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR":
+            "KubernetesExecutor,podfleet:podfleet.airflow.executor.PodFleetExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(max(1024, 2 * tasks)),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": os.environ.get("BENCH_AF_LOG", "WARNING"),
+        # Not the bench's business, and each is a DB or API round trip per heartbeat.
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "3600",
+        "AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
+        "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": str(kubeconfig),
+        "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE": NAMESPACE,
+        "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_PODS_CREATION_BATCH_SIZE": str(KE_BATCH),
+        "AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS": "True",
+        "AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS_ON_FAILURE": "True",
+        "AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE": str(home / "pod_template.yaml"),
+        "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_REPOSITORY": "apache/airflow",
+        "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_CONTAINER_TAG": "3.3.2",
+    }
+
+
+# Airflow's own example templates set restartPolicy Never (without one, Kubernetes' default,
+# Always, keeps a finished worker's container restarting, and the simulator's pod never ends).
+POD_TEMPLATE = """\
+apiVersion: v1
+kind: Pod
+metadata:
+  name: placeholder
+spec:
+  restartPolicy: Never
+  containers:
+    - name: base
+      image: apache/airflow:3.3.2
+"""
+
+
+def write_dag(home: Path, tasks: int) -> None:
+    dags = home / "dags"
+    dags.mkdir(parents=True, exist_ok=True)
+    (home / "pod_template.yaml").write_text(POD_TEMPLATE)
+    (dags / f"{DAG_ID}.py").write_text(textwrap.dedent(f"""\
+        from airflow.sdk import DAG
+        from airflow.providers.standard.operators.empty import EmptyOperator
+
+        with DAG("{DAG_ID}", schedule=None, catchup=False):
+            for i in range({tasks}):
+                EmptyOperator(task_id=f"t{{i:05d}}")
+        """))
+
+
+class CreatePoller:
+    """Polls the simulator's accepted-create counter, timestamping every change."""
+
+    def __init__(self, sim: Any) -> None:
+        from podfleet.simulator.admin import AdminClient
+
+        self.admin = AdminClient(sim.url, sim.token, ssl_context=sim.ssl_context())
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> CreatePoller:
+        self.base = self.admin.stats().creates.accepted
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        last = self.base
+        while not self._stop.is_set():
+            accepted = self.admin.stats().creates.accepted
+            if accepted != last:
+                self.samples.append((time.monotonic(), accepted - self.base))
+                last = accepted
+            self._stop.wait(0.02)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def rate(self) -> tuple[int, float, float]:
+        """(pods created, seconds from the first to the last create, pods/s)."""
+        if not self.samples:
+            return 0, 0.0, 0.0
+        created = self.samples[-1][1]
+        # The first sample's creates happened within one poll before it.
+        span = self.samples[-1][0] - self.samples[0][0] + 0.02
+        return created, span, (created / span if span > 0 else 0.0)
+
+
+def run_child(kind: str, spec: dict[str, Any], env: dict[str, str], tmp: Path,
+              sim: Any, timeout: float) -> dict[str, Any]:
+    spec_file = tmp / f"{kind}-spec.json"
+    out_file = tmp / f"{kind}-result.json"
+    spec_file.write_text(json.dumps({**spec, "out": str(out_file)}))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PODFLEET_"))}
+    with CreatePoller(sim) as poller, open(tmp / f"{kind}.log", "wb") as log:
+        code = subprocess.call([sys.executable, str(Path(__file__).resolve()), "--child", kind,
+                                str(spec_file)], env={**base, **env}, stdout=log,
+                               stderr=subprocess.STDOUT, timeout=timeout, cwd=tmp)
+    if code != 0 or not out_file.exists():
+        text = (tmp / f"{kind}.log").read_text(errors="replace")
+        kept = Path(tempfile.mkstemp(prefix=f"bench-airflow-{kind}-", suffix=".log")[1])
+        kept.write_text(text)
+        raise RuntimeError(f"the {kind} run exited {code} (its log: {kept}):\n{text[-3000:]}")
+    result: dict[str, Any] = json.loads(out_file.read_text())
+    created, span, rate = poller.rate()
+    result.update(pods_created=created, create_span_s=round(span, 3), pods_per_s=round(rate, 1))
+    return result
+
+
+def parent(args: argparse.Namespace) -> None:
+    from podfleet.executor.migrate import upgrade
+    from podfleet.local.redis_server import RedisServer
+    from podfleet.simulator.cluster.config import ClusterConfig
+    from podfleet.simulator.config import SimulatorConfig
+    from podfleet.simulator.server import start_simulator
+
+    n = args.tasks or (100 if args.quick else 1000)
+    started = time.monotonic()
+    print(f"tasks per executor: {n}; simulated pod run time {args.run_time}s; "
+          f"heartbeat every {args.loop_interval}s", flush=True)
+    print(f"KubernetesExecutor: worker_pods_creation_batch_size={KE_BATCH} (sequential creates "
+          f"per heartbeat), delete_worker_pods=True", flush=True)
+    print(f"PodFleetExecutor: launch rate limit {PODFLEET_RATE}/s, {PODFLEET_WORKERS} worker "
+          f"process(es) x {PODFLEET_THREADS} threads, podfleet DB SQLite, log archive off",
+          flush=True)
+    with tempfile.TemporaryDirectory(prefix="podfleet-bench-airflow-") as tmp_name, \
+            RedisServer() as redis_server:
+        tmp = Path(tmp_name)
+        sim = start_simulator(SimulatorConfig(cluster=ClusterConfig(
+            nodes=20, node_pods=110, schedule_delay_s=0.02, container_start_delay_s=0.2,
+            default_run_time_s=args.run_time, termination_delay_s=0.05)), mode="process")
+        try:
+            kubeconfig = sim.write_kubeconfig(tmp / "kubeconfig")
+            home = tmp / "airflow-home"
+            write_dag(home, n)
+            env = airflow_env(home, kubeconfig, n)
+            base = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("AIRFLOW", "PODFLEET_"))}
+            airflow_bin = str(Path(sys.executable).with_name("airflow"))
+            t0 = time.monotonic()
+            for command in (["db", "migrate"], ["dags", "reserialize"]):
+                done = subprocess.run([airflow_bin, *command], env={**base, **env}, text=True,
+                                      capture_output=True, timeout=300, cwd=tmp)
+                if done.returncode != 0:
+                    raise RuntimeError(f"airflow {' '.join(command)}: {done.stdout[-2000:]}"
+                                       f"{done.stderr[-2000:]}")
+            print(f"airflow db migrate + dags reserialize: {time.monotonic() - t0:.1f}s",
+                  flush=True)
+            podfleet_db = f"sqlite:///{tmp}/podfleet.sqlite"
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+            upgrade(podfleet_db)
+            podfleet_env = {
+                "PODFLEET_DATABASE_URL": podfleet_db,
+                "PODFLEET_REDIS_URL": redis_server.url,
+                "PODFLEET_REDIS_PREFIX": f"bench-af-{uuid.uuid4().hex[:8]}",
+                "PODFLEET_SIGNING_KEY": SIGNING_KEY,
+                "PODFLEET_KUBECONFIG": str(kubeconfig),
+                "PODFLEET_NAMESPACE": NAMESPACE,
+                "PODFLEET_LAUNCH_RATE": str(PODFLEET_RATE),
+                "PODFLEET_METRICS_PORT": "0",
+                "PODFLEET_LOG_ARCHIVE": "off",
+                "PODFLEET_DELETE_POLICY": "always",
+                "PODFLEET_HEARTBEAT_SECONDS": "1",
+                "PODFLEET_WATCHER_LEASE_SECONDS": "3",
+            }
+            spec = {"tasks": n, "loop_interval": args.loop_interval,
+                    "timeout": args.timeout, "redis_pid": redis_server._process.pid
+                    if redis_server._process else None}
+            results = {}
+            for kind in ("kubernetes", "podfleet"):
+                print(f"\n--- {kind}", flush=True)
+                extra = podfleet_env if kind == "podfleet" else {}
+                results[kind] = run_child(kind, spec, {**env, **extra}, tmp, sim,
+                                          timeout=args.timeout + 120)
+                report(kind, results[kind])
+        finally:
+            sim.stop()
+    print(f"\nwall time {time.monotonic() - started:.1f}s", flush=True)
+    summary = {"tasks": n, "run_time_s": args.run_time, "loop_interval_s": args.loop_interval,
+               "ke_batch_size": KE_BATCH, "podfleet_launch_rate": PODFLEET_RATE,
+               **{f"{kind}_{k}": v for kind, r in results.items() for k, v in r.items()
+                  if k in ("pods_per_s", "all_finished_s", "cpu_s_per_pod",
+                           "heartbeat_mean_ms", "heartbeat_max_ms", "redis_cpu_s_per_pod")}}
+    print("summary: " + json.dumps(summary), flush=True)
+
+
+def report(kind: str, r: dict[str, Any]) -> None:
+    print(f"pods created {r['pods_created']}/{r['tasks']}: {r['pods_per_s']} pods/s "
+          f"(first to last create {r['create_span_s']}s)", flush=True)
+    print(f"all {r['tasks']} finished in the event buffer after {r['all_finished_s']}s "
+          f"(first final event {r['first_finished_s']}s; {r['heartbeats']} heartbeats)",
+          flush=True)
+    print(f"CPU {r['cpu_s']}s for the executor's process tree ({r['processes']} processes) "
+          f"= {r['cpu_s_per_pod'] * 1000:.2f} ms per pod; "
+          f"this interpreter alone {r['cpu_self_s']}s", flush=True)
+    if r.get("redis_cpu_s") is not None:
+        print(f"Redis CPU {r['redis_cpu_s']}s = {r['redis_cpu_s_per_pod'] * 1000:.2f} ms per pod",
+              flush=True)
+    print(f"heartbeat(): mean {r['heartbeat_mean_ms']} ms, max {r['heartbeat_max_ms']} ms, "
+          f"first {r['heartbeat_first_ms']} ms (all {r['tasks']} queued)", flush=True)
+    print(f"final states: {r['final_states']}", flush=True)
+
+
+# --- the child: one executor, driven like the scheduler would ------------------------------
+
+class TreeCpu:
+    """CPU seconds of this process and its descendants since :meth:`mark`."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.me = psutil.Process()
+        self.base: dict[int, float] = {}
+
+    def _tree(self) -> dict[int, float]:
+        import psutil
+
+        times: dict[int, float] = {}
+        for proc in [self.me, *self.me.children(recursive=True)]:
+            try:
+                t = proc.cpu_times()
+            except psutil.Error:
+                continue
+            # A child's own children that it waited for are in children_*; count them too.
+            times[proc.pid] = t.user + t.system + t.children_user + t.children_system
+        return times
+
+    def mark(self) -> None:
+        self.base = self._tree()
+
+    def since(self) -> tuple[float, int, float]:
+        """(tree CPU s, processes in the tree, this process's own CPU s), since the mark."""
+        now = self._tree()
+        total = sum(v - self.base.get(pid, 0.0) for pid, v in now.items())
+        own = now[self.me.pid] - self.base.get(self.me.pid, 0.0)
+        return total, len(now), own
+
+
+def process_cpu(pid: int | None) -> float | None:
+    import psutil
+
+    if pid is None:
+        return None
+    try:
+        t = psutil.Process(pid).cpu_times()
+    except psutil.Error:
+        return None
+    return float(t.user + t.system)
+
+
+def queued_task_instances(n: int, kind: str, job_id: int) -> list[Any]:
+    """A fresh DagRun of the bench DAG, its task instances QUEUED by ``job_id``."""
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils import timezone
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+    from sqlalchemy import select
+    from sqlalchemy.orm import joinedload
+
+    with create_session() as session:
+        dag = SerializedDagModel.get_dag(DAG_ID, session=session)
+        assert dag is not None, "the bench DAG was not serialized"
+        run = dag.create_dagrun(run_id=f"bench_{kind}_{uuid.uuid4().hex[:8]}",
+                                run_after=timezone.utcnow(), run_type=DagRunType.MANUAL,
+                                triggered_by=DagRunTriggeredByType.TEST,
+                                state=DagRunState.RUNNING, session=session)
+        run_id = run.run_id
+        tis = session.scalars(select(TaskInstance).where(
+            TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id)).all()
+        assert len(tis) == n, f"{len(tis)} task instances, expected {n}"
+        for ti in tis:
+            # What the scheduler does when it queues a try.
+            ti.state = TaskInstanceState.QUEUED
+            ti.try_number = 1
+            ti.queued_by_job_id = job_id
+            ti.queued_dttm = timezone.utcnow()
+            ti.external_executor_id = str(uuid.uuid4())
+        session.commit()
+    with create_session() as session:
+        rows = session.scalars(select(TaskInstance).where(
+            TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id).options(
+            joinedload(TaskInstance.dag_run), joinedload(TaskInstance.dag_model))).unique().all()
+        session.expunge_all()
+        return list(rows)
+
+
+def make_executor(kind: str) -> Any:
+    if kind == "kubernetes":
+        from airflow.providers.cncf.kubernetes.executors.kubernetes_executor import (
+            KubernetesExecutor,
+        )
+
+        return KubernetesExecutor()
+    from podfleet.airflow.executor import PodFleetExecutor
+
+    return PodFleetExecutor()
+
+
+def start_workers(kind: str, tmp: Path) -> list[subprocess.Popen[bytes]]:
+    if kind != "podfleet":
+        return []
+    podfleet = str(Path(sys.executable).with_name("podfleet"))
+    workers = []
+    for i in range(PODFLEET_WORKERS):
+        with open(tmp / f"podfleet-worker-{i}.log", "wb") as log:
+            workers.append(subprocess.Popen(
+                [podfleet, "worker", "--processes", "1", "--threads", str(PODFLEET_THREADS)],
+                stdout=log, stderr=subprocess.STDOUT, cwd=tmp))
+    return workers
+
+
+def wait_settled(procs: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
+    """Wait until the worker processes have imported and are idle (their start is not
+    part of the run's CPU, as the KubernetesExecutor's start() is not)."""
+    import psutil
+
+    if not procs:
+        return
+    deadline = time.monotonic() + timeout
+    last = -1.0
+    while time.monotonic() < deadline:
+        total = 0.0
+        for p in procs:
+            for proc in [psutil.Process(p.pid), *psutil.Process(p.pid).children(recursive=True)]:
+                with_times = proc.cpu_times()
+                total += with_times.user + with_times.system
+        if last >= 0 and total - last < 0.03 and total > 0.5:
+            return
+        last = total
+        time.sleep(0.5)
+
+
+def child(kind: str, spec_file: str) -> None:
+    spec = json.loads(Path(spec_file).read_text())
+    n, interval = int(spec["tasks"]), float(spec["loop_interval"])
+    tmp = Path(spec_file).parent
+    logging.basicConfig(level=logging.WARNING)
+
+    from airflow.executors.workloads import ExecuteTask
+    from airflow.jobs.job import Job
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        job = Job(job_type="SchedulerJob", state="running")
+        session.add(job)
+        session.commit()
+        job_id = int(job.id)
+    tis = queued_task_instances(n, kind, job_id)
+    workloads = [ExecuteTask.make(ti) for ti in tis]
+
+    workers = start_workers(kind, tmp)
+    executor = make_executor(kind)
+    executor.job_id = job_id
+    executor.start()
+    wait_settled(workers)
+    cpu = TreeCpu()
+    cpu.mark()
+    redis_before = process_cpu(spec.get("redis_pid")) if kind == "podfleet" else None
+
+    durations: list[float] = []
+    finished_at: dict[Any, float] = {}
+    final_states: dict[str, int] = {}
+    keys = set()
+    t0 = time.monotonic()
+    for workload in workloads:
+        executor.queue_workload(workload, session=None)
+        keys.add(executor.get_task_key(workload.ti) if hasattr(executor, "get_task_key")
+                 and executor.supports_task_instance_uuid else workload.ti.key)
+    deadline = t0 + float(spec["timeout"])
+    try:
+        while len(finished_at) < n:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{len(finished_at)}/{n} finished after {spec['timeout']}s")
+            h0 = time.monotonic()
+            executor.heartbeat()
+            durations.append(time.monotonic() - h0)
+            now = time.monotonic()
+            for key, (state, _info) in executor.get_event_buffer().items():
+                if key in keys and key not in executor.running and key not in finished_at:
+                    finished_at[key] = now - t0
+                    final_states[str(state)] = final_states.get(str(state), 0) + 1
+            time.sleep(max(0.0, interval - (time.monotonic() - h0)))
+        cpu_s, processes, own = cpu.since()
+        redis_after = process_cpu(spec.get("redis_pid")) if kind == "podfleet" else None
+    finally:
+        executor.end() if not executor.running else executor.terminate()
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(20)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+    result = {
+        "tasks": n,
+        "all_finished_s": round(max(finished_at.values()), 2),
+        "first_finished_s": round(min(finished_at.values()), 2),
+        "heartbeats": len(durations),
+        "heartbeat_mean_ms": round(statistics.fmean(durations) * 1000, 2),
+        "heartbeat_max_ms": round(max(durations) * 1000, 2),
+        "heartbeat_first_ms": round(durations[0] * 1000, 2),
+        "cpu_s": round(cpu_s, 2),
+        "cpu_self_s": round(own, 2),
+        "processes": processes,
+        "cpu_s_per_pod": round(cpu_s / n, 5),
+        "final_states": final_states,
+    }
+    if redis_before is not None and redis_after is not None:
+        result["redis_cpu_s"] = round(redis_after - redis_before, 2)
+        result["redis_cpu_s_per_pod"] = round((redis_after - redis_before) / n, 5)
+    Path(spec["out"]).write_text(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100 tasks per executor")
+    parser.add_argument("--tasks", type=int, default=0, help="tasks per executor")
+    parser.add_argument("--run-time", type=float, default=1.0,
+                        help="simulated seconds each pod runs")
+    parser.add_argument("--loop-interval", type=float, default=0.1,
+                        help="seconds between heartbeat() calls (a busy scheduler loop)")
+    parser.add_argument("--timeout", type=float, default=0.0,
+                        help="seconds one executor may take (default 60 quick, 600 full)")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    ensure_airflow()
+    if args.child:
+        child(*args.child)
+        return
+    args.timeout = args.timeout or (60.0 if args.quick else 600.0)
+    parent(args)
+
+
+if __name__ == "__main__":
+    main()
