@@ -84,7 +84,7 @@ def ensure_airflow() -> None:
 
 # --- the parent: shared services, one child per executor ------------------------------------
 
-def airflow_env(home: Path, kubeconfig: Path, tasks: int) -> dict[str, str]:
+def airflow_env(home: Path, kubeconfig: Path, tasks: int, ke_async: bool) -> dict[str, str]:
     """The environment both executors' interpreters (and ``airflow db migrate``) run with."""
     return {
         "AIRFLOW_HOME": str(home),
@@ -101,6 +101,7 @@ def airflow_env(home: Path, kubeconfig: Path, tasks: int) -> dict[str, str]:
         "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": str(kubeconfig),
         "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE": NAMESPACE,
         "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_PODS_CREATION_BATCH_SIZE": str(KE_BATCH),
+        "AIRFLOW__KUBERNETES_EXECUTOR__ASYNC_POD_CREATION": str(ke_async),
         "AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS": "True",
         "AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS_ON_FAILURE": "True",
         "AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE": str(home / "pod_template.yaml"),
@@ -209,7 +210,8 @@ def parent(args: argparse.Namespace) -> None:
     started = time.monotonic()
     print(f"tasks per executor: {n}; simulated pod run time {args.run_time}s; "
           f"heartbeat every {args.loop_interval}s", flush=True)
-    print(f"KubernetesExecutor: worker_pods_creation_batch_size={KE_BATCH} (sequential creates "
+    creates = "concurrent (async_pod_creation)" if args.ke_async else "sequential"
+    print(f"KubernetesExecutor: worker_pods_creation_batch_size={KE_BATCH} ({creates} creates "
           f"per heartbeat), delete_worker_pods=True", flush=True)
     print(f"PodFleetExecutor: launch rate limit {PODFLEET_RATE}/s, {PODFLEET_WORKERS} worker "
           f"process(es) x {PODFLEET_THREADS} threads, podfleet DB SQLite, log archive off",
@@ -224,7 +226,7 @@ def parent(args: argparse.Namespace) -> None:
             kubeconfig = sim.write_kubeconfig(tmp / "kubeconfig")
             home = tmp / "airflow-home"
             write_dag(home, n)
-            env = airflow_env(home, kubeconfig, n)
+            env = airflow_env(home, kubeconfig, n, args.ke_async)
             base = {k: v for k, v in os.environ.items()
                     if not k.startswith(("AIRFLOW", "PODFLEET_"))}
             airflow_bin = str(Path(sys.executable).with_name("airflow"))
@@ -268,7 +270,8 @@ def parent(args: argparse.Namespace) -> None:
             sim.stop()
     print(f"\nwall time {time.monotonic() - started:.1f}s", flush=True)
     summary = {"tasks": n, "run_time_s": args.run_time, "loop_interval_s": args.loop_interval,
-               "ke_batch_size": KE_BATCH, "podfleet_launch_rate": PODFLEET_RATE,
+               "ke_batch_size": KE_BATCH, "ke_async_pod_creation": args.ke_async,
+               "podfleet_launch_rate": PODFLEET_RATE,
                **{f"{kind}_{k}": v for kind, r in results.items() for k, v in r.items()
                   if k in ("pods_per_s", "all_finished_s", "cpu_s_per_pod",
                            "heartbeat_mean_ms", "heartbeat_max_ms", "redis_cpu_s_per_pod")}}
@@ -433,6 +436,8 @@ def child(kind: str, spec_file: str) -> None:
     from airflow.jobs.job import Job
     from airflow.utils.session import create_session
 
+    from podfleet.airflow.compat import ti_key  # the scheduler's key for a TI, per version
+
     with create_session() as session:
         job = Job(job_type="SchedulerJob", state="running")
         session.add(job)
@@ -457,8 +462,7 @@ def child(kind: str, spec_file: str) -> None:
     t0 = time.monotonic()
     for workload in workloads:
         executor.queue_workload(workload, session=None)
-        keys.add(executor.get_task_key(workload.ti) if hasattr(executor, "get_task_key")
-                 and executor.supports_task_instance_uuid else workload.ti.key)
+        keys.add(ti_key(executor, workload.ti))
     deadline = t0 + float(spec["timeout"])
     try:
         while len(finished_at) < n:
@@ -514,6 +518,9 @@ def main() -> None:
                         help="seconds between heartbeat() calls (a busy scheduler loop)")
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="seconds one executor may take (default 60 quick, 600 full)")
+    parser.add_argument("--ke-async", action="store_true",
+                        help="KubernetesExecutor: async_pod_creation=True (a batch's creates "
+                             "concurrently; default off, as in Airflow)")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     ensure_airflow()
