@@ -1,16 +1,18 @@
 """Airflow side by side: the KubernetesExecutor and podfleet's PodFleetExecutor, same cluster.
 
-    python bench/bench_airflow.py            1,000 tasks per executor (a few minutes)
-    python bench/bench_airflow.py --quick    100 tasks per executor (CI smoke, well under 90 s)
+    python bench/bench_airflow.py              1,000 tasks per executor (about a minute)
+    python bench/bench_airflow.py --quick      100 tasks per executor (CI smoke, about 25 s)
+    python bench/bench_airflow.py --ke-async   the KubernetesExecutor with async_pod_creation
+    python bench/bench_airflow.py --keep-logs DIR   keep the executors' and workers' logs
 
 Needs Airflow: run from the main venv, the script re-executes itself with the Airflow
 virtualenv's interpreter (``$PODFLEET_AIRFLOW_PYTHON``, else ``.venv-airflow/bin/python``; built
 by ``scripts/airflow-venv.sh``) and is skipped when there is none.
 
-One simulator in its own process (simulated mode: a pod is scheduled, starts and succeeds
-after ``--run-time`` seconds; no command runs), one throwaway ``AIRFLOW_HOME`` with SQLite,
-migrated once, holding a generated DAG of N independent tasks. Each executor then runs in a
-fresh interpreter of its own, driven the way the scheduler drives it but without one: a
+One simulator in its own process (simulated mode: a pod is bound, starts 0.2 s later and
+succeeds ``--run-time`` seconds after that; no command runs), one throwaway ``AIRFLOW_HOME``
+with SQLite, migrated once, holding a generated DAG of N independent tasks. Each executor then
+runs in a fresh interpreter of its own, driven the way the scheduler drives it but without one: a
 scheduler Job row, a DagRun whose N task instances are set QUEUED (try 1, queued by that job),
 one ``ExecuteTask`` workload per task instance (``ExecuteTask.make`` from the ORM rows) handed
 to ``queue_workload``, then ``heartbeat()`` every ``--loop-interval`` seconds until every key
@@ -44,6 +46,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -52,6 +55,7 @@ import textwrap
 import threading
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +272,11 @@ def parent(args: argparse.Namespace) -> None:
                 report(kind, results[kind])
         finally:
             sim.stop()
+            if args.keep_logs:
+                keep = Path(args.keep_logs)
+                keep.mkdir(parents=True, exist_ok=True)
+                for log_file in tmp.glob("*.log"):
+                    shutil.copy(log_file, keep / log_file.name)
     print(f"\nwall time {time.monotonic() - started:.1f}s", flush=True)
     summary = {"tasks": n, "run_time_s": args.run_time, "loop_interval_s": args.loop_interval,
                "ke_batch_size": KE_BATCH, "ke_async_pod_creation": args.ke_async,
@@ -346,7 +355,6 @@ def queued_task_instances(n: int, kind: str, job_id: int) -> list[Any]:
     """A fresh DagRun of the bench DAG, its task instances QUEUED by ``job_id``."""
     from airflow.models.serialized_dag import SerializedDagModel
     from airflow.models.taskinstance import TaskInstance
-    from airflow.utils import timezone
     from airflow.utils.session import create_session
     from airflow.utils.state import DagRunState, TaskInstanceState
     from airflow.utils.types import DagRunTriggeredByType, DagRunType
@@ -357,7 +365,7 @@ def queued_task_instances(n: int, kind: str, job_id: int) -> list[Any]:
         dag = SerializedDagModel.get_dag(DAG_ID, session=session)
         assert dag is not None, "the bench DAG was not serialized"
         run = dag.create_dagrun(run_id=f"bench_{kind}_{uuid.uuid4().hex[:8]}",
-                                run_after=timezone.utcnow(), run_type=DagRunType.MANUAL,
+                                run_after=datetime.now(UTC), run_type=DagRunType.MANUAL,
                                 triggered_by=DagRunTriggeredByType.TEST,
                                 state=DagRunState.RUNNING, session=session)
         run_id = run.run_id
@@ -369,7 +377,7 @@ def queued_task_instances(n: int, kind: str, job_id: int) -> list[Any]:
             ti.state = TaskInstanceState.QUEUED
             ti.try_number = 1
             ti.queued_by_job_id = job_id
-            ti.queued_dttm = timezone.utcnow()
+            ti.queued_dttm = datetime.now(UTC)
             ti.external_executor_id = str(uuid.uuid4())
         session.commit()
     with create_session() as session:
@@ -521,6 +529,8 @@ def main() -> None:
     parser.add_argument("--ke-async", action="store_true",
                         help="KubernetesExecutor: async_pod_creation=True (a batch's creates "
                              "concurrently; default off, as in Airflow)")
+    parser.add_argument("--keep-logs", metavar="DIR",
+                        help="copy the executors' and podfleet workers' logs here")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     ensure_airflow()
