@@ -3,7 +3,9 @@
     python bench/bench_airflow.py              1,000 tasks per executor (about a minute)
     python bench/bench_airflow.py --quick      100 tasks per executor (CI smoke, about 25 s)
     python bench/bench_airflow.py --ke-async   the KubernetesExecutor with async_pod_creation
+    python bench/bench_airflow.py --ke-batch 64     its worker_pods_creation_batch_size
     python bench/bench_airflow.py --keep-logs DIR   keep the executors' and workers' logs
+                                                    (BENCH_AF_LOG=INFO: Airflow's INFO lines)
 
 Needs Airflow: run from the main venv, the script re-executes itself with the Airflow
 virtualenv's interpreter (``$PODFLEET_AIRFLOW_PYTHON``, else ``.venv-airflow/bin/python``; built
@@ -31,7 +33,9 @@ Reported per executor:
   watcher process; podfleet's ``podfleet worker`` processes with launchers and the watcher).
   podfleet's Redis is shown apart (it is a server, as the Kubernetes API is);
 * **heartbeat()**: mean and max duration of the scheduler-side calls, over the run (all N
-  tasks queued at the first one).
+  tasks queued at the first one). The KubernetesExecutor creates and deletes its pods inside
+  ``heartbeat()`` (up to a batch per call) and reads the DB per finished pod; podfleet's
+  ``heartbeat()`` writes one batch of submissions and applies events, the workers create.
 
 Settings that shape the result are printed: the KubernetesExecutor's
 ``worker_pods_creation_batch_size`` (pods created per heartbeat, sequentially), podfleet's
@@ -88,7 +92,8 @@ def ensure_airflow() -> None:
 
 # --- the parent: shared services, one child per executor ------------------------------------
 
-def airflow_env(home: Path, kubeconfig: Path, tasks: int, ke_async: bool) -> dict[str, str]:
+def airflow_env(home: Path, kubeconfig: Path, tasks: int, ke_batch: int,
+                ke_async: bool) -> dict[str, str]:
     """The environment both executors' interpreters (and ``airflow db migrate``) run with."""
     return {
         "AIRFLOW_HOME": str(home),
@@ -104,7 +109,7 @@ def airflow_env(home: Path, kubeconfig: Path, tasks: int, ke_async: bool) -> dic
         "AIRFLOW__KUBERNETES_EXECUTOR__IN_CLUSTER": "False",
         "AIRFLOW__KUBERNETES_EXECUTOR__CONFIG_FILE": str(kubeconfig),
         "AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE": NAMESPACE,
-        "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_PODS_CREATION_BATCH_SIZE": str(KE_BATCH),
+        "AIRFLOW__KUBERNETES_EXECUTOR__WORKER_PODS_CREATION_BATCH_SIZE": str(ke_batch),
         "AIRFLOW__KUBERNETES_EXECUTOR__ASYNC_POD_CREATION": str(ke_async),
         "AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS": "True",
         "AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS_ON_FAILURE": "True",
@@ -215,7 +220,7 @@ def parent(args: argparse.Namespace) -> None:
     print(f"tasks per executor: {n}; simulated pod run time {args.run_time}s; "
           f"heartbeat every {args.loop_interval}s", flush=True)
     creates = "concurrent (async_pod_creation)" if args.ke_async else "sequential"
-    print(f"KubernetesExecutor: worker_pods_creation_batch_size={KE_BATCH} ({creates} creates "
+    print(f"KubernetesExecutor: worker_pods_creation_batch_size={args.ke_batch} ({creates} creates "
           f"per heartbeat), delete_worker_pods=True", flush=True)
     print(f"PodFleetExecutor: launch rate limit {PODFLEET_RATE}/s, {PODFLEET_WORKERS} worker "
           f"process(es) x {PODFLEET_THREADS} threads, podfleet DB SQLite, log archive off",
@@ -230,7 +235,7 @@ def parent(args: argparse.Namespace) -> None:
             kubeconfig = sim.write_kubeconfig(tmp / "kubeconfig")
             home = tmp / "airflow-home"
             write_dag(home, n)
-            env = airflow_env(home, kubeconfig, n, args.ke_async)
+            env = airflow_env(home, kubeconfig, n, args.ke_batch, args.ke_async)
             base = {k: v for k, v in os.environ.items()
                     if not k.startswith(("AIRFLOW", "PODFLEET_"))}
             airflow_bin = str(Path(sys.executable).with_name("airflow"))
@@ -279,7 +284,7 @@ def parent(args: argparse.Namespace) -> None:
                     shutil.copy(log_file, keep / log_file.name)
     print(f"\nwall time {time.monotonic() - started:.1f}s", flush=True)
     summary = {"tasks": n, "run_time_s": args.run_time, "loop_interval_s": args.loop_interval,
-               "ke_batch_size": KE_BATCH, "ke_async_pod_creation": args.ke_async,
+               "ke_batch_size": args.ke_batch, "ke_async_pod_creation": args.ke_async,
                "podfleet_launch_rate": PODFLEET_RATE,
                **{f"{kind}_{k}": v for kind, r in results.items() for k, v in r.items()
                   if k in ("pods_per_s", "all_finished_s", "cpu_s_per_pod",
@@ -526,6 +531,9 @@ def main() -> None:
                         help="seconds between heartbeat() calls (a busy scheduler loop)")
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="seconds one executor may take (default 60 quick, 600 full)")
+    parser.add_argument("--ke-batch", type=int, default=KE_BATCH,
+                        help="KubernetesExecutor: worker_pods_creation_batch_size (pods "
+                             "created per heartbeat)")
     parser.add_argument("--ke-async", action="store_true",
                         help="KubernetesExecutor: async_pod_creation=True (a batch's creates "
                              "concurrently; default off, as in Airflow)")
