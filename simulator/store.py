@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 PODS = "pods"
 NODES = "nodes"
 NAMESPACES = "namespaces"
+EVENTS = "events"
+#: Resources whose objects live in a namespace (the others are cluster-scoped).
+NAMESPACED = frozenset({PODS, EVENTS})
 
 Mutator = Callable[[dict[str, Any]], "bool | None"]
 Listener = Callable[["StoreEvent"], None]
@@ -87,6 +90,9 @@ class Record:
     phase: str
     node_name: str
     deleting: bool
+    #: Field-selector values of resources whose fields live deeper in the object (events'
+    #: involvedObject.*), taken once at write time; None for the others.
+    fields: dict[str, str] | None = None
 
     def object(self) -> dict[str, Any]:
         """A fresh, mutable parsed copy of the object."""
@@ -95,6 +101,8 @@ class Record:
 
     def field(self, path: str) -> str | None:
         """The value of a field selector's field, or None when the field is not supported."""
+        if self.fields is not None:
+            return self.fields.get(path, "")
         if path == "metadata.name":
             return self.name
         if path == "metadata.namespace":
@@ -144,6 +152,24 @@ def _intern_labels(labels: Any, prev: dict[str, str] | None) -> dict[str, str]:
     return {sys.intern(str(k)): sys.intern(str(v)) for k, v in labels.items()}
 
 
+def event_fields(obj: dict[str, Any]) -> dict[str, str]:
+    """The fields an Event can be selected by, as the API server's event field set has them."""
+    meta = obj.get("metadata") or {}
+    involved = obj.get("involvedObject") or {}
+    source = obj.get("source") or {}
+    fields = {
+        "metadata.name": str(meta.get("name", "")),
+        "metadata.namespace": str(meta.get("namespace", "")),
+        "reason": str(obj.get("reason") or ""),
+        "reportingComponent": str(obj.get("reportingComponent") or ""),
+        "source": str(source.get("component") or ""),
+        "type": str(obj.get("type") or ""),
+    }
+    for key in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"):
+        fields["involvedObject." + key] = str(involved.get(key) or "")
+    return fields
+
+
 class ObjectStore:
     """All objects of the simulated cluster, their change log and their listeners."""
 
@@ -159,6 +185,7 @@ class ObjectStore:
             PODS: {},
             NODES: {},
             NAMESPACES: {},
+            EVENTS: {},
         }
         self._counts: Counter[str] = Counter()
         self._peaks: Counter[str] = Counter()
@@ -350,7 +377,7 @@ class ObjectStore:
         spec = obj.get("spec") or {}
         return Record(
             resource=resource,
-            namespace=meta.get("namespace", "") if resource == PODS else "",
+            namespace=meta.get("namespace", "") if resource in NAMESPACED else "",
             name=meta["name"],
             uid=meta.get("uid", ""),
             rv=rv,
@@ -359,13 +386,14 @@ class ObjectStore:
             phase=status.get("phase", "") if isinstance(status, dict) else "",
             node_name=(spec.get("nodeName") or "") if isinstance(spec, dict) else "",
             deleting=bool(meta.get("deletionTimestamp")),
+            fields=event_fields(obj) if resource == EVENTS else None,
         )
 
     def create(self, resource: str, obj: dict[str, Any]) -> Record:
         """Add a new object; fills uid, creationTimestamp, resourceVersion. Emits ADDED."""
         meta = obj.setdefault("metadata", {})
-        namespace = meta.get("namespace", "") if resource == PODS else ""
-        if resource != PODS:
+        namespace = meta.get("namespace", "") if resource in NAMESPACED else ""
+        if resource not in NAMESPACED:
             meta.pop("namespace", None)
         name = meta["name"]
         bucket = self._objects[resource].setdefault(namespace, {})
@@ -396,7 +424,7 @@ class ObjectStore:
         is given and is not the current version.
         """
         meta = obj["metadata"]
-        namespace = meta.get("namespace", "") if resource == PODS else ""
+        namespace = meta.get("namespace", "") if resource in NAMESPACED else ""
         name = meta["name"]
         bucket = self._objects[resource].get(namespace)
         prev = bucket.get(name) if bucket is not None else None
@@ -425,7 +453,7 @@ class ObjectStore:
             return current
         meta = obj["metadata"]
         meta["name"] = name
-        if resource == PODS:
+        if resource in NAMESPACED:
             meta["namespace"] = namespace
         return self.replace(resource, obj)
 
@@ -456,6 +484,7 @@ class ObjectStore:
             phase=prev.phase,
             node_name=prev.node_name,
             deleting=prev.deleting,
+            fields=prev.fields,
         )
         self._index(prev, None)
         self._emit(StoreEvent("DELETED", record, prev, time.monotonic()))
