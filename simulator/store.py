@@ -91,8 +91,8 @@ class Record:
     node_name: str
     deleting: bool
     #: Field-selector values of resources whose fields live deeper in the object (events'
-    #: involvedObject.*), taken once at write time; None for the others.
-    fields: dict[str, str] | None = None
+    #: involvedObject.*, in `EVENT_FIELDS` order), taken once at write time; None for others.
+    fields: tuple[str, ...] | None = None
 
     def object(self) -> dict[str, Any]:
         """A fresh, mutable parsed copy of the object."""
@@ -102,7 +102,8 @@ class Record:
     def field(self, path: str) -> str | None:
         """The value of a field selector's field, or None when the field is not supported."""
         if self.fields is not None:
-            return self.fields.get(path, "")
+            index = _EVENT_FIELD_INDEX.get(path)
+            return self.fields[index] if index is not None else None
         if path == "metadata.name":
             return self.name
         if path == "metadata.namespace":
@@ -152,22 +153,32 @@ def _intern_labels(labels: Any, prev: dict[str, str] | None) -> dict[str, str]:
     return {sys.intern(str(k)): sys.intern(str(v)) for k, v in labels.items()}
 
 
-def event_fields(obj: dict[str, Any]) -> dict[str, str]:
-    """The fields an Event can be selected by, as the API server's event field set has them."""
+#: The fields an Event can be selected by (the API server's event field set).
+EVENT_FIELDS = (
+    "metadata.name", "metadata.namespace", "reason", "reportingComponent", "source", "type",
+    "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+    "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+)
+_EVENT_FIELD_INDEX = {name: index for index, name in enumerate(EVENT_FIELDS)}
+_INVOLVED_KEYS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion",
+                  "fieldPath")
+
+
+def event_fields(obj: dict[str, Any]) -> tuple[str, ...]:
+    """An Event's `EVENT_FIELDS` values; interned, as most repeat across events."""
     meta = obj.get("metadata") or {}
     involved = obj.get("involvedObject") or {}
-    source = obj.get("source") or {}
-    fields = {
-        "metadata.name": str(meta.get("name", "")),
-        "metadata.namespace": str(meta.get("namespace", "")),
-        "reason": str(obj.get("reason") or ""),
-        "reportingComponent": str(obj.get("reportingComponent") or ""),
-        "source": str(source.get("component") or ""),
-        "type": str(obj.get("type") or ""),
-    }
-    for key in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"):
-        fields["involvedObject." + key] = str(involved.get(key) or "")
-    return fields
+    intern = sys.intern
+    return (
+        intern(str(meta.get("name", ""))),
+        intern(str(meta.get("namespace", ""))),
+        intern(str(obj.get("reason") or "")),
+        intern(str(obj.get("reportingComponent") or "")),
+        intern(str((obj.get("source") or {}).get("component") or "")),
+        intern(str(obj.get("type") or "")),
+        *(intern(str(involved.get(key) or "")) for key in _INVOLVED_KEYS),
+    )
 
 
 class ObjectStore:
