@@ -47,9 +47,12 @@ class EventStore:
     def count(self) -> int:
         return self.objects.count(EVENTS)
 
-    def create(self, event: dict[str, Any]) -> Record:
-        """Store a new event (its metadata.namespace and name set). Emits ADDED."""
-        record = self.objects.create(EVENTS, event)
+    def create(self, event: dict[str, Any], fields: tuple[str, ...] | None = None) -> Record:
+        """Store a new event (its metadata.namespace and name set). Emits ADDED.
+
+        `fields`: its `store.EVENT_FIELDS` values, when the caller has them at hand.
+        """
+        record = self.objects.create(EVENTS, event, fields)
         self._wrote(record.namespace, record.name)
         return record
 

@@ -93,6 +93,9 @@ class Record:
     #: Field-selector values of resources whose fields live deeper in the object (events'
     #: involvedObject.*, in `EVENT_FIELDS` order), taken once at write time; None for others.
     fields: tuple[str, ...] | None = None
+    #: Pods: where `,"status":` of the top-level status starts in `raw` when status is the
+    #: object's last field (so a status write can splice it), else -1.
+    status_at: int = -1
 
     def object(self) -> dict[str, Any]:
         """A fresh, mutable parsed copy of the object."""
@@ -144,6 +147,25 @@ def _dump(obj: Any) -> bytes:
     return bytes(memoryview(orjson.dumps(obj)))
 
 
+_STATUS_KEY = b',"status":'
+
+
+def _with_resource_version(record: Record, rv: int) -> bytes:
+    """`record`'s JSON with metadata.resourceVersion set to `rv`.
+
+    The store wrote `"resourceVersion":"<record.rv>"` itself, and JSON escapes every quote
+    inside strings, so that exact text occurs once, in metadata: replacing it saves parsing
+    and dumping the whole object (deletions, status writes).
+    """
+    old = b'"resourceVersion":"%d"' % record.rv
+    raw = record.raw
+    if raw.count(old) == 1:
+        return raw.replace(old, b'"resourceVersion":"%d"' % rv)
+    obj = record.object()
+    obj["metadata"]["resourceVersion"] = str(rv)
+    return _dump(obj)
+
+
 def _intern_labels(labels: Any, prev: dict[str, str] | None) -> dict[str, str]:
     """Labels with interned strings, sharing the previous version's dict when unchanged."""
     if not labels:
@@ -163,6 +185,20 @@ EVENT_FIELDS = (
 _EVENT_FIELD_INDEX = {name: index for index, name in enumerate(EVENT_FIELDS)}
 _INVOLVED_KEYS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion",
                   "fieldPath")
+
+
+class UidSource:
+    """UIDs shaped like random (version 4) UUIDs, cheaply: one random prefix per source and
+    a counter. Unique within a run, and across runs with overwhelming odds, which is all a
+    uid must be; ``uuid4()`` costs a system call and an object per call."""
+
+    def __init__(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24]
+        self._count = 0
+
+    def __call__(self) -> str:
+        self._count += 1
+        return f"{self._prefix}{self._count:012x}"
 
 
 def event_fields(obj: dict[str, Any]) -> tuple[str, ...]:
@@ -216,6 +252,7 @@ class ObjectStore:
         self._wake_scheduled = False
         self._deletion_timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._sorted_names: dict[tuple[str, str], list[str]] = {}
+        self._new_uid = UidSource()
 
     # ------------------------------------------------------------------ read side
 
@@ -381,27 +418,45 @@ class ObjectStore:
         return self._rv
 
     def _make_record(
-        self, resource: str, obj: dict[str, Any], rv: int, prev: Record | None
+        self,
+        resource: str,
+        obj: dict[str, Any],
+        rv: int,
+        prev: Record | None,
+        fields: tuple[str, ...] | None = None,
     ) -> Record:
         meta = obj["metadata"]
         status = obj.get("status") or {}
         spec = obj.get("spec") or {}
+        raw = _dump(obj)
+        status_at = -1
+        if resource == PODS and isinstance(status, dict) and next(reversed(obj)) == "status":
+            tail = _STATUS_KEY + orjson.dumps(status) + b"}"
+            if raw.endswith(tail):
+                status_at = len(raw) - len(tail)
         return Record(
             resource=resource,
             namespace=meta.get("namespace", "") if resource in NAMESPACED else "",
             name=meta["name"],
             uid=meta.get("uid", ""),
             rv=rv,
-            raw=_dump(obj),
+            raw=raw,
             labels=_intern_labels(meta.get("labels"), prev.labels if prev else None),
             phase=status.get("phase", "") if isinstance(status, dict) else "",
             node_name=(spec.get("nodeName") or "") if isinstance(spec, dict) else "",
             deleting=bool(meta.get("deletionTimestamp")),
-            fields=event_fields(obj) if resource == EVENTS else None,
+            fields=(fields or event_fields(obj)) if resource == EVENTS else None,
+            status_at=status_at,
         )
 
-    def create(self, resource: str, obj: dict[str, Any]) -> Record:
-        """Add a new object; fills uid, creationTimestamp, resourceVersion. Emits ADDED."""
+    def create(
+        self, resource: str, obj: dict[str, Any], fields: tuple[str, ...] | None = None
+    ) -> Record:
+        """Add a new object; fills uid, creationTimestamp, resourceVersion. Emits ADDED.
+
+        `fields`: an event's `EVENT_FIELDS` values when the caller has them at hand (saves
+        reading them back out of the object).
+        """
         meta = obj.setdefault("metadata", {})
         namespace = meta.get("namespace", "") if resource in NAMESPACED else ""
         if resource not in NAMESPACED:
@@ -411,12 +466,12 @@ class ObjectStore:
         if name in bucket:
             raise AlreadyExistsError(name)
         if not meta.get("uid"):
-            meta["uid"] = str(uuid.uuid4())
+            meta["uid"] = self._new_uid()
         if not meta.get("creationTimestamp"):
             meta["creationTimestamp"] = now_rfc3339()
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
-        record = self._make_record(resource, obj, rv, None)
+        record = self._make_record(resource, obj, rv, None, fields)
         bucket[name] = record
         self._sorted_names.pop((resource, namespace), None)
         self._counts[resource] += 1
@@ -482,15 +537,13 @@ class ObjectStore:
             timer.cancel()
         self._counts[resource] -= 1
         rv = self._next_rv()
-        obj = prev.object()
-        obj["metadata"]["resourceVersion"] = str(rv)
         record = Record(
             resource=resource,
             namespace=prev.namespace,
             name=prev.name,
             uid=prev.uid,
             rv=rv,
-            raw=_dump(obj),
+            raw=_with_resource_version(prev, rv),
             labels=prev.labels,
             phase=prev.phase,
             node_name=prev.node_name,
@@ -507,10 +560,42 @@ class ObjectStore:
         return self.update(PODS, namespace, name, mutate)
 
     def set_pod_status(self, namespace: str, name: str, status: dict[str, Any]) -> Record | None:
-        def apply(obj: dict[str, Any]) -> None:
-            obj["status"] = status
+        """Replace a pod's status (the kubelet's every write). Emits MODIFIED.
 
-        return self.update(PODS, namespace, name, apply)
+        When the stored JSON ends with the status, the new JSON is the old one up to it (its
+        resourceVersion changed) plus the new status: the same bytes as parsing, editing and
+        dumping the whole pod would give, for a fraction of the cost.
+        """
+        current = self.get(PODS, namespace, name)
+        if current is None:
+            return None
+        head = current.status_at
+        old_rv = b'"resourceVersion":"%d"' % current.rv
+        if head < 0 or current.deleting or current.raw.count(old_rv, 0, head) != 1:
+            def apply(obj: dict[str, Any]) -> None:
+                obj["status"] = status
+
+            return self.update(PODS, namespace, name, apply)
+        rv = self._next_rv()
+        prefix = current.raw[:head].replace(old_rv, b'"resourceVersion":"%d"' % rv)
+        phase = status.get("phase", "")
+        record = Record(
+            resource=PODS,
+            namespace=current.namespace,
+            name=current.name,
+            uid=current.uid,
+            rv=rv,
+            raw=prefix + _STATUS_KEY + orjson.dumps(status) + b"}",
+            labels=current.labels,
+            phase=phase if isinstance(phase, str) else "",
+            node_name=current.node_name,
+            deleting=False,
+            status_at=len(prefix),
+        )
+        self._objects[PODS][namespace][name] = record
+        self._index(current, record)
+        self._emit(StoreEvent("MODIFIED", record, current, time.monotonic()))
+        return record
 
     def bind_pod(self, namespace: str, name: str, node_name: str) -> Record | None:
         def apply(obj: dict[str, Any]) -> None:

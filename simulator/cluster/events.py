@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from podfleet.simulator.store import now_rfc3339
@@ -46,7 +45,9 @@ _CORRELATION_ENTRIES = 4096
 
 
 def _micro_time() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Now as a MicroTime (``2024-05-01T10:00:00.123456Z``)."""
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now % 1 * 1e6):06d}Z"
 
 
 def go_duration(seconds: float) -> str:
@@ -61,6 +62,15 @@ def image_size(image: str) -> int:
     """A plausible, stable size in bytes for an image (2–400 MB)."""
     digest = hashlib.blake2b(image.encode(), digest_size=4).digest()
     return 2_000_000 + int.from_bytes(digest, "big") % 400_000_000
+
+
+def _fields(event: Json, involved: Json, reporting: str, source: str) -> tuple[str, ...]:
+    """The event's field-selector values in ``store.EVENT_FIELDS`` order, from what the
+    recorder has at hand (the strings are shared with the pod's record, not copied)."""
+    meta = event["metadata"]
+    return (meta["name"], meta["namespace"], event["reason"], reporting, source, event["type"],
+            involved["kind"], involved.get("namespace", ""), involved["name"], involved["uid"],
+            involved.get("apiVersion", ""), "", involved.get("fieldPath", ""))
 
 
 class EventRecorder:
@@ -164,7 +174,7 @@ class EventRecorder:
                       "eventTime": _micro_time(), "action": action,
                       "reportingComponent": SCHEDULER,
                       "reportingInstance": f"{SCHEDULER}-sim"})
-        self._store.create(event)
+        self._store.create(event, _fields(event, involved, SCHEDULER, ""))
 
     def _record(self, namespace: str, about: str, involved: Json, level: str, reason: str,
                 message: str, component: str, host: str) -> None:
@@ -191,7 +201,7 @@ class EventRecorder:
                       "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
                       "eventTime": None, "reportingComponent": component,
                       "reportingInstance": host})
-        store.create(event)
+        store.create(event, _fields(event, involved, component, component))
         recent[key] = (namespace, event["metadata"]["name"])
         if len(recent) > _CORRELATION_ENTRIES:
             recent.popitem(last=False)
