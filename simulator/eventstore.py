@@ -34,7 +34,8 @@ class EventStore:
         self._limit = max(1, limit)
         self._ttl_s = ttl_s
         #: The events themselves, their resourceVersions and their watch history.
-        self.objects = ObjectStore(history_events=max(1000, self._limit), start_rv=start_rv)
+        self.objects = ObjectStore(history_events=max(1000, self._limit), history_slack=1024,
+                                   start_rv=start_rv)
         # Writes oldest first: (when, namespace, name). An update appends again, so an entry
         # whose time is older than `_written`'s for its key is stale and skipped.
         self._writes: deque[tuple[float, str, str]] = deque()

@@ -224,6 +224,7 @@ class ObjectStore:
         self,
         *,
         history_events: int = 100_000,
+        history_slack: int = 0,
         history_seconds: float | None = None,
         start_rv: int = 0,
     ) -> None:
@@ -244,6 +245,9 @@ class ObjectStore:
         self._log_start = 0
         self._window_start_rv = start_rv
         self._history_events = max(1, history_events)
+        # How far past the window the log may grow before it is trimmed (trimming in batches
+        # for a store whose window is always full, such as the events').
+        self._history_slack = max(0, history_slack)
         self._history_seconds = history_seconds
         self._listeners: builtins.list[Listener] = []
         self._dispatching = False
@@ -674,7 +678,8 @@ class ObjectStore:
 
     def _emit(self, event: StoreEvent) -> None:
         self._log.append(event)
-        if len(self._log) - self._log_start > self._history_events or self._history_seconds:
+        if (len(self._log) - self._log_start > self._history_events + self._history_slack
+                or self._history_seconds):
             self._trim()
         if self._waiters and not self._wake_scheduled:
             self._wake_scheduled = True
