@@ -580,8 +580,46 @@ class ObjectStore:
                 obj["status"] = status
 
             return self.update(PODS, namespace, name, apply)
+        return self._spliced(current, current.raw[:head], old_rv, status, current.node_name)
+
+    def bind_pod_with_status(
+        self, namespace: str, name: str, node_name: str, status: dict[str, Any]
+    ) -> Record | None:
+        """Set an unbound pod's spec.nodeName and replace its status in one write (what the
+        simulated scheduler and kubelet write at binding). Emits MODIFIED.
+
+        Spliced like `set_pod_status`: `"nodeName"` goes first into the top-level spec (the
+        first `"spec":{` of a pod's JSON; ObjectMeta has no such field and nested specs come
+        after it).
+        """
+        current = self.get(PODS, namespace, name)
+        if current is None:
+            return None
+        raw = current.raw
+        head = current.status_at
+        spec_at = raw.find(b'"spec":{')
+        old_rv = b'"resourceVersion":"%d"' % current.rv
+        if (head < 0 or current.deleting or current.node_name or not 0 <= spec_at < head
+                or b'"nodeName":' in raw or raw.count(old_rv, 0, head) != 1):
+            def bind(obj: dict[str, Any]) -> None:
+                obj.setdefault("spec", {})["nodeName"] = node_name
+                obj["status"] = status
+
+            return self.update(PODS, namespace, name, bind)
+        cut = spec_at + len(b'"spec":{')
+        field = b'"nodeName":' + orjson.dumps(node_name) + (b"" if raw[cut:cut + 1] == b"}"
+                                                             else b",")
+        return self._spliced(current, raw[:cut] + field + raw[cut:head], old_rv, status,
+                             node_name)
+
+    def _spliced(
+        self, current: Record, prefix: bytes, old_rv: bytes, status: dict[str, Any],
+        node_name: str,
+    ) -> Record:
+        """Store `prefix` (the pod's JSON before its status) with a new resourceVersion and
+        `status` after it, as the pod's next version."""
         rv = self._next_rv()
-        prefix = current.raw[:head].replace(old_rv, b'"resourceVersion":"%d"' % rv)
+        prefix = prefix.replace(old_rv, b'"resourceVersion":"%d"' % rv)
         phase = status.get("phase", "")
         record = Record(
             resource=PODS,
@@ -592,11 +630,11 @@ class ObjectStore:
             raw=prefix + _STATUS_KEY + orjson.dumps(status) + b"}",
             labels=current.labels,
             phase=phase if isinstance(phase, str) else "",
-            node_name=current.node_name,
+            node_name=node_name,
             deleting=False,
             status_at=len(prefix),
         )
-        self._objects[PODS][namespace][name] = record
+        self._objects[PODS][current.namespace][current.name] = record
         self._index(current, record)
         self._emit(StoreEvent("MODIFIED", record, current, time.monotonic()))
         return record

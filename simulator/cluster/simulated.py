@@ -239,12 +239,7 @@ class SimulatedCluster:
         else:
             status = {"phase": "Pending", "qosClass": pod.qos,
                       "conditions": [statuses.scheduled_condition(pod.scheduled_at)]}
-
-        def bind(obj: Json) -> None:
-            obj.setdefault("spec", {})["nodeName"] = node.name
-            obj["status"] = status
-
-        if self.store.update_pod(pod.namespace, pod.name, bind) is None:
+        if self.store.bind_pod_with_status(pod.namespace, pod.name, node.name, status) is None:
             return
         if combined:
             self.kubelet.acknowledged(pod)
