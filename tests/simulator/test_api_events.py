@@ -300,3 +300,26 @@ def test_kubernetes_asyncio_lists_and_watches_events(
     reasons, message = asyncio.run(read())
     assert sorted(reasons) == sorted(["Scheduled", "Pulling", "Pulled", "Created", "Started"])
     assert message == "Started container main"
+
+
+def test_events_are_in_discovery_and_the_openapi_documents(raw: Any) -> None:
+    _, resources = raw.request("GET", "/api/v1")
+    _, v3 = raw.request("GET", "/openapi/v3/api/v1")
+    _, v2 = raw.request("GET", "/openapi/v2")
+
+    (events,) = [r for r in resources["resources"] if r["name"] == "events"]
+    assert (events["kind"], events["namespaced"], sorted(events["verbs"])) == (
+        "Event", True, ["get", "list", "watch"])
+    for document in (v3, v2):
+        paths = document["paths"]
+        assert paths["/api/v1/namespaces/{namespace}/events"]["get"]["operationId"] == (
+            "listCoreV1NamespacedEvent")
+        assert paths["/api/v1/events"]["get"]["operationId"] == "listCoreV1EventForAllNamespaces"
+        assert "get" in paths["/api/v1/namespaces/{namespace}/events/{name}"]
+
+
+def test_an_event_cannot_be_written_through_the_api(raw: Any, namespace: str) -> None:
+    status, body = raw.request("POST", f"/api/v1/namespaces/{namespace}/events", {
+        "metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}})
+
+    assert (status, body["reason"]) == (405, "MethodNotAllowed")
