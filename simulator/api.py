@@ -807,6 +807,7 @@ class CoreApi:
         if rtype.name == NAMESPACES:
             for pod in store.list(PODS, record.name):
                 store.delete(PODS, pod.namespace, pod.name)
+            self.runtime.events.delete_namespace(record.name)
         if rtype.name != PODS:
             deleted = store.delete(rtype.name, record.namespace, record.name)
             return deleted or record

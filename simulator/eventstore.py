@@ -64,6 +64,12 @@ class EventStore:
             self._wrote(namespace, name)
         return record
 
+    def delete_namespace(self, namespace: str) -> None:
+        """Remove every event of a namespace being deleted (as the namespace controller does)."""
+        for record in self.objects.list(EVENTS, namespace):
+            self._written.pop((namespace, record.name), None)
+            self.objects.delete(EVENTS, namespace, record.name)
+
     def expire(self) -> None:
         """Remove the events past their TTL, and the oldest beyond the limit."""
         cutoff = time.monotonic() - self._ttl_s

@@ -323,3 +323,13 @@ def test_an_event_cannot_be_written_through_the_api(raw: Any, namespace: str) ->
         "metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}})
 
     assert (status, body["reason"]) == (405, "MethodNotAllowed")
+
+
+def test_deleting_a_namespace_deletes_its_events(core: client.CoreV1Api, namespace: str) -> None:
+    core.create_namespaced_pod(namespace, _pod("p"))
+    _reasons_once(core, namespace, "Started")
+
+    core.delete_namespace(namespace)
+
+    assert core.list_event_for_all_namespaces(
+        field_selector=f"metadata.namespace={namespace}").items == []
