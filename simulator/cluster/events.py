@@ -64,6 +64,11 @@ def image_size(image: str) -> int:
     return 2_000_000 + int.from_bytes(digest, "big") % 400_000_000
 
 
+def _pod_ref(pod: PodRecord) -> Json:
+    return {"kind": "Pod", "namespace": pod.namespace, "name": pod.name, "uid": pod.uid,
+            "apiVersion": "v1"}
+
+
 def _fields(event: Json, involved: Json, reporting: str, source: str) -> tuple[str, ...]:
     """The event's field-selector values in ``store.EVENT_FIELDS`` order, from what the
     recorder has at hand (the strings are shared with the pod's record, not copied)."""
@@ -147,6 +152,18 @@ class EventRecorder:
             self._container_event(pod, container, NORMAL, "Killing",
                                   f"Stopping container {container}")
 
+    def evicted(self, pod: PodRecord, message: str) -> None:
+        """The kubelet's eviction manager ends a pod (about the pod, no sub-object)."""
+        if self.enabled:
+            self._record(pod.namespace, pod.name, _pod_ref(pod), WARNING, "Evicted", message,
+                         KUBELET, pod.node or "")
+
+    def node_not_ready(self, pod: PodRecord) -> None:
+        """The node controller marks the pods of a node that stopped reporting."""
+        if self.enabled:
+            self._record(pod.namespace, pod.name, _pod_ref(pod), WARNING, "NodeNotReady",
+                         "Node is not ready", "node-controller", "")
+
     def system_oom(self, node: str, process: str, pid: int) -> None:
         """The kubelet's OOM watcher reports a kill on its Node (in namespace default)."""
         if self.enabled:
@@ -167,8 +184,7 @@ class EventRecorder:
     def _scheduler_event(self, pod: PodRecord, level: str, reason: str, action: str,
                          message: str) -> None:
         assert self._store is not None
-        involved = {"kind": "Pod", "namespace": pod.namespace, "name": pod.name,
-                    "uid": pod.uid, "apiVersion": "v1"}
+        involved = _pod_ref(pod)
         event = self._event(pod.namespace, pod.name, involved, level, reason, message)
         event.update({"source": {}, "firstTimestamp": None, "lastTimestamp": None,
                       "eventTime": _micro_time(), "action": action,

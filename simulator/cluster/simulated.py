@@ -113,9 +113,11 @@ class SimulatedCluster:
             if mode == "vanish":
                 self.store.delete_pod(pod.namespace, pod.name)
             elif mode == "evict":
+                self.events.evicted(pod, "The node was low on resource: memory. ")
                 self.kubelet.fail(pod, "Evicted", "The node was low on resource: memory. ",
                                   evicted=True)
             else:
+                self.events.node_not_ready(pod)
                 self.kubelet.fail(pod, "NodeLost",
                                   f"Node {name} which was running pod {pod.name} is unresponsive",
                                   evicted=False)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cluster_support import fast_simulator, pod_body
 from kubernetes import client, watch
 
 from podfleet.simulator.cluster.fate import DURATION, EXIT_CODE, IMAGE_PULL_ERROR
@@ -333,3 +334,27 @@ def test_deleting_a_namespace_deletes_its_events(core: client.CoreV1Api, namespa
 
     assert core.list_event_for_all_namespaces(
         field_selector=f"metadata.namespace={namespace}").items == []
+
+
+@pytest.mark.parametrize("mode, reason, message, source", [
+    ("evict", "Evicted", "The node was low on resource: memory.", "kubelet"),
+    ("fail", "NodeNotReady", "Node is not ready", "node-controller"),
+])
+def test_a_failing_node_records_why_its_pods_ended(
+    mode: str, reason: str, message: str, source: str
+) -> None:
+    with fast_simulator() as sim:
+        api_client = sim.api_client()
+        core = client.CoreV1Api(api_client)
+        core.create_namespaced_pod("default", pod_body("victim"))
+        _reasons_once(core, "default", "Started")
+        node = core.read_namespaced_pod("victim", "default").spec.node_name
+
+        sim.admin.fail_node(node, mode=mode)
+        events = _reasons_once(core, "default", reason)
+        api_client.close()
+
+    (event,) = [e for e in events if e.reason == reason]
+    assert (event.type, event.message.strip(), event.source.component) == (
+        "Warning", message, source)
+    assert event.involved_object.name == "victim"
