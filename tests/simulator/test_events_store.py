@@ -66,3 +66,20 @@ def test_with_event_recording_off_a_pod_records_no_events() -> None:
         api_client.close()
 
     assert events == []
+
+
+def test_the_admin_stats_count_the_events_held() -> None:
+    with start_simulator(SimulatorConfig(cluster=dataclasses.replace(FAST))) as sim:
+        api_client = sim.api_client()
+        core = client.CoreV1Api(api_client)
+        name = unique("counted")
+        core.create_namespaced_pod("default", pod_body(name))
+        wait_for(lambda: len(core.list_namespaced_event("default").items) >= 5,
+                 what="its events")
+
+        held = sim.admin.stats().raw["events"]
+        listed = core.list_namespaced_event("default")
+        api_client.close()
+
+    assert held["current"] == len(listed.items) and held["recording"] is True
+    assert str(held["resource_version"]) == listed.metadata.resource_version
