@@ -215,3 +215,18 @@ def test_cli_cleanup_pods_deletes_finished_podfleet_pods_only(
         kube.delete_pod("default", "not-ours")
     finally:
         kube.close()
+
+
+@pytest.mark.slow
+def test_a_pod_that_fails_before_its_task_starts_is_replaced_without_a_retry(
+        airflow_stack: AirflowStack) -> None:
+    run_id = airflow_stack.trigger("pf_pull")
+    assert airflow_stack.wait_for_run("pf_pull", run_id) == "failed"
+    [ti] = airflow_stack.task_instances("pf_pull", run_id)
+    assert ti["try_number"] == 1                     # no Airflow retry was used up
+    # pod_launch_failure_retries = 1: one replacement pod, then the failure is reported.
+    replaced = [line for line in airflow_stack.log("scheduler").splitlines()
+                if "failed before the task started" in line and "pf_pull" in line]
+    assert len(replaced) == 1, replaced
+    [row] = _podfleet_rows(airflow_stack, "pf_pull", run_id)
+    assert row[3] == "failed"

@@ -85,6 +85,17 @@ def pf_stuck():
     never_scheduled()
 
 
+@dag(dag_id="pf_pull", schedule=None, catchup=False)
+def pf_pull():
+    # The simulator keeps this pod Pending with ErrImagePull: it fails before the task starts.
+    @task(retries=0, executor_config={"pod_override": k8s.V1Pod(metadata=k8s.V1ObjectMeta(
+        annotations={"sim.podfleet.io/image-pull-error": "true"}))})
+    def unpullable() -> None:
+        pass
+
+    unpullable()
+
+
 @dag(dag_id="pf_mixed", schedule=None, catchup=False)
 def pf_mixed():
     @task(executor="LocalExecutor")
@@ -104,3 +115,4 @@ pf_override()
 pf_slow()
 pf_stuck()
 pf_mixed()
+pf_pull()
