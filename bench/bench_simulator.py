@@ -267,6 +267,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="smoke run of a few seconds")
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--no-events", action="store_true",
+                        help="run the simulator with event recording off")
     args = parser.parse_args()
     quick = args.quick
     n_raw = 2_000 if quick else 20_000
@@ -277,10 +279,11 @@ def main() -> int:
     cluster = ClusterConfig(nodes=20, node_cpu="1000", node_memory="4Ti", node_pods=10_000)
     # Plain HTTP: the raw clients measure the server, not a TLS handshake per connection
     config = SimulatorConfig(cluster=cluster, history_window_events=400_000,
-                             tls=TlsConfig(enabled=False))
+                             tls=TlsConfig(enabled=False), record_events=not args.no_events)
     results: dict[str, Any] = {}
     print(f"cluster: {cluster.nodes} nodes; schedule {cluster.schedule_delay_s}s, start "
-          f"{cluster.container_start_delay_s}s, run {cluster.default_run_time_s}s; "
+          f"{cluster.container_start_delay_s}s, run {cluster.default_run_time_s}s; events "
+          f"{'off' if args.no_events else 'on'}; "
           f"{load_average()}", flush=True)
 
     sim = start_simulator(config, mode="process")
@@ -341,6 +344,7 @@ def main() -> int:
         cluster=ClusterConfig(nodes=20, node_cpu="100000", node_memory="100Ti",
                               node_pods=10_000),
         tls=TlsConfig(enabled=False),
+        record_events=not args.no_events,
     )
     sim = start_simulator(hold_config, mode="process")
     assert isinstance(sim, ProcessSimulator)

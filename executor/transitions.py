@@ -95,7 +95,8 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float) -> Applied
     else:
         row.finished_at = at
     if event.reason or new.is_terminal:
-        row.reason = (describe_failure(event.reason, event.detail.get("exit_code"))
+        row.reason = (describe_failure(event.reason, event.detail.get("exit_code"),
+                                       event.detail.get("termination_message"))
                       if event.reason else None)
     return Applied(Outcome.APPLIED, new)
 

@@ -134,6 +134,10 @@ class AdminRoutes:
             "requests_by_resource": by_resource,
             "faults_injected": dict(faults.injected) if faults is not None else {},
             "resource_version": store.resource_version,
+            # Events have a store (and resourceVersions) of their own
+            "events": {"current": runtime.events.count(),
+                       "resource_version": runtime.events.resource_version,
+                       "recording": runtime.config.record_events},
             "cluster": cluster.stats() if cluster is not None else {},
         }
 

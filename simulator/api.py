@@ -64,11 +64,13 @@ from podfleet.simulator.resources import (
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.selectors import Selector, parse_selector
 from podfleet.simulator.store import (
+    EVENTS,
     NAMESPACES,
     NODES,
     PODS,
     AlreadyExistsError,
     ConflictError,
+    ObjectStore,
     Record,
 )
 from podfleet.simulator.tables import table, wants_table
@@ -244,8 +246,10 @@ class CoreApi:
             if verb != "get":
                 raise method_not_allowed(request.method)
             return await self.logs.serve(request, info.namespace, info.name)
-        if not rtype.stored:
-            return self.empty_resource(request, info, rtype)
+        if rtype.name == EVENTS:
+            if verb not in rtype.verbs or info.subresource:
+                raise method_not_allowed(request.method)
+            self.runtime.events.expire()
         if verb == "get":
             return self.get(info, rtype, request)
         if verb == "list":
@@ -301,8 +305,12 @@ class CoreApi:
 
     # ---------------------------------------------------------------- reads
 
+    def _store_of(self, rtype: ResourceType) -> ObjectStore:
+        """Events live in a store of their own (eventstore.py); everything else in the main one."""
+        return self.runtime.events.objects if rtype.name == EVENTS else self.store
+
     def get(self, info: RequestInfo, rtype: ResourceType, request: web.Request) -> web.Response:
-        record = self.store.get(rtype.name, info.namespace, info.name)
+        record = self._store_of(rtype).get(rtype.name, info.namespace, info.name)
         if record is None:
             raise not_found(rtype.name, info.name)
         metadata = metadata_target(request.headers.get("Accept", ""), GET_KINDS)
@@ -324,7 +332,7 @@ class CoreApi:
 
     def _matching(self, rtype: ResourceType, namespace: str, selector: Selector) -> list[Record]:
         """Objects in `namespace` ("" = all) that match, sorted by namespace and name."""
-        store = self.store
+        store = self._store_of(rtype)
         name = selector.name_pin()
         pinned_ns = selector.namespace_pin()
         if pinned_ns is not None and namespace and pinned_ns != namespace:
@@ -347,12 +355,13 @@ class CoreApi:
         selector = self._selector(request, rtype)
         limit = _int_param(query, "limit", 0)
         token = query.get("continue", "")
-        list_rv = self.store.resource_version
+        store = self._store_of(rtype)
+        list_rv = store.resource_version
         records = self._matching(rtype, info.namespace, selector)
         next_token = ""
         remaining: int | None = None
         if token:
-            start_key, token_rv = self._decode_continue(token)
+            start_key, token_rv = self._decode_continue(token, store)
             list_rv = token_rv
             records = [r for r in records if (r.namespace, r.name) > start_key]
         if limit > 0 and len(records) > limit:
@@ -386,7 +395,7 @@ class CoreApi:
         )
         return json_response(head + b",".join(r.raw for r in records) + b"]}")
 
-    def _decode_continue(self, token: str) -> tuple[tuple[str, str], int]:
+    def _decode_continue(self, token: str, store: ObjectStore) -> tuple[tuple[str, str], int]:
         try:
             data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
             start = data["start"]
@@ -394,7 +403,7 @@ class CoreApi:
             namespace, _, name = start.partition("/")
         except (binascii.Error, ValueError, KeyError, TypeError, AttributeError):
             raise bad_request(f"invalid continue token: {token}") from None
-        if rv < self.store.window_start_rv:
+        if rv < store.window_start_rv:
             raise expired(
                 "The provided continue parameter is too old to display a consistent list "
                 "result. You can start a new list without the continue parameter, or use the "
@@ -424,8 +433,9 @@ class CoreApi:
                 int(rv_text)
             except ValueError:
                 raise bad_request(f'invalid resource version "{rv_text}"') from None
+        store = self._store_of(rtype)
         if rv_text not in ("", "0"):
-            await self._wait_for_version(int(rv_text))
+            await self._wait_for_version(store, int(rv_text))
         drop_after = self.runtime.faults.watch_drop_seconds() if self.runtime.faults else None
         spec = WatchRequest(
             resource=rtype.name,
@@ -446,13 +456,12 @@ class CoreApi:
         stats.watches_open += 1
         stats.watches_total += 1
         try:
-            return await serve_watch(request, self.store, spec, self.closing)
+            return await serve_watch(request, store, spec, self.closing)
         finally:
             stats.watches_open -= 1
 
-    async def _wait_for_version(self, rv: int) -> None:
+    async def _wait_for_version(self, store: ObjectStore, rv: int) -> None:
         """Like the watch cache: wait up to 3 s for a version from the future, then 504."""
-        store = self.store
         deadline = asyncio.get_running_loop().time() + _TOO_LARGE_WAIT_S
         while store.resource_version < rv:
             remaining = deadline - asyncio.get_running_loop().time()
@@ -472,22 +481,6 @@ class CoreApi:
                     },
                 )
             await store.wait_for_change(store.resource_version, remaining)
-
-    def empty_resource(
-        self, request: web.Request, info: RequestInfo, rtype: ResourceType
-    ) -> web.StreamResponse:
-        """Events: kubectl describe lists them; the simulator records none."""
-        if info.verb == "list":
-            body = {
-                "kind": rtype.list_kind,
-                "apiVersion": "v1",
-                "metadata": {"resourceVersion": str(self.store.resource_version)},
-                "items": [],
-            }
-            return json_response(_dumps(body))
-        if info.verb == "get":
-            raise not_found(rtype.name, info.name)
-        raise method_not_allowed(request.method)
 
     # ---------------------------------------------------------------- writes
 
@@ -814,6 +807,7 @@ class CoreApi:
         if rtype.name == NAMESPACES:
             for pod in store.list(PODS, record.name):
                 store.delete(PODS, pod.namespace, pod.name)
+            self.runtime.events.delete_namespace(record.name)
         if rtype.name != PODS:
             deleted = store.delete(rtype.name, record.namespace, record.name)
             return deleted or record

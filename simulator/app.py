@@ -17,6 +17,7 @@ from aiohttp import web
 from podfleet.simulator.admin import setup_admin
 from podfleet.simulator.api import build_api_app
 from podfleet.simulator.config import SimulatorConfig
+from podfleet.simulator.eventstore import EventStore
 from podfleet.simulator.faults import FaultInjector
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.store import NAMESPACES, ObjectStore
@@ -53,7 +54,9 @@ def build_app(
     config: SimulatorConfig, loop: asyncio.AbstractEventLoop
 ) -> tuple[web.Application, SimulatorRuntime]:
     """The aiohttp application and the runtime it serves (cluster installed on startup)."""
-    runtime = SimulatorRuntime(config=config, store=new_store(config), loop=loop)
+    events = EventStore(limit=config.event_limit, ttl_s=config.event_ttl_seconds,
+                        start_rv=int(time.time() * 1_000_000))
+    runtime = SimulatorRuntime(config=config, store=new_store(config), loop=loop, events=events)
     runtime.faults = FaultInjector(config.faults, runtime)
     app = build_api_app(runtime, setup_extra=lambda a: setup_admin(a, runtime))
 

@@ -81,6 +81,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.bookmark_interval_seconds,
         help="seconds between BOOKMARK events on watches that allow them",
     )
+    parser.add_argument(
+        "--events",
+        action=argparse.BooleanOptionalAction,
+        default=defaults.record_events,
+        help="record Event objects as a real scheduler and kubelet do (default: on)",
+    )
+    parser.add_argument(
+        "--event-ttl",
+        type=float,
+        default=defaults.event_ttl_seconds,
+        help="seconds an event is kept after its last write (the API server's --event-ttl)",
+    )
+    parser.add_argument(
+        "--event-limit",
+        type=int,
+        default=defaults.event_limit,
+        help="most events kept; the oldest are dropped beyond it",
+    )
     parser.add_argument("--config-json", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default="WARNING", help="logging level")
     cluster_cli = _cluster_cli()
@@ -102,6 +120,9 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         token=args.token,
         default_termination_grace_period_s=args.grace_period,
         bookmark_interval_seconds=args.bookmark_interval,
+        record_events=args.events,
+        event_ttl_seconds=args.event_ttl,
+        event_limit=args.event_limit,
         tls=TlsConfig(enabled=args.tls),
     )
     if args.nodes is not None:

@@ -47,6 +47,13 @@ class SimulatorConfig:
     token: str | None = None
     #: HTTPS with a generated CA (on by default); `TlsConfig(enabled=False)` serves plain HTTP.
     tls: TlsConfig = field(default_factory=TlsConfig)
+    #: Record Event objects where a real scheduler and kubelet do (Scheduled, Pulling,
+    #: Started, ...). Off, nothing is recorded and event lists are empty.
+    record_events: bool = True
+    #: Seconds an event is kept after its last write (the API server's --event-ttl).
+    event_ttl_seconds: float = 3600.0
+    #: Most events kept; beyond it the oldest are dropped (bounds memory in load tests).
+    event_limit: int = 20_000
     #: Version reported by /version.
     git_version: str = "v1.32.0-podfleet-sim"
     cluster: ClusterConfig = field(default_factory=ClusterConfig)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from podfleet.simulator.store import NAMESPACES, NODES, PODS
+from podfleet.simulator.store import EVENTS, NAMESPACES, NODES, PODS
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,6 @@ class ResourceType:
     verbs: tuple[str, ...]
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
-    stored: bool = True  # False: served but always empty (events)
 
     @property
     def list_kind(self) -> str:
@@ -39,9 +38,8 @@ RESOURCES: dict[str, ResourceType] = {
         ("create", "delete", "get", "list", "patch", "update", "watch"),
         ("ns",),
     ),
-    "events": ResourceType(
-        "events", "event", "Event", True, ("list", "watch", "get"), ("ev",), stored=False
-    ),
+    # Recorded by the simulated scheduler and kubelet; read-only through the API.
+    EVENTS: ResourceType(EVENTS, "event", "Event", True, ("get", "list", "watch"), ("ev",)),
 }
 
 SUBRESOURCES: dict[str, tuple[str, ...]] = {

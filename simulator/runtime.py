@@ -10,6 +10,7 @@ from podfleet.simulator.stats import ApiStats
 
 if TYPE_CHECKING:
     from podfleet.simulator.config import SimulatorConfig
+    from podfleet.simulator.eventstore import EventStore
     from podfleet.simulator.faults import FaultInjector
     from podfleet.simulator.store import ObjectStore
 
@@ -21,6 +22,8 @@ class SimulatorRuntime:
     config: SimulatorConfig
     store: ObjectStore
     loop: asyncio.AbstractEventLoop
+    #: Event objects, in a store of their own (see eventstore.py).
+    events: EventStore
     stats: ApiStats = field(default_factory=ApiStats)
     faults: FaultInjector | None = None
     cluster: Any = None

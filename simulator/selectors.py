@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 from podfleet.kube.rules import label_key_errors, label_value_errors
 from podfleet.simulator.errors import ApiError, bad_request
-from podfleet.simulator.store import NAMESPACES, NODES, PODS, Record
+from podfleet.simulator.store import EVENT_FIELDS, EVENTS, NAMESPACES, NODES, PODS, Record
 
 FIELDS: dict[str, frozenset[str]] = {
     PODS: frozenset({"metadata.name", "metadata.namespace", "status.phase", "spec.nodeName"}),
     NODES: frozenset({"metadata.name"}),
     NAMESPACES: frozenset({"metadata.name", "status.phase"}),
+    # The API server's event field set (pkg/registry/core/event/strategy.go).
+    EVENTS: frozenset(EVENT_FIELDS),
 }
 
 _SPECIAL = " \t\n\r,=!()<>"

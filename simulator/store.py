@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 PODS = "pods"
 NODES = "nodes"
 NAMESPACES = "namespaces"
+EVENTS = "events"
+#: Resources whose objects live in a namespace (the others are cluster-scoped).
+NAMESPACED = frozenset({PODS, EVENTS})
 
 Mutator = Callable[[dict[str, Any]], "bool | None"]
 Listener = Callable[["StoreEvent"], None]
@@ -87,6 +90,12 @@ class Record:
     phase: str
     node_name: str
     deleting: bool
+    #: Field-selector values of resources whose fields live deeper in the object (events'
+    #: involvedObject.*, in `EVENT_FIELDS` order), taken once at write time; None for others.
+    fields: tuple[str, ...] | None = None
+    #: Pods: where `,"status":` of the top-level status starts in `raw` when status is the
+    #: object's last field (so a status write can splice it), else -1.
+    status_at: int = -1
 
     def object(self) -> dict[str, Any]:
         """A fresh, mutable parsed copy of the object."""
@@ -95,6 +104,9 @@ class Record:
 
     def field(self, path: str) -> str | None:
         """The value of a field selector's field, or None when the field is not supported."""
+        if self.fields is not None:
+            index = _EVENT_FIELD_INDEX.get(path)
+            return self.fields[index] if index is not None else None
         if path == "metadata.name":
             return self.name
         if path == "metadata.namespace":
@@ -135,6 +147,25 @@ def _dump(obj: Any) -> bytes:
     return bytes(memoryview(orjson.dumps(obj)))
 
 
+_STATUS_KEY = b',"status":'
+
+
+def _with_resource_version(record: Record, rv: int) -> bytes:
+    """`record`'s JSON with metadata.resourceVersion set to `rv`.
+
+    The store wrote `"resourceVersion":"<record.rv>"` itself, and JSON escapes every quote
+    inside strings, so that exact text occurs once, in metadata: replacing it saves parsing
+    and dumping the whole object (deletions, status writes).
+    """
+    old = b'"resourceVersion":"%d"' % record.rv
+    raw = record.raw
+    if raw.count(old) == 1:
+        return raw.replace(old, b'"resourceVersion":"%d"' % rv)
+    obj = record.object()
+    obj["metadata"]["resourceVersion"] = str(rv)
+    return _dump(obj)
+
+
 def _intern_labels(labels: Any, prev: dict[str, str] | None) -> dict[str, str]:
     """Labels with interned strings, sharing the previous version's dict when unchanged."""
     if not labels:
@@ -144,6 +175,48 @@ def _intern_labels(labels: Any, prev: dict[str, str] | None) -> dict[str, str]:
     return {sys.intern(str(k)): sys.intern(str(v)) for k, v in labels.items()}
 
 
+#: The fields an Event can be selected by (the API server's event field set).
+EVENT_FIELDS = (
+    "metadata.name", "metadata.namespace", "reason", "reportingComponent", "source", "type",
+    "involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+    "involvedObject.uid", "involvedObject.apiVersion", "involvedObject.resourceVersion",
+    "involvedObject.fieldPath",
+)
+_EVENT_FIELD_INDEX = {name: index for index, name in enumerate(EVENT_FIELDS)}
+_INVOLVED_KEYS = ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion",
+                  "fieldPath")
+
+
+class UidSource:
+    """UIDs shaped like random (version 4) UUIDs, cheaply: one random prefix per source and
+    a counter. Unique within a run, and across runs with overwhelming odds, which is all a
+    uid must be; ``uuid4()`` costs a system call and an object per call."""
+
+    def __init__(self) -> None:
+        self._prefix = str(uuid.uuid4())[:24]
+        self._count = 0
+
+    def __call__(self) -> str:
+        self._count += 1
+        return f"{self._prefix}{self._count:012x}"
+
+
+def event_fields(obj: dict[str, Any]) -> tuple[str, ...]:
+    """An Event's `EVENT_FIELDS` values; interned, as most repeat across events."""
+    meta = obj.get("metadata") or {}
+    involved = obj.get("involvedObject") or {}
+    intern = sys.intern
+    return (
+        intern(str(meta.get("name", ""))),
+        intern(str(meta.get("namespace", ""))),
+        intern(str(obj.get("reason") or "")),
+        intern(str(obj.get("reportingComponent") or "")),
+        intern(str((obj.get("source") or {}).get("component") or "")),
+        intern(str(obj.get("type") or "")),
+        *(intern(str(involved.get(key) or "")) for key in _INVOLVED_KEYS),
+    )
+
+
 class ObjectStore:
     """All objects of the simulated cluster, their change log and their listeners."""
 
@@ -151,6 +224,7 @@ class ObjectStore:
         self,
         *,
         history_events: int = 100_000,
+        history_slack: int = 0,
         history_seconds: float | None = None,
         start_rv: int = 0,
     ) -> None:
@@ -159,6 +233,7 @@ class ObjectStore:
             PODS: {},
             NODES: {},
             NAMESPACES: {},
+            EVENTS: {},
         }
         self._counts: Counter[str] = Counter()
         self._peaks: Counter[str] = Counter()
@@ -170,6 +245,9 @@ class ObjectStore:
         self._log_start = 0
         self._window_start_rv = start_rv
         self._history_events = max(1, history_events)
+        # How far past the window the log may grow before it is trimmed (trimming in batches
+        # for a store whose window is always full, such as the events').
+        self._history_slack = max(0, history_slack)
         self._history_seconds = history_seconds
         self._listeners: builtins.list[Listener] = []
         self._dispatching = False
@@ -178,6 +256,7 @@ class ObjectStore:
         self._wake_scheduled = False
         self._deletion_timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
         self._sorted_names: dict[tuple[str, str], list[str]] = {}
+        self._new_uid = UidSource()
 
     # ------------------------------------------------------------------ read side
 
@@ -343,41 +422,60 @@ class ObjectStore:
         return self._rv
 
     def _make_record(
-        self, resource: str, obj: dict[str, Any], rv: int, prev: Record | None
+        self,
+        resource: str,
+        obj: dict[str, Any],
+        rv: int,
+        prev: Record | None,
+        fields: tuple[str, ...] | None = None,
     ) -> Record:
         meta = obj["metadata"]
         status = obj.get("status") or {}
         spec = obj.get("spec") or {}
+        raw = _dump(obj)
+        status_at = -1
+        if resource == PODS and isinstance(status, dict) and next(reversed(obj)) == "status":
+            tail = _STATUS_KEY + orjson.dumps(status) + b"}"
+            if raw.endswith(tail):
+                status_at = len(raw) - len(tail)
         return Record(
             resource=resource,
-            namespace=meta.get("namespace", "") if resource == PODS else "",
+            namespace=meta.get("namespace", "") if resource in NAMESPACED else "",
             name=meta["name"],
             uid=meta.get("uid", ""),
             rv=rv,
-            raw=_dump(obj),
+            raw=raw,
             labels=_intern_labels(meta.get("labels"), prev.labels if prev else None),
             phase=status.get("phase", "") if isinstance(status, dict) else "",
             node_name=(spec.get("nodeName") or "") if isinstance(spec, dict) else "",
             deleting=bool(meta.get("deletionTimestamp")),
+            fields=(fields or event_fields(obj)) if resource == EVENTS else None,
+            status_at=status_at,
         )
 
-    def create(self, resource: str, obj: dict[str, Any]) -> Record:
-        """Add a new object; fills uid, creationTimestamp, resourceVersion. Emits ADDED."""
+    def create(
+        self, resource: str, obj: dict[str, Any], fields: tuple[str, ...] | None = None
+    ) -> Record:
+        """Add a new object; fills uid, creationTimestamp, resourceVersion. Emits ADDED.
+
+        `fields`: an event's `EVENT_FIELDS` values when the caller has them at hand (saves
+        reading them back out of the object).
+        """
         meta = obj.setdefault("metadata", {})
-        namespace = meta.get("namespace", "") if resource == PODS else ""
-        if resource != PODS:
+        namespace = meta.get("namespace", "") if resource in NAMESPACED else ""
+        if resource not in NAMESPACED:
             meta.pop("namespace", None)
         name = meta["name"]
         bucket = self._objects[resource].setdefault(namespace, {})
         if name in bucket:
             raise AlreadyExistsError(name)
         if not meta.get("uid"):
-            meta["uid"] = str(uuid.uuid4())
+            meta["uid"] = self._new_uid()
         if not meta.get("creationTimestamp"):
             meta["creationTimestamp"] = now_rfc3339()
         rv = self._next_rv()
         meta["resourceVersion"] = str(rv)
-        record = self._make_record(resource, obj, rv, None)
+        record = self._make_record(resource, obj, rv, None, fields)
         bucket[name] = record
         self._sorted_names.pop((resource, namespace), None)
         self._counts[resource] += 1
@@ -396,7 +494,7 @@ class ObjectStore:
         is given and is not the current version.
         """
         meta = obj["metadata"]
-        namespace = meta.get("namespace", "") if resource == PODS else ""
+        namespace = meta.get("namespace", "") if resource in NAMESPACED else ""
         name = meta["name"]
         bucket = self._objects[resource].get(namespace)
         prev = bucket.get(name) if bucket is not None else None
@@ -425,7 +523,7 @@ class ObjectStore:
             return current
         meta = obj["metadata"]
         meta["name"] = name
-        if resource == PODS:
+        if resource in NAMESPACED:
             meta["namespace"] = namespace
         return self.replace(resource, obj)
 
@@ -443,19 +541,18 @@ class ObjectStore:
             timer.cancel()
         self._counts[resource] -= 1
         rv = self._next_rv()
-        obj = prev.object()
-        obj["metadata"]["resourceVersion"] = str(rv)
         record = Record(
             resource=resource,
             namespace=prev.namespace,
             name=prev.name,
             uid=prev.uid,
             rv=rv,
-            raw=_dump(obj),
+            raw=_with_resource_version(prev, rv),
             labels=prev.labels,
             phase=prev.phase,
             node_name=prev.node_name,
             deleting=prev.deleting,
+            fields=prev.fields,
         )
         self._index(prev, None)
         self._emit(StoreEvent("DELETED", record, prev, time.monotonic()))
@@ -467,10 +564,80 @@ class ObjectStore:
         return self.update(PODS, namespace, name, mutate)
 
     def set_pod_status(self, namespace: str, name: str, status: dict[str, Any]) -> Record | None:
-        def apply(obj: dict[str, Any]) -> None:
-            obj["status"] = status
+        """Replace a pod's status (the kubelet's every write). Emits MODIFIED.
 
-        return self.update(PODS, namespace, name, apply)
+        When the stored JSON ends with the status, the new JSON is the old one up to it (its
+        resourceVersion changed) plus the new status: the same bytes as parsing, editing and
+        dumping the whole pod would give, for a fraction of the cost.
+        """
+        current = self.get(PODS, namespace, name)
+        if current is None:
+            return None
+        head = current.status_at
+        old_rv = b'"resourceVersion":"%d"' % current.rv
+        if head < 0 or current.deleting or current.raw.count(old_rv, 0, head) != 1:
+            def apply(obj: dict[str, Any]) -> None:
+                obj["status"] = status
+
+            return self.update(PODS, namespace, name, apply)
+        return self._spliced(current, current.raw[:head], old_rv, status, current.node_name)
+
+    def bind_pod_with_status(
+        self, namespace: str, name: str, node_name: str, status: dict[str, Any]
+    ) -> Record | None:
+        """Set an unbound pod's spec.nodeName and replace its status in one write (what the
+        simulated scheduler and kubelet write at binding). Emits MODIFIED.
+
+        Spliced like `set_pod_status`: `"nodeName"` goes first into the top-level spec (the
+        first `"spec":{` of a pod's JSON; ObjectMeta has no such field and nested specs come
+        after it).
+        """
+        current = self.get(PODS, namespace, name)
+        if current is None:
+            return None
+        raw = current.raw
+        head = current.status_at
+        spec_at = raw.find(b'"spec":{')
+        old_rv = b'"resourceVersion":"%d"' % current.rv
+        if (head < 0 or current.deleting or current.node_name or not 0 <= spec_at < head
+                or b'"nodeName":' in raw or raw.count(old_rv, 0, head) != 1):
+            def bind(obj: dict[str, Any]) -> None:
+                obj.setdefault("spec", {})["nodeName"] = node_name
+                obj["status"] = status
+
+            return self.update(PODS, namespace, name, bind)
+        cut = spec_at + len(b'"spec":{')
+        field = b'"nodeName":' + orjson.dumps(node_name) + (b"" if raw[cut:cut + 1] == b"}"
+                                                             else b",")
+        return self._spliced(current, raw[:cut] + field + raw[cut:head], old_rv, status,
+                             node_name)
+
+    def _spliced(
+        self, current: Record, prefix: bytes, old_rv: bytes, status: dict[str, Any],
+        node_name: str,
+    ) -> Record:
+        """Store `prefix` (the pod's JSON before its status) with a new resourceVersion and
+        `status` after it, as the pod's next version."""
+        rv = self._next_rv()
+        prefix = prefix.replace(old_rv, b'"resourceVersion":"%d"' % rv)
+        phase = status.get("phase", "")
+        record = Record(
+            resource=PODS,
+            namespace=current.namespace,
+            name=current.name,
+            uid=current.uid,
+            rv=rv,
+            raw=prefix + _STATUS_KEY + orjson.dumps(status) + b"}",
+            labels=current.labels,
+            phase=phase if isinstance(phase, str) else "",
+            node_name=node_name,
+            deleting=False,
+            status_at=len(prefix),
+        )
+        self._objects[PODS][current.namespace][current.name] = record
+        self._index(current, record)
+        self._emit(StoreEvent("MODIFIED", record, current, time.monotonic()))
+        return record
 
     def bind_pod(self, namespace: str, name: str, node_name: str) -> Record | None:
         def apply(obj: dict[str, Any]) -> None:
@@ -549,7 +716,8 @@ class ObjectStore:
 
     def _emit(self, event: StoreEvent) -> None:
         self._log.append(event)
-        if len(self._log) - self._log_start > self._history_events or self._history_seconds:
+        if (len(self._log) - self._log_start > self._history_events + self._history_slack
+                or self._history_seconds):
             self._trim()
         if self._waiters and not self._wake_scheduled:
             self._wake_scheduled = True

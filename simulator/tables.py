@@ -10,7 +10,7 @@ import time
 from calendar import timegm
 from typing import Any
 
-from podfleet.simulator.store import NAMESPACES, NODES, PODS, Record
+from podfleet.simulator.store import EVENTS, NAMESPACES, NODES, PODS, Record
 
 _NAME_COLUMN = {
     "name": "Name",
@@ -74,6 +74,23 @@ COLUMNS: dict[str, list[dict[str, Any]]] = {
         _column("Status", "The status of the namespace"),
         _AGE_COLUMN,
     ],
+    # The API server's event printer (always wide; kubectl hides priority 1 without -o wide).
+    EVENTS: [
+        _column("Last Seen", "The time at which the most recent occurrence of this event was "
+                "recorded."),
+        _column("Type", "Type of this event (Normal, Warning), new types could be added in "
+                "the future"),
+        _column("Reason", "This should be a short, machine understandable string that gives "
+                "the reason for the transition into the object's current status."),
+        _column("Object", "The object that this event is about."),
+        _column("Subobject", "The field of the object the event is about.", priority=1),
+        _column("Source", "The component reporting this event.", priority=1),
+        _column("Message", "A human-readable description of the status of this operation."),
+        _column("First Seen", "The time at which the event was first recorded.", priority=1),
+        _column("Count", "The number of times this event has occurred.", kind="integer",
+                priority=1),
+        _column("Name", "Name must be unique within a namespace.", priority=1),
+    ],
 }
 
 
@@ -82,7 +99,8 @@ def human_age(timestamp: str | None, now: float) -> str:
     if not timestamp:
         return "<unknown>"
     try:
-        created = timegm(time.strptime(timestamp, "%Y-%m-%dT%H:%M:%SZ"))
+        # Seconds are enough; MicroTime stamps (eventTime) carry a fraction after them.
+        created = timegm(time.strptime(timestamp[:19], "%Y-%m-%dT%H:%M:%S"))
     except ValueError:
         return "<unknown>"
     seconds = max(0, int(now - created))
@@ -172,7 +190,39 @@ def _namespace_cells(obj: dict[str, Any], now: float) -> list[Any]:
     ]
 
 
-_CELLS = {PODS: _pod_cells, NODES: _node_cells, NAMESPACES: _namespace_cells}
+def _event_cells(obj: dict[str, Any], now: float) -> list[Any]:
+    involved = obj.get("involvedObject") or {}
+    first = human_age(obj.get("firstTimestamp") or obj.get("eventTime"), now)
+    last = human_age(obj.get("lastTimestamp"), now) if obj.get("lastTimestamp") else first
+    series = obj.get("series") or {}
+    count = series.get("count") or obj.get("count") or 1
+    if series:
+        last = human_age(series.get("lastObservedTime"), now)
+    kind = str(involved.get("kind", "")).lower()
+    target = f"{kind}/{involved['name']}" if involved.get("name") else kind
+    source = obj.get("source") or {}
+    origin = source.get("component") or obj.get("reportingComponent") or ""
+    host = source.get("host") or obj.get("reportingInstance") or ""
+    return [
+        last,
+        obj.get("type", ""),
+        obj.get("reason", ""),
+        target,
+        involved.get("fieldPath", ""),
+        f"{origin}, {host}" if host and source.get("host") else origin,
+        str(obj.get("message", "")).strip(),
+        first,
+        int(count),
+        (obj.get("metadata") or {}).get("name", ""),
+    ]
+
+
+_CELLS = {
+    PODS: _pod_cells,
+    NODES: _node_cells,
+    NAMESPACES: _namespace_cells,
+    EVENTS: _event_cells,
+}
 
 
 def table_row(

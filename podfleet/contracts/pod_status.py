@@ -73,24 +73,31 @@ def finished_at(pod: Json) -> float | None:
 
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Why a pod failed: a short reason (grouping key), a human message, the exit code."""
+    """Why a pod failed: a short reason (grouping key), a human message, the exit code, and
+    the container's own termination message (``state.terminated.message``) if it left one."""
 
     reason: str
     message: str = ""
     exit_code: int | None = None
     container: str | None = None
+    termination_message: str = ""
 
     @property
     def summary(self) -> str:
-        """What a person reads in a task's failure reason: ``OOMKilled (exit code 137)``."""
-        return describe_failure(self.reason, self.exit_code)
+        """What a person reads in a task's failure reason: ``OOMKilled (exit code 137)``,
+        ``Error (exit code 3): disk full``."""
+        return describe_failure(self.reason, self.exit_code, self.termination_message)
 
 
-def describe_failure(reason: str, exit_code: Any = None) -> str:
-    """``reason`` with the exit code appended when there is one."""
+def describe_failure(reason: str, exit_code: Any = None, termination_message: Any = None) -> str:
+    """``reason`` with the exit code appended when there is one, then the container's
+    termination message (what it wrote to terminationMessagePath, or its log's tail)."""
+    text = reason
     if isinstance(exit_code, int) and not isinstance(exit_code, bool):
-        return f"{reason} (exit code {exit_code})"
-    return reason
+        text = f"{reason} (exit code {exit_code})"
+    if isinstance(termination_message, str) and termination_message.strip():
+        text = f"{text}: {termination_message.strip()}"
+    return text
 
 
 def failure_of(pod: Json) -> Failure:
@@ -108,17 +115,17 @@ def failure_of(pod: Json) -> Failure:
     pod_reason = status.get("reason")
     if pod_reason:
         return Failure(str(pod_reason), str(status.get("message") or ""), exit_code, container)
+    written = str(exited[1].get("message") or "") if exited else ""
     if exited and exited[1].get("reason") == "OOMKilled":
-        return Failure("OOMKilled", str(exited[1].get("message") or
-                                        f"container {container} ran out of memory"),
-                       exit_code, container)
+        return Failure("OOMKilled", written or f"container {container} ran out of memory",
+                       exit_code, container, written)
     if (pod.get("metadata") or {}).get("deletionTimestamp"):
         return Failure(POD_DELETED, "pod deleted while running", exit_code, container)
     if exited:
         term = exited[1]
-        message = str(term.get("message") or f"container {container} exited with code "
-                      f"{exit_code}")
-        return Failure(str(term.get("reason") or "Error"), message, exit_code, container)
+        message = written or f"container {container} exited with code {exit_code}"
+        return Failure(str(term.get("reason") or "Error"), message, exit_code, container,
+                       written)
     return Failure(FAILED_UNKNOWN, str(status.get("message") or "pod failed"), None, None)
 
 

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import zlib
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from podfleet.simulator.cluster import fate as fates
 from podfleet.simulator.cluster import status as statuses
 from podfleet.simulator.cluster.config import ClusterConfig
+from podfleet.simulator.cluster.events import EventRecorder
 from podfleet.simulator.cluster.local import LocalContainer
 from podfleet.simulator.cluster.podlog import ContainerLog
 from podfleet.simulator.cluster.scheduler import SimNode
 from podfleet.simulator.cluster.state import PodRecord, Stage
+from podfleet.simulator.cluster.termination import read_message_file, termination_message
 from podfleet.simulator.cluster.timeline import Timeline
 from podfleet.simulator.store import now_rfc3339
 
@@ -67,8 +70,12 @@ class Kubelet:
         timeline: Timeline,
         store: PodWriter,
         on_terminal: Callable[[PodRecord], None],
+        events: EventRecorder | None = None,
     ) -> None:
         self._config = config
+        self._events = events or EventRecorder(None)
+        #: Images each node has pulled (IfNotPresent pods find them "already present").
+        self._images: dict[str, set[str]] = {}
         self._timeline = timeline
         self._store = store
         self._on_terminal = on_terminal
@@ -109,6 +116,9 @@ class Kubelet:
         if pod.deleting:
             return
         pod.deleting = True
+        if pod.stage == Stage.RUNNING and self._events.enabled:
+            for name, _ in pod.containers:
+                self._events.killing(pod, name)
         if pod.stage in (Stage.RUNNING,) and pod.local is None:
             delay = pod.fate.termination_delay_s
             if delay is None:
@@ -193,12 +203,74 @@ class Kubelet:
         if delay is None:
             delay = self._config.container_start_delay_s
         token = pod.next_generation()
+        if self._events.enabled:
+            self._pull_started(pod)
         if pod.fate.pending_reason is not None:
             self._timeline.call_later(delay, self._stuck, pod, token, pod.fate.pending_reason)
         else:
             self._timeline.call_later(delay, self._start, pod, token)
 
+    # -- images and their events ----------------------------------------------------------
+    def _pull_started(self, pod: PodRecord) -> None:
+        """Pulling events for the images this start must pull (not for a refused name)."""
+        reason = pod.fate.pending_reason
+        if reason == "InvalidImageName":
+            return
+        cached = self._images.setdefault(pod.node or "", set())
+        pulling = []
+        for index, (name, image) in enumerate(pod.containers):
+            pull = (reason == fates.ERR_IMAGE_PULL and index == 0) or image not in cached or (
+                index < len(pod.pull_always) and pod.pull_always[index])
+            pulling.append(pull)
+            if pull:
+                self._events.pulling(pod, name, image)
+        pod.pulling = tuple(pulling)
+
+    def _pulled_and_started(self, pod: PodRecord, took_s: float, *, start: bool = True) -> None:
+        """Pulled, Created and Started events of every container (after a restart too)."""
+        events = self._events
+        cached = self._images.setdefault(pod.node or "", set())
+        for index, (name, image) in enumerate(pod.containers):
+            if pod.restart_count:  # a restart pulls again only with imagePullPolicy Always
+                pull = index < len(pod.pull_always) and pod.pull_always[index]
+                if pull:
+                    events.pulling(pod, name, image)
+            else:
+                pull = index < len(pod.pulling) and pod.pulling[index]
+            events.pulled(pod, name, image, took_s if pull else None)
+            cached.add(image)
+            if start:
+                events.started(pod, name)
+            else:
+                events.created_only(pod, name)
+                return
+
+    def _start_delay(self, pod: PodRecord) -> float:
+        delay = pod.fate.start_delay_s
+        return self._config.container_start_delay_s if delay is None else delay
+
+    def _waiting_events(self, pod: PodRecord, reason: str, message: str | None) -> None:
+        """What the kubelet records when a container cannot start (Failed, BackOff, ...)."""
+        events = self._events
+        name, image = pod.containers[0] if pod.containers else ("", "")
+        if reason == "InvalidImageName" and pod.image_error is not None:
+            name = pod.image_error[0]
+        if reason == "InvalidImageName":
+            events.failed(pod, name, message or "", reason="InspectFailed")
+            events.failed(pod, name, "Error: InvalidImageName")
+        elif reason == fates.ERR_IMAGE_PULL:
+            events.failed(pod, name, f'Failed to pull image "{image}": {message}')
+            events.failed(pod, name, "Error: ErrImagePull")
+        elif reason == fates.IMAGE_PULL_BACKOFF:
+            events.pull_backoff(pod, name, image)
+        else:
+            if reason == "CreateContainerConfigError":
+                events.pulled(pod, name, image, None)
+            events.failed(pod, name, f"Error: {message or reason}")
+
     def _waiting_message(self, pod: PodRecord, reason: str) -> str | None:
+        if reason == "InvalidImageName" and pod.image_error is not None:
+            return pod.image_error[1]
         template = _WAITING_MESSAGES.get(reason)
         if template is None:
             return None
@@ -208,8 +280,10 @@ class Kubelet:
     def _stuck(self, pod: PodRecord, token: int, reason: str) -> None:
         if pod.generation != token or pod.stage != Stage.CREATING:
             return
-        self._write(pod, statuses.waiting_status(
-            pod, reason, self._waiting_message(pod, reason), pod.qos))
+        message = self._waiting_message(pod, reason)
+        self._write(pod, statuses.waiting_status(pod, reason, message, pod.qos))
+        if self._events.enabled:
+            self._waiting_events(pod, reason, message)
         if reason == fates.ERR_IMAGE_PULL:
             token = pod.next_generation()
             self._timeline.call_later(self._config.image_pull_backoff_s, self._stuck, pod,
@@ -235,7 +309,8 @@ class Kubelet:
     def _running(self, pod: PodRecord) -> None:
         pod.stage = Stage.RUNNING
         pod.running_since = now_rfc3339()
-        self._write(pod, statuses.running_status(pod, pod.qos))
+        if self._write(pod, statuses.running_status(pod, pod.qos)) and self._events.enabled:
+            self._pulled_and_started(pod, self._start_delay(pod))
 
     async def _start_local(self, pod: PodRecord, token: int) -> None:
         assert pod.command is not None
@@ -248,9 +323,13 @@ class Kubelet:
                 return
             pod.next_generation()
             # What containerd reports when the entrypoint cannot be executed.
-            self._terminate(pod, 128, "StartError",
-                            message=f"failed to create containerd task: exec: "
-                            f"\"{argv[0]}\": {error.strerror or error}")
+            message = (f"failed to create containerd task: exec: \"{argv[0]}\": "
+                       f"{error.strerror or error}")
+            if self._events.enabled:
+                self._pulled_and_started(pod, self._start_delay(pod), start=False)
+                self._events.failed(pod, pod.containers[0][0] if pod.containers else "",
+                                    f"Error: {message}")
+            self._terminate(pod, 128, "StartError", message=message)
             return
         if pod.generation != token or pod.stage == Stage.GONE:
             local.terminate(0)
@@ -271,15 +350,31 @@ class Kubelet:
         if pod.generation != token:
             return
         oom = code == fates.OOM_EXIT_CODE and pod.fate.oom
-        self._exit(pod, code, "OOMKilled" if oom else ("Completed" if code == 0 else "Error"))
+        local = pod.local
+        message = None
+        if isinstance(local, LocalContainer):
+            path, policy = pod.message_source
+            written = read_message_file(path, local.started_at)
+            message = termination_message(policy, written, code,
+                                          (line for _, line in local.output.lines()))
+        self._exit(pod, code, "OOMKilled" if oom else ("Completed" if code == 0 else "Error"),
+                   message)
 
     def _exited(self, pod: PodRecord, token: int) -> None:
         if pod.generation != token or pod.stage != Stage.RUNNING:
             return
         fate = pod.fate
-        self._exit(pod, fate.final_exit_code, fate.terminated_reason, fate.message)
+        code = fate.final_exit_code
+        message = termination_message(pod.message_source[1], fate.message or "", code,
+                                      (line.encode() for line in pod.log_lines))
+        self._exit(pod, code, fate.terminated_reason, message)
 
     def _exit(self, pod: PodRecord, code: int, reason: str, message: str | None = None) -> None:
+        if reason == "OOMKilled" and self._events.enabled:
+            process = pod.command[0][0].rsplit("/", 1)[-1] if pod.command and pod.command[0] \
+                else (pod.containers[0][0] if pod.containers else "")
+            self._events.system_oom(pod.node or "", process, 1000 + zlib.crc32(pod.uid.encode())
+                                    % 60000)
         policy = pod.restart_policy
         if policy == "Always" or (policy == "OnFailure" and code != 0):
             self._restart(pod, code, reason)
@@ -296,6 +391,8 @@ class Kubelet:
         token = pod.next_generation()
         if code != 0:
             self._write(pod, statuses.crash_backoff_status(pod, pod.qos))
+            if self._events.enabled and pod.containers:
+                self._events.crash_backoff(pod, pod.containers[0][0])
             self._timeline.call_later(CRASH_BACKOFF_S, self._start, pod, token)
         else:
             self._timeline.call_later(0, self._start, pod, token)

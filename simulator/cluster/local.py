@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -44,6 +45,8 @@ class LocalContainer:
         self.output = ContainerLog(log_bytes)
         self._tasks: list[asyncio.Task[None]] = []
         self._killer: asyncio.TimerHandle | None = None
+        #: Wall-clock time the process was started (a termination message must be newer).
+        self.started_at = 0.0
 
     @property
     def pid(self) -> int | None:
@@ -57,6 +60,7 @@ class LocalContainer:
         self, argv: list[str], env: Mapping[str, str], on_exit: Callable[[int], None]
     ) -> None:
         """Start ``argv``; raises OSError when it cannot be started (not found, not executable)."""
+        self.started_at = time.time()
         self._process = await asyncio.create_subprocess_exec(
             *argv,
             stdin=asyncio.subprocess.DEVNULL,

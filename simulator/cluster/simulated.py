@@ -7,19 +7,23 @@ client sees it as ordinary watch events.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from podfleet.simulator.cluster import status as statuses
 from podfleet.simulator.cluster.config import ClusterConfig
-from podfleet.simulator.cluster.fate import fate_from_annotations
+from podfleet.simulator.cluster.events import EventRecorder
+from podfleet.simulator.cluster.fate import LOG, fate_from_annotations
+from podfleet.simulator.cluster.images import invalid_image_message
 from podfleet.simulator.cluster.kubelet import Kubelet
 from podfleet.simulator.cluster.local import container_command, container_env
 from podfleet.simulator.cluster.podlog import ContainerLog
 from podfleet.simulator.cluster.resources import pod_requests
 from podfleet.simulator.cluster.scheduler import Scheduler, SimNode
 from podfleet.simulator.cluster.state import PodRecord, Stage
+from podfleet.simulator.cluster.termination import FALLBACK_TO_LOGS, MAX_LOG_LINES
 from podfleet.simulator.cluster.timeline import Timeline
 from podfleet.simulator.store import now_rfc3339
 from podfleet.simulator.validation import qos_class
@@ -43,15 +47,17 @@ class UnknownNodeError(KeyError):
 class SimulatedCluster:
     """Nodes, scheduler and kubelet of one simulator, driven by the store's events."""
 
-    def __init__(self, config: ClusterConfig, store: ObjectStore, timeline: Timeline) -> None:
+    def __init__(self, config: ClusterConfig, store: ObjectStore, timeline: Timeline,
+                 events: EventRecorder | None = None) -> None:
         self.config = config
+        self.events = events or EventRecorder(None)
         self.store = store
         self.timeline = timeline
         timeline.on_error = lambda error: log.error("cluster step failed", exc_info=error)
         self.pods: dict[str, PodRecord] = {}  # uid → record
         self._by_key: dict[tuple[str, str], PodRecord] = {}  # (namespace, name) → record
         self.scheduler = Scheduler(config, timeline, self._bound, self._unschedulable)
-        self.kubelet = Kubelet(config, timeline, store, self._terminal)
+        self.kubelet = Kubelet(config, timeline, store, self._terminal, self.events)
         self._remove_listener: Callable[[], None] | None = None
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -107,9 +113,11 @@ class SimulatedCluster:
             if mode == "vanish":
                 self.store.delete_pod(pod.namespace, pod.name)
             elif mode == "evict":
+                self.events.evicted(pod, "The node was low on resource: memory. ")
                 self.kubelet.fail(pod, "Evicted", "The node was low on resource: memory. ",
                                   evicted=True)
             else:
+                self.events.node_not_ready(pod)
                 self.kubelet.fail(pod, "NodeLost",
                                   f"Node {name} which was running pod {pod.name} is unresponsive",
                                   evicted=False)
@@ -192,6 +200,21 @@ class SimulatedCluster:
         containers = spec.get("containers") or []
         pod.containers = tuple((str(c.get("name", "")), str(c.get("image", "")))
                                for c in containers)
+        pod.pull_always = tuple(c.get("imagePullPolicy") == "Always" for c in containers)
+        for name, image in pod.containers:
+            refused = invalid_image_message(image)
+            if refused is not None:
+                pod.image_error = (name, refused)
+                pod.fate = dataclasses.replace(pod.fate, pending_reason="InvalidImageName")
+                break
+        if containers:
+            first = containers[0]
+            pod.message_source = (str(first.get("terminationMessagePath") or ""),
+                                  str(first.get("terminationMessagePolicy") or "File"))
+            if pod.message_source[1] == FALLBACK_TO_LOGS:
+                text = (meta.get("annotations") or {}).get(LOG)
+                if isinstance(text, str):
+                    pod.log_lines = tuple(text.splitlines()[-MAX_LOG_LINES:])
         pod.restart_policy = spec.get("restartPolicy") or "Always"
         grace = spec.get("terminationGracePeriodSeconds")
         pod.grace_s = float(grace) if isinstance(grace, int | float) else 30.0
@@ -211,18 +234,14 @@ class SimulatedCluster:
     # -- scheduler and kubelet callbacks -------------------------------------------------
     def _bound(self, pod: PodRecord, node: SimNode) -> None:
         pod.scheduled_at = now_rfc3339()
+        self.events.scheduled(pod, node.name)
         combined = self.config.kubelet_ack_delay_s <= 0
         if combined:
             status = self.kubelet.accept_with_binding(pod, node)
         else:
             status = {"phase": "Pending", "qosClass": pod.qos,
                       "conditions": [statuses.scheduled_condition(pod.scheduled_at)]}
-
-        def bind(obj: Json) -> None:
-            obj.setdefault("spec", {})["nodeName"] = node.name
-            obj["status"] = status
-
-        if self.store.update_pod(pod.namespace, pod.name, bind) is None:
+        if self.store.bind_pod_with_status(pod.namespace, pod.name, node.name, status) is None:
             return
         if combined:
             self.kubelet.acknowledged(pod)
@@ -232,6 +251,7 @@ class SimulatedCluster:
     def _unschedulable(self, pod: PodRecord, message: str) -> None:
         self.store.set_pod_status(pod.namespace, pod.name,
                                   statuses.unschedulable_status(pod, message, pod.qos))
+        self.events.failed_scheduling(pod, message)
 
     def _terminal(self, pod: PodRecord) -> None:
         self.scheduler.release(pod)
@@ -240,6 +260,7 @@ class SimulatedCluster:
 async def install_cluster(runtime: SimulatorRuntime) -> SimulatedCluster:
     """Create the simulated cluster for a running simulator (called on app startup)."""
     timeline = Timeline(runtime.loop, runtime.config.cluster.timer_batch)
-    cluster = SimulatedCluster(runtime.config.cluster, runtime.store, timeline)
+    events = EventRecorder(runtime.events if runtime.config.record_events else None)
+    cluster = SimulatedCluster(runtime.config.cluster, runtime.store, timeline, events)
     cluster.start()
     return cluster

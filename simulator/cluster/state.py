@@ -33,13 +33,18 @@ class PodRecord:
         "generation",
         "grace_s",
         "host_ip",
+        "image_error",
         "last_exit",
         "local",
+        "log_lines",
+        "message_source",
         "name",
         "namespace",
         "node",
         "pod_ip",
         "previous_local",
+        "pull_always",
+        "pulling",
         "qos",
         "requests",
         "restart_count",
@@ -66,6 +71,16 @@ class PodRecord:
         self.restart_policy = "Always"
         self.restart_count = 0
         self.containers: tuple[tuple[str, str], ...] = ()  # (name, image)
+        #: Per container: imagePullPolicy is Always (pull at every start).
+        self.pull_always: tuple[bool, ...] = ()
+        #: Per container: this start pulls the image (set when the kubelet takes the pod).
+        self.pulling: tuple[bool, ...] = ()
+        #: Simulated log lines, kept only for FallbackToLogsOnError's message.
+        self.log_lines: tuple[str, ...] = ()
+        #: (container, the kubelet's InvalidImageName message) for the first image it refuses.
+        self.image_error: tuple[str, str] | None = None
+        #: First container's (terminationMessagePath, terminationMessagePolicy).
+        self.message_source: tuple[str, str] = ("/dev/termination-log", "File")
         #: First container's command + args and env, for local mode.
         self.command: tuple[list[str], dict[str, str]] | None = None
         self.qos = "BestEffort"

@@ -125,3 +125,49 @@ def test_scheduled_deletion_waits_for_finalizers() -> None:
 
     assert kept
     assert gone
+
+
+@pytest.mark.parametrize("status_last", [True, False])
+def test_a_status_write_stores_what_editing_the_parsed_pod_would(status_last: bool) -> None:
+    # A status whose own fields look like a nested status object must not confuse the splice
+    store = ObjectStore(start_rv=99)
+    pod = _pod("a")
+    if not status_last:
+        pod = {"status": pod.pop("status"), **pod}
+    store.create("pods", pod)
+    statuses = [{"phase": "Running", "x": {"status": {"n": n}}} for n in range(3)]
+
+    for status in statuses:
+        before = store.get("pods", "default", "a")
+        assert before is not None
+        after = store.set_pod_status("default", "a", status)
+        assert after is not None
+        expected = before.object()
+        expected["status"] = status
+        expected["metadata"]["resourceVersion"] = str(after.rv)
+        assert (after.object(), after.phase) == (expected, "Running")
+        assert list(after.object()) == list(expected)  # field order kept too
+
+
+@pytest.mark.parametrize("spec", [{"containers": [{"name": "c", "image": "i"}]}, {}])
+def test_a_binding_with_status_stores_what_editing_the_parsed_pod_would(
+    spec: dict[str, Any]
+) -> None:
+    store = ObjectStore(start_rv=7)
+    pod = _pod("a")
+    pod["spec"] = spec
+    store.create("pods", pod)
+    before = store.get("pods", "default", "a")
+    assert before is not None
+    status = {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "True"}]}
+
+    after = store.bind_pod_with_status("default", "a", "node-1", status)
+
+    assert after is not None
+    expected = before.object()
+    expected["spec"]["nodeName"] = "node-1"
+    expected["status"] = status
+    expected["metadata"]["resourceVersion"] = str(after.rv)
+    assert after.object() == expected
+    assert [r.name for r in store.pods_on_node("node-1")] == ["a"]
+    assert store.unscheduled_pods() == []

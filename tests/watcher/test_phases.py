@@ -69,6 +69,24 @@ def test_failed_pod_reports_exit_code(pod: dict[str, Any]) -> None:
     assert t.after == Published(Stage.FAILED)
 
 
+def test_a_containers_termination_message_is_published_and_summarised(
+        pod: dict[str, Any]) -> None:
+    failed = with_status(pod, "Failed", containers=terminated(3, "Error", "disk full\n"))
+    t = observe(failed)
+    assert t.event is not None and t.event.detail["termination_message"] == "disk full\n"
+    # The executor's judgement from a pod list gives the same reason the watcher's event does
+    summary = "Error (exit code 3): disk full"
+    assert pod_status.pod_task_state(failed) == (TaskState.FAILED, summary)
+    assert pod_status.describe_failure("Error", 3, "disk full\n") == summary
+
+
+def test_a_failed_pod_without_a_termination_message_publishes_none(pod: dict[str, Any]) -> None:
+    t = observe(with_status(pod, "Failed", containers=terminated(3, "Error")))
+    assert t.event is not None and "termination_message" not in t.event.detail
+    assert pod_status.failure_of(with_status(pod, "Failed", containers=terminated(
+        3, "Error"))).summary == "Error (exit code 3)"
+
+
 def test_oom_killed_pod_fails_with_oomkilled(pod: dict[str, Any]) -> None:
     t = observe(with_status(pod, "Failed", containers=terminated(137, "OOMKilled")))
     assert t.event is not None and t.event.reason == "OOMKilled"

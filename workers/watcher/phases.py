@@ -138,6 +138,8 @@ def _failed(ident: PodIdentity, uid: str, failure: Failure, base: dict[str, Any]
         detail["exit_code"] = failure.exit_code
     if failure.container:
         detail["container"] = failure.container
+    if failure.termination_message:
+        detail["termination_message"] = failure.termination_message
     return Transition(_event(ident, uid, EventKind.STATE, TaskState.FAILED, failure.reason,
                              detail, now), Published(Stage.FAILED))
 
