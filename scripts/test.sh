@@ -2,7 +2,7 @@
 # The test command: bootstraps what the tests need, then lints, type-checks and runs every test.
 #   ./scripts/test.sh                 everything (what CI runs)
 #   ./scripts/test.sh tests/executor  just some tests (lint still runs first)
-#   ./scripts/test.sh tests/airflow   the Airflow end-to-end tests, all of them (in .venv-airflow)
+#   ./scripts/test.sh tests/airflow_e2e   the Airflow end-to-end tests, all of them (in .venv-airflow)
 # A full run includes the Airflow tests not marked slow; PODFLEET_AIRFLOW_TESTS=all runs the
 # slow ones too, =off none.
 set -euo pipefail
@@ -33,7 +33,7 @@ mypy
 log "import-linter"
 lint-imports
 
-if [ $# -gt 0 ] && [[ "$*" == *tests/airflow* ]]; then
+if [ $# -gt 0 ] && [[ "$*" == *tests/airflow_e2e* ]]; then
     # shellcheck source=scripts/airflow-venv.sh
     source "$ROOT/scripts/airflow-venv.sh"
     log "pytest (Airflow virtualenv)"
@@ -56,8 +56,8 @@ if [ -n "${airflow_venv_pid:-}" ]; then
     source "$ROOT/scripts/airflow-venv.sh"
     marker=(-m "not slow")
     [ "$AIRFLOW_TESTS" = "all" ] && marker=()
-    log "pytest tests/airflow ${marker[*]:-(all)} (Airflow 3.3 end to end)"
-    "$PODFLEET_AIRFLOW_PYTHON" -m pytest tests/airflow "${marker[@]}" -p no:cacheprovider
+    log "pytest tests/airflow_e2e ${marker[*]:-(all)} (Airflow 3.3 end to end)"
+    "$PODFLEET_AIRFLOW_PYTHON" -m pytest tests/airflow_e2e "${marker[@]}" -p no:cacheprovider
 fi
 
 if [ $# -eq 0 ]; then

@@ -43,6 +43,21 @@ def pop_queued_key(executor: Any, key: Any) -> None:
         queue.pop(key, None)
 
 
+def requeue(executor: Any, key: Any, workload: Any) -> None:
+    """Put ``workload`` back into the queue it was taken from."""
+    queues = getattr(executor, "executor_queues", None)
+    if isinstance(queues, dict):
+        from airflow.executors.workloads.types import WorkloadType
+
+        kind = (WorkloadType.EXECUTE_TASK if getattr(workload, "ti", None) is not None
+                else WorkloadType.EXECUTE_CALLBACK)
+        queues[kind][key] = workload
+    elif getattr(workload, "ti", None) is not None:
+        executor.queued_tasks[key] = workload
+    else:
+        executor.queued_callbacks[key] = workload
+
+
 def airflow_version() -> str:
     from airflow import __version__
 

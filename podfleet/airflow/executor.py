@@ -159,6 +159,17 @@ class PodFleetExecutor(BaseExecutor):
             accepted = batch
         except InvalidSubmission:
             accepted = self._submit_one_by_one(batch)
+        except Exception as exc:
+            # podfleet's DB refused the batch (nothing was written): hand the workloads back
+            # to the queue, so the next heartbeat tries again instead of losing them.
+            log.warning("cannot submit %d workload(s), retrying next heartbeat: %s",
+                        len(batch), exc)
+            for workload in workload_items:
+                key = compat.workload_key(self, workload)
+                if key in self.running:
+                    self.running.discard(key)
+                    compat.requeue(self, key, workload)
+            return
         for key, tracked in accepted:
             self._tracked[key] = tracked
             self.queued(tracked.airflow_key, pod_name(key, tracked.launch_id))

@@ -26,12 +26,19 @@ def locked() -> dict[str, str]:
     return pins
 
 
+# Installed in a virtualenv of its own (scripts/airflow-venv.sh pins Airflow there): Airflow
+# and the cncf.kubernetes provider need the 36.x client, the dev venv tests the current one.
+OWN_VENV_EXTRAS = frozenset({"airflow"})
+
+
 def declared() -> list[Requirement]:
-    """Every requirement of pyproject.toml: the dependencies and every extra's."""
+    """Every requirement of pyproject.toml: the dependencies and every extra's (but those
+    installed in a virtualenv of their own)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     texts = list(project["dependencies"])
-    for extra in project["optional-dependencies"].values():
-        texts.extend(extra)
+    for name, extra in project["optional-dependencies"].items():
+        if name not in OWN_VENV_EXTRAS:
+            texts.extend(extra)
     return [r for r in map(Requirement, texts) if r.name != project["name"]]
 
 

@@ -7,7 +7,6 @@ runs, so they do not see each other's tasks.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-if importlib.util.find_spec("airflow") is None:
+try:
+    import airflow.executors.base_executor  # noqa: F401  (the real Airflow, not a folder)
+except ImportError:
     collect_ignore_glob = ["*"]
 else:
     import sqlalchemy as sa
