@@ -8,6 +8,8 @@ and change its faults and nodes while it runs. None of this is Kubernetes API: i
 Routes:
     GET  /_sim/stats                      counters (see ``SimStats``)
     POST /_sim/reset-stats                zero the counters (current values stay)
+    GET  /_sim/creates                    when each accepted pod create since the reset was
+                                          stored (wall clock, sub-second): rates per window
     GET  /_sim/faults                     the fault configuration
     PUT  /_sim/faults                     replace it (absent fields → no fault)
     PATCH /_sim/faults                    change the fields given, keep the rest
@@ -147,6 +149,7 @@ class AdminRoutes:
         stats.creates_accepted = 0
         stats.creates_rejected.clear()
         stats.watches_total = stats.watches_open
+        stats.create_times.clear()
         self.census.reset()
         cluster = self.runtime.cluster
         if cluster is not None:
@@ -154,6 +157,9 @@ class AdminRoutes:
         if self.runtime.faults is not None:
             self.runtime.faults.injected.clear()
         return _json(self.stats_document())
+
+    async def creates(self, request: web.Request) -> web.Response:
+        return _json({"accepted_at": list(self.runtime.stats.create_times)})
 
     async def get_faults(self, request: web.Request) -> web.Response:
         faults = self.runtime.faults
@@ -226,6 +232,7 @@ def setup_admin(app: web.Application, runtime: SimulatorRuntime) -> AdminRoutes:
     routes = AdminRoutes(runtime)
     app.router.add_get(f"{PREFIX}/stats", routes.stats)
     app.router.add_post(f"{PREFIX}/reset-stats", routes.reset_stats)
+    app.router.add_get(f"{PREFIX}/creates", routes.creates)
     app.router.add_get(f"{PREFIX}/faults", routes.get_faults)
     app.router.add_put(f"{PREFIX}/faults", routes.put_faults)
     app.router.add_patch(f"{PREFIX}/faults", routes.put_faults)
@@ -235,6 +242,18 @@ def setup_admin(app: web.Application, runtime: SimulatorRuntime) -> AdminRoutes:
     app.router.add_post(f"{PREFIX}/nodes/{{name}}/recover", routes.recover_node)
     app.router.add_get(f"{PREFIX}/logs/{{namespace}}/{{name}}", routes.logs)
     return routes
+
+
+def busiest_window(times: list[float], window_s: float = 1.0) -> tuple[int, float]:
+    """The most events within any ``window_s`` (a sliding window, not aligned seconds), and
+    when that window starts. ``times`` ascending."""
+    best, start, first = 0, 0.0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= window_s:
+            first += 1
+        if last - first + 1 > best:
+            best, start = last - first + 1, times[first]
+    return best, start
 
 
 # -- client ----------------------------------------------------------------------------------
@@ -353,6 +372,10 @@ class AdminClient:
     def reset_stats(self) -> SimStats:
         """Zero the counters; returns the fresh ones."""
         return SimStats.from_json(self._call("POST", "/reset-stats"))
+
+    def create_times(self) -> list[float]:
+        """Wall-clock times of the pod creates accepted since the last reset, oldest first."""
+        return [float(t) for t in self._call("GET", "/creates")["accepted_at"]]
 
     def faults(self) -> FaultConfig:
         """The fault configuration in force."""
