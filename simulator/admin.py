@@ -8,8 +8,8 @@ and change its faults and nodes while it runs. None of this is Kubernetes API: i
 Routes:
     GET  /_sim/stats                      counters (see ``SimStats``)
     POST /_sim/reset-stats                zero the counters (current values stay)
-    GET  /_sim/creates                    when each accepted pod create since the reset was
-                                          stored (wall clock, sub-second): rates per window
+    GET  /_sim/creates                    each pod stored since the reset: when (wall clock,
+                                          sub-second), namespace, name: rates per window
     GET  /_sim/faults                     the fault configuration
     PUT  /_sim/faults                     replace it (absent fields → no fault)
     PATCH /_sim/faults                    change the fields given, keep the rest
@@ -26,9 +26,10 @@ import contextlib
 import dataclasses
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,12 +52,19 @@ PREFIX = "/_sim"
 RUNTIME_KEY: web.AppKey[SimulatorRuntime] = web.AppKey("podfleet_sim_runtime")
 
 
+#: Pod creations whose time and name are kept (the most recent), for ``GET /_sim/creates``.
+CREATES_KEPT = 200_000
+
+
 class PodCensus:
-    """Current and peak pod count since the last stats reset (the store's peak is lifelong)."""
+    """Current and peak pod count since the last stats reset (the store's peak is lifelong),
+    and every pod stored since then: when (wall clock, sub-second: ``creationTimestamp`` has
+    whole seconds only, too coarse for a rate in any 1 s window), namespace and name."""
 
     def __init__(self, current: int) -> None:
         self.current = current
         self.peak = current
+        self.created: deque[tuple[float, str, str]] = deque(maxlen=CREATES_KEPT)
 
     def on_event(self, event: StoreEvent) -> None:
         if event.record.resource != "pods":
@@ -64,11 +72,13 @@ class PodCensus:
         if event.type == "ADDED":
             self.current += 1
             self.peak = max(self.peak, self.current)
+            self.created.append((time.time(), event.record.namespace, event.record.name))
         elif event.type == "DELETED":
             self.current -= 1
 
     def reset(self) -> None:
         self.peak = self.current
+        self.created.clear()
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -149,7 +159,6 @@ class AdminRoutes:
         stats.creates_accepted = 0
         stats.creates_rejected.clear()
         stats.watches_total = stats.watches_open
-        stats.create_times.clear()
         self.census.reset()
         cluster = self.runtime.cluster
         if cluster is not None:
@@ -159,7 +168,7 @@ class AdminRoutes:
         return _json(self.stats_document())
 
     async def creates(self, request: web.Request) -> web.Response:
-        return _json({"accepted_at": list(self.runtime.stats.create_times)})
+        return _json({"created": [list(c) for c in self.census.created]})
 
     async def get_faults(self, request: web.Request) -> web.Response:
         faults = self.runtime.faults
@@ -373,9 +382,15 @@ class AdminClient:
         """Zero the counters; returns the fresh ones."""
         return SimStats.from_json(self._call("POST", "/reset-stats"))
 
+    def creates(self) -> list[tuple[float, str, str]]:
+        """(wall-clock time, namespace, name) of every pod stored since the last reset,
+        oldest first: a name twice is the same pod made twice."""
+        return [(float(t), str(ns), str(name))
+                for t, ns, name in self._call("GET", "/creates")["created"]]
+
     def create_times(self) -> list[float]:
-        """Wall-clock times of the pod creates accepted since the last reset, oldest first."""
-        return [float(t) for t in self._call("GET", "/creates")["accepted_at"]]
+        """Wall-clock times of the pods stored since the last reset, oldest first."""
+        return [at for at, _, _ in self.creates()]
 
     def faults(self) -> FaultConfig:
         """The fault configuration in force."""
