@@ -438,6 +438,7 @@ class CoreApi:
             send_initial_events=query_bool(query, "sendInitialEvents"),
             bookmark_interval_s=self.config.bookmark_interval_seconds,
             drop_after_s=drop_after,
+            drop_after=self.runtime.faults.watch_drop_seconds if self.runtime.faults else None,
             as_table=wants_table(request.headers.get("Accept", "")),
             as_metadata=metadata_target(request.headers.get("Accept", ""), WATCH_KINDS),
             include_object=query.get("includeObject", "Metadata"),

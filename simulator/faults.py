@@ -82,7 +82,8 @@ class FaultConfig:
     #: past it, 429 TooManyRequests with Retry-After.
     rate_limit_rps: float | None = None
     rate_limit_burst: int | None = None
-    #: Cut every watch connection this many seconds after it starts.
+    #: Cut every watch connection this many seconds after it starts (read while watches run:
+    #: setting it cuts the open watches already that old within about a second).
     watch_drop_s: float | None = None
     #: Shrink the store's watch history to this many events / seconds (forces 410 Expired).
     history_events: int | None = None

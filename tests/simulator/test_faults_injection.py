@@ -197,6 +197,33 @@ def test_watch_connections_are_cut_after_the_drop_interval(
     assert time.monotonic() - started < 25  # cut long before the watch's own timeout
 
 
+def test_a_drop_set_while_a_watch_is_open_cuts_that_watch_too(
+    admin: AdminClient, api: client.CoreV1Api
+) -> None:
+    import threading
+
+    # Given a watch that has been open for a while, with no drop configured
+    admin.clear_faults()
+    cut = threading.Event()
+
+    def watch_until_cut() -> None:
+        try:
+            for _ in watch.Watch().stream(api.list_namespaced_pod, NS, timeout_seconds=30):
+                pass
+        except urllib3.exceptions.ProtocolError:
+            cut.set()
+
+    reader = threading.Thread(target=watch_until_cut, daemon=True)
+    reader.start()
+    time.sleep(0.5)
+    assert not cut.is_set()
+    # When watches older than 0.2 s are to be dropped
+    admin.set_faults(watch_drop_s=0.2)
+    # Then the open one is cut within about a second, long before its own timeout
+    assert cut.wait(5)
+    admin.clear_faults()
+
+
 def test_short_history_makes_an_old_watch_expire_with_410(
     admin: AdminClient, api: client.CoreV1Api
 ) -> None:
