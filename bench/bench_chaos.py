@@ -10,8 +10,8 @@ faults land, with burst 1 so that the rate is the bound of every 1 s window. The
 a launcher SIGKILLed, a launcher SIGSTOPped for 5 s, the watcher's worker SIGKILLed, Redis
 SIGKILLed and restarted from its AOF, the API answering 429/503 for a while, forged and
 garbage launch-queue entries, every watch connection dropped after 1 s for a while, a
-forced 410 Gone (the watch history shrunk to one event while watches drop, so resuming from
-the stored resourceVersion is refused and the watcher must relist), the executor abandoned
+forced 410 Gone (watches dropped and the next resume from a resourceVersion answered 410
+Expired, as after compaction, so the watcher must relist), the executor abandoned
 mid-run (as a SIGKILLed scheduler) and a new one started under a new id. Sources:
 
 - the simulator's own record of every pod it stored (``GET /_sim/creates``: when, to the
@@ -222,14 +222,12 @@ def run(tasks: int, rate: float, quick: bool) -> int:
               flush=True)
         sim.admin.set_faults(watch_drop_s=1.0)
         time.sleep(3)
-        print(f"t={time.monotonic() - started:5.1f}s forced 410 Gone: watch history of one "
-              "event while watches drop, for 0.8 s", flush=True)
-        # Every resume from a stored resourceVersion is refused while the history is one event
-        # long (as after compaction); the watcher relists, and again while it lasts, so it
-        # lasts briefly: each relist of the whole fleet costs the API server.
-        sim.admin.set_faults(watch_drop_s=0.3, history_events=1)
-        time.sleep(0.8)
-        sim.admin.add_node("chaos-extra")  # a change nobody watches: the history moves on
+        print(f"t={time.monotonic() - started:5.1f}s forced 410 Gone: watches dropped and "
+              "the next resume refused as too old", flush=True)
+        # As after compaction: the watcher's resume from its resourceVersion is Gone, so it
+        # must relist (once: its watch from the list's resourceVersion is served).
+        sim.admin.set_faults(watch_drop_s=0.3, expire_watches=1)
+        time.sleep(1.0)
         sim.admin.set_faults()
         after = sim.admin.stats()
         watches = after.watches.total - before.watches.total

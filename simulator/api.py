@@ -425,6 +425,9 @@ class CoreApi:
             except ValueError:
                 raise bad_request(f'invalid resource version "{rv_text}"') from None
         if rv_text not in ("", "0"):
+            if self.runtime.faults is not None and self.runtime.faults.expire_watch():
+                raise ApiError(410, "Expired", f"too old resource version: {rv_text} "
+                               f"({self.store.resource_version})")
             await self._wait_for_version(int(rv_text))
         drop_after = self.runtime.faults.watch_drop_seconds() if self.runtime.faults else None
         spec = WatchRequest(

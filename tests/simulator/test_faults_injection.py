@@ -224,6 +224,29 @@ def test_a_drop_set_while_a_watch_is_open_cuts_that_watch_too(
     admin.clear_faults()
 
 
+def test_expire_watches_answers_the_next_resumes_410_once_each(
+    admin: AdminClient, api: client.CoreV1Api
+) -> None:
+    rv = api.list_namespaced_pod(NS).metadata.resource_version
+    # Given one forced expiry
+    admin.set_faults(expire_watches=1)
+
+    def resume() -> int:
+        try:
+            for _ in watch.Watch().stream(api.list_namespaced_pod, NS, resource_version=rv,
+                                          timeout_seconds=1):
+                pass
+        except client.ApiException as error:
+            return int(error.status)
+        return 200
+
+    # Then the next resume from a resourceVersion is Gone, the one after it is not
+    assert resume() == 410
+    assert resume() == 200
+    assert admin.stats().faults_injected["watch_410"] == 1
+    admin.clear_faults()
+
+
 def test_short_history_makes_an_old_watch_expire_with_410(
     admin: AdminClient, api: client.CoreV1Api
 ) -> None:
