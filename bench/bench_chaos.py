@@ -3,6 +3,8 @@ garbage; then count, from sources independent of podfleet's own bookkeeping, wha
 
     .venv/bin/python bench/bench_chaos.py            # 2,000 tasks, the full fault timeline
     .venv/bin/python bench/bench_chaos.py --quick    # 300 tasks, a shorter timeline (CI)
+    .venv/bin/python bench/bench_chaos.py --sentinel # Redis behind Sentinel: a failover
+                                                     # instead of a restart from the AOF
 
 Default settings throughout (delete policy ``always``, Redis with an append-only file as a
 production Redis runs), except a launch rate low enough to keep launches in flight while
@@ -112,13 +114,14 @@ def _inject_queue_garbage(redis_client: Any, prefix: str, settings: Any) -> Any:
     return pod_name(request.key, forged_launch)
 
 
-def run(tasks: int, rate: float, quick: bool) -> int:
-    import redis
+def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
 
     from podfleet.contracts.states import TaskState
     from podfleet.executor import TaskSubmission
     from podfleet.executor.db import TaskInstance, make_engine
+    from podfleet.local.redis_sentinel import SentinelGroup
     from podfleet.local.redis_server import RedisServer
+    from podfleet.redis_client import connect as connect_redis
     from podfleet.settings import Settings
     from podfleet.simulator.admin import busiest_window
     from podfleet.simulator.cluster import fate
@@ -129,15 +132,21 @@ def run(tasks: int, rate: float, quick: bool) -> int:
     lease = 5.0
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="podfleet-chaos-")))
-        redis_server = RedisServer(appendonly=True).start()
-        stack.callback(redis_server.close)
+        group = SentinelGroup().start() if sentinel else None
+        redis_server = RedisServer(appendonly=True) if group is None else group.primary
+        if group is None:
+            redis_server.start()
+            stack.callback(redis_server.close)
+        else:
+            stack.callback(group.close)
+        redis_url = redis_server.url if group is None else group.url
         sim = stack.enter_context(start_simulator(SimulatorConfig(
             cluster=ClusterConfig(nodes=40, node_pods=200)), mode="process"))
         database_url = stack.enter_context(database())
         prefix = f"chaos-{uuid.uuid4().hex[:6]}"
         env = {
             "PODFLEET_DATABASE_URL": database_url,
-            "PODFLEET_REDIS_URL": redis_server.url,
+            "PODFLEET_REDIS_URL": redis_url,
             "PODFLEET_REDIS_PREFIX": prefix,
             "PODFLEET_KUBECONFIG": str(sim.write_kubeconfig(tmp / "kubeconfig")),
             "PODFLEET_NAMESPACE": NAMESPACE,
@@ -150,7 +159,7 @@ def run(tasks: int, rate: float, quick: bool) -> int:
             "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "5",
         }
         settings = Settings.from_env(env)
-        client = redis.Redis.from_url(redis_server.url)
+        client = connect_redis(redis_url, socket_timeout=5)
         workers = Workers(env, tmp)
         stack.callback(workers.stop)
         for _ in range(3):
@@ -204,11 +213,20 @@ def run(tasks: int, rate: float, quick: bool) -> int:
             takeover_s = time.monotonic() - killed_at
             workers.start(threads=4)
         at(4)
-        print(f"t={time.monotonic() - started:5.1f}s SIGKILL Redis, restart from AOF in 2 s",
-              flush=True)
-        redis_server.kill()
-        time.sleep(2)
-        redis_server.start()
+        if group is None:
+            print(f"t={time.monotonic() - started:5.1f}s SIGKILL Redis, restart from AOF in 2 s",
+                  flush=True)
+            redis_server.kill()
+            time.sleep(2)
+            redis_server.start()
+        else:
+            print(f"t={time.monotonic() - started:5.1f}s SIGKILL the Redis primary; the "
+                  "sentinels promote its replica", flush=True)
+            failed_at = time.monotonic()
+            group.kill_primary()
+            group.wait_for_failover()
+            print(f"t={time.monotonic() - started:5.1f}s promoted after "
+                  f"{time.monotonic() - failed_at:.1f}s", flush=True)
         at(5)
         print(f"t={time.monotonic() - started:5.1f}s API 429/503 on creates for 3 s; garbage "
               "and a forged launch in the queue", flush=True)
@@ -310,10 +328,13 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="300 tasks, shorter timeline")
     parser.add_argument("--tasks", type=int, default=None)
     parser.add_argument("--rate", type=float, default=None, help="launch rate, pods/s")
+    parser.add_argument("--sentinel", action="store_true",
+                        help="Redis as a Sentinel group (redis+sentinel:// URL); the Redis "
+                             "fault is a failover instead of a restart from the AOF")
     args = parser.parse_args()
     tasks = args.tasks or (300 if args.quick else 2000)
     rate = args.rate or (20.0 if args.quick else 50.0)
-    return run(tasks, rate, args.quick)
+    return run(tasks, rate, args.quick, args.sentinel)
 
 
 if __name__ == "__main__":
