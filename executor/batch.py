@@ -159,6 +159,9 @@ class EventBatches:
         unwanted = outcome is Outcome.STALE or (
             outcome is Outcome.TERMINAL and finished_before is not None
             and event.occurred_at > finished_before and not finished_by_this_pod)
-        if live and unwanted and event.pod_name:
+        # A pod that is not the launch's own (a copy with its labels) is deleted whatever its
+        # phase: left alone, it would run the task's command a second time.
+        foreign = outcome is Outcome.FOREIGN and event.kind is EventKind.STATE
+        if ((live and unwanted) or foreign) and event.pod_name:
             result.stale_pods.append((event.namespace or self._default_namespace,
                                       event.pod_name, event.pod_uid))

@@ -91,6 +91,7 @@ from podfleet.monitoring.metrics import (
     preinitialise,
 )
 from podfleet.pods import task_namespace
+from podfleet.redis_client import connect as connect_redis
 from podfleet.settings import Settings
 
 # Terminal reports remembered per executor, so a replayed one is not reported twice.
@@ -127,7 +128,7 @@ class Executor:
         self._owns_broker = broker is None
         self.broker = broker or make_broker(self.settings)
         self._owns_redis = redis_client is None
-        self.redis: redis.Redis = redis_client or redis.Redis.from_url(
+        self.redis: redis.Redis = redis_client or connect_redis(
             self.settings.redis.url, socket_timeout=10, socket_connect_timeout=5)
         self._kube = kube
         self.event_buffer: dict[TaskKey, tuple[TaskState, EventInfo]] = {}

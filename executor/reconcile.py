@@ -21,6 +21,7 @@ from podfleet.contracts.naming import (
     EXECUTOR_LABEL,
     LAUNCH_ID_LABEL,
     MANAGED_SELECTOR,
+    pod_name,
     safe_label_value,
 )
 from podfleet.contracts.pod_status import pod_task_state
@@ -78,19 +79,19 @@ class Reconciler:
             if redis_lost:
                 self._resend_all_queued()
             return
-        by_launch: dict[str, dict[str, Any]] = {}
+        by_launch: dict[str, list[dict[str, Any]]] = {}
         for listed in pods:
             labels = (listed.get("metadata") or {}).get("labels") or {}
             launch_id = labels.get(LAUNCH_ID_LABEL)
             if launch_id:
-                by_launch[launch_id] = listed
+                by_launch.setdefault(launch_id, []).append(listed)
         result = Applied()
         with self._sessions.begin() as session:
             rows = session.scalars(sa.select(TaskInstance).where(
                 TaskInstance.executor_id == self.executor_id,
                 TaskInstance.state.in_(ACTIVE_STATES)).with_for_update())
             for row in rows:
-                pod = by_launch.get(row.launch_id)
+                pod = _own_pod(row, by_launch.get(row.launch_id, ()))
                 if pod is not None:
                     event = _event_from_pod(pod, row, self.executor_id,
                                             self.settings.watcher.fatal_container_reasons)
@@ -187,6 +188,17 @@ class Reconciler:
 
         with concurrent.futures.ThreadPoolExecutor(RELABEL_THREADS) as pool:
             list(pool.map(relabel, pods))
+
+
+def _own_pod(row: TaskInstance, candidates: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+    """The pod made for ``row``'s launch among those with its launch-id label: the one under
+    the launch's name (and the row's uid, once known); a copy with its labels is not it."""
+    name = pod_name(row.key, row.launch_id)
+    for pod in candidates:
+        meta = pod.get("metadata") or {}
+        if meta.get("name") == name and (row.pod_uid is None or meta.get("uid") == row.pod_uid):
+            return pod
+    return None
 
 
 def _event_from_pod(pod: dict[str, Any], row: TaskInstance, executor_id: str,

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from podfleet.contracts.events import EventKind, TaskEvent
 from podfleet.contracts.messages import new_launch_id
+from podfleet.contracts.naming import pod_name
 from podfleet.contracts.pod_status import describe_failure
 from podfleet.contracts.states import TaskState, may_transition
 
@@ -50,6 +51,7 @@ class Outcome(StrEnum):
     APPLIED = "applied"      # the row moved to the event's state
     REQUEUED = "requeued"    # the row got a new launch and waits to be sent again
     STALE = "stale"          # about another launch than the row's current one (or no row)
+    FOREIGN = "foreign"      # about a pod that is not the launch's own (another name or uid)
     REPLAY = "replay"        # not forward (repeated or out of order): nothing to do
     TERMINAL = "terminal"    # the row had already finished
 
@@ -64,6 +66,8 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float) -> Applied
     """Apply ``event`` to ``row`` (the row whose current launch id is the event's, or None)."""
     if row is None or row.launch_id != event.launch_id:
         return Applied(Outcome.STALE)
+    if is_foreign(row, event):
+        return Applied(Outcome.FOREIGN)
     current = TaskState(row.state)
     if current.is_terminal:
         return Applied(Outcome.TERMINAL)
@@ -99,6 +103,19 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float) -> Applied
                                        event.detail.get("termination_message"))
                       if event.reason else None)
     return Applied(Outcome.APPLIED, new)
+
+
+def is_foreign(row: TaskRecord, event: TaskEvent) -> bool:
+    """Whether ``event`` is about a pod that is not the one podfleet made for the row's launch.
+
+    A launch has one pod, ever: its name derives from the launch id and a launch record stops
+    a second create. So a pod under another name, or under the launch's name with another uid
+    than the one the row recorded (a copy re-applied after the pod was deleted), is someone
+    else's, whatever labels it carries: its events must not decide the task.
+    """
+    if event.pod_name and event.pod_name != pod_name(event.key, event.launch_id):
+        return True
+    return bool(event.pod_uid and row.pod_uid and event.pod_uid != row.pod_uid)
 
 
 def relaunch(row: TaskRecord, now: float, reason: str) -> TaskState:

@@ -31,6 +31,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from podfleet.monitoring import metrics
+from podfleet.redis_client import connect as connect_redis
 
 log = logging.getLogger(__name__)
 DRAMATIQ_NAMESPACE = "dramatiq"
@@ -57,8 +58,8 @@ class BrokerCollector(Collector):
     def from_url(cls, url: str, queues: Iterable[str], **kwargs: Any) -> BrokerCollector:
         """A collector with its own small Redis connection pool (timeouts keep scrapes short)."""
         timeout = float(kwargs.get("timeout_seconds", 2.0))
-        client = redis.Redis.from_url(url, socket_timeout=timeout,
-                                      socket_connect_timeout=timeout, max_connections=4)
+        client = connect_redis(url, socket_timeout=timeout, socket_connect_timeout=timeout,
+                               max_connections=4)
         return cls(client, queues, **kwargs)
 
     def describe(self) -> Iterable[Metric]:

@@ -33,6 +33,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from podfleet.redis_client import connect as connect_redis
 from podfleet.settings import Settings
 
 LAUNCH_ACTOR_NAME = "podfleet_launch"
@@ -85,14 +86,14 @@ def make_broker(settings: Settings, *, middleware: Sequence[Middleware] = (),
         *middleware,
     ]
     return broker_class(
-        url=settings.redis.url,
+        # A plain Redis or a primary found through Sentinel (podfleet.redis_client).
+        client=connect_redis(
+            settings.redis.url,
+            # Redis commands fail fast instead of hanging a worker thread on a dead connection.
+            socket_timeout=10, socket_connect_timeout=5, health_check_interval=30),
         namespace=broker_namespace(settings),
         middleware=stack,
         heartbeat_timeout=int(timeout_s * 1000),
-        # Redis commands fail fast instead of hanging a worker thread on a dead connection.
-        socket_timeout=10,
-        socket_connect_timeout=5,
-        health_check_interval=30,
     )
 
 

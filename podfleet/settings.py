@@ -51,7 +51,10 @@ class Variable:
 
 VARIABLES: tuple[Variable, ...] = (
     Variable("PODFLEET_REDIS_URL", "redis://127.0.0.1:6379/0",
-             "Redis for the broker, rate limiter, watcher lease and event streams."),
+             "Redis for the broker, rate limiter, watcher lease and event streams: "
+             "`redis://`, `rediss://`, `unix://`, or through Redis Sentinel "
+             "`redis+sentinel://[[user]:password@]host:port[,host:port...]/service_name[/db]` "
+             "(the sentinels; the name they monitor; the password is the primary's)."),
     Variable("PODFLEET_REDIS_PREFIX", "podfleet", "Prefix of every Redis key podfleet owns."),
     Variable("PODFLEET_DATABASE_URL", "sqlite:///.podfleet/podfleet.sqlite",
              "Metadata DB (SQLAlchemy URL). SQLite by default; PostgreSQL in production "
@@ -346,7 +349,8 @@ class Settings:
                 f"s3://bucket/prefix, got {log_archive!r}")
         return cls(
             redis=RedisSettings(
-                url=env.url("PODFLEET_REDIS_URL", ("redis://", "rediss://", "unix://")),
+                url=_redis_url(env.url("PODFLEET_REDIS_URL", (
+                    "redis://", "rediss://", "unix://", "redis+sentinel://"))),
                 prefix=env.text("PODFLEET_REDIS_PREFIX") or "podfleet",
             ),
             database=DatabaseSettings(
@@ -412,6 +416,19 @@ class Settings:
             ),
             signing_key=key_text.encode() if key_text else None,
         )
+
+
+def _redis_url(url: str) -> str:
+    """``url``, checked now when it names sentinels, so a typo stops the process at start."""
+    from podfleet.redis_client import InvalidRedisUrl, is_sentinel_url, parse_sentinel_url
+
+    if is_sentinel_url(url):
+        try:
+            parse_sentinel_url(url)
+        except InvalidRedisUrl as exc:
+            raise SettingsError(f"PODFLEET_REDIS_URL: {exc} (expected redis+sentinel://"
+                                f"host:port[,host:port...]/service_name[/db])") from None
+    return url
 
 
 def redact_url(url: str) -> str:

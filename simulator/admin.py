@@ -8,6 +8,8 @@ and change its faults and nodes while it runs. None of this is Kubernetes API: i
 Routes:
     GET  /_sim/stats                      counters (see ``SimStats``)
     POST /_sim/reset-stats                zero the counters (current values stay)
+    GET  /_sim/creates                    each pod stored since the reset: when (wall clock,
+                                          sub-second), namespace, name: rates per window
     GET  /_sim/faults                     the fault configuration
     PUT  /_sim/faults                     replace it (absent fields → no fault)
     PATCH /_sim/faults                    change the fields given, keep the rest
@@ -24,9 +26,10 @@ import contextlib
 import dataclasses
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -49,12 +52,19 @@ PREFIX = "/_sim"
 RUNTIME_KEY: web.AppKey[SimulatorRuntime] = web.AppKey("podfleet_sim_runtime")
 
 
+#: Pod creations whose time and name are kept (the most recent), for ``GET /_sim/creates``.
+CREATES_KEPT = 200_000
+
+
 class PodCensus:
-    """Current and peak pod count since the last stats reset (the store's peak is lifelong)."""
+    """Current and peak pod count since the last stats reset (the store's peak is lifelong),
+    and every pod stored since then: when (wall clock, sub-second: ``creationTimestamp`` has
+    whole seconds only, too coarse for a rate in any 1 s window), namespace and name."""
 
     def __init__(self, current: int) -> None:
         self.current = current
         self.peak = current
+        self.created: deque[tuple[float, str, str]] = deque(maxlen=CREATES_KEPT)
 
     def on_event(self, event: StoreEvent) -> None:
         if event.record.resource != "pods":
@@ -62,11 +72,13 @@ class PodCensus:
         if event.type == "ADDED":
             self.current += 1
             self.peak = max(self.peak, self.current)
+            self.created.append((time.time(), event.record.namespace, event.record.name))
         elif event.type == "DELETED":
             self.current -= 1
 
     def reset(self) -> None:
         self.peak = self.current
+        self.created.clear()
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -159,6 +171,9 @@ class AdminRoutes:
             self.runtime.faults.injected.clear()
         return _json(self.stats_document())
 
+    async def creates(self, request: web.Request) -> web.Response:
+        return _json({"created": [list(c) for c in self.census.created]})
+
     async def get_faults(self, request: web.Request) -> web.Response:
         faults = self.runtime.faults
         config = faults.config if faults is not None else FaultConfig()
@@ -230,6 +245,7 @@ def setup_admin(app: web.Application, runtime: SimulatorRuntime) -> AdminRoutes:
     routes = AdminRoutes(runtime)
     app.router.add_get(f"{PREFIX}/stats", routes.stats)
     app.router.add_post(f"{PREFIX}/reset-stats", routes.reset_stats)
+    app.router.add_get(f"{PREFIX}/creates", routes.creates)
     app.router.add_get(f"{PREFIX}/faults", routes.get_faults)
     app.router.add_put(f"{PREFIX}/faults", routes.put_faults)
     app.router.add_patch(f"{PREFIX}/faults", routes.put_faults)
@@ -239,6 +255,18 @@ def setup_admin(app: web.Application, runtime: SimulatorRuntime) -> AdminRoutes:
     app.router.add_post(f"{PREFIX}/nodes/{{name}}/recover", routes.recover_node)
     app.router.add_get(f"{PREFIX}/logs/{{namespace}}/{{name}}", routes.logs)
     return routes
+
+
+def busiest_window(times: list[float], window_s: float = 1.0) -> tuple[int, float]:
+    """The most events within any ``window_s`` (a sliding window, not aligned seconds), and
+    when that window starts. ``times`` ascending."""
+    best, start, first = 0, 0.0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= window_s:
+            first += 1
+        if last - first + 1 > best:
+            best, start = last - first + 1, times[first]
+    return best, start
 
 
 # -- client ----------------------------------------------------------------------------------
@@ -357,6 +385,16 @@ class AdminClient:
     def reset_stats(self) -> SimStats:
         """Zero the counters; returns the fresh ones."""
         return SimStats.from_json(self._call("POST", "/reset-stats"))
+
+    def creates(self) -> list[tuple[float, str, str]]:
+        """(wall-clock time, namespace, name) of every pod stored since the last reset,
+        oldest first: a name twice is the same pod made twice."""
+        return [(float(t), str(ns), str(name))
+                for t, ns, name in self._call("GET", "/creates")["created"]]
+
+    def create_times(self) -> list[float]:
+        """Wall-clock times of the pods stored since the last reset, oldest first."""
+        return [at for at, _, _ in self.creates()]
 
     def faults(self) -> FaultConfig:
         """The fault configuration in force."""

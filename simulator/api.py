@@ -435,6 +435,9 @@ class CoreApi:
                 raise bad_request(f'invalid resource version "{rv_text}"') from None
         store = self._store_of(rtype)
         if rv_text not in ("", "0"):
+            if self.runtime.faults is not None and self.runtime.faults.expire_watch():
+                raise ApiError(410, "Expired", f"too old resource version: {rv_text} "
+                               f"({store.resource_version})")
             await self._wait_for_version(store, int(rv_text))
         drop_after = self.runtime.faults.watch_drop_seconds() if self.runtime.faults else None
         spec = WatchRequest(
@@ -448,6 +451,7 @@ class CoreApi:
             send_initial_events=query_bool(query, "sendInitialEvents"),
             bookmark_interval_s=self.config.bookmark_interval_seconds,
             drop_after_s=drop_after,
+            drop_after=self.runtime.faults.watch_drop_seconds if self.runtime.faults else None,
             as_table=wants_table(request.headers.get("Accept", "")),
             as_metadata=metadata_target(request.headers.get("Accept", ""), WATCH_KINDS),
             include_object=query.get("includeObject", "Metadata"),

@@ -82,8 +82,13 @@ class FaultConfig:
     #: past it, 429 TooManyRequests with Retry-After.
     rate_limit_rps: float | None = None
     rate_limit_burst: int | None = None
-    #: Cut every watch connection this many seconds after it starts.
+    #: Cut every watch connection this many seconds after it starts (read while watches run:
+    #: setting it cuts the open watches already that old within about a second).
     watch_drop_s: float | None = None
+    #: The next this many watches that resume from a resourceVersion are answered 410 Gone
+    #: (Expired), as after etcd compaction; counted down from when the field is set. One
+    #: forced 410 without shrinking the history (which makes every resume fail meanwhile).
+    expire_watches: int | None = None
     #: Shrink the store's watch history to this many events / seconds (forces 410 Expired).
     history_events: int | None = None
     history_seconds: float | None = None
@@ -106,6 +111,7 @@ class FaultConfig:
         if self.timeout_mode not in TIMEOUT_MODES:
             raise ValueError(f"timeout_mode must be one of {', '.join(TIMEOUT_MODES)}")
         for name in ("pod_quota", "rate_limit_rps", "rate_limit_burst", "watch_drop_s",
+                     "expire_watches",
                      "history_events", "history_seconds"):
             value = getattr(self, name)
             if value is not None and value < 0:
@@ -149,7 +155,8 @@ def fault_config_from_json(data: dict[str, Any], base: FaultConfig | None = None
         config = FaultConfig(verbs=verbs, **values)
     except TypeError as error:
         raise ValueError(str(error)) from None
-    for name in ("retry_after_s", "pod_quota", "rate_limit_burst", "history_events"):
+    for name in ("retry_after_s", "pod_quota", "rate_limit_burst", "history_events",
+                 "expire_watches"):
         value = getattr(config, name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise ValueError(f"{name} must be an integer")
@@ -193,6 +200,7 @@ class FaultInjector:
         self._bucket: TokenBucket | None = None
         #: Non-terminal pods per namespace, what a ``pods`` ResourceQuota counts as used.
         self._active_pods: Counter[str] = Counter()
+        self._expire_left = 0
         self._history_default = (runtime.config.history_window_events,
                                  runtime.config.history_window_seconds)
         for record in runtime.store.iter_unsorted("pods"):
@@ -207,6 +215,10 @@ class FaultInjector:
         config.validate()
         previous = self.config
         self.config = config
+        if config.expire_watches is not None and config.expire_watches != previous.expire_watches:
+            self._expire_left = config.expire_watches
+        elif config.expire_watches is None:
+            self._expire_left = 0
         if config.seed is not None and config.seed != previous.seed:
             self._random.seed(config.seed)
         if config.rate_limit_rps is None:
@@ -224,6 +236,14 @@ class FaultInjector:
         elif previous.history_events is not None or previous.history_seconds is not None:
             store.set_history_window(events=self._history_default[0],
                                      seconds=self._history_default[1])
+
+    def expire_watch(self) -> bool:
+        """Whether this watch resume is to be answered 410 Gone (``expire_watches``)."""
+        if self._expire_left <= 0:
+            return False
+        self._expire_left -= 1
+        self.injected["watch_410"] += 1
+        return True
 
     def watch_drop_seconds(self) -> float | None:
         """Seconds after which each new watch is cut (None: never)."""

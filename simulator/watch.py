@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,9 @@ class WatchRequest:
     include_object: str
     #: Events carry PartialObjectMetadata (``metadata.py``) instead of full objects.
     as_metadata: MetadataTarget | None = None
+    #: Read while the watch runs (the fault injector's ``watch_drop_seconds``), so a drop
+    #: configured while a watch is open cuts it too once it is that old; else ``drop_after_s``.
+    drop_after: Callable[[], float | None] | None = None
 
 
 def _with_rv(raw: bytes, rv: int) -> bytes:
@@ -163,7 +167,12 @@ async def serve_watch(
     loop = asyncio.get_running_loop()
     started = loop.time()
     end_at = started + spec.timeout_s if spec.timeout_s else None
-    drop_at = started + spec.drop_after_s if spec.drop_after_s else None
+
+    def drop_deadline() -> float | None:
+        after = spec.drop_after() if spec.drop_after is not None else spec.drop_after_s
+        return started + after if after else None
+
+    drop_at = drop_deadline()
     next_bookmark = started + spec.bookmark_interval_s if spec.bookmarks else None
     dropped = False
     try:
@@ -189,6 +198,7 @@ async def serve_watch(
             now = loop.time()
             if end_at is not None and now >= end_at:
                 break
+            drop_at = drop_deadline()
             if drop_at is not None and now >= drop_at:
                 dropped = True
                 break
@@ -201,7 +211,8 @@ async def serve_watch(
             transport = request.transport
             if transport is None or transport.is_closing():
                 break
-            wait = _IDLE_POLL_S
+            # A live drop setting is looked at again at least every second.
+            wait = _IDLE_POLL_S if spec.drop_after is None else min(_IDLE_POLL_S, 1.0)
             for deadline in (end_at, drop_at, next_bookmark):
                 if deadline is not None:
                     wait = min(wait, max(0.0, deadline - now))

@@ -69,10 +69,11 @@ def check(settings: Settings) -> int:
     import redis
 
     from podfleet.kube.client import KubeApiError
+    from podfleet.redis_client import connect as connect_redis
 
     ok = True
     try:
-        redis.Redis.from_url(settings.redis.url, socket_connect_timeout=5).ping()
+        connect_redis(settings.redis.url, socket_connect_timeout=5).ping()
         print(f"redis: ok ({redact_url(settings.redis.url)})")
     except redis.RedisError as exc:
         ok = False

@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from podfleet.local.ports import free_port, wait_for_port
@@ -24,10 +25,13 @@ class RedisServer:
     """Start, kill and restart one private redis-server; the port stays the same across restarts."""
 
     def __init__(self, port: int | None = None, host: str = "127.0.0.1",
-                 executable: str | None = None, *, appendonly: bool = False) -> None:
+                 executable: str | None = None, *, appendonly: bool = False,
+                 extra_args: Sequence[str] = ()) -> None:
         """``appendonly``: keep an AOF (fsync every second), so a restart after SIGKILL comes
-        back with the data, as a production Redis does; otherwise it comes back empty."""
+        back with the data, as a production Redis does; otherwise it comes back empty.
+        ``extra_args`` are more ``redis-server`` options (``--replicaof host port``)."""
         self.appendonly = appendonly
+        self.extra_args = tuple(extra_args)
         self.host = host
         self.port = port or free_port(host)
         found = executable or shutil.which("redis-server")
@@ -55,7 +59,7 @@ class RedisServer:
              "--save", "", "--appendonly", "yes" if self.appendonly else "no",
              "--appendfsync", "everysec", "--dir", str(self._dir),
              "--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning",
-             "--maxclients", "4000"],
+             "--maxclients", "4000", *self.extra_args],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port(self.host, self.port, timeout)

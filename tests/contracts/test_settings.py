@@ -36,6 +36,10 @@ def test_defaults_need_no_configuration() -> None:
         ("PODFLEET_NAMESPACE", "Team_A", "PODFLEET_NAMESPACE='Team_A' is invalid"),
         ("PODFLEET_WATCH_NAMESPACES", "a,B", "PODFLEET_WATCH_NAMESPACES='B' is invalid"),
         ("PODFLEET_REDIS_URL", "localhost:6379", "PODFLEET_REDIS_URL must start with"),
+        ("PODFLEET_REDIS_URL", "redis+sentinel://s1:26379", "PODFLEET_REDIS_URL: expected "
+         "/service_name"),
+        ("PODFLEET_REDIS_URL", "redis+sentinel://s1:x/mymaster", "PODFLEET_REDIS_URL: "
+         "sentinel address 's1:x' has no valid port"),
         ("PODFLEET_DATABASE_URL", "mysql://x", "PODFLEET_DATABASE_URL must start with"),
         ("PODFLEET_IN_CLUSTER", "maybe", "PODFLEET_IN_CLUSTER must be true or false"),
         ("PODFLEET_SIGNING_KEY", "short", "PODFLEET_SIGNING_KEY must be at least 16 bytes"),
@@ -120,6 +124,8 @@ def test_metrics_bind_every_address_by_default_and_can_stay_local() -> None:
     ("redis://:s3cret@redis:6379/0", "redis://:***@redis:6379/0"),
     ("postgresql+psycopg://app:s3cret@db/podfleet", "postgresql+psycopg://app:***@db/podfleet"),
     ("redis://redis:6379/0", "redis://redis:6379/0"),
+    ("redis+sentinel://:s3cret@s1:26379,s2:26379/mymaster/0",
+     "redis+sentinel://:***@s1:26379,s2:26379/mymaster/0"),
 ])
 def test_redacted_urls_hide_only_the_password(url: str, shown: str) -> None:
     assert redact_url(url) == shown

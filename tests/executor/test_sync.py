@@ -108,6 +108,40 @@ def test_an_event_about_another_launch_is_ignored(
     assert stream_backlog(redis_url, executor) == (0, 0)
 
 
+def test_an_event_about_a_pod_with_another_uid_than_the_rows_is_ignored(
+        executor: Executor, database_url: str, redis_url: str) -> None:
+    import dataclasses
+
+    # Given a task running in its pod
+    executor.submit(key("a"), CMD)
+    row = row_of(database_url, key("a"))
+    own = dataclasses.replace(event(row, TaskState.RUNNING), pod_uid="uid-own")
+    publish(redis_url, [own])
+    executor.sync()
+    # When another pod under the launch's name and labels (another uid) reports a failure
+    publish(redis_url, [dataclasses.replace(event(row, TaskState.FAILED, reason="Error"),
+                                            pod_uid="uid-copy")])
+    executor.sync()
+    # Then the task is as its own pod left it
+    after = row_of(database_url, key("a"))
+    assert (after.state, after.pod_uid, after.reason) == ("running", "uid-own", None)
+
+
+def test_an_event_about_a_pod_under_another_name_is_ignored(
+        executor: Executor, database_url: str, redis_url: str) -> None:
+    import dataclasses
+
+    # Given a task; When a pod with its labels but not its launch's name reports success
+    executor.submit(key("a"), CMD)
+    row = row_of(database_url, key("a"))
+    publish(redis_url, [dataclasses.replace(event(row, TaskState.SUCCESS),
+                                            pod_name="hand-made", pod_uid="uid-x")])
+    executor.sync()
+    # Then the task is untouched: a copy does not decide it
+    after = row_of(database_url, key("a"))
+    assert (after.state, after.pod_uid) == ("queued", None)
+
+
 def test_a_malformed_entry_is_dropped_without_stopping_the_rest(
         executor: Executor, database_url: str, redis_url: str) -> None:
     executor.submit(key("a"), CMD)

@@ -32,6 +32,7 @@ from podfleet.executor import Executor, TaskSubmission
 from podfleet.executor.db import TaskInstance, make_engine
 from podfleet.kube.client import KubeClient
 from podfleet.local.processes import kill_process_group, stop_process_groups
+from podfleet.redis_client import connect as connect_redis
 from podfleet.settings import Settings
 from podfleet.simulator.admin import SimStats
 from podfleet.simulator.cluster import fate
@@ -140,7 +141,7 @@ class Pipeline:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.executors: list[Executor] = []
         self.reports: list[Report] = []
-        self.redis = redis.Redis.from_url(redis_url)
+        self.redis: redis.Redis = connect_redis(redis_url, socket_timeout=5)
         self._kube: KubeClient | None = None
 
     # --- workers --------------------------------------------------------------------------

@@ -197,6 +197,56 @@ def test_watch_connections_are_cut_after_the_drop_interval(
     assert time.monotonic() - started < 25  # cut long before the watch's own timeout
 
 
+def test_a_drop_set_while_a_watch_is_open_cuts_that_watch_too(
+    admin: AdminClient, api: client.CoreV1Api
+) -> None:
+    import threading
+
+    # Given a watch that has been open for a while, with no drop configured
+    admin.clear_faults()
+    cut = threading.Event()
+
+    def watch_until_cut() -> None:
+        try:
+            for _ in watch.Watch().stream(api.list_namespaced_pod, NS, timeout_seconds=30):
+                pass
+        except urllib3.exceptions.ProtocolError:
+            cut.set()
+
+    reader = threading.Thread(target=watch_until_cut, daemon=True)
+    reader.start()
+    time.sleep(0.5)
+    assert not cut.is_set()
+    # When watches older than 0.2 s are to be dropped
+    admin.set_faults(watch_drop_s=0.2)
+    # Then the open one is cut within about a second, long before its own timeout
+    assert cut.wait(5)
+    admin.clear_faults()
+
+
+def test_expire_watches_answers_the_next_resumes_410_once_each(
+    admin: AdminClient, api: client.CoreV1Api
+) -> None:
+    rv = api.list_namespaced_pod(NS).metadata.resource_version
+    # Given one forced expiry
+    admin.set_faults(expire_watches=1)
+
+    def resume() -> int:
+        try:
+            for _ in watch.Watch().stream(api.list_namespaced_pod, NS, resource_version=rv,
+                                          timeout_seconds=1):
+                pass
+        except client.ApiException as error:
+            return int(error.status)
+        return 200
+
+    # Then the next resume from a resourceVersion is Gone, the one after it is not
+    assert resume() == 410
+    assert resume() == 200
+    assert admin.stats().faults_injected["watch_410"] == 1
+    admin.clear_faults()
+
+
 def test_short_history_makes_an_old_watch_expire_with_410(
     admin: AdminClient, api: client.CoreV1Api
 ) -> None:

@@ -90,3 +90,33 @@ def test_requests_are_counted_by_verb_and_code(
 
     assert stats.requests["list"] == {200: 1}
     assert stats.requests["get"] == {404: 1}
+
+
+def test_stored_pods_are_timed_below_the_second_and_reset_with_the_stats(
+        sim: RunningSimulator, api: client.CoreV1Api) -> None:
+    import time
+
+    from podfleet.simulator.admin import busiest_window
+
+    sim.admin.reset_stats()
+    before = time.time()
+    names = [unique("timed") for _ in range(3)]
+    for name in names:
+        api.create_namespaced_pod(NS, pod_body(name))
+    with pytest.raises(client.ApiException):  # a rejected create (409) is not timed
+        api.create_namespaced_pod(NS, pod_body(names[0]))
+    assert [(ns, name) for _, ns, name in sim.admin.creates()] == [(NS, n) for n in names]
+    times = sim.admin.create_times()
+    assert before <= times[0] <= times[1] <= times[2] <= time.time()
+    assert busiest_window(times, window_s=5.0) == (3, times[0])
+    sim.admin.reset_stats()
+    assert sim.admin.create_times() == []
+
+
+def test_the_busiest_window_slides_rather_than_aligning_to_seconds() -> None:
+    from podfleet.simulator.admin import busiest_window
+
+    # Two creates late in one second and two early in the next: 4 within 0.2 s
+    assert busiest_window([0.85, 0.9, 1.0, 1.05, 3.0]) == (4, 0.85)
+    assert busiest_window([0.0, 1.0, 2.0]) == (1, 0.0)
+    assert busiest_window([]) == (0, 0.0)

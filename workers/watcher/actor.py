@@ -33,6 +33,7 @@ from podfleet.broker import WATCH_ACTOR_NAME, WATCH_QUEUE
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.kube.client import KubeClient
 from podfleet.monitoring.metrics import observe_kube_request
+from podfleet.redis_client import connect as connect_redis
 from podfleet.settings import Settings
 from podfleet.workers.watcher.lease import REDIS_ERRORS, WatcherLease
 from podfleet.workers.watcher.loop import PodSource, Watcher, WatchOptions
@@ -55,9 +56,8 @@ def run_watcher(settings: Settings, stop: threading.Event, *,
     """Be the watcher if nobody is: take the lease, watch until ``stop`` or the lease is lost,
     release it. Returns False at once when someone else holds the lease."""
     own_client = client is None
-    redis_client = client or redis.Redis.from_url(settings.redis.url, socket_timeout=10,
-                                                  socket_connect_timeout=5,
-                                                  health_check_interval=30)
+    redis_client = client or connect_redis(settings.redis.url, socket_timeout=10,
+                                           socket_connect_timeout=5, health_check_interval=30)
     own_kube: KubeClient | None = None
     try:
         keys = RedisKeys(settings.redis.prefix)
@@ -108,8 +108,8 @@ class WatcherSupervisor(dramatiq.Middleware):
         """Try the lease now and every interval; watch whenever it is ours."""
         settings = self._settings or Settings.from_env()
         interval = self.interval_seconds or supervisor_interval(settings.watcher.lease_seconds)
-        client = redis.Redis.from_url(settings.redis.url, socket_timeout=10,
-                                      socket_connect_timeout=5, health_check_interval=30)
+        client = connect_redis(settings.redis.url, socket_timeout=10,
+                               socket_connect_timeout=5, health_check_interval=30)
         try:
             while not stop.is_set():
                 try:
