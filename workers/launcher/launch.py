@@ -333,7 +333,10 @@ class Launcher:
         started = time.monotonic()
         # A permit used later than this after its conformance time is stale (the process was
         # paused: SIGSTOP, a GC pause, a frozen VM) and is not spent: a fresh one is taken.
-        stale_s = max(0.05, 1.0 / limiter.rate) if limiter.rate > 0 else float("inf")
+        # Lateness L lets L × rate extra creates into a 1 s window: keep that near half a
+        # create, but never below 20 ms (an event loop's ordinary jitter on a busy host).
+        stale_s = (max(0.02, min(0.05, 0.5 / limiter.rate)) if limiter.rate > 0
+                   else float("inf"))
         window = 1
         growing = True
         while pending:
