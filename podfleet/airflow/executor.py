@@ -30,6 +30,7 @@ from airflow.utils.state import TaskInstanceState
 
 from podfleet.airflow import compat
 from podfleet.airflow.config import executor_id_for_job, settings_from_airflow
+from podfleet.airflow.logs import read_try_log, task_logs
 from podfleet.airflow.pod_config import PodTemplates, resolve_executor_config
 from podfleet.airflow.workloads import (
     airflow_metadata,
@@ -42,10 +43,7 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, InvalidSubmission, TaskSubmission
-from podfleet.executor.db import make_engine, make_sessionmaker
 from podfleet.executor.logs import TaskLogs, TaskLogUnavailable
-from podfleet.kube.client import KubeClient
-from podfleet.logs.archive import LogArchive
 from podfleet.pods import InvalidExecutorConfig
 from podfleet.settings import Settings
 
@@ -338,33 +336,18 @@ class PodFleetExecutor(BaseExecutor):
 
     def get_task_log(self, ti: Any, try_number: int) -> tuple[list[str], list[str]]:
         """The try's log from its pod (running) or podfleet's archive (pod deleted)."""
-        key = TaskKey(ti.dag_id, ti.task_id, ti.run_id,
-                      -1 if ti.map_index is None else int(ti.map_index), int(try_number))
         try:
-            found = self._task_logs().read(self._task_logs().target(key), tail=None)
+            found = read_try_log(self._task_logs(), ti, try_number)
         except TaskLogUnavailable as exc:
             return [f"podfleet: no log for this try: {exc}"], [""]
         except Exception as exc:
             return [f"podfleet: reading the log failed: {exc}"], [""]
-        where = "pod" if found.source == "pod" else "podfleet's log archive"
-        return [f"Found logs in the {where} (launch {found.launch_id})"], [found.text]
+        where = "the pod" if found.source == "pod" else "podfleet's log archive"
+        return [f"Found logs in {where} (launch {found.launch_id})"], [found.text]
 
     def _task_logs(self) -> TaskLogs:
-        # Built without Redis or the signing key: the API server reads logs, never launches.
         if self._logs is None:
-            settings = self.podfleet_settings()
-            sessions = make_sessionmaker(make_engine(settings.database.url))
-            kube: list[KubeClient] = []
-
-            def client() -> KubeClient:
-                if not kube:
-                    kube.append(KubeClient.from_settings(settings.kubernetes))
-                return kube[0]
-
-            location = settings.logs.archive
-            self._logs = TaskLogs(sessions, client,
-                                  LogArchive.open(location) if location else None,
-                                  settings.kubernetes.namespace)
+            self._logs = task_logs(self.podfleet_settings())
         return self._logs
 
     # --- CLI --------------------------------------------------------------------------------

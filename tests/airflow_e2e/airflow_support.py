@@ -80,6 +80,9 @@ class AirflowStack:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "10",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            # Finished tasks' logs from podfleet's archive (their pods are deleted).
+            "AIRFLOW__LOGGING__LOGGING_CONFIG_CLASS":
+                "podfleet.airflow.logging_config.LOGGING_CONFIG",
             **podfleet_env,
             **(extra_env or {}),
         }

@@ -47,6 +47,12 @@ def test_a_dag_with_xcom_mapped_tasks_and_bash_succeeds(airflow_stack: AirflowSt
                              "/xcomEntries/return_value")
     assert str(xcom["value"]) == "12"
 
+    def archived() -> str | None:
+        text = airflow_stack.task_log("pf_pipeline", run_id, "bash", 1)
+        return text if "Found logs in podfleet's log archive" in text else None
+    # The bash task's pod is deleted (delete policy always): its log comes from the archive.
+    assert "podfleet-bash-ran" in wait_for(archived, 60, "the archived log of a finished task")
+
 
 def test_a_failing_task_fails_although_its_pod_may_exit_cleanly(
         airflow_stack: AirflowStack) -> None:
