@@ -107,6 +107,7 @@ class Bench:
                  "--threads", str(self.args.threads), "--no-watcher"],
                 env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True)
+            self.worker = worker
             try:
                 self._wait_ready(client, broker, settings)
                 spy = self._start_profile(worker.pid) if profile else None
@@ -174,6 +175,10 @@ class Bench:
         stream = RedisKeys(settings.redis.prefix).events("bench")
         deadline = time.monotonic() + 300
         while client.xlen(stream) < count:
+            worker = getattr(self, "worker", None)
+            if worker is not None and worker.poll() is not None:
+                raise RuntimeError(f"the worker exited with {worker.returncode}; see "
+                                   f"{self.workdir}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"only {client.xlen(stream)}/{count} events; see "
                                    f"{self.workdir}")
