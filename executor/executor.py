@@ -82,7 +82,6 @@ from podfleet.executor.streams import (
 from podfleet.executor.submission import TaskSubmission, validate_submissions
 from podfleet.executor.transitions import Outcome
 from podfleet.kube.client import KubeApiError, KubeClient
-from podfleet.logs.archive import LogArchive
 from podfleet.monitoring.metrics import (
     EVENTS_APPLIED,
     TASK_END_TO_END,
@@ -474,8 +473,7 @@ class Executor:
         """Task try ``key``'s log so far (its last ``tail`` lines): read from its pod while
         the pod exists, from the log archive once it is deleted. Raises
         :class:`~podfleet.executor.logs.TaskLogUnavailable` when there is none."""
-        logs = self._task_logs()
-        return logs.read(logs.target(TaskKey.coerce(key)), tail=tail)
+        return self._task_logs().read_key(TaskKey.coerce(key), tail=tail)
 
     def follow_task_log(self, key: Any, *, tail: int | None = None) -> Iterator[str]:
         """Task try ``key``'s log as it is written, until its container exits; see
@@ -485,10 +483,7 @@ class Executor:
         return logs.follow(logs.target(TaskKey.coerce(key)), tail=tail)
 
     def _task_logs(self) -> TaskLogs:
-        location = self.settings.logs.archive
-        return TaskLogs(self._sessions, lambda: self.kube,
-                        LogArchive.open(location) if location else None,
-                        self.settings.kubernetes.namespace)
+        return TaskLogs.for_settings(self.settings, self._sessions, lambda: self.kube)
 
     # --- recovery ---------------------------------------------------------------------------
 

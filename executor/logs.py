@@ -23,6 +23,7 @@ from podfleet.contracts.states import TaskState
 from podfleet.executor.db import TaskInstance
 from podfleet.kube.client import KubeApiError, KubeClient, container_not_started
 from podfleet.logs.archive import LogArchive, tail_lines
+from podfleet.settings import Settings
 
 #: How often :meth:`TaskLogs.follow` looks again for a pod that does not run yet.
 FOLLOW_POLL_SECONDS = 0.5
@@ -62,6 +63,18 @@ class TaskLogs:
         self._kube = kube
         self.archive = archive
         self.namespace = namespace
+
+    @classmethod
+    def for_settings(cls, settings: Settings, sessions: sessionmaker[Session],
+                     kube: Callable[[], KubeClient]) -> TaskLogs:
+        """The reader ``settings`` describe: their archive (if any) and default namespace."""
+        location = settings.logs.archive
+        return cls(sessions, kube, LogArchive.open(location) if location else None,
+                   settings.kubernetes.namespace)
+
+    def read_key(self, key: TaskKey, *, tail: int | None = None) -> TaskLog:
+        """Task try ``key``'s log: :meth:`read` of its :meth:`target`."""
+        return self.read(self.target(key), tail=tail)
 
     # --- finding the task -------------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from podfleet.airflow.pod_config import PodTemplates, resolve_executor_config
 from podfleet.airflow.workloads import TASK_SDK_ENTRY, airflow_metadata, task_key
 from podfleet.contracts.messages import LaunchRequest, new_launch_id
 from podfleet.contracts.naming import MANAGED_SELECTOR
+from podfleet.contracts.pod_status import parse_time
 from podfleet.pods import PodFactory, task_namespace, validate_executor_config
 from podfleet.settings import Settings
 
@@ -70,7 +71,8 @@ def cleanup_pods(args: argparse.Namespace) -> None:
         for pod in kube.list_pods(namespace, label_selector=MANAGED_SELECTOR).items:
             meta, status_ = pod.get("metadata") or {}, pod.get("status") or {}
             phase = status_.get("phase") or "Pending"
-            age = now - _epoch(meta.get("creationTimestamp"))
+            created = parse_time(meta.get("creationTimestamp"))
+            age = 0.0 if created is None else now - created
             if ((phase in FINISHED_PHASES and age >= completed_age)
                     or (phase == "Pending" and age >= pending_age)):
                 try:
@@ -85,14 +87,6 @@ def cleanup_pods(args: argparse.Namespace) -> None:
     finally:
         kube.close()
     print(f"deleted {deleted} pod(s)")
-
-
-def _epoch(timestamp: str | None) -> float:
-    from datetime import datetime
-
-    if not timestamp:
-        return time.time()
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp()
 
 
 def generate_dag_yaml(args: argparse.Namespace) -> None:

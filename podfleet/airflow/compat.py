@@ -58,6 +58,13 @@ def requeue(executor: Any, key: Any, workload: Any) -> None:
         executor.queued_callbacks[key] = workload
 
 
+def queued_state(key: Any) -> Any:
+    """The QUEUED state of ``key``'s kind (a task instance's, or a callback's)."""
+    from airflow.executors.base_executor import state_class_for_key
+
+    return state_class_for_key(key).QUEUED
+
+
 def airflow_version() -> str:
     from airflow import __version__
 

@@ -19,8 +19,6 @@ SECTION = "podfleet"
 PREFIX = "PODFLEET_"
 # Shown as *** by `airflow config list` and the UI.
 SENSITIVE = frozenset({"redis_url", "database_url", "signing_key"})
-# Chosen per scheduler job (see executor_id_for_job) unless set.
-JOB_DERIVED = frozenset({"executor_id"})
 
 
 def option_name(variable: str) -> str:

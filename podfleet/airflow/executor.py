@@ -30,7 +30,7 @@ from airflow.utils.state import TaskInstanceState
 
 from podfleet.airflow import compat
 from podfleet.airflow.config import executor_id_for_job, settings_from_airflow
-from podfleet.airflow.logs import read_try_log, task_logs
+from podfleet.airflow.logs import task_logs, try_log
 from podfleet.airflow.pod_config import PodTemplates, resolve_executor_config
 from podfleet.airflow.workloads import (
     airflow_metadata,
@@ -43,7 +43,7 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, InvalidSubmission, TaskSubmission
-from podfleet.executor.logs import TaskLogs, TaskLogUnavailable
+from podfleet.executor.logs import TaskLogs
 from podfleet.pods import InvalidExecutorConfig
 from podfleet.settings import Settings
 
@@ -83,6 +83,8 @@ class PodFleetExecutor(BaseExecutor):
         self._tracked: dict[TaskKey, Tracked] = {}
         self._templates = PodTemplates()
         self._logs: TaskLogs | None = None
+        self._retry_limit = 1
+        self._excluded_reasons: frozenset[str] = frozenset({"Error"})
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -96,18 +98,18 @@ class PodFleetExecutor(BaseExecutor):
         return settings_from_airflow(
             self._conf_get, executor_id=executor_id_for_job(self.job_id, self.team_name))
 
-    def _retry_limit(self) -> int:
-        return int(self._conf_get("podfleet", "pod_launch_failure_retries") or 1)
-
-    def _excluded_reasons(self) -> frozenset[str]:
+    def _read_requeue_settings(self) -> None:
+        self._retry_limit = int(self._conf_get("podfleet", "pod_launch_failure_retries") or 1)
         text = self._conf_get("podfleet", "pod_launch_failure_excluded_container_reasons")
-        return frozenset(r.strip() for r in (text or "Error").split(",") if r.strip())
+        self._excluded_reasons = frozenset(
+            r.strip() for r in (text or "Error").split(",") if r.strip())
 
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
         """Register with podfleet's metadata DB, adopt what dead executors left, reconcile."""
         settings = self.podfleet_settings()
+        self._read_requeue_settings()
         self.fleet = Executor(settings)
         self.fleet.start()
         log.info("podfleet executor %s started for scheduler job %s",
@@ -138,7 +140,7 @@ class PodFleetExecutor(BaseExecutor):
     def _process_workloads(self, workload_items: Sequence[Any]) -> None:
         """Submit the workloads to podfleet as one batch; refuse bad ones one by one."""
         fleet = self._require_fleet()
-        batch: list[tuple[TaskKey, Tracked]] = []
+        batch: list[tuple[Any, TaskKey, Tracked]] = []
         for workload in workload_items:
             compat.pop_queued(self, workload)
             try:
@@ -149,29 +151,28 @@ class PodFleetExecutor(BaseExecutor):
                 self.fail(key, info=f"Invalid executor_config: {exc}")
                 continue
             self.running.add(tracked.airflow_key)
-            batch.append((tracked_key, tracked))
+            batch.append((workload, tracked_key, tracked))
         if not batch:
             return
         try:
-            fleet.submit_many([t.submission for _, t in batch if t.submission is not None])
-            accepted = batch
+            fleet.submit_many([t.submission for _, _, t in batch if t.submission is not None])
+            accepted = [(key, tracked) for _, key, tracked in batch]
         except InvalidSubmission:
-            accepted = self._submit_one_by_one(batch)
+            accepted = self._submit_one_by_one([(key, tracked) for _, key, tracked in batch])
         except Exception as exc:
             # podfleet's DB refused the batch (nothing was written): hand the workloads back
             # to the queue, so the next heartbeat tries again instead of losing them.
             log.warning("cannot submit %d workload(s), retrying next heartbeat: %s",
                         len(batch), exc)
-            for workload in workload_items:
-                key = compat.workload_key(self, workload)
-                if key in self.running:
-                    self.running.discard(key)
-                    compat.requeue(self, key, workload)
+            for workload, _, tracked in batch:
+                self.running.discard(tracked.airflow_key)
+                compat.requeue(self, tracked.airflow_key, workload)
             return
         for key, tracked in accepted:
             self._tracked[key] = tracked
-            self.queued(tracked.airflow_key, pod_name(key, tracked.launch_id))
-            self.running.add(tracked.airflow_key)
+            # QUEUED with the pod name as info (it becomes the try's external_executor_id)
+            self.change_state(tracked.airflow_key, compat.queued_state(tracked.airflow_key),
+                              pod_name(key, tracked.launch_id), remove_running=False)
 
     def _submit_one_by_one(self, batch: list[tuple[TaskKey, Tracked]]
                            ) -> list[tuple[TaskKey, Tracked]]:
@@ -265,9 +266,9 @@ class PodFleetExecutor(BaseExecutor):
         if ti_state != TaskInstanceState.QUEUED or tracked.submission is None:
             return False
         container_reason = (reason or "").split(":")[0].split(" ")[0]
-        if container_reason in self._excluded_reasons():
+        if container_reason in self._excluded_reasons:
             return False
-        limit = self._retry_limit()
+        limit = self._retry_limit
         if limit == 0 or (limit > 0 and tracked.pod_attempt > limit):
             return False
         tracked.pod_attempt += 1
@@ -336,14 +337,8 @@ class PodFleetExecutor(BaseExecutor):
 
     def get_task_log(self, ti: Any, try_number: int) -> tuple[list[str], list[str]]:
         """The try's log from its pod (running) or podfleet's archive (pod deleted)."""
-        try:
-            found = read_try_log(self._task_logs(), ti, try_number)
-        except TaskLogUnavailable as exc:
-            return [f"podfleet: no log for this try: {exc}"], [""]
-        except Exception as exc:
-            return [f"podfleet: reading the log failed: {exc}"], [""]
-        where = "the pod" if found.source == "pod" else "podfleet's log archive"
-        return [f"Found logs in {where} (launch {found.launch_id})"], [found.text]
+        messages, logs = try_log(self._task_logs(), ti, try_number)
+        return messages, logs or [""]
 
     def _task_logs(self) -> TaskLogs:
         if self._logs is None:

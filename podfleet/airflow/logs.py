@@ -14,16 +14,16 @@ It only reads; ``upload`` does nothing (the watcher archives).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Callable
 from typing import Any
 
-from podfleet.contracts.keys import TaskKey
+from podfleet.airflow.workloads import task_key
 from podfleet.executor.db import make_engine, make_sessionmaker
-from podfleet.executor.logs import TaskLog, TaskLogs, TaskLogUnavailable
+from podfleet.executor.logs import TaskLogs, TaskLogUnavailable
 from podfleet.kube.client import KubeClient
-from podfleet.logs.archive import LogArchive
 from podfleet.settings import Settings
 
 _ATTEMPT = re.compile(r"attempt=(\d+)")
@@ -32,7 +32,6 @@ _ATTEMPT = re.compile(r"attempt=(\d+)")
 def task_logs(settings: Settings) -> TaskLogs:
     """A reader of task logs (pod or archive) that needs neither Redis nor the signing key:
     the api-server reads logs, it never launches."""
-    sessions = make_sessionmaker(make_engine(settings.database.url))
     kube: list[KubeClient] = []
 
     def client() -> KubeClient:
@@ -40,16 +39,22 @@ def task_logs(settings: Settings) -> TaskLogs:
             kube.append(KubeClient.from_settings(settings.kubernetes))
         return kube[0]
 
-    location = settings.logs.archive
-    return TaskLogs(sessions, client, LogArchive.open(location) if location else None,
-                    settings.kubernetes.namespace)
+    return TaskLogs.for_settings(
+        settings, make_sessionmaker(make_engine(settings.database.url)), client)
 
 
-def read_try_log(logs: TaskLogs, ti: Any, try_number: int) -> TaskLog:
-    """Task instance ``ti``'s log of try ``try_number``; raises TaskLogUnavailable."""
-    key = TaskKey(ti.dag_id, ti.task_id, ti.run_id,
-                  -1 if ti.map_index is None else int(ti.map_index), int(try_number))
-    return logs.read(logs.target(key), tail=None)
+def try_log(logs: TaskLogs, ti: Any, try_number: int) -> tuple[list[str], list[str]]:
+    """Airflow's ``(messages, logs)`` for try ``try_number`` of task instance ``ti``: where
+    the log was found and its text, or why there is none (never raises)."""
+    key = dataclasses.replace(task_key(ti), try_number=int(try_number))
+    try:
+        log = logs.read_key(key)
+    except TaskLogUnavailable as exc:
+        return [f"podfleet: no log for this try: {exc}"], []
+    except Exception as exc:
+        return [f"podfleet: reading the log failed: {exc}"], []
+    where = "the pod" if log.source == "pod" else "podfleet's log archive"
+    return [f"Found logs in {where} (launch {log.launch_id})"], [log.text]
 
 
 class ArchivedPodLogs:
@@ -69,15 +74,7 @@ class ArchivedPodLogs:
     def read(self, relative_path: str, ti: Any) -> tuple[list[str], list[str]]:
         """The try's log (its number is read from the log path's ``attempt=N``)."""
         found = _ATTEMPT.search(relative_path)
-        try_number = int(found.group(1)) if found else int(ti.try_number)
-        try:
-            log = read_try_log(self._reader(), ti, try_number)
-        except TaskLogUnavailable as exc:
-            return [f"podfleet: no archived log for this try: {exc}"], []
-        except Exception as exc:
-            return [f"podfleet: reading the log archive failed: {exc}"], []
-        where = "the pod" if log.source == "pod" else "podfleet's log archive"
-        return [f"Found logs in {where} (launch {log.launch_id})"], [log.text]
+        return try_log(self._reader(), ti, int(found.group(1)) if found else int(ti.try_number))
 
     def _reader(self) -> TaskLogs:
         if self._logs is None:
