@@ -47,6 +47,7 @@ from typing import Any
 import redis
 
 from podfleet.local.processes import kill_process_group, stop_process_groups
+from podfleet.local.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PODFLEET = str(Path(sys.executable).with_name("podfleet"))
@@ -123,15 +124,6 @@ class Workers:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def wait(check: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
-        time.sleep(interval)
-    return value
 
 
 # --- event-to-buffer latency ----------------------------------------------------------------
@@ -245,7 +237,7 @@ def bench_latency(env: dict[str, str], tmp: Path, pods: int, rate: float,
             return bound if len(bound) == pods else None
 
         began = time.monotonic()
-        bound = wait(all_bound, 300, "every pod to be created and bound", interval=0.2)
+        bound = wait_for(all_bound, 300, "every pod to be created and bound", interval=0.2)
         launched_s = time.monotonic() - began
         # Let the LAUNCHED events drain so the measured window holds only phase changes.
         for _ in range(20):
@@ -351,15 +343,15 @@ def bench_takeover(env: dict[str, str], workers: Workers, rounds: int) -> list[f
         while len([p for p in workers.processes if p.poll() is None]) < 2:
             workers.start(threads=2)
         for _ in range(rounds):
-            first = wait(lambda: current_holder(client, keys), 60, "a watcher")
+            first = wait_for(lambda: current_holder(client, keys), 60, "a watcher")
             lease = float(env["PODFLEET_WATCHER_LEASE_SECONDS"])
             time.sleep(min(1.0, lease / 2))  # it has renewed at least once, as in real life
             # Both workers must be booted (their supervisors polling) before the kill.
-            wait(lambda: len(list(workers.tmp.glob("worker-*.log"))) >= 2, 30, "two workers")
+            wait_for(lambda: len(list(workers.tmp.glob("worker-*.log"))) >= 2, 30, "two workers")
             time.sleep(2.0)
             workers.kill_group_of(int(first.holder.split(":")[1]))
             killed = time.monotonic()
-            wait(lambda old=first.token: (h := current_holder(client, keys)) is not None
+            wait_for(lambda old=first.token: (h := current_holder(client, keys)) is not None
                  and h.token != old, lease + 60, "a takeover", interval=0.005)
             times.append(time.monotonic() - killed)
             workers.start(threads=2)  # a replacement, so the next round has two again

@@ -12,34 +12,28 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 
+from podfleet.local import waiting
 from podfleet.local.ports import free_port, wait_for_port
 from podfleet.local.processes import kill_process_group, stop_process_groups
+
+# Waits here mostly poll the REST API: twice a second is often enough.
+POLL = 0.5
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SIGNING_KEY = "airflow-tests-signing-key-0123456789"
-TERMINAL = {"success", "failed", "upstream_failed", "skipped", "removed"}
 
 
-def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.5) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
-                                 f"last value {value!r}")
-        time.sleep(interval)
+def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = POLL) -> T:
+    """:func:`podfleet.local.waiting.wait_for`, polling every ``POLL`` seconds by default."""
+    return waiting.wait_for(check, timeout, what, interval)
 
 
 class AirflowStack:

@@ -32,6 +32,7 @@ from podfleet.executor import Executor, TaskSubmission
 from podfleet.executor.db import TaskInstance, make_engine
 from podfleet.kube.client import KubeClient
 from podfleet.local.processes import kill_process_group, stop_process_groups
+from podfleet.local.waiting import wait_for
 from podfleet.redis_client import connect as connect_redis
 from podfleet.settings import Settings
 from podfleet.simulator.admin import SimStats
@@ -80,20 +81,6 @@ def task_key(n: int, dag: str = "pipeline") -> TaskKey:
 
 def submission(key: TaskKey, annotations: dict[str, str]) -> TaskSubmission:
     return TaskSubmission(key, COMMAND, executor_config={"annotations": dict(annotations)})
-
-
-def wait_for(check: Callable[[], T], timeout: float, what: str,
-             interval: float = 0.05) -> T:
-    """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; "
-                                 f"last value {value!r}")
-        time.sleep(interval)
 
 
 @dataclass(frozen=True, slots=True)
