@@ -7,6 +7,7 @@ prefix) or, for tests that kill it, the test's own ``private_redis``.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,15 +54,19 @@ def sim(pipeline_simulator: RunningSimulator) -> Iterator[RunningSimulator]:
     pipeline_simulator.admin.clear_faults()
 
 
-@pytest.fixture
-def namespace(sim: RunningSimulator) -> str:
-    name = f"p-{uuid.uuid4().hex[:10]}"
+def _new_namespace(sim: RunningSimulator, prefix: str) -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     kube = KubeClient(sim.api_client())
     try:
         kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": name}})
     finally:
         kube.close()
     return name
+
+
+@pytest.fixture
+def namespace(sim: RunningSimulator) -> str:
+    return _new_namespace(sim, "p")
 
 
 def _pipeline(sim: RunningSimulator, database_url: str, redis_url: str, namespace: str,
@@ -76,6 +81,26 @@ def _pipeline(sim: RunningSimulator, database_url: str, redis_url: str, namespac
 def pipeline(sim: RunningSimulator, pipeline_database_url: str, redis_url: str,
              namespace: str, tmp_path: Path) -> Iterator[Pipeline]:
     world = _pipeline(sim, pipeline_database_url, redis_url, namespace, tmp_path)
+    yield world
+    world.close()
+
+
+@pytest.fixture(scope="session")
+def local_simulator() -> Iterator[RunningSimulator]:
+    """A simulator in local mode: each pod's command really runs, as a subprocess."""
+    config = sim_config()
+    sim = start_simulator(dataclasses.replace(
+        config, cluster=dataclasses.replace(config.cluster, local_mode=True)), mode="process")
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def local_pipeline(local_simulator: RunningSimulator, pipeline_database_url: str,
+                   redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
+    """A pipeline on the local-mode simulator, in a namespace of its own."""
+    world = _pipeline(local_simulator, pipeline_database_url, redis_url,
+                      _new_namespace(local_simulator, "l"), tmp_path)
     yield world
     world.close()
 

@@ -11,7 +11,9 @@ from typing import Any
 from kubernetes import client as k8s
 from pipeline_support import Pipeline, submission, task_key
 
+from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.states import TaskState
+from podfleet.executor import Executor
 from podfleet.simulator.cluster import fate
 
 
@@ -33,19 +35,24 @@ def _pod_exists(pipeline: Pipeline, name: str) -> bool:
     return any(p["metadata"]["name"] == name for p in pipeline.pods())
 
 
-def test_a_foreign_pod_with_a_running_tasks_labels_changes_nothing_and_is_deleted(
-        pipeline: Pipeline) -> None:
-    # Given a task whose own pod runs for 4 s (finished pods deleted: the default policy)
+def _running_task(pipeline: Pipeline, seconds: str) -> tuple[Executor, TaskKey, dict[str, Any]]:
+    """A task whose own pod runs for ``seconds``, at the default delete policy (always):
+    its executor, key and pod."""
     pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
     pipeline.start_worker()
     executor = pipeline.executor()
     executor.start()
     key = task_key(0)
-    executor.submit_many([submission(key, {fate.DURATION: "4"})])
+    executor.submit_many([submission(key, {fate.DURATION: seconds})])
     pipeline.run_until(executor, lambda: pipeline.rows_by_key()[key].task_state
                        is TaskState.RUNNING, 30, "the task to run")
-    row = pipeline.rows_by_key()[key]
-    own = pipeline.pods_by_launch()[row.launch_id]
+    return executor, key, pipeline.pods_by_launch()[pipeline.rows_by_key()[key].launch_id]
+
+
+def test_a_foreign_pod_with_a_running_tasks_labels_changes_nothing_and_is_deleted(
+        pipeline: Pipeline) -> None:
+    # Given a task whose own pod runs for 4 s (finished pods deleted: the default policy)
+    executor, key, own = _running_task(pipeline, "4")
     # When a pod with the same labels but another uid appears, and fails at once
     foreign = f"{own['metadata']['name']}-foreign"
     created_at = time.monotonic()
@@ -65,15 +72,7 @@ def test_a_foreign_pod_with_a_running_tasks_labels_changes_nothing_and_is_delete
 def test_a_foreign_pod_under_a_finished_tasks_pod_name_changes_nothing_and_is_deleted(
         pipeline: Pipeline) -> None:
     # Given a task that finished and whose pod was deleted (the default policy)
-    pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
-    pipeline.start_worker()
-    executor = pipeline.executor()
-    executor.start()
-    key = task_key(0)
-    executor.submit_many([submission(key, {fate.DURATION: "1"})])
-    pipeline.run_until(executor, lambda: pipeline.rows_by_key()[key].task_state
-                       is TaskState.RUNNING, 30, "the task to run")
-    own = pipeline.pods_by_launch()[pipeline.rows_by_key()[key].launch_id]
+    executor, key, own = _running_task(pipeline, "1")
     name, own_uid = own["metadata"]["name"], own["metadata"]["uid"]
     pipeline.run_until_finished(executor, [key], timeout=30)
     pipeline.run_until(executor, lambda: not _pod_exists(pipeline, name), 15,

@@ -5,47 +5,21 @@ Real workers, Redis, PostgreSQL, and the simulator in local mode (each pod's com
 
 from __future__ import annotations
 
-import dataclasses
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_support import Pipeline, sim_config, task_key
+from pipeline_support import Pipeline, task_key
 
 from podfleet.contracts.states import TaskState
-from podfleet.kube.client import KubeClient
 from podfleet.pods.merge import BASE_CONTAINER_NAME
 from podfleet.simulator.cluster import fate
-from podfleet.simulator.server import RunningSimulator, start_simulator
 
 pytestmark = pytest.mark.timeout(240)
 
 
-@pytest.fixture(scope="module")
-def local_simulator() -> Iterator[RunningSimulator]:
-    config = sim_config()
-    sim = start_simulator(dataclasses.replace(
-        config, cluster=dataclasses.replace(config.cluster, local_mode=True)), mode="process")
-    yield sim
-    sim.stop()
-
-
 @pytest.fixture
-def world(local_simulator: RunningSimulator, pipeline_database_url: str, redis_url: str,
-          tmp_path: Path) -> Iterator[Pipeline]:
-    namespace = f"f-{uuid.uuid4().hex[:10]}"
-    kube = KubeClient(local_simulator.api_client())
-    try:
-        kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": namespace}})
-    finally:
-        kube.close()
-    pipeline = Pipeline(sim=local_simulator, database_url=pipeline_database_url,
-                        redis_url=redis_url, namespace=namespace,
-                        kubeconfig=local_simulator.write_kubeconfig(tmp_path / "kubeconfig"),
-                        tmp_path=tmp_path)
-    yield pipeline
-    pipeline.close()
+def world(local_pipeline: Pipeline) -> Pipeline:
+    return local_pipeline
 
 
 def _reason_after_running(world: Pipeline, command: list[str], config: dict[str, object]

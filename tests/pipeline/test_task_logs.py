@@ -5,54 +5,30 @@ followed; a broken archive delays no deletion and loses no task event."""
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import threading
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_support import PODFLEET, ROOT, Pipeline, sim_config, task_key, wait_for
+from pipeline_support import PODFLEET, ROOT, Pipeline, task_key, wait_for
 
 from podfleet.contracts.states import TaskState
 from podfleet.executor import TaskSubmission
 from podfleet.executor.logs import TaskLogUnavailable
-from podfleet.kube.client import KubeClient
 from podfleet.logs.archive import LogArchive
-from podfleet.simulator.server import RunningSimulator, start_simulator
 
 pytestmark = pytest.mark.timeout(240)
 
 
-@pytest.fixture(scope="module")
-def local_simulator() -> Iterator[RunningSimulator]:
-    config = sim_config()
-    sim = start_simulator(dataclasses.replace(
-        config, cluster=dataclasses.replace(config.cluster, local_mode=True)), mode="process")
-    yield sim
-    sim.stop()
-
-
 @pytest.fixture
-def world(local_simulator: RunningSimulator, pipeline_database_url: str, redis_url: str,
-          tmp_path: Path) -> Iterator[Pipeline]:
-    namespace = f"l-{uuid.uuid4().hex[:10]}"
-    kube = KubeClient(local_simulator.api_client())
-    try:
-        kube.request("POST", "/api/v1/namespaces", body={"metadata": {"name": namespace}})
-    finally:
-        kube.close()
-    pipeline = Pipeline(sim=local_simulator, database_url=pipeline_database_url,
-                        redis_url=redis_url, namespace=namespace,
-                        kubeconfig=local_simulator.write_kubeconfig(tmp_path / "kubeconfig"),
-                        tmp_path=tmp_path)
+def world(local_pipeline: Pipeline, tmp_path: Path) -> Iterator[Pipeline]:
+    pipeline = local_pipeline
     # podfleet's defaults, but for the archive, which goes into this test's directory.
     del pipeline.env["PODFLEET_DELETE_POLICY"]
     pipeline.env["PODFLEET_LOG_ARCHIVE"] = str(tmp_path / "logs")
     yield pipeline
-    pipeline.close()
 
 
 def shell(script: str) -> list[str]:

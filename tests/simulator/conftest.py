@@ -55,6 +55,14 @@ def api_client(sim: ThreadSimulator) -> Iterator[client.ApiClient]:
     api.close()
 
 
+@pytest.fixture(scope="module")
+def api(sim: ThreadSimulator) -> Iterator[client.CoreV1Api]:
+    """The official client on this module's simulator (a module may start its own ``sim``)."""
+    api_client = sim.api_client()
+    yield client.CoreV1Api(api_client)
+    api_client.close()
+
+
 @pytest.fixture
 def core(api_client: client.ApiClient) -> client.CoreV1Api:
     return client.CoreV1Api(api_client)

@@ -29,13 +29,6 @@ def sim() -> Iterator[RunningSimulator]:
 
 
 @pytest.fixture(scope="module")
-def api(sim: RunningSimulator) -> Iterator[client.CoreV1Api]:
-    api_client = sim.api_client()
-    yield client.CoreV1Api(api_client)
-    api_client.close()
-
-
-@pytest.fixture(scope="module")
 def kubeconfig(sim: RunningSimulator, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return sim.write_kubeconfig(tmp_path_factory.mktemp("logs") / "kubeconfig")
 

@@ -26,13 +26,6 @@ def sim() -> Iterator[RunningSimulator]:
         yield simulator
 
 
-@pytest.fixture(scope="module")
-def api(sim: RunningSimulator) -> Iterator[client.CoreV1Api]:
-    api_client = sim.api_client()
-    yield client.CoreV1Api(api_client)
-    api_client.close()
-
-
 def _pod(name: str, image: str = "busybox:1.36", annotations: dict[str, str] | None = None,
          **container: Any) -> dict[str, Any]:
     return {"metadata": {"name": name, "annotations": annotations or {}},

@@ -22,13 +22,6 @@ def sim() -> Iterator[RunningSimulator]:
         yield simulator
 
 
-@pytest.fixture(scope="module")
-def api(sim: RunningSimulator) -> Iterator[client.CoreV1Api]:
-    api_client = sim.api_client()
-    yield client.CoreV1Api(api_client)
-    api_client.close()
-
-
 def _ended(api: client.CoreV1Api, name: str) -> Any:
     def probe() -> Any:
         pod = api.read_namespaced_pod(name, NS)

@@ -21,13 +21,6 @@ def sim() -> Iterator[RunningSimulator]:
         yield simulator
 
 
-@pytest.fixture(scope="module")
-def api(sim: RunningSimulator) -> Iterator[client.CoreV1Api]:
-    api_client = sim.api_client()
-    yield client.CoreV1Api(api_client)
-    api_client.close()
-
-
 def _phase_is(api: client.CoreV1Api, name: str, *phases: str) -> Any:
     pod = api.read_namespaced_pod(name, NS)
     return pod if pod.status.phase in phases else None

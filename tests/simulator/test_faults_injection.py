@@ -35,13 +35,6 @@ def admin(sim: RunningSimulator) -> Iterator[AdminClient]:
     sim.admin.clear_faults()
 
 
-@pytest.fixture(scope="module")
-def api(sim: RunningSimulator) -> Iterator[client.CoreV1Api]:
-    api_client = sim.api_client()
-    yield client.CoreV1Api(api_client)
-    api_client.close()
-
-
 def _create_error(api: client.CoreV1Api, name: str) -> client.ApiException:
     with pytest.raises(client.ApiException) as caught:
         api.create_namespaced_pod(NS, pod_body(name))
