@@ -43,9 +43,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bench_pipeline import Workers, database, wait
+from bench_pipeline import Workers, database
 
 from podfleet.contracts.naming import pod_name
+from podfleet.local.waiting import wait_for
 
 NAMESPACE = "default"
 SIGNING_KEY = "chaos-bench-signing-key-0123456789"
@@ -164,7 +165,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         stack.callback(workers.stop)
         for _ in range(3):
             workers.start(threads=4)
-        wait(lambda: _holder_pid(client, prefix), 60, "a watcher")
+        wait_for(lambda: _holder_pid(client, prefix), 60, "a watcher")
         sim.admin.reset_stats()  # /_sim/creates from here on
 
         expected: dict[Any, TaskState] = {}
@@ -209,7 +210,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
                   flush=True)
             killed_at = time.monotonic()
             workers.kill_group_of(holder)
-            wait(lambda: (_holder_pid(client, prefix) or holder) != holder, 60, "a takeover")
+            wait_for(lambda: (_holder_pid(client, prefix) or holder) != holder, 60, "a takeover")
             takeover_s = time.monotonic() - killed_at
             workers.start(threads=4)
         at(4)
@@ -246,7 +247,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         # must relist (once: its watch from the list's resourceVersion is served).
         sim.admin.set_faults(watch_drop_s=0.3, expire_watches=1)
         with contextlib.suppress(RuntimeError):
-            wait(lambda: sim.admin.stats().faults_injected["watch_410"] >= 1, 10,
+            wait_for(lambda: sim.admin.stats().faults_injected["watch_410"] >= 1, 10,
                  "the forced 410", interval=0.1)
         time.sleep(0.5)  # the relist it causes
         sim.admin.set_faults()
@@ -273,7 +274,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
             return left == 0
 
         with contextlib.suppress(RuntimeError):
-            wait(all_terminal, 180, "every task to end", interval=0.5)
+            wait_for(all_terminal, 180, "every task to end", interval=0.5)
         elapsed = time.monotonic() - started
         time.sleep(2)  # the last reports reach the buffers
         for scheduler in schedulers:
