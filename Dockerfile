@@ -10,11 +10,12 @@ FROM python:${PYTHON_VERSION}-slim AS build
 ARG EXTRAS="postgres,fast"
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
-# The whole tree: executor/, workers/, monitoring/ and simulator/ are symlinked into
-# podfleet/, and the wheel build follows those links.
+# Every part (core/, monitoring/, executor/, workers/, simulator/, local/) is a project of its
+# own; the root project names them all. requirements/lock.txt: the versions CI tested
+# (scripts/lock.sh), as constraints.
 COPY . .
-# requirements/lock.txt: the versions CI tested (scripts/lock.sh), as constraints.
-RUN pip wheel --wheel-dir /wheels -c requirements/lock.txt ".${EXTRAS:+[$EXTRAS]}"
+RUN pip wheel --wheel-dir /wheels -c requirements/lock.txt \
+        ./core ./monitoring ./executor ./workers ./simulator ./local ".${EXTRAS:+[$EXTRAS]}"
 
 FROM python:${PYTHON_VERSION}-slim
 ARG EXTRAS="postgres,fast"
@@ -33,7 +34,7 @@ COPY --from=build /wheels /wheels
 RUN pip install --no-index --find-links /wheels "podfleet${EXTRAS:+[$EXTRAS]}" \
     && rm -rf /wheels
 # Load-test scripts (docker-compose.sim.yml's loadgen service runs loadtest/locustfile.py, which
-# loads the locustfile the wheel ships, podfleet/loadtest/locustfile.py).
+# loads the locustfile podfleet-local ships, podfleet.loadtest.locustfile).
 COPY --chown=podfleet:podfleet loadtest/ /opt/podfleet/loadtest/
 USER 10001:10001
 WORKDIR /var/lib/podfleet

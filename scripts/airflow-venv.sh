@@ -15,11 +15,15 @@ if [ ! -x "$AIRFLOW_VENV/bin/python" ]; then
     _af_log "creating .venv-airflow"
     "$_af_python" -m venv "$AIRFLOW_VENV"
 fi
-_af_want="$( (cat "$ROOT/pyproject.toml"; printf '%s\n' "${AIRFLOW_PINS[@]}") | sha256sum | cut -c1-16)"
+# shellcheck source=scripts/parts.sh
+source "$ROOT/scripts/parts.sh"
+_af_want="$(podfleet_projects_digest "$ROOT" <(printf '%s\n' "${AIRFLOW_PINS[@]}"))"
 if [ ! -f "$AIRFLOW_STAMP" ] || [ "$(cat "$AIRFLOW_STAMP")" != "$_af_want" ]; then
     _af_log "installing Airflow 3.3, the cncf.kubernetes provider and podfleet[airflow] (~2 min)"
     "$AIRFLOW_VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    "$AIRFLOW_VENV/bin/python" -m pip install -q "${AIRFLOW_PINS[@]}" -e "$ROOT[airflow,postgres]" \
+    mapfile -t _af_parts < <(podfleet_part_args "$ROOT" --providers)
+    "$AIRFLOW_VENV/bin/python" -m pip install -q "${AIRFLOW_PINS[@]}" "${_af_parts[@]}" \
+        "$ROOT[airflow,postgres]" \
         pytest pytest-timeout psutil 2>&1 | grep -v -E "^WARNING: Location|^$" >&2 || true
     "$AIRFLOW_VENV/bin/python" -c "import airflow, podfleet.airflow.executor" \
         || { _af_log "install failed"; exit 1; }

@@ -41,15 +41,25 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 # The versions CI tested: requirements/lock.txt pins everything `.[dev]` resolves to (within
-# pyproject's ranges) and is installed as constraints; scripts/lock.sh refreshes it.
+# the parts' ranges) and is installed as constraints; scripts/lock.sh refreshes it.
+# shellcheck source=scripts/parts.sh
+source "$ROOT/scripts/parts.sh"
 LOCK="$ROOT/requirements/lock.txt"
-want="$(cat "$ROOT/pyproject.toml" "$LOCK" | sha256sum | cut -c1-16)"
+want="$(podfleet_projects_digest "$ROOT" "$LOCK")"
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
-    log "installing podfleet and its dependencies (pinned by requirements/lock.txt) into .venv"
+    log "installing podfleet's parts and their dependencies (pinned by requirements/lock.txt) into .venv"
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-    "$VENV/bin/python" -m pip install -q -c "$LOCK" -e "$ROOT[dev]" 2>&1 \
+    mapfile -t part_args < <(podfleet_part_args "$ROOT")
+    "$VENV/bin/python" -m pip install -q -c "$LOCK" "${part_args[@]}" "$ROOT[dev]" 2>&1 \
         | grep -v -E "^WARNING: Location|^$" >&2 || true
-    "$VENV/bin/python" -c "import podfleet.cli" || { log "install failed"; exit 1; }
+    # The Airflow provider without Airflow (that lives in .venv-airflow): its pure parts, the
+    # [podfleet] section and executor_config settlement, are tested here, and linted.
+    for provider in "${PODFLEET_PROVIDERS[@]}"; do
+        "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT/$provider" 2>&1 \
+            | grep -v -E "^WARNING: Location|^$" >&2 || true
+    done
+    "$VENV/bin/python" -c "import podfleet.cli, podfleet.executor, podfleet.workers, podfleet.simulator, podfleet.local" \
+        || { log "install failed"; exit 1; }
     echo "$want" > "$STAMP"
 fi
 

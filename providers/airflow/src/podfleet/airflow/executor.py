@@ -1,0 +1,354 @@
+"""``PodFleetExecutor``: Airflow's executor interface on podfleet's pipeline.
+
+The scheduler hands over workloads; they become podfleet submissions in one batch per
+heartbeat (one DB transaction, one Redis round trip), and podfleet's launcher pool creates
+the pods under its cluster-wide rate limit. ``sync`` turns podfleet's task events back into
+Airflow executor events, following the KubernetesExecutor's rules:
+
+* a pod that succeeded does not mean the task did: the task writes its own state through
+  the API server, so the event carries the state the DB holds (one batched query per sync);
+* a failed pod is a FAILED event with podfleet's reason (exit code, OOMKilled, Evicted, …);
+* a pod that failed before its task started (the task instance is still QUEUED) is replaced
+  by a new pod without using one of the task's retries, up to ``pod_launch_failure_retries``.
+
+The constructor does no I/O (Airflow's API server builds executors only to read logs);
+:meth:`start` connects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.executors import workloads as af_workloads
+from airflow.executors.base_executor import PARALLELISM, BaseExecutor
+from airflow.utils.state import TaskInstanceState
+from podfleet.airflow import compat
+from podfleet.airflow.config import executor_id_for_job, settings_from_airflow
+from podfleet.airflow.logs import task_logs, try_log
+from podfleet.airflow.pod_config import PodTemplates, resolve_executor_config
+from podfleet.airflow.workloads import (
+    airflow_metadata,
+    launch_id_for,
+    task_key,
+    token_expiry,
+    workload_command,
+)
+from podfleet.contracts.keys import TaskKey
+from podfleet.contracts.naming import pod_name
+from podfleet.contracts.states import TaskState
+from podfleet.executor import Executor, InvalidSubmission, TaskSubmission
+from podfleet.executor.logs import TaskLogs
+from podfleet.pods import InvalidExecutorConfig
+from podfleet.settings import Settings
+
+log = logging.getLogger("podfleet.airflow")
+
+# Callbacks run as pods too; their podfleet keys live under this pseudo DAG.
+CALLBACK_DAG = "airflow-callbacks"
+
+
+@dataclass(slots=True)
+class Tracked:
+    """What this executor remembers about one workload it runs (or adopted)."""
+
+    airflow_key: Any
+    launch_id: str
+    submission: TaskSubmission | None = None   # None when adopted: cannot be re-sent
+    external_executor_id: str | None = None
+    ti_id: str | None = None
+    pod_attempt: int = 1
+    is_callback: bool = False
+
+
+class PodFleetExecutor(BaseExecutor):
+    """Runs every Airflow task instance as its own pod, through podfleet's worker pool."""
+
+    supports_ad_hoc_ti_run = True
+    supports_callbacks = True
+    supports_multi_team = True
+    pre_assigns_external_executor_id = True
+    serve_logs = False
+    is_local = False
+    is_production = True
+
+    def __init__(self, parallelism: int = PARALLELISM, team_name: str | None = None) -> None:
+        super().__init__(parallelism=parallelism, team_name=team_name)
+        self.fleet: Executor | None = None
+        self._tracked: dict[TaskKey, Tracked] = {}
+        self._templates = PodTemplates()
+        self._logs: TaskLogs | None = None
+        self._retry_limit = 1
+        self._excluded_reasons: frozenset[str] = frozenset({"Error"})
+
+    # --- configuration ----------------------------------------------------------------------
+
+    def _conf_get(self, section: str, option: str) -> str | None:
+        value = self.conf.get(section, option, fallback=None)
+        return None if value is None else str(value)
+
+    def podfleet_settings(self) -> Settings:
+        """podfleet's settings for this executor: ``[podfleet]`` (per team), then
+        ``PODFLEET_*`` variables; one podfleet executor id per scheduler job."""
+        return settings_from_airflow(
+            self._conf_get, executor_id=executor_id_for_job(self.job_id, self.team_name))
+
+    def _read_requeue_settings(self) -> None:
+        self._retry_limit = int(self._conf_get("podfleet", "pod_launch_failure_retries") or 1)
+        text = self._conf_get("podfleet", "pod_launch_failure_excluded_container_reasons")
+        self._excluded_reasons = frozenset(
+            r.strip() for r in (text or "Error").split(",") if r.strip())
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Register with podfleet's metadata DB, adopt what dead executors left, reconcile."""
+        settings = self.podfleet_settings()
+        self._read_requeue_settings()
+        self.fleet = Executor(settings)
+        self.fleet.start()
+        log.info("podfleet executor %s started for scheduler job %s",
+                 settings.executor.executor_id, self.job_id)
+
+    def _require_fleet(self) -> Executor:
+        if self.fleet is None:
+            raise RuntimeError("PodFleetExecutor.start() was not called")
+        return self.fleet
+
+    def end(self) -> None:
+        """Wait for every running task to finish, then stop."""
+        fleet = self._require_fleet()
+        while self.running:
+            self.sync()
+            if not fleet.slot_counts().active:
+                break
+            time.sleep(1.0)
+        fleet.terminate()
+
+    def terminate(self) -> None:
+        """Stop at once; running pods go on and are adopted by the next scheduler."""
+        if self.fleet is not None:
+            self.fleet.terminate()
+
+    # --- workloads --------------------------------------------------------------------------
+
+    def _process_workloads(self, workload_items: Sequence[Any]) -> None:
+        """Submit the workloads to podfleet as one batch; refuse bad ones one by one."""
+        fleet = self._require_fleet()
+        batch: list[tuple[Any, TaskKey, Tracked]] = []
+        for workload in workload_items:
+            compat.pop_queued(self, workload)
+            try:
+                tracked_key, tracked = self._submission_for(workload)
+            except InvalidExecutorConfig as exc:
+                key = compat.workload_key(self, workload)
+                log.error("refusing %s: %s", key, exc)
+                self.fail(key, info=f"Invalid executor_config: {exc}")
+                continue
+            self.running.add(tracked.airflow_key)
+            batch.append((workload, tracked_key, tracked))
+        if not batch:
+            return
+        try:
+            fleet.submit_many([t.submission for _, _, t in batch if t.submission is not None])
+            accepted = [(key, tracked) for _, key, tracked in batch]
+        except InvalidSubmission:
+            accepted = self._submit_one_by_one([(key, tracked) for _, key, tracked in batch])
+        except Exception as exc:
+            # podfleet's DB refused the batch (nothing was written): hand the workloads back
+            # to the queue, so the next heartbeat tries again instead of losing them.
+            log.warning("cannot submit %d workload(s), retrying next heartbeat: %s",
+                        len(batch), exc)
+            for workload, _, tracked in batch:
+                self.running.discard(tracked.airflow_key)
+                compat.requeue(self, tracked.airflow_key, workload)
+            return
+        for key, tracked in accepted:
+            self._tracked[key] = tracked
+            # QUEUED with the pod name as info (it becomes the try's external_executor_id)
+            self.change_state(tracked.airflow_key, compat.queued_state(tracked.airflow_key),
+                              pod_name(key, tracked.launch_id), remove_running=False)
+
+    def _submit_one_by_one(self, batch: list[tuple[TaskKey, Tracked]]
+                           ) -> list[tuple[TaskKey, Tracked]]:
+        fleet = self._require_fleet()
+        accepted = []
+        for key, tracked in batch:
+            assert tracked.submission is not None
+            try:
+                fleet.submit_many([tracked.submission])
+            except InvalidSubmission as exc:
+                if fleet.active_tries([key]).get(key) is not None:
+                    # Already queued or running here (a resent workload): keep following it.
+                    accepted.append((key, tracked))
+                    continue
+                log.error("podfleet refused %s: %s", tracked.airflow_key, exc)
+                self.fail(tracked.airflow_key, info=str(exc))
+                continue
+            accepted.append((key, tracked))
+        return accepted
+
+    def _submission_for(self, workload: Any) -> tuple[TaskKey, Tracked]:
+        expiry = token_expiry(getattr(workload, "token", None))
+        if isinstance(workload, af_workloads.ExecuteCallback):
+            callback_id = str(workload.callback.id)
+            key = TaskKey(CALLBACK_DAG, callback_id, "callback", -1, 1)
+            launch_id = launch_id_for(None, f"callback:{callback_id}")
+            submission = TaskSubmission(key, workload_command(workload), deadline=expiry,
+                                        launch_id=launch_id)
+            return key, Tracked(workload.key, launch_id, submission, is_callback=True)
+        ti = workload.ti
+        key = task_key(ti)
+        labels, annotations = airflow_metadata(
+            ti, scheduler_job_id=self.job_id, airflow_version=compat.airflow_version())
+        config = resolve_executor_config(
+            ti.executor_config, labels=labels, annotations=annotations,
+            templates=self._templates, mutation_hook=compat.pod_mutation_hook())
+        launch_id = launch_id_for(ti.external_executor_id, ti.id)
+        submission = TaskSubmission(key, workload_command(workload), queue=ti.queue,
+                                    executor_config=config, deadline=expiry,
+                                    priority=int(ti.priority_weight or 0), launch_id=launch_id)
+        return key, Tracked(compat.workload_key(self, workload), launch_id, submission,
+                            ti.external_executor_id, str(ti.id))
+
+    # --- sync -------------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Apply podfleet's task events and turn them into Airflow executor events."""
+        fleet = self._require_fleet()
+        fleet.sync()
+        finished: list[tuple[TaskKey, Tracked, TaskState, str | None]] = []
+        for key, (state, reason) in fleet.get_event_buffer().items():
+            tracked = self._tracked.get(key)
+            if tracked is None:
+                continue  # not ours (any more): revoked, or a different scheduler's
+            if state is TaskState.RUNNING:
+                self.running_state(tracked.airflow_key, pod_name(key, tracked.launch_id))
+            elif state is TaskState.REVOKED:
+                self._forget(key)
+            elif state.is_terminal:
+                finished.append((key, tracked, state, reason))
+        if finished:
+            self._report_finished(finished)
+
+    def _report_finished(self, finished: list[tuple[TaskKey, Tracked, TaskState, str | None]]
+                         ) -> None:
+        db_states = compat.task_instance_states(
+            [t.airflow_key for _, t, _, _ in finished if not t.is_callback])
+        for key, tracked, state, reason in finished:
+            if tracked.is_callback:
+                self._forget(key)
+                if state is TaskState.SUCCESS:
+                    self.success(tracked.airflow_key)
+                else:
+                    self.fail(tracked.airflow_key, info=reason)
+                continue
+            ti_state = db_states.get(tracked.airflow_key)
+            if state is TaskState.FAILED and self._requeue_before_start(key, tracked, ti_state,
+                                                                        reason):
+                continue
+            self._forget(key)
+            if tracked.airflow_key not in self.running:
+                continue
+            if state is TaskState.FAILED:
+                self.fail(tracked.airflow_key, info=reason)
+            else:
+                self.change_state(tracked.airflow_key, ti_state, None)
+
+    def _requeue_before_start(self, key: TaskKey, tracked: Tracked,
+                              ti_state: TaskInstanceState | None, reason: str | None) -> bool:
+        """Replace a pod that failed before its task started; True when it was replaced."""
+        if ti_state != TaskInstanceState.QUEUED or tracked.submission is None:
+            return False
+        container_reason = (reason or "").split(":")[0].split(" ")[0]
+        if container_reason in self._excluded_reasons:
+            return False
+        limit = self._retry_limit
+        if limit == 0 or (limit > 0 and tracked.pod_attempt > limit):
+            return False
+        tracked.pod_attempt += 1
+        launch_id = launch_id_for(tracked.external_executor_id, tracked.ti_id,
+                                  tracked.pod_attempt)
+        tracked.submission = dataclasses.replace(tracked.submission, launch_id=launch_id)
+        tracked.launch_id = launch_id
+        log.warning("pod for %s failed before the task started (%s); replacing it "
+                    "(pod attempt %d), no task retry used", tracked.airflow_key, reason,
+                    tracked.pod_attempt)
+        try:
+            self._require_fleet().submit_many([tracked.submission])
+        except InvalidSubmission as exc:
+            log.error("cannot replace the pod of %s: %s", tracked.airflow_key, exc)
+            return False
+        return True
+
+    def _forget(self, key: TaskKey) -> None:
+        self._tracked.pop(key, None)
+
+    # --- revoke and adoption ----------------------------------------------------------------
+
+    def revoke_task(self, *, ti: Any) -> None:
+        """Delete the task's pod and forget it; never raises, adds no event (Airflow's rule)."""
+        key = task_key(ti)
+        airflow_key = compat.ti_key(self, ti)
+        self._forget(key)
+        self.running.discard(airflow_key)
+        compat.pop_queued_key(self, airflow_key)
+        try:
+            self._require_fleet().revoke(key)
+        except Exception as exc:
+            log.warning("revoking %s: %s", airflow_key, exc)
+
+    def try_adopt_task_instances(self, tis: Sequence[Any]) -> Sequence[Any]:
+        """Adopt tries that podfleet still runs or will launch; return the others.
+
+        The dead scheduler jobs' podfleet executors are adopted first (Airflow has declared
+        them dead), so their tasks, event streams and pods become this executor's. A try is
+        adopted when podfleet holds an unfinished launch for it whose launch id or pod name
+        is the try's ``external_executor_id``; a try with neither pod nor launch message is
+        returned, and Airflow resets it.
+        """
+        fleet = self._require_fleet()
+        dead = {executor_id_for_job(ti.queued_by_job_id, self.team_name)
+                for ti in tis if ti.queued_by_job_id is not None}
+        fleet.adopt_dead_executors({d for d in dead if d})
+        active = fleet.active_tries([task_key(ti) for ti in tis])
+        not_adopted = []
+        for ti in tis:
+            key = task_key(ti)
+            found = active.get(key)
+            eid = ti.external_executor_id
+            if found is None or eid not in (found.pod_name, found.launch_id,
+                                            launch_id_for(eid, ti.id)):
+                not_adopted.append(ti)
+                continue
+            airflow_key = compat.ti_key(self, ti)
+            self._tracked[key] = Tracked(airflow_key, found.launch_id, None, eid, str(ti.id))
+            self.running.add(airflow_key)
+        if len(not_adopted) < len(tis):
+            log.info("adopted %d task instance(s)", len(tis) - len(not_adopted))
+        return not_adopted
+
+    # --- logs -------------------------------------------------------------------------------
+
+    def get_task_log(self, ti: Any, try_number: int) -> tuple[list[str], list[str]]:
+        """The try's log from its pod (running) or podfleet's archive (pod deleted)."""
+        messages, logs = try_log(self._task_logs(), ti, try_number)
+        return messages, logs or [""]
+
+    def _task_logs(self) -> TaskLogs:
+        if self._logs is None:
+            self._logs = task_logs(self.podfleet_settings())
+        return self._logs
+
+    # --- CLI --------------------------------------------------------------------------------
+
+    @staticmethod
+    def get_cli_commands() -> list[Any]:
+        from podfleet.airflow.cli import command_group
+
+        return [command_group()]
+
