@@ -207,16 +207,17 @@ def test_two_watchers_started_at_once_one_works(redis_url: str) -> None:
 
 
 def test_watch_actor_never_times_out_or_retries() -> None:
-    import dramatiq
+    from podfleet.broker import WATCH_ACTOR_NAME, WATCH_QUEUE
+    from podfleet.workers.boot import boot
 
-    from podfleet.broker import WATCH_ACTOR_NAME, make_broker
-
-    dramatiq.set_broker(make_broker(Settings.from_env({})))
-    from podfleet.workers.watcher import actor
-
-    declared = actor.podfleet_watch
-    assert declared.actor_name == WATCH_ACTOR_NAME
-    assert declared.queue_name == actor.WATCH_QUEUE
-    assert declared.options["max_retries"] == 0
-    assert declared.options["time_limit"] == float("inf")
-    assert declared.options["notify_shutdown"] is True
+    app = boot(Settings.from_env({}))
+    try:
+        declared = app.watch_actor
+        assert declared is not None
+        assert declared.actor_name == WATCH_ACTOR_NAME
+        assert declared.queue_name == WATCH_QUEUE
+        assert declared.options["max_retries"] == 0
+        assert declared.options["time_limit"] == float("inf")
+        assert declared.options["notify_shutdown"] is True
+    finally:
+        app.broker.close()

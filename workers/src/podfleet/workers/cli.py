@@ -2,8 +2,9 @@
 
 The parent validates the settings (a bad one exits 2 naming its variable), prepares the
 per-host metrics directory and endpoint, then runs dramatiq's own CLI
-(``python -m dramatiq podfleet.workers.actors:broker``) with podfleet's tuning in the
-environment, forwarding SIGINT/SIGTERM so dramatiq shuts its processes down cleanly.
+(``python -m dramatiq podfleet.workers.boot:boot_process``, which boots each worker
+process) with podfleet's tuning in the environment, forwarding SIGINT/SIGTERM so dramatiq
+shuts its processes down cleanly.
 ``podfleet worker --check`` validates the settings, reaches Redis and the Kubernetes API, and
 exits.
 
@@ -23,8 +24,9 @@ from typing import Any
 
 from podfleet.settings import Settings, SettingsError, redact_url
 
-ACTORS_BROKER = "podfleet.workers.actors:broker"
-# Set in the worker processes' environment by --no-watcher; read by podfleet.workers.actors.
+# dramatiq's "module:callable" form: the callable boots the process and installs its broker.
+BOOT_CALLABLE = "podfleet.workers.boot:boot_process"
+# Set in the worker processes' environment by --no-watcher; read by podfleet.workers.boot.
 NO_WATCHER_VARIABLE = "PODFLEET_WORKER_NO_WATCHER"
 
 
@@ -146,7 +148,7 @@ def _start_metrics(settings: Settings, queues: list[str]) -> tuple[Any, str | No
 
 
 def dramatiq_command(args: argparse.Namespace, queues: list[str]) -> list[str]:
-    command = [sys.executable, "-m", "dramatiq", ACTORS_BROKER,
+    command = [sys.executable, "-m", "dramatiq", BOOT_CALLABLE,
                "--processes", str(args.processes), "--threads", str(args.threads),
                "--queues", *queues]
     if args.verbose:

@@ -17,6 +17,9 @@ returns at once:
   through a process-wide stop event and dramatiq's ``Shutdown`` interrupt.
 
 A duplicate start - two supervisors, the actor twice - finds the lease taken and returns.
+
+Importing this module declares nothing: :func:`podfleet.workers.boot.boot` calls
+:func:`declare_watch_actor` and :func:`install_supervisor` unless the watcher is disabled.
 """
 
 from __future__ import annotations
@@ -123,27 +126,38 @@ class WatcherSupervisor(dramatiq.Middleware):
             client.close()
 
 
-def watch() -> None:
+def watch(settings: Settings) -> None:
     """The actor's body: run the watcher here if no one does; return when it ends."""
     try:
-        run_watcher(Settings.from_env(), PROCESS_STOPPING)
+        run_watcher(settings, PROCESS_STOPPING)
     except Interrupt:
         # Shutdown (worker stopping) or a TimeLimit somebody configured: the lease was
         # released on the way out; returning acks the message so it is not redelivered.
         log.info("watcher actor interrupted; stopping")
 
 
-podfleet_watch: dramatiq.Actor[[], None] = dramatiq.actor(
-    actor_name=WATCH_ACTOR_NAME, queue_name=WATCH_QUEUE, max_retries=0,
-    time_limit=float("inf"), notify_shutdown=True)(watch)
+def install_supervisor(broker: dramatiq.Broker, settings: Settings) -> WatcherSupervisor:
+    """Add a :class:`WatcherSupervisor` to ``broker`` once (before the worker boots); return
+    the one it has."""
+    for middleware in broker.middleware:
+        if isinstance(middleware, WatcherSupervisor):
+            return middleware
+    supervisor = WatcherSupervisor(settings)
+    broker.add_middleware(supervisor)
+    return supervisor
 
 
-def install_supervisor(broker: dramatiq.Broker) -> None:
-    """Add :class:`WatcherSupervisor` to ``broker`` once (before the worker boots)."""
-    if not any(isinstance(m, WatcherSupervisor) for m in broker.middleware):
-        broker.add_middleware(WatcherSupervisor())
+def declare_watch_actor(broker: dramatiq.Broker, settings: Settings) -> dramatiq.Actor[[], None]:
+    """Declare ``WATCH_ACTOR_NAME`` on :data:`WATCH_QUEUE` of ``broker``.
 
+    Called by :func:`podfleet.workers.boot.boot` together with :func:`install_supervisor`:
+    every worker process that runs the watcher actor also supervises.
+    """
 
-# Imported by podfleet.workers.actors after the worker's broker is configured: every worker
-# process that runs the watcher actor also supervises.
-install_supervisor(dramatiq.get_broker())
+    def podfleet_watch() -> None:
+        watch(settings)
+
+    actor: dramatiq.Actor[[], None] = dramatiq.actor(
+        actor_name=WATCH_ACTOR_NAME, queue_name=WATCH_QUEUE, broker=broker, max_retries=0,
+        time_limit=float("inf"), notify_shutdown=True)(podfleet_watch)
+    return actor
