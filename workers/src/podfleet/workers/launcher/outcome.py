@@ -1,0 +1,282 @@
+"""What a create came to: each pod's outcome as a task event, counted, and published.
+
+The rules, per pod (docs/architecture.md, "The launch path", says why):
+
+- past its deadline → FAILED "expired", nothing created (unless an earlier delivery already
+  created it, which a GET finds);
+- created (201) → LAUNCHED with the pod's uid; AlreadyExists (409) → LAUNCHED with
+  ``detail.already_exists`` — pod names are deterministic per launch, so a redelivered
+  message never makes a second pod;
+- rejected (400, 422, and other 4xx that a retry cannot fix: RBAC 403, missing namespace) →
+  FAILED with the API server's own message;
+- 429, 5xx, 403 "exceeded quota", a 409 that is not AlreadyExists, timeouts, connection errors
+  → retried with exponential backoff and jitter, honouring Retry-After, until
+  ``settings.launch.max_attempts`` attempts, then FAILED with the last reason;
+- a launch another delivery already finished → LAUNCHED if its pod still exists, otherwise
+  nothing (``replayed``: its events went out the first time).
+
+Decided events wait in an :class:`Outbox` and go to Redis in one round trip, at most
+:data:`MAX_EVENT_DELAY_S` after the oldest was decided.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from podfleet.contracts.events import EventKind, EventSource, TaskEvent, publish_events
+from podfleet.contracts.messages import LaunchRequest
+from podfleet.contracts.redis_keys import RedisKeys
+from podfleet.contracts.states import TaskState
+from podfleet.kube.client import KubeApiError, KubeClient
+from podfleet.monitoring.metrics import (
+    LAUNCH_LATENCY,
+    LAUNCH_RETRIES,
+    PODS_CREATED,
+    TASK_EVENTS_PUBLISHED,
+)
+from podfleet.settings import Settings
+from podfleet.workers.launch_records import CREATED, FAILED, LaunchRecords, PriorLaunch
+
+logger = logging.getLogger("podfleet.workers.launcher")
+
+# Longest an outcome may wait for the rest of its message before it is published anyway.
+MAX_EVENT_DELAY_S = 0.05
+
+
+@dataclass(slots=True)
+class PendingPod:
+    """One request of a message that is not decided yet, and what its attempts have shown."""
+
+    request: LaunchRequest
+    pod: dict[str, Any]
+    attempts: int = 0
+    last_reason: str = ""
+    not_before: float = 0.0  # time.monotonic()
+    uncertain: bool = False  # an attempt got no answer: the pod may exist
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    """What one create call answered, before it is judged."""
+
+    kind: str  # created | exists | rejected | retry | stale
+    pod: dict[str, Any] | None = None
+    error: KubeApiError | None = None
+    sent_at: float = 0.0
+
+
+@dataclass(slots=True)
+class LaunchReport:
+    """What one message came to (for logs, tests and the benchmark)."""
+
+    created: int = 0
+    already_exists: int = 0
+    failed: int = 0
+    expired: int = 0
+    requeued: int = 0
+    replayed: int = 0
+    retries: int = 0
+    events: list[TaskEvent] = field(default_factory=list)
+
+
+def describe(error: KubeApiError) -> str:
+    """The reason a task fails with: the API server's reason and message."""
+    if error.status:
+        return f"{error.reason} ({error.status}): {error.message}"
+    return f"{error.reason}: {error.message}"
+
+
+def retry_label(error: KubeApiError) -> str:
+    """The ``reason`` label a retry of ``error`` is counted under."""
+    if error.status == 0:
+        return "timeout" if error.reason == "Timeout" else "connection"
+    if error.is_quota:
+        return "quota"
+    return str(error.status)
+
+
+class Outcomes:
+    """Judges create results and turns every decision into the task's event, counted."""
+
+    def __init__(self, settings: Settings, kube: KubeClient) -> None:
+        self.settings = settings
+        self.kube = kube
+        self.max_attempts = settings.launch.max_attempts
+        # Metric children, looked up once: ``labels()`` takes a lock and builds a key per call.
+        self._outcomes: dict[tuple[str, str], Any] = {}
+        self._latencies: dict[str, Any] = {}
+
+    def judge(self, item: PendingPod, result: CreateResult, report: LaunchReport
+              ) -> TaskEvent | None:
+        """The event that decides ``item``, or None when it is to be retried (its next
+        attempt's time set in ``item.not_before``)."""
+        request = item.request
+        if result.kind == "stale":
+            return None  # not an attempt: it goes again with a fresh permit
+        attempts = item.attempts + 1
+        if result.kind == "created":
+            assert result.pod is not None
+            return self.launched(item, report, result.pod, attempts=attempts,
+                                 sent_at=result.sent_at)
+        error = result.error
+        assert error is not None
+        if result.kind == "exists":
+            return self.launched(item, report, self.existing(item), attempts=attempts,
+                                 sent_at=result.sent_at, already_exists=True)
+        if result.kind == "rejected":
+            return self.failed(request, describe(error), report, outcome="invalid",
+                               detail={"status": error.status, "attempts": attempts})
+        item.attempts = attempts
+        item.last_reason = describe(error)
+        item.uncertain = item.uncertain or error.status == 0
+        if attempts >= self.max_attempts:
+            existing = self.existing(item) if item.uncertain else None
+            if existing:
+                return self.launched(item, report, existing, attempts=attempts,
+                                     sent_at=result.sent_at, already_exists=True)
+            return self.failed(
+                request, f"gave up after {attempts} attempts: {item.last_reason}", report,
+                outcome="failed", detail={"status": error.status, "attempts": attempts})
+        report.retries += 1
+        LAUNCH_RETRIES.labels(reason=retry_label(error)).inc()
+        item.not_before = time.monotonic() + self.backoff(attempts, error.retry_after)
+        return None
+
+    def backoff(self, attempts: int, retry_after: float | None) -> float:
+        """Seconds before attempt ``attempts + 1``: exponential, jittered, at least what the
+        API server's Retry-After asked (within four times the longest backoff)."""
+        base = self.settings.launch.backoff_seconds * float(2 ** (attempts - 1))
+        delay = min(self.settings.launch.backoff_max_seconds, base)
+        delay *= random.uniform(0.5, 1.0)  # jitter: retries from many pods spread out
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, self.settings.launch.backoff_max_seconds * 4))
+        return delay
+
+    def existing(self, item: PendingPod) -> dict[str, Any] | None:
+        """The pod of ``item`` if it exists (to report its uid); None on any doubt."""
+        try:
+            return self.kube.get_pod(item.request.namespace, item.pod["metadata"]["name"])
+        except KubeApiError:
+            return None
+
+    def settle_finished(self, items: list[PendingPod], prior: dict[str, PriorLaunch],
+                        report: LaunchReport) -> list[TaskEvent]:
+        """Events for launches another delivery finished: LAUNCHED if the pod still exists."""
+        events: list[TaskEvent] = []
+        for item in items:
+            done = prior[item.request.launch_id]
+            existing = self.existing(item) if done.state == CREATED else None
+            if existing:
+                events.append(self.launched(item, report, existing, attempts=item.attempts,
+                                            sent_at=0.0, already_exists=True))
+            else:
+                # Its pod was created and is gone (finished and deleted), or it failed: a
+                # redelivery or a replay; the task's events were published the first time.
+                report.replayed += 1
+                self._count(item.request.namespace, "replayed")
+                logger.info("launch %s of %s already %s: nothing to create",
+                            item.request.launch_id, item.request.key, done.state)
+        return events
+
+    def launched(self, item: PendingPod, report: LaunchReport, pod: dict[str, Any] | None, *,
+                 attempts: int, sent_at: float, already_exists: bool = False) -> TaskEvent:
+        request = item.request
+        namespace = request.namespace
+        detail: dict[str, Any] = {"attempts": attempts, "sent_at": sent_at}
+        if already_exists:
+            detail["already_exists"] = True
+            report.already_exists += 1
+            self._count(namespace, "already_exists")
+        else:
+            report.created += 1
+            self._count(namespace, "created")
+            latency = self._latencies.get(namespace)
+            if latency is None:
+                latency = self._latencies[namespace] = LAUNCH_LATENCY.labels(
+                    namespace=namespace)
+            latency.observe(max(0.0, time.time() - request.queued_at))
+        return _event(request, TaskState.LAUNCHED, pod=pod,
+                      name=item.pod.get("metadata", {}).get("name"), detail=detail)
+
+    def failed(self, request: LaunchRequest, reason: str, report: LaunchReport, *,
+               outcome: str, detail: dict[str, Any] | None = None) -> TaskEvent:
+        report.failed += 1
+        self._count(request.namespace, outcome)
+        logger.warning("task %s failed to launch: %s", request.key, reason)
+        return _event(request, TaskState.FAILED, reason=reason, detail=detail)
+
+    def expired(self, item: PendingPod, report: LaunchReport) -> TaskEvent:
+        """A request past its deadline: FAILED "expired", unless its pod exists already."""
+        # An earlier delivery may have created the pod before the deadline passed.
+        existing = self.existing(item)
+        if existing:
+            return self.launched(item, report, existing, attempts=item.attempts,
+                                 sent_at=0.0, already_exists=True)
+        report.expired += 1
+        report.failed += 1
+        self._count(item.request.namespace, "expired")
+        return _event(item.request, TaskState.FAILED, reason="expired",
+                      detail={"deadline": item.request.deadline})
+
+    def _count(self, namespace: str, outcome: str) -> None:
+        child = self._outcomes.get((namespace, outcome))
+        if child is None:
+            child = self._outcomes[(namespace, outcome)] = PODS_CREATED.labels(
+                namespace=namespace, outcome=outcome)
+        child.inc()
+
+
+def _event(request: LaunchRequest, state: TaskState, *, reason: str | None = None,
+           pod: dict[str, Any] | None = None, name: str | None = None,
+           detail: dict[str, Any] | None = None) -> TaskEvent:
+    meta = (pod or {}).get("metadata") or {}
+    return TaskEvent(
+        key=request.key, launch_id=request.launch_id, executor_id=request.executor_id,
+        kind=EventKind.STATE, source=EventSource.LAUNCHER, state=state, reason=reason,
+        pod_name=meta.get("name") or name, namespace=request.namespace,
+        pod_uid=meta.get("uid"), detail=detail or {})
+
+
+class Outbox:
+    """One message's events decided but not yet published, and when the oldest was decided."""
+
+    def __init__(self, redis_client: Any, keys: RedisKeys, records: LaunchRecords,
+                 report: LaunchReport) -> None:
+        self.redis = redis_client
+        self.keys = keys
+        self.records = records
+        self.report = report
+        self.events: list[TaskEvent] = []
+        self.since = 0.0  # time.monotonic()
+
+    def add(self, events: list[TaskEvent]) -> None:
+        if events and not self.events:
+            self.since = time.monotonic()
+        self.events.extend(events)
+
+    def overdue(self) -> bool:
+        return bool(self.events) and time.monotonic() - self.since >= MAX_EVENT_DELAY_S
+
+    def flush(self) -> None:
+        """Publish the events in one Redis round trip, records first."""
+        events = self.events
+        if not events:
+            return
+        # Records first: a crash between the two leaves a record the next delivery trusts.
+        self.records.finish(
+            (e.launch_id, CREATED if e.state is TaskState.LAUNCHED else FAILED, e.pod_uid)
+            for e in events if e.state in (TaskState.LAUNCHED, TaskState.FAILED))
+        publish_events(self.redis, self.keys, events)
+        self.events = []
+        self.report.events.extend(events)
+        states: dict[str, int] = {}
+        for event in events:
+            state = event.state.value if event.state else ""
+            states[state] = states.get(state, 0) + 1
+        for state, count in states.items():
+            TASK_EVENTS_PUBLISHED.labels(source=EventSource.LAUNCHER.value,
+                                         state=state).inc(count)

@@ -1,0 +1,183 @@
+"""Creating a message's pods in slow-start rounds, each round's permits granted first.
+
+Creates go out in rounds of 1, 2, 4, … :data:`MAX_ROUND` at once, each round's size granted
+first by the cluster-wide rate limiter of the message's task queue
+(:mod:`podfleet.contracts.queues`: its own bucket, or the default's); a retryable failure
+halves the round and stops its growth, as Kubernetes' own controllers do, so a sick API server
+or an exhausted quota is not hammered. A worker thread only sleeps through short waits: when
+every pod left must wait longer than :data:`LONG_WAIT_S`, or the message has used
+:data:`MESSAGE_BUDGET_S`, the rounds stop and the leftovers are handed back (:class:`HandBack`).
+
+The creates of a round run as coroutines on the process's event loop
+(:class:`podfleet.kube.aio.EventLoopThread`) through one aiohttp session: the worker thread
+hands the whole round over and waits for its results, one handoff per round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from podfleet.contracts.events import TaskEvent
+from podfleet.kube.aio import AsyncKubeClient, EventLoopThread
+from podfleet.kube.client import KubeApiError
+from podfleet.monitoring.metrics import KUBE_REQUEST_DURATION, KUBE_REQUESTS
+from podfleet.workers.launch_records import LaunchRecords
+from podfleet.workers.launcher.outcome import (
+    CreateResult,
+    LaunchReport,
+    Outbox,
+    Outcomes,
+    PendingPod,
+)
+from podfleet.workers.rate_limits import ClusterRateLimiter, Grant
+
+# A worker thread sleeps through retry waits up to this long; longer ones are handed back to
+# the broker as a delayed message, so a long outage does not pin worker threads.
+LONG_WAIT_S = 2.0
+# Time one message may take before its leftovers are handed back (well under TimeLimit).
+MESSAGE_BUDGET_S = 30.0
+# Largest slow-start round.
+MAX_ROUND = 64
+# Longest single wait for rate-limiter permits before the budget is checked again.
+LIMITER_MAX_WAIT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class HandBack:
+    """Pods the rounds stopped before deciding, to go back to the broker after ``delay_s``."""
+
+    pending: list[PendingPod]
+    delay_s: float
+
+
+class SlowStart:
+    """Runs the rounds of creates of one message after another; one per Launcher."""
+
+    def __init__(self, aio: AsyncKubeClient, loop: EventLoopThread, records: LaunchRecords,
+                 outcomes: Outcomes) -> None:
+        self.aio = aio
+        self.loop = loop
+        self.records = records
+        self.outcomes = outcomes
+        # Metric children, looked up once: ``labels()`` takes a lock and builds a key per call.
+        self._create_seconds = KUBE_REQUEST_DURATION.labels(verb="create")
+        self._create_codes: dict[int, Any] = {}
+
+    def run(self, pending: list[PendingPod], report: LaunchReport, outbox: Outbox,
+            created: set[str], limiter: ClusterRateLimiter) -> HandBack | None:
+        """Create ``pending`` in rounds until each is decided (None) or the rest must wait
+        too long (the :class:`HandBack`; the outbox is flushed first either way)."""
+        started = time.monotonic()
+        # A permit used later than this after its conformance time is stale (the process was
+        # paused: SIGSTOP, a GC pause, a frozen VM) and is not spent: a fresh one is taken.
+        # Lateness L lets L × rate extra creates into a 1 s window: keep that near half a
+        # create, but never below 20 ms (an event loop's ordinary jitter on a busy host).
+        stale_s = (max(0.02, min(0.05, 0.5 / limiter.rate)) if limiter.rate > 0
+                   else float("inf"))
+        window = 1
+        growing = True
+        while pending:
+            now = time.monotonic()
+            ready = [p for p in pending if p.not_before <= now]
+            if not ready:
+                next_at = min(p.not_before for p in pending)
+                outbox.flush()
+                if next_at - now > LONG_WAIT_S or now - started > MESSAGE_BUDGET_S:
+                    return HandBack(pending, next_at - now)
+                time.sleep(next_at - now)
+                continue
+            if now - started > MESSAGE_BUDGET_S:
+                outbox.flush()
+                return HandBack(pending, 0.0)
+            expired = [p for p in ready if p.request.deadline is not None
+                       and time.time() > p.request.deadline]
+            if expired:
+                outbox.add([self.outcomes.expired(p, report) for p in expired])
+                gone = {id(p) for p in expired}
+                pending = [p for p in pending if id(p) not in gone]
+                continue
+            size = min(window, len(ready))
+            if not limiter.unlimited or outbox.overdue():
+                outbox.flush()  # the limiter may make this thread wait
+            grant = limiter.acquire(size, min(LIMITER_MAX_WAIT_S, max(
+                0.1, MESSAGE_BUDGET_S - (time.monotonic() - started))))
+            if not grant.granted:
+                continue
+            batch = ready[:grant.granted]
+            done_elsewhere = self.records.finished(
+                p.request.launch_id for p in batch if p.request.launch_id not in created)
+            if done_elsewhere:
+                outbox.add(self.outcomes.settle_finished(
+                    [p for p in batch if p.request.launch_id in done_elsewhere],
+                    done_elsewhere, report))
+                pending = [p for p in pending if p.request.launch_id not in done_elsewhere]
+                continue
+            results = self.loop.run(self._round(batch, grant, created, stale_s))
+            events: list[TaskEvent] = []
+            failed_round = False
+            done: set[int] = set()
+            for item, result in zip(batch, results, strict=True):
+                event = self.outcomes.judge(item, result, report)
+                if event is None:
+                    failed_round = True
+                else:
+                    events.append(event)
+                    done.add(id(item))
+            outbox.add(events)
+            pending = [p for p in pending if id(p) not in done]
+            if failed_round:
+                window = max(1, window // 2)
+                growing = False
+            elif growing and grant.granted == size:
+                window = min(MAX_ROUND, window * 2)
+        return None
+
+    async def _round(self, batch: list[PendingPod], grant: Grant, created: set[str],
+                     stale_s: float) -> list[CreateResult]:
+        """One slow-start round: the creates of ``batch`` concurrently, results in order.
+
+        Each create waits for its own rate-limiter permit (``grant.due_at(i)``), so the pool
+        never sends faster than the cluster-wide rate, even within one round.
+        """
+        return list(await asyncio.gather(
+            *(self._create(item, grant.due_at(i), created, stale_s)
+              for i, item in enumerate(batch))))
+
+    async def _create(self, item: PendingPod, due_at: float, created: set[str],
+                      stale_s: float) -> CreateResult:
+        """Create ``item``'s pod at its permit's time ``due_at`` (monotonic); a permit found
+        stale (the process was paused past it) is not used: ``stale`` asks for a new one."""
+        wait = due_at - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        if time.monotonic() - due_at > stale_s:
+            return CreateResult("stale")
+        namespace = item.request.namespace
+        sent_at = time.time()
+        began = time.perf_counter()
+        try:
+            pod = await self.aio.create_pod(namespace, item.pod)
+        except KubeApiError as exc:
+            self._create_seconds.observe(time.perf_counter() - began)
+            self._count_request(exc.status)
+            if exc.status == 409 and exc.reason == "AlreadyExists":
+                return CreateResult("exists", error=exc, sent_at=sent_at)
+            if exc.retryable or exc.status == 409:
+                return CreateResult("retry", error=exc, sent_at=sent_at)
+            return CreateResult("rejected", error=exc, sent_at=sent_at)
+        self._create_seconds.observe(time.perf_counter() - began)
+        self._count_request(201)
+        # The record says "created" with the round's events; a pod deleted before that (its
+        # worker killed meanwhile) was marked by the watcher's deleter first.
+        created.add(item.request.launch_id)
+        return CreateResult("created", pod=pod, sent_at=sent_at)
+
+    def _count_request(self, status: int) -> None:
+        child = self._create_codes.get(status)
+        if child is None:
+            child = self._create_codes[status] = KUBE_REQUESTS.labels(verb="create",
+                                                                      code=str(status))
+        child.inc()
