@@ -1,6 +1,6 @@
-"""requirements/lock.txt pins every dependency the parts' pyproject.toml files declare, within its ranges, and
-this environment (made by scripts/bootstrap.sh with the lock as constraints) is exactly it:
-what CI tests is what a fresh machine installs. Refresh with scripts/lock.sh."""
+"""requirements/lock.txt pins every dependency the parts' pyproject.toml files declare, within
+its ranges, and this environment (made by scripts/bootstrap.sh with the lock as constraints)
+is exactly it: what CI tests is what a fresh machine installs. Refresh with scripts/lock.sh."""
 
 from __future__ import annotations
 
