@@ -34,6 +34,12 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
+# pip's output without its noise, and without its complaint that the Airflow provider (installed
+# here without Airflow, see below) misses Airflow.
+pip_noise_filtered() {
+    grep -v -E "^WARNING: Location|^$|dependency resolver does not|^podfleet-airflow .* requires"
+}
+
 PY="$(find_python)" || { log "Python 3.11+ is required"; exit 1; }
 if [ ! -x "$VENV/bin/python" ]; then
     log "creating virtualenv in .venv with $PY"
@@ -51,12 +57,13 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
     mapfile -t part_args < <(podfleet_part_args "$ROOT")
     "$VENV/bin/python" -m pip install -q -c "$LOCK" "${part_args[@]}" "$ROOT[dev]" 2>&1 \
-        | grep -v -E "^WARNING: Location|^$" >&2 || true
+        | pip_noise_filtered >&2 || true
     # The Airflow provider without Airflow (that lives in .venv-airflow): its pure parts, the
     # [podfleet] section and executor_config settlement, are tested here, and linted.
     for provider in "${PODFLEET_PROVIDERS[@]}"; do
+        # (pip then says the provider's Airflow is missing: that is the point)
         "$VENV/bin/python" -m pip install -q --no-deps -e "$ROOT/$provider" 2>&1 \
-            | grep -v -E "^WARNING: Location|^$" >&2 || true
+            | pip_noise_filtered >&2 || true
     done
     "$VENV/bin/python" -c "import podfleet.cli, podfleet.executor, podfleet.workers, podfleet.simulator, podfleet.local" \
         || { log "install failed"; exit 1; }

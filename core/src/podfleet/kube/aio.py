@@ -2,7 +2,7 @@
 
 A thread per in-flight create costs a worker process most of its CPU in urllib3, http.client
 and thread handoffs (≈ 0.6 ms per pod); one aiohttp session on one event loop sends the same
-requests for a fraction of that (PERF-FACTS: ≈ 10,600 creates/s at concurrency 64 against
+requests for a fraction of that (measured: ≈ 10,600 creates/s at concurrency 64 against
 ≈ 3,400 for urllib3). :class:`AsyncKubeClient` speaks to the API server exactly as
 :class:`podfleet.kube.client.KubeClient` does — same URLs, headers, JSON bodies, same
 :class:`KubeApiError`/:class:`KubeConnectionError` for every failure — and takes everything it
@@ -45,7 +45,7 @@ except ImportError as exc:  # pragma: no cover - a hard dependency
 
 T = TypeVar("T")
 
-# Requests one process has in flight at once (PERF-FACTS measured aiohttp's peak near 64).
+# Requests one process has in flight at once (aiohttp peaked near 64 when measured).
 DEFAULT_CONCURRENCY = 64
 
 

@@ -2,7 +2,7 @@
 
 The official ``kubernetes`` client is kept for what it does well and what must not be
 re-invented: reading kubeconfig files and in-cluster config, exec and OIDC auth plugins, token
-refresh, TLS. Its generated models cost about a millisecond of CPU per pod create (PERF-FACTS),
+refresh, TLS. Its generated models cost about a millisecond of CPU per pod create (measured),
 which would cap a launcher core at ~1,000 creates/s, so podfleet's hot paths send and receive
 plain JSON (orjson) over the same urllib3 pool the official client configured. The surface used
 here (``Configuration.auth_settings``, ``ApiClient.rest_client.pool_manager``) is the same in
