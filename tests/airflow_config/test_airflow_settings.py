@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import tomllib
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -19,6 +20,7 @@ from podfleet.airflow.config import (
     podfleet_environ,
 )
 from podfleet.airflow.pod_config import PodTemplates, resolve_executor_config
+from podfleet.airflow.provider import get_provider_info
 from podfleet.airflow.workloads import airflow_metadata, launch_id_for, token_expiry
 from podfleet.contracts.messages import is_launch_id
 from podfleet.pods import InvalidExecutorConfig, validate_executor_config
@@ -138,3 +140,11 @@ def test_the_pod_mutation_hook_sees_the_merged_pod_and_its_changes_stay() -> Non
     config = _resolve({}, hook=hook)
     assert seen == ["etl"]
     assert config["pod_override"]["metadata"]["labels"]["mutated"] == "yes"
+
+
+def test_the_provider_names_the_distribution_that_carries_its_entry_point() -> None:
+    # Airflow's provider discovery refuses a provider whose package-name differs from it
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "providers" / "airflow" / "pyproject.toml").read_text())
+    assert get_provider_info()["package-name"] == project["project"]["name"]
+    assert "apache_airflow_provider" in project["project"]["entry-points"]

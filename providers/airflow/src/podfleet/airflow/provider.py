@@ -11,7 +11,8 @@ from podfleet.version import __version__
 def get_provider_info() -> dict[str, Any]:
     """What ``airflow providers list`` shows, plus the ``[podfleet]`` config section."""
     return {
-        "package-name": "podfleet",
+        # Airflow refuses a provider whose package-name is not the distribution carrying it.
+        "package-name": "podfleet-airflow",
         "name": "podfleet",
         "description": "Runs every task as its own Kubernetes pod through a dramatiq worker "
                        "pool, under one cluster-wide launch rate limit.",
