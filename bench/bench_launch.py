@@ -23,7 +23,6 @@ import contextlib
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +40,7 @@ from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
 from podfleet.local.processes import stop_process_group
 from podfleet.local.redis_server import RedisServer
+from podfleet.local.stats import percentile
 from podfleet.settings import Settings
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
@@ -228,11 +228,6 @@ def report_profile(path: Path, top: int = 15) -> None:
         print(f"    {100 * count / total:5.1f}%  {frame[:110]}")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, for CI")
@@ -288,8 +283,8 @@ def main() -> int:
         steady = bench.phase(int(half * (2 if args.quick else 10)), arrival_rate=half)
         latencies = [e.occurred_at - bench.queued_at[e.launch_id] for e in steady]
         print(f"latency at half capacity ({half:,.0f} tasks/s arriving): p50 "
-              f"{1000 * statistics.median(latencies):.1f} ms, p99 "
-              f"{1000 * percentile(latencies, 0.99):.1f} ms (queued → pod accepted)")
+              f"{1000 * percentile(latencies, 50):.1f} ms, p99 "
+              f"{1000 * percentile(latencies, 99):.1f} ms (queued → pod accepted)")
     finally:
         sim.stop()
         shutil.rmtree(workdir, ignore_errors=True)

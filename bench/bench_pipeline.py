@@ -33,7 +33,6 @@ import gc
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,7 @@ from typing import Any
 import redis
 
 from podfleet.local.processes import kill_process_group, stop_process_groups
+from podfleet.local.stats import percentile
 from podfleet.local.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,11 +119,6 @@ class Workers:
 
     def stop(self) -> None:
         stop_process_groups(self.processes)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # --- event-to-buffer latency ----------------------------------------------------------------
@@ -320,14 +315,14 @@ def bench_latency(env: dict[str, str], tmp: Path, pods: int, rate: float,
     return {"writes": len(result["records"]), "matched": len(from_ack),
             "missing": 2 * pods - len(from_ack),
             "achieved_rate": len(result["records"]) / span if span else 0.0,
-            "p50_ms": statistics.median(from_ack), "p99_ms": percentile(from_ack, 0.99),
-            "max_ms": max(from_ack), "p50_sent_ms": statistics.median(from_sent),
-            "p99_sent_ms": percentile(from_sent, 0.99),
+            "p50_ms": percentile(from_ack, 50), "p99_ms": percentile(from_ack, 99),
+            "max_ms": max(from_ack), "p50_sent_ms": percentile(from_sent, 50),
+            "p99_sent_ms": percentile(from_sent, 99),
             "stream_seen": len(to_stream),
-            "p50_stream_ms": statistics.median(to_stream) if to_stream else float("nan"),
-            "p99_stream_ms": percentile(to_stream, 0.99) if to_stream else float("nan"),
+            "p50_stream_ms": percentile(to_stream, 50),
+            "p99_stream_ms": percentile(to_stream, 99),
             "launch_s": launched_s, "syncs": syncs,
-            "sync_p50_ms": statistics.median(sync_ms), "sync_max_ms": max(sync_ms)}
+            "sync_p50_ms": percentile(sync_ms, 50), "sync_max_ms": max(sync_ms)}
 
 
 # --- watcher takeover -----------------------------------------------------------------------

@@ -27,7 +27,6 @@ import os
 import signal
 import socket
 import socketserver
-import statistics
 import subprocess
 import sys
 import threading
@@ -43,6 +42,7 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name, task_annotations, task_labels
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.local.redis_server import RedisServer
+from podfleet.local.stats import percentile
 
 EXECUTORS = 4
 
@@ -263,10 +263,8 @@ def bench_latency(redis_url: str, pods: int, rate: float, tmp: Path) -> dict[str
         index = 3 * launch + (1 if state == "running" else 2)
         added_ms = int(entry_id.split(b"-")[0])
         latencies.append(max(0.0, added_ms / 1000 - sent[index]))
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"rate": rate, "events": len(latencies), "p50_ms": q[49] * 1000,
-            "p99_ms": q[98] * 1000, "max_ms": latencies[-1] * 1000}
+    return {"rate": rate, "events": len(latencies), "p50_ms": percentile(latencies, 50) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000, "max_ms": max(latencies) * 1000}
 
 
 SUPERVISOR_PROGRAM = """

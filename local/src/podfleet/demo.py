@@ -30,6 +30,7 @@ from typing import Any
 
 from podfleet.local.ports import free_port
 from podfleet.local.processes import stop_process_group, wait_for_watcher
+from podfleet.local.stats import percentile
 
 DEFAULT_TASKS = 2000
 
@@ -110,14 +111,6 @@ def make_fleet(count: int, mix: dict[str, float], mean_duration: float,
     return [Fate(rng.choices(kinds, weights)[0],
                  max(0.05, rng.expovariate(1 / mean_duration) if mean_duration > 0 else 0.05))
             for _ in range(count)]
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 def run(args: argparse.Namespace) -> int:
