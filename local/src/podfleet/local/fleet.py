@@ -135,8 +135,12 @@ class WorkerPools:
         return wait_for_watcher(settings.redis.url, settings.redis.prefix, process, timeout)
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM every pool not yet stopped, give them ``timeout`` seconds to finish what
-        they hold, then SIGKILL what is left of each group."""
+        """SIGTERM the whole group of every pool not yet stopped, wait up to ``timeout``
+        seconds, then SIGKILL what is left of each group.
+
+        Quick rather than graceful: a dramatiq process gets the group's SIGTERM and the one
+        its parent forwards, and takes the second as "stop now" (a graceful stop of an idle
+        pool takes about 2 s, which a test suite pays at every teardown)."""
         running = [p for p in self.processes if p.pid not in self._stopped]
         stop_process_groups(running, timeout)
         self._stopped.update(p.pid for p in running)
