@@ -4,7 +4,6 @@ sender, readers."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -28,8 +27,6 @@ from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.server import RunningSimulator
 
 SIGNING_KEY = "launcher-tests-signing-key-0123456789"
-ROOT = Path(__file__).resolve().parents[2]
-PODFLEET = str(Path(sys.executable).with_name("podfleet"))
 
 
 def sim_config() -> SimulatorConfig:

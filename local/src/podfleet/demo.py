@@ -24,10 +24,13 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podfleet.local.ports import free_port
 from podfleet.local.stats import percentile
+
+if TYPE_CHECKING:
+    from podfleet.simulator.config import SimulatorConfig
 
 DEFAULT_TASKS = 2000
 
@@ -131,7 +134,7 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _cluster(nodes: int) -> Any:
+def _cluster(nodes: int) -> SimulatorConfig:
     """The simulated cluster: quick to schedule and start, so the fleet's own time shows."""
     from podfleet.simulator.config import SimulatorConfig
 

@@ -40,11 +40,6 @@ def stop_process_groups(processes: Iterable[subprocess.Popen[Any]],
         kill_process_group(process, timeout=5.0)
 
 
-def stop_process_group(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
-    """:func:`stop_process_groups` for one process."""
-    stop_process_groups([process], timeout)
-
-
 def wait_for_watcher(redis_url: str, redis_prefix: str, workers: subprocess.Popen[Any],
                      timeout: float) -> float:
     """Block until a watcher holds the lease, i.e. the worker pool is up; returns the seconds
