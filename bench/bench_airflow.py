@@ -61,7 +61,10 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from podfleet.local.fleet import WorkerPools
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "bench_airflow"
@@ -209,11 +212,9 @@ def run_child(kind: str, spec: dict[str, Any], env: dict[str, str], tmp: Path,
 
 
 def parent(args: argparse.Namespace) -> None:
-    from podfleet.executor.migrate import upgrade
-    from podfleet.local.redis_server import RedisServer
+    from podfleet.local.fleet import LocalFleet
     from podfleet.simulator.cluster.config import ClusterConfig
     from podfleet.simulator.config import SimulatorConfig
-    from podfleet.simulator.server import start_simulator
 
     n = args.tasks or (100 if args.quick else 1000)
     started = time.monotonic()
@@ -225,17 +226,26 @@ def parent(args: argparse.Namespace) -> None:
     print(f"PodFleetExecutor: launch rate limit {PODFLEET_RATE}/s, {PODFLEET_WORKERS} worker "
           f"process(es) x {PODFLEET_THREADS} threads, podfleet DB SQLite, log archive off",
           flush=True)
-    with tempfile.TemporaryDirectory(prefix="podfleet-bench-airflow-") as tmp_name, \
-            RedisServer() as redis_server:
-        tmp = Path(tmp_name)
-        sim = start_simulator(SimulatorConfig(cluster=ClusterConfig(
-            nodes=20, node_pods=110, schedule_delay_s=0.02, container_start_delay_s=0.2,
-            default_run_time_s=args.run_time, termination_delay_s=0.05)), mode="process")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # The simulator, Redis and podfleet's migrated SQLite DB and settings; the KubernetesExecutor
+    # uses the same simulator. podfleet's workers start in its executor's interpreter (child).
+    with tempfile.TemporaryDirectory(prefix="podfleet-bench-airflow-") as tmp_name, LocalFleet(
+            workdir=tmp_name, simulator=SimulatorConfig(cluster=ClusterConfig(
+                nodes=20, node_pods=110, schedule_delay_s=0.02, container_start_delay_s=0.2,
+                default_run_time_s=args.run_time, termination_delay_s=0.05)),
+            redis_prefix=f"bench-af-{uuid.uuid4().hex[:8]}", signing_key=SIGNING_KEY,
+            namespace=NAMESPACE, env={
+                "PODFLEET_LAUNCH_RATE": str(PODFLEET_RATE),
+                "PODFLEET_LOG_ARCHIVE": "off",
+                "PODFLEET_DELETE_POLICY": "always",
+                "PODFLEET_HEARTBEAT_SECONDS": "1",
+                "PODFLEET_WATCHER_LEASE_SECONDS": "3",
+            }) as fleet:
+        tmp, sim = fleet.workdir, fleet.simulator
         try:
-            kubeconfig = sim.write_kubeconfig(tmp / "kubeconfig")
             home = tmp / "airflow-home"
             write_dag(home, n)
-            env = airflow_env(home, kubeconfig, n, args.ke_batch, args.ke_async)
+            env = airflow_env(home, fleet.kubeconfig, n, args.ke_batch, args.ke_async)
             base = {k: v for k, v in os.environ.items()
                     if not k.startswith(("AIRFLOW", "PODFLEET_"))}
             airflow_bin = str(Path(sys.executable).with_name("airflow"))
@@ -248,35 +258,17 @@ def parent(args: argparse.Namespace) -> None:
                                        f"{done.stderr[-2000:]}")
             print(f"airflow db migrate + dags reserialize: {time.monotonic() - t0:.1f}s",
                   flush=True)
-            podfleet_db = f"sqlite:///{tmp}/podfleet.sqlite"
-            logging.getLogger("alembic").setLevel(logging.WARNING)
-            upgrade(podfleet_db)
-            podfleet_env = {
-                "PODFLEET_DATABASE_URL": podfleet_db,
-                "PODFLEET_REDIS_URL": redis_server.url,
-                "PODFLEET_REDIS_PREFIX": f"bench-af-{uuid.uuid4().hex[:8]}",
-                "PODFLEET_SIGNING_KEY": SIGNING_KEY,
-                "PODFLEET_KUBECONFIG": str(kubeconfig),
-                "PODFLEET_NAMESPACE": NAMESPACE,
-                "PODFLEET_LAUNCH_RATE": str(PODFLEET_RATE),
-                "PODFLEET_METRICS_PORT": "0",
-                "PODFLEET_LOG_ARCHIVE": "off",
-                "PODFLEET_DELETE_POLICY": "always",
-                "PODFLEET_HEARTBEAT_SECONDS": "1",
-                "PODFLEET_WATCHER_LEASE_SECONDS": "3",
-            }
             spec = {"tasks": n, "loop_interval": args.loop_interval,
-                    "timeout": args.timeout, "redis_pid": redis_server._process.pid
-                    if redis_server._process else None}
+                    "timeout": args.timeout,
+                    "redis_pid": fleet.redis_server.pid if fleet.redis_server else None}
             results = {}
             for kind in ("kubernetes", "podfleet"):
                 print(f"\n--- {kind}", flush=True)
-                extra = podfleet_env if kind == "podfleet" else {}
+                extra = fleet.env if kind == "podfleet" else {}
                 results[kind] = run_child(kind, spec, {**env, **extra}, tmp, sim,
                                           timeout=args.timeout + 120)
                 report(kind, results[kind])
         finally:
-            sim.stop()
             if args.keep_logs:
                 keep = Path(args.keep_logs)
                 keep.mkdir(parents=True, exist_ok=True)
@@ -405,17 +397,17 @@ def make_executor(kind: str) -> Any:
     return PodFleetExecutor()
 
 
-def start_workers(kind: str, tmp: Path) -> list[subprocess.Popen[bytes]]:
+def start_workers(kind: str, tmp: Path) -> WorkerPools | None:
+    """podfleet's workers, children of this interpreter (their CPU is the executor's), on the
+    environment the parent's fleet gave it."""
     if kind != "podfleet":
-        return []
-    podfleet = str(Path(sys.executable).with_name("podfleet"))
-    workers = []
-    for i in range(PODFLEET_WORKERS):
-        with open(tmp / f"podfleet-worker-{i}.log", "wb") as log:
-            workers.append(subprocess.Popen(
-                [podfleet, "worker", "--processes", "1", "--threads", str(PODFLEET_THREADS)],
-                stdout=log, stderr=subprocess.STDOUT, cwd=tmp))
-    return workers
+        return None
+    from podfleet.local.fleet import WorkerPools
+
+    pools = WorkerPools({}, tmp, inherit_env=True)
+    for _ in range(PODFLEET_WORKERS):
+        pools.start(1, PODFLEET_THREADS)
+    return pools
 
 
 def wait_settled(procs: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
@@ -463,7 +455,7 @@ def child(kind: str, spec_file: str) -> None:
     executor = make_executor(kind)
     executor.job_id = job_id
     executor.start()
-    wait_settled(workers)
+    wait_settled(workers.processes if workers else [])
     cpu = TreeCpu()
     cpu.mark()
     redis_before = process_cpu(spec.get("redis_pid")) if kind == "podfleet" else None
@@ -494,13 +486,8 @@ def child(kind: str, spec_file: str) -> None:
         redis_after = process_cpu(spec.get("redis_pid")) if kind == "podfleet" else None
     finally:
         executor.end() if not executor.running else executor.terminate()
-        for worker in workers:
-            worker.terminate()
-        for worker in workers:
-            try:
-                worker.wait(20)
-            except subprocess.TimeoutExpired:
-                worker.kill()
+        if workers is not None:
+            workers.stop()
     result = {
         "tasks": n,
         "all_finished_s": round(max(finished_at.values()), 2),

@@ -36,14 +36,12 @@ import contextlib
 import os
 import signal
 import sys
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
-from bench_pipeline import Workers, database
+from bench_pipeline import database
 
 from podfleet.contracts.naming import pod_name
 from podfleet.local.waiting import wait_for
@@ -120,49 +118,38 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
     from podfleet.contracts.states import TaskState
     from podfleet.executor import TaskSubmission
     from podfleet.executor.db import TaskInstance, make_engine
+    from podfleet.local.fleet import LocalFleet
     from podfleet.local.redis_sentinel import SentinelGroup
-    from podfleet.local.redis_server import RedisServer
     from podfleet.redis_client import connect as connect_redis
-    from podfleet.settings import Settings
     from podfleet.simulator.admin import busiest_window
     from podfleet.simulator.cluster import fate
     from podfleet.simulator.cluster.config import ClusterConfig
     from podfleet.simulator.config import SimulatorConfig
-    from podfleet.simulator.server import start_simulator
 
     lease = 5.0
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="podfleet-chaos-")))
-        group = SentinelGroup().start() if sentinel else None
-        redis_server = RedisServer(appendonly=True) if group is None else group.primary
-        if group is None:
-            redis_server.start()
-            stack.callback(redis_server.close)
-        else:
-            stack.callback(group.close)
-        redis_url = redis_server.url if group is None else group.url
-        sim = stack.enter_context(start_simulator(SimulatorConfig(
-            cluster=ClusterConfig(nodes=40, node_pods=200)), mode="process"))
+        group = stack.enter_context(SentinelGroup()) if sentinel else None
         database_url = stack.enter_context(database())
         prefix = f"chaos-{uuid.uuid4().hex[:6]}"
-        env = {
-            "PODFLEET_DATABASE_URL": database_url,
-            "PODFLEET_REDIS_URL": redis_url,
-            "PODFLEET_REDIS_PREFIX": prefix,
-            "PODFLEET_KUBECONFIG": str(sim.write_kubeconfig(tmp / "kubeconfig")),
-            "PODFLEET_NAMESPACE": NAMESPACE,
-            "PODFLEET_SIGNING_KEY": SIGNING_KEY,
-            "PODFLEET_METRICS_PORT": "0",
-            "PODFLEET_LAUNCH_RATE": repr(rate),
-            "PODFLEET_LAUNCH_BURST": "1",
-            "PODFLEET_WATCHER_LEASE_SECONDS": str(lease),
-            "PODFLEET_HEARTBEAT_SECONDS": "1",
-            "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "5",
-        }
-        settings = Settings.from_env(env)
-        client = connect_redis(redis_url, socket_timeout=5)
-        workers = Workers(env, tmp)
-        stack.callback(workers.stop)
+        # Redis keeps an append-only file, as a production Redis runs: its fault is a
+        # SIGKILL and a restart from it.
+        fleet = stack.enter_context(LocalFleet(
+            simulator=SimulatorConfig(cluster=ClusterConfig(nodes=40, node_pods=200)),
+            redis_url=group.url if group is not None else None, redis_appendonly=True,
+            database_url=database_url, redis_prefix=prefix, signing_key=SIGNING_KEY,
+            namespace=NAMESPACE, env={
+                "PODFLEET_LAUNCH_RATE": repr(rate),
+                "PODFLEET_LAUNCH_BURST": "1",
+                "PODFLEET_WATCHER_LEASE_SECONDS": str(lease),
+                "PODFLEET_HEARTBEAT_SECONDS": "1",
+                "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "5",
+            }))
+        sim, env, workers = fleet.simulator, fleet.env, fleet.workers
+        assert sim is not None
+        redis_server = fleet.redis_server if group is None else group.primary
+        assert redis_server is not None
+        settings = fleet.settings()
+        client = connect_redis(fleet.redis_url, socket_timeout=5)
         for _ in range(3):
             workers.start(threads=4)
         wait_for(lambda: _holder_pid(client, prefix), 60, "a watcher")
@@ -191,14 +178,12 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
             time.sleep(max(0.0, started + fraction_steps * step - time.monotonic()))
 
         at(1)
-        victim = next(p for p in workers.processes if p.poll() is None
-                      and p.pid != _holder_pid(client, prefix))
+        victim = next(p for p in workers.alive() if p.pid != _holder_pid(client, prefix))
         print(f"t={time.monotonic() - started:5.1f}s SIGKILL launcher {victim.pid}", flush=True)
-        workers.kill_group_of(victim.pid)
+        workers.kill(victim)
         workers.start(threads=4)
         at(2)
-        paused = next(p for p in workers.processes if p.poll() is None
-                      and p.pid != _holder_pid(client, prefix))
+        paused = next(p for p in workers.alive() if p.pid != _holder_pid(client, prefix))
         print(f"t={time.monotonic() - started:5.1f}s SIGSTOP launcher {paused.pid} for 5 s",
               flush=True)
         os.killpg(paused.pid, signal.SIGSTOP)
@@ -209,7 +194,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
             print(f"t={time.monotonic() - started:5.1f}s SIGKILL the watcher's worker",
                   flush=True)
             killed_at = time.monotonic()
-            workers.kill_group_of(holder)
+            workers.kill(workers.owner_of(holder))
             wait_for(lambda: (_holder_pid(client, prefix) or holder) != holder, 60, "a takeover")
             takeover_s = time.monotonic() - killed_at
             workers.start(threads=4)
@@ -262,7 +247,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
                   flush=True)
             first.abandon()
             schedulers.append(Scheduler(env, "chaos-b"))
-        engine = make_engine(database_url)
+        engine = make_engine(fleet.database_url)
 
         def all_terminal() -> bool:
             with engine.connect() as conn:

@@ -23,7 +23,6 @@ import contextlib
 import os
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,15 +38,14 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.messages import LaunchBatch, LaunchRequest, new_launch_id
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
-from podfleet.local.processes import stop_process_group
-from podfleet.local.redis_server import RedisServer
+from podfleet.local.fleet import LocalFleet
+from podfleet.local.stats import percentile
 from podfleet.settings import Settings
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.server import RunningSimulator, start_simulator
 
 KEY = "bench-launch-signing-key-0123456789"
-PODFLEET = str(Path(sys.executable).with_name("podfleet"))
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -76,44 +74,39 @@ class Bench:
         self.args = args
         self.sim = sim
         self.workdir = workdir
-        self.kubeconfig = sim.write_kubeconfig(workdir / "kubeconfig")
         self.signer = MessageSigner(KEY.encode())
         self.run = 0
         self.queued_at: dict[str, float] = {}
         self.started = 0.0
         self.cpu: dict[str, float] = {}
 
-    def env(self, redis_url: str, **extra: str) -> dict[str, str]:
-        return {"PODFLEET_REDIS_URL": redis_url, "PODFLEET_KUBECONFIG": str(self.kubeconfig),
-                "PODFLEET_SIGNING_KEY": KEY, "PODFLEET_EXECUTOR_ID": "bench",
-                "PODFLEET_METRICS_PORT": "0", "PODFLEET_LAUNCH_RATE": "0",
-                "PODFLEET_BATCH_SIZE": str(self.args.batch_size), **extra}
+    def fleet(self, rate: float) -> LocalFleet:
+        """A fleet of its own for one measurement (a fresh Redis) on the shared simulator;
+        no executor runs, so no DB."""
+        env = {"PODFLEET_EXECUTOR_ID": "bench", "PODFLEET_LAUNCH_RATE": str(rate),
+               "PODFLEET_BATCH_SIZE": str(self.args.batch_size)}
+        if rate:
+            env["PODFLEET_LAUNCH_BURST"] = str(max(1, int(rate / 20)))
+        return LocalFleet(workdir=self.workdir / f"run-{self.run}", simulator=self.sim,
+                          migrate=False, signing_key=KEY, env=env)
 
     def phase(self, tasks: int, *, rate: float = 0.0, arrival_rate: float = 0.0,
               profile: bool = False) -> list[TaskEvent]:
         """Run one measurement with its own Redis and workers; return the LAUNCHED events."""
         self.run += 1
-        with RedisServer() as server:
-            env = self.env(server.url, PODFLEET_LAUNCH_RATE=str(rate),
-                           PODFLEET_LAUNCH_BURST=str(max(1, int(rate / 20))) if rate else "")
-            if not rate:
-                env.pop("PODFLEET_LAUNCH_BURST")
-            settings = Settings.from_env(env)
+        with self.fleet(rate) as fleet:
+            assert fleet.redis_server is not None and fleet.redis_server.pid is not None
+            settings = fleet.settings()
             broker = make_broker(settings)
-            client = redis.Redis.from_url(server.url)
-            log = open(self.workdir / f"worker-{self.run}.log", "wb")  # noqa: SIM115
-            worker = subprocess.Popen(
-                [PODFLEET, "worker", "--processes", str(self.args.processes),
-                 "--threads", str(self.args.threads), "--no-watcher"],
-                env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True)
+            client = redis.Redis.from_url(fleet.redis_url)
+            worker = fleet.workers.start(self.args.processes, self.args.threads, watcher=False)
             self.worker = worker
             try:
                 self._wait_ready(client, broker, settings)
                 spy = self._start_profile(worker.pid) if profile else None
-                parties = {"simulator": [self.sim.process.pid],
+                parties = {"simulator": [self.sim.process.pid],  # type: ignore[attr-defined]
                            "workers": group_pids(worker.pid),
-                           "redis": [server._process.pid],
+                           "redis": [fleet.redis_server.pid],
                            "bench (enqueue + collect)": [os.getpid()]}
                 before = {name: cpu_seconds(pids) for name, pids in parties.items()}
                 self.started = time.time()
@@ -130,7 +123,7 @@ class Bench:
                     self._stop_profile(spy)
                 return events
             finally:
-                stop_process_group(worker)
+                fleet.workers.stop()
                 client.close()
                 broker.client.close()
 
@@ -228,11 +221,6 @@ def report_profile(path: Path, top: int = 15) -> None:
         print(f"    {100 * count / total:5.1f}%  {frame[:110]}")
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a few seconds, for CI")
@@ -288,8 +276,8 @@ def main() -> int:
         steady = bench.phase(int(half * (2 if args.quick else 10)), arrival_rate=half)
         latencies = [e.occurred_at - bench.queued_at[e.launch_id] for e in steady]
         print(f"latency at half capacity ({half:,.0f} tasks/s arriving): p50 "
-              f"{1000 * statistics.median(latencies):.1f} ms, p99 "
-              f"{1000 * percentile(latencies, 0.99):.1f} ms (queued → pod accepted)")
+              f"{1000 * percentile(latencies, 50):.1f} ms, p99 "
+              f"{1000 * percentile(latencies, 99):.1f} ms (queued → pod accepted)")
     finally:
         sim.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -3,9 +3,10 @@
     python bench/bench_pipeline.py            full run (about two minutes)
     python bench/bench_pipeline.py --quick    smoke (under 30 s)
 
-Everything is real: the simulator in its own process, a private Redis, PostgreSQL (a fresh
-database on ``PODFLEET_TEST_POSTGRES_URL``, default the machine's; SQLite when it cannot be
-reached), ``podfleet worker`` processes, and the Executor in this process.
+Everything is real, a local fleet (``podfleet.local.fleet.LocalFleet``): the simulator in its
+own process, a private Redis, PostgreSQL (a fresh database on ``PODFLEET_TEST_POSTGRES_URL``,
+default the machine's; SQLite when it cannot be reached), ``podfleet worker`` processes, and
+the Executor in this process.
 
 * **Event-to-buffer latency**: the executor submits tasks whose pods never start on their own
   (the simulated kubelet's start delay is an hour). Once every pod is bound, a *driver*
@@ -33,10 +34,8 @@ import gc
 import json
 import os
 import resource
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -46,11 +45,11 @@ from typing import Any
 
 import redis
 
-from podfleet.local.processes import kill_process_group, stop_process_groups
+from podfleet.local.fleet import LocalFleet, WorkerPools
+from podfleet.local.postgres import PostgresUnavailable, ScratchDatabase
+from podfleet.local.stats import percentile
 from podfleet.local.waiting import wait_for
 
-ROOT = Path(__file__).resolve().parents[1]
-PODFLEET = str(Path(sys.executable).with_name("podfleet"))
 POSTGRES_ADMIN_URL = os.environ.get(
     "PODFLEET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 SIGNING_KEY = "bench-pipeline-signing-key-0123456789"
@@ -61,69 +60,20 @@ DRIVER_THREADS = 8
 # --- services -------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def database() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database (dropped afterwards), else an SQLite file."""
-    import sqlalchemy as sa
-
-    from podfleet.executor.migrate import upgrade
-
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"podfleet_bench_{uuid.uuid4().hex[:10]}"
+def database() -> Iterator[str | None]:
+    """A fresh PostgreSQL database (the fleet migrates it; dropped afterwards), else None: the
+    fleet's own SQLite file."""
     try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError:
-        admin.dispose()
-        with tempfile.TemporaryDirectory(prefix="podfleet-bench-db-") as tmp:
-            url = f"sqlite:///{tmp}/podfleet.sqlite"
-            upgrade(url)
-            print("database: SQLite (PostgreSQL not reachable)", flush=True)
-            yield url
+        scratch = ScratchDatabase(POSTGRES_ADMIN_URL, prefix="podfleet_bench").create()
+    except PostgresUnavailable:
+        print("database: SQLite (PostgreSQL not reachable)", flush=True)
+        yield None
         return
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
     try:
-        upgrade(url)
         print("database: PostgreSQL", flush=True)
-        yield url
+        yield scratch.url
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
-class Workers:
-    """``podfleet worker`` commands, each in its own process group."""
-
-    def __init__(self, env: dict[str, str], tmp: Path) -> None:
-        self.env = env
-        self.tmp = tmp
-        self.processes: list[subprocess.Popen[bytes]] = []
-
-    def start(self, threads: int = 8) -> subprocess.Popen[bytes]:
-        base = {k: v for k, v in os.environ.items() if not k.startswith("PODFLEET_")}
-        with open(self.tmp / f"worker-{len(self.processes)}.log", "wb") as log:
-            process = subprocess.Popen(
-                [PODFLEET, "worker", "--processes", "1", "--threads", str(threads)],
-                env={**base, **self.env}, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=ROOT)
-        self.processes.append(process)
-        return process
-
-    def kill_group_of(self, pid: int) -> None:
-        group = os.getpgid(pid)
-        owner = next(p for p in self.processes if p.pid == group)
-        kill_process_group(owner)
-
-    def stop(self) -> None:
-        stop_process_groups(self.processes)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+        scratch.drop()
 
 
 # --- event-to-buffer latency ----------------------------------------------------------------
@@ -320,19 +270,19 @@ def bench_latency(env: dict[str, str], tmp: Path, pods: int, rate: float,
     return {"writes": len(result["records"]), "matched": len(from_ack),
             "missing": 2 * pods - len(from_ack),
             "achieved_rate": len(result["records"]) / span if span else 0.0,
-            "p50_ms": statistics.median(from_ack), "p99_ms": percentile(from_ack, 0.99),
-            "max_ms": max(from_ack), "p50_sent_ms": statistics.median(from_sent),
-            "p99_sent_ms": percentile(from_sent, 0.99),
+            "p50_ms": percentile(from_ack, 50), "p99_ms": percentile(from_ack, 99),
+            "max_ms": max(from_ack), "p50_sent_ms": percentile(from_sent, 50),
+            "p99_sent_ms": percentile(from_sent, 99),
             "stream_seen": len(to_stream),
-            "p50_stream_ms": statistics.median(to_stream) if to_stream else float("nan"),
-            "p99_stream_ms": percentile(to_stream, 0.99) if to_stream else float("nan"),
+            "p50_stream_ms": percentile(to_stream, 50),
+            "p99_stream_ms": percentile(to_stream, 99),
             "launch_s": launched_s, "syncs": syncs,
-            "sync_p50_ms": statistics.median(sync_ms), "sync_max_ms": max(sync_ms)}
+            "sync_p50_ms": percentile(sync_ms, 50), "sync_max_ms": max(sync_ms)}
 
 
 # --- watcher takeover -----------------------------------------------------------------------
 
-def bench_takeover(env: dict[str, str], workers: Workers, rounds: int) -> list[float]:
+def bench_takeover(env: dict[str, str], workers: WorkerPools, rounds: int) -> list[float]:
     from podfleet.contracts.redis_keys import RedisKeys
     from podfleet.workers.watcher.lease import current_holder
 
@@ -340,16 +290,17 @@ def bench_takeover(env: dict[str, str], workers: Workers, rounds: int) -> list[f
     keys = RedisKeys(env["PODFLEET_REDIS_PREFIX"])
     times: list[float] = []
     try:
-        while len([p for p in workers.processes if p.poll() is None]) < 2:
+        while len(workers.alive()) < 2:
             workers.start(threads=2)
         for _ in range(rounds):
             first = wait_for(lambda: current_holder(client, keys), 60, "a watcher")
             lease = float(env["PODFLEET_WATCHER_LEASE_SECONDS"])
             time.sleep(min(1.0, lease / 2))  # it has renewed at least once, as in real life
             # Both workers must be booted (their supervisors polling) before the kill.
-            wait_for(lambda: len(list(workers.tmp.glob("worker-*.log"))) >= 2, 30, "two workers")
+            wait_for(lambda: len(list(workers.directory.glob("worker-*.log"))) >= 2, 30,
+                     "two workers")
             time.sleep(2.0)
-            workers.kill_group_of(int(first.holder.split(":")[1]))
+            workers.kill(workers.owner_of(int(first.holder.split(":")[1])))
             killed = time.monotonic()
             wait_for(lambda old=first.token: (h := current_holder(client, keys)) is not None
                  and h.token != old, lease + 60, "a takeover", interval=0.005)
@@ -463,38 +414,28 @@ def main() -> int:
     rounds = args.rounds or (1 if args.quick else 3)
     tasks = args.tasks or (5_000 if args.quick else 50_000)
 
-    from podfleet.local.redis_server import RedisServer
     from podfleet.simulator.cluster.config import ClusterConfig
     from podfleet.simulator.config import SimulatorConfig
-    from podfleet.simulator.server import start_simulator
 
     with contextlib.ExitStack() as stack:
-        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="podfleet-bench-")))
-        redis_server = stack.enter_context(RedisServer())
-        # Pods are bound at once and then wait: only the driver changes their phase.
-        sim = stack.enter_context(start_simulator(SimulatorConfig(
-            default_termination_grace_period_s=1,
-            cluster=ClusterConfig(nodes=50, node_pods=max(110, pods // 40 + 10),
-                                  schedule_delay_s=0.01, container_start_delay_s=3600.0,
-                                  default_run_time_s=3600.0)), mode="process"))
         database_url = stack.enter_context(database())
-        env = {
-            "PODFLEET_DATABASE_URL": database_url,
-            "PODFLEET_REDIS_URL": redis_server.url,
-            "PODFLEET_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:6]}",
-            "PODFLEET_KUBECONFIG": str(sim.write_kubeconfig(tmp / "kubeconfig")),
-            "PODFLEET_NAMESPACE": NAMESPACE,
-            "PODFLEET_SIGNING_KEY": SIGNING_KEY,
-            "PODFLEET_METRICS_PORT": "0",
-            "PODFLEET_PARALLELISM": "0",
-            "PODFLEET_LAUNCH_RATE": "0",
-            "PODFLEET_DELETE_POLICY": "never",
-            "PODFLEET_WATCHER_LEASE_SECONDS": str(lease),
-            "PODFLEET_QUEUED_TIMEOUT_SECONDS": "0",
-        }
-        workers = Workers(env, tmp)
-        stack.callback(workers.stop)
-        workers.start()
+        # Pods are bound at once and then wait: only the driver changes their phase.
+        fleet = stack.enter_context(LocalFleet(
+            simulator=SimulatorConfig(
+                default_termination_grace_period_s=1,
+                cluster=ClusterConfig(nodes=50, node_pods=max(110, pods // 40 + 10),
+                                      schedule_delay_s=0.01, container_start_delay_s=3600.0,
+                                      default_run_time_s=3600.0)),
+            database_url=database_url, redis_prefix=f"bench-{uuid.uuid4().hex[:6]}",
+            signing_key=SIGNING_KEY, namespace=NAMESPACE, env={
+                "PODFLEET_PARALLELISM": "0",
+                "PODFLEET_LAUNCH_RATE": "0",
+                "PODFLEET_DELETE_POLICY": "never",
+                "PODFLEET_WATCHER_LEASE_SECONDS": str(lease),
+                "PODFLEET_QUEUED_TIMEOUT_SECONDS": "0",
+            }))
+        env, tmp, workers = fleet.env, fleet.workdir, fleet.workers
+        workers.start(threads=8)
 
         lat = bench_latency(env, tmp, pods, args.rate, gap, args.profile)
         print(f"event-to-buffer latency at {lat['achieved_rate']:,.0f} pod events/s "

@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import psutil
 
+from podfleet.local.stats import percentile
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.server import ProcessSimulator, start_simulator
@@ -63,11 +64,6 @@ def pod_body(name: str, restart_policy: str = "Never") -> dict[str, Any]:
             }],
         },
     }
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 # -- raw HTTP clients (run in a child process) ------------------------------------------------
@@ -325,7 +321,7 @@ def main() -> int:
             time.perf_counter() - paced_started)
         steal = steal_share(machine_before, psutil.cpu_times())
         cluster_stats = sim.admin.stats().raw["cluster"]
-        p50, p99 = percentile(latencies, 0.5) * 1000, percentile(latencies, 0.99) * 1000
+        p50, p99 = percentile(latencies, 50) * 1000, percentile(latencies, 99) * 1000
         results["p99_ms"] = p99
         print(f"create latency at 1,000/s for {paced_s:.0f}s: p50 {p50:.2f} ms, p99 "
               f"{p99:.2f} ms, max {max(latencies) * 1000:.1f} ms, mean "

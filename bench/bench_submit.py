@@ -1,8 +1,9 @@
 """Executor throughput: ``submit_many`` into PostgreSQL + Redis, and ``sync`` applying events.
 
-Starts a private redis-server and a fresh PostgreSQL database (on the server named by
-PODFLEET_TEST_POSTGRES_URL, default the machine's), both removed at the end, so it never
-touches shared data. Target (issue 3): submit_many ≥ 5,000 tasks/s.
+Starts a local fleet (``podfleet.local.fleet.LocalFleet``) with a private redis-server on a
+fresh PostgreSQL database (on the server named by PODFLEET_TEST_POSTGRES_URL, default the
+machine's), both removed at the end, so it never touches shared data. Target (issue 3):
+submit_many ≥ 5,000 tasks/s.
 
     .venv/bin/python bench/bench_submit.py            # 50,000 tasks in submits of 1,000
     .venv/bin/python bench/bench_submit.py --quick    # 5,000 tasks
@@ -14,7 +15,6 @@ import argparse
 import os
 import statistics
 import time
-import uuid
 
 import redis
 import sqlalchemy as sa
@@ -26,9 +26,8 @@ from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, TaskSubmission
 from podfleet.executor.db import TaskInstance, make_engine
-from podfleet.executor.migrate import upgrade
-from podfleet.local.redis_server import RedisServer
-from podfleet.settings import Settings
+from podfleet.local.fleet import LocalFleet
+from podfleet.local.postgres import ScratchDatabase
 
 ADMIN_URL = os.environ.get("PODFLEET_TEST_POSTGRES_URL",
                            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -44,29 +43,17 @@ def main() -> None:
     args = parser.parse_args()
     total = 5_000 if args.quick else args.tasks
 
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"podfleet_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    database_url = admin.url.set(database=name).render_as_string(hide_password=False)
-    server = RedisServer().start()
-    try:
-        upgrade(database_url)
-        settings = Settings.from_env({
-            "PODFLEET_DATABASE_URL": database_url, "PODFLEET_REDIS_URL": server.url,
-            "PODFLEET_SIGNING_KEY": "bench-signing-key-0123456789abcdef",
-            "PODFLEET_PARALLELISM": "0", "PODFLEET_BATCH_SIZE": str(args.batch_size),
-            "PODFLEET_KUBECONFIG": "/nonexistent"})
-        executor = Executor(settings)
+    # No cluster: nothing is launched, the executor only writes and reads.
+    with ScratchDatabase(ADMIN_URL, prefix="podfleet_bench") as scratch, LocalFleet(
+            kubeconfig="/nonexistent", database_url=scratch.url,
+            signing_key="bench-signing-key-0123456789abcdef", env={
+                "PODFLEET_PARALLELISM": "0",
+                "PODFLEET_BATCH_SIZE": str(args.batch_size)}) as fleet:
+        executor = Executor(fleet.settings())
         executor.sync()  # register and create the stream group outside the timing
         bench_submit(executor, total, args.per_submit)
-        bench_sync(executor, database_url, server.url, min(total, 20_000))
+        bench_sync(executor, fleet.database_url, fleet.redis_url, min(total, 20_000))
         executor.terminate()
-    finally:
-        server.close()
-        with admin.connect() as connection:
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def bench_submit(executor: Executor, total: int, per_submit: int) -> None:

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import socketserver
-import statistics
 import subprocess
 import sys
 import threading
@@ -42,7 +42,12 @@ import redis
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name, task_annotations, task_labels
 from podfleet.contracts.redis_keys import RedisKeys
+from podfleet.local.fleet import LocalFleet
+from podfleet.local.processes import stop_process_groups
 from podfleet.local.redis_server import RedisServer
+from podfleet.local.stats import percentile
+from podfleet.local.waiting import wait_for
+from podfleet.simulator.kubeconfig import write_kubeconfig
 
 EXECUTORS = 4
 
@@ -263,10 +268,8 @@ def bench_latency(redis_url: str, pods: int, rate: float, tmp: Path) -> dict[str
         index = 3 * launch + (1 if state == "running" else 2)
         added_ms = int(entry_id.split(b"-")[0])
         latencies.append(max(0.0, added_ms / 1000 - sent[index]))
-    latencies.sort()
-    q = statistics.quantiles(latencies, n=100, method="inclusive")
-    return {"rate": rate, "events": len(latencies), "p50_ms": q[49] * 1000,
-            "p99_ms": q[98] * 1000, "max_ms": latencies[-1] * 1000}
+    return {"rate": rate, "events": len(latencies), "p50_ms": percentile(latencies, 50) * 1000,
+            "p99_ms": percentile(latencies, 99) * 1000, "max_ms": max(latencies) * 1000}
 
 
 SUPERVISOR_PROGRAM = """
@@ -286,45 +289,29 @@ def bench_takeover(redis_url: str, lease_seconds: float, tmp: Path) -> dict[str,
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     keys = RedisKeys(prefix)
     server, url, _ = _start_server(10, 0, tmp)
-    kubeconfig = tmp / "kubeconfig"
-    kubeconfig.write_text(orjson.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "bench",
-        "clusters": [{"name": "bench", "cluster": {"server": url}}],
-        "users": [{"name": "bench", "user": {"token": "x"}}],
-        "contexts": [{"name": "bench", "context": {"cluster": "bench", "user": "bench"}}],
-    }).decode())
-    env = {**os.environ, "PODFLEET_REDIS_URL": redis_url, "PODFLEET_REDIS_PREFIX": prefix,
-           "PODFLEET_KUBECONFIG": str(kubeconfig),
-           "PODFLEET_WATCHER_LEASE_SECONDS": str(lease_seconds)}
-    procs = [subprocess.Popen([sys.executable, "-c", SUPERVISOR_PROGRAM], env=env)
-             for _ in range(2)]
+    kubeconfig = write_kubeconfig(tmp / "kubeconfig", url, token="x", name="bench")
+    fleet = LocalFleet(workdir=tmp, kubeconfig=kubeconfig, redis_url=redis_url, migrate=False,
+                       redis_prefix=prefix,
+                       env={"PODFLEET_WATCHER_LEASE_SECONDS": str(lease_seconds)})
     client = redis.Redis.from_url(redis_url)
+    procs: list[subprocess.Popen[bytes]] = []
     try:
-        deadline = time.monotonic() + 60
-        while (first := current_holder(client, keys)) is None:
-            if time.monotonic() > deadline:
-                raise RuntimeError("no watcher took the lease")
-            time.sleep(0.02)
+        fleet.start()
+        procs = [subprocess.Popen([sys.executable, "-c", SUPERVISOR_PROGRAM],
+                                  env=fleet.environment(), start_new_session=True)
+                 for _ in range(2)]
+        first = wait_for(lambda: current_holder(client, keys), 60, "a watcher to take the lease",
+                         interval=0.02)
         time.sleep(min(1.0, lease_seconds / 2))  # let it renew at least once, as in real life
         os.kill(int(first.holder.split(":")[1]), signal.SIGKILL)
         killed = time.monotonic()
-        while True:
-            holder = current_holder(client, keys)
-            if holder is not None and holder.token != first.token:
-                break
-            if time.monotonic() - killed > lease_seconds + 30:
-                raise RuntimeError("no takeover")
-            time.sleep(0.01)
+        wait_for(lambda: (holder := current_holder(client, keys)) is not None
+                 and holder.token != first.token, lease_seconds + 30, "a takeover",
+                 interval=0.01)
         takeover = time.monotonic() - killed
     finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_process_groups(procs, timeout=10)
+        fleet.close()
         server.kill()
         server.wait()
         client.close()
@@ -364,9 +351,7 @@ def main() -> int:
               f"supervisor interval {take['supervisor_interval_s']}s)", flush=True)
     finally:
         redis_server.close()
-        for f in tmp.iterdir():
-            f.unlink()
-        tmp.rmdir()
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 

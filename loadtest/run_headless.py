@@ -1,7 +1,8 @@
 """Run a headless locust load test against a private podfleet stack, then print the numbers.
 
-Starts, on this machine and on free loopback ports: a private ``redis-server``, the cluster
-simulator (``podfleet sim``), a worker pool (``podfleet worker``) of the given size, then
+Starts, on this machine and on free loopback ports, a local fleet
+(:class:`podfleet.local.fleet.LocalFleet`: a private ``redis-server``, the cluster simulator,
+the shared settings) with a worker pool (``podfleet worker``) of the given size, then
 ``locust --headless`` with ``loadtest/locustfile.py`` for the given users and time. Prints
 users, submitted tasks/s, launch latency p50/p95/p99, end-to-end latency and failures (a table,
 then one JSON line for machines), and stops everything it started.
@@ -20,21 +21,19 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from podfleet.loadtest import END_TO_END, LAUNCH, LOCUSTFILE
+from podfleet.local.fleet import LocalFleet
 
 BIN = Path(sys.executable).parent
-READY_PREFIX = "podfleet simulator serving at "
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -59,78 +58,36 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _free_port() -> int:
+def _fleet(out: Path, args: argparse.Namespace) -> LocalFleet:
+    """The stack, on :class:`~podfleet.local.fleet.LocalFleet` (not started): a private Redis,
+    the simulator (pods run ``--task-duration`` s) and the settings the pool and the locust
+    users share, every log in ``out``. The user's PODFLEET_* settings apply too."""
     from podfleet.local.ports import free_port
+    from podfleet.simulator.cluster.config import ClusterConfig
+    from podfleet.simulator.config import SimulatorConfig
 
-    return free_port()
-
-
-def _stop(process: subprocess.Popen[Any], timeout: float = 20.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-@contextmanager
-def _redis() -> Iterator[str]:
-    from podfleet.local.redis_server import RedisServer
-
-    server = RedisServer().start()
-    try:
-        yield server.url
-    finally:
-        server.close()
+    return LocalFleet(
+        workdir=out, simulator=SimulatorConfig(
+            default_termination_grace_period_s=1, cluster=ClusterConfig(
+                nodes=args.nodes, node_pods=1000, default_run_time_s=args.task_duration)),
+        signing_key=os.environ.get("PODFLEET_SIGNING_KEY") or None,
+        metrics_port=free_port(), inherit_env=True, env={
+            "PODFLEET_LAUNCH_RATE": repr(args.launch_rate),
+            "PODFLEET_PARALLELISM": "0",
+            "PODFLEET_METRICS_DIR": str(out / "metrics"),
+        })
 
 
-@contextmanager
-def _simulator(out: Path, nodes: int, run_time_s: float) -> Iterator[Path]:
-    """`podfleet sim` on a free port; yields the kubeconfig it wrote."""
-    kubeconfig = out / "kubeconfig"
-    log = open(out / "sim.log", "w")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [str(BIN / "podfleet"), "sim", "--port", "0", "--nodes", str(nodes),
-         "--node-pods", "1000", "--run-time", repr(run_time_s), "--grace-period", "1",
-         "--kubeconfig-out", str(kubeconfig)],
-        stdout=subprocess.PIPE, stderr=log, text=True)
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if line.startswith(READY_PREFIX) or not line:
-                break
-        if process.poll() is not None or not kubeconfig.exists():
-            raise RuntimeError(f"the simulator did not start; see {out / 'sim.log'}")
-        yield kubeconfig
-    finally:
-        _stop(process)
-        log.close()
-
-
-@contextmanager
-def _workers(env: dict[str, str], out: Path, processes: int, threads: int) -> Iterator[str]:
-    """`podfleet worker`; yields its /metrics URL once it serves."""
+def _start_workers(fleet: LocalFleet, args: argparse.Namespace) -> str:
+    """The worker pool; returns its /metrics URL once it serves and a watcher holds the
+    lease (before that no task can finish, so latencies would measure the start-up)."""
     from podfleet.local.ports import wait_for_port
-    from podfleet.local.processes import wait_for_watcher
-    from podfleet.settings import Settings
 
-    log = open(out / "worker.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen(
-        [str(BIN / "podfleet"), "worker", "--processes", str(processes),
-         "--threads", str(threads)], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        port = int(env["PODFLEET_METRICS_PORT"])
-        wait_for_port("127.0.0.1", port, timeout=30)
-        settings = Settings.from_env(env)
-        wait_for_watcher(settings.redis.url, settings.redis.prefix, process, timeout=60)
-        yield f"http://127.0.0.1:{port}/metrics"
-    finally:
-        _stop(process, timeout=30)
-        log.close()
+    pool = fleet.workers.start(args.worker_processes, args.worker_threads)
+    port = int(fleet.env["PODFLEET_METRICS_PORT"])
+    wait_for_port("127.0.0.1", port, timeout=30)
+    fleet.workers.wait_for_watcher(pool, timeout=60)
+    return f"http://127.0.0.1:{port}/metrics"
 
 
 def _locust(env: dict[str, str], out: Path, args: argparse.Namespace) -> int:
@@ -229,29 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         try:
-            redis_url = stack.enter_context(_redis())
-            kubeconfig = stack.enter_context(
-                _simulator(out, args.nodes, args.task_duration))
-            env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-            env.update({
-                "PODFLEET_REDIS_URL": redis_url,
-                "PODFLEET_KUBECONFIG": str(kubeconfig),
-                "PODFLEET_SIGNING_KEY": env.get("PODFLEET_SIGNING_KEY")
-                or os.urandom(16).hex(),
-                "PODFLEET_DATABASE_URL": f"sqlite:///{out / 'executor.sqlite'}",
-                "PODFLEET_LAUNCH_RATE": repr(args.launch_rate),
-                "PODFLEET_PARALLELISM": "0",
-                "PODFLEET_METRICS_PORT": str(_free_port()),
-                "PODFLEET_METRICS_DIR": str(out / "metrics"),
-            })
-            metrics_url = stack.enter_context(
-                _workers(env, out, args.worker_processes, args.worker_threads))
+            fleet = stack.enter_context(_fleet(out, args))
+            metrics_url = _start_workers(fleet, args)
         except (RuntimeError, TimeoutError, OSError) as exc:
             print(f"run_headless: the stack did not start: {exc} (logs in {out})",
                   file=sys.stderr)
             return 2
         started = time.monotonic()
-        code = _locust(env, out, args)
+        code = _locust(fleet.environment(), out, args)
         elapsed = time.monotonic() - started
         if not (out / "podfleet_stats.csv").exists():
             print(f"run_headless: locust exited {code} without results; see {out}/locust.log",

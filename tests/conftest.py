@@ -10,12 +10,12 @@ tests that need it locally and fails them in CI (``CI=true``).
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from service_checks import missing_service
 
+from podfleet.local.postgres import PostgresUnavailable, ScratchDatabase
 from podfleet.local.redis_server import RedisServer, RedisServerError
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -61,22 +61,10 @@ def redis_url(redis_server: RedisServer) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this session, dropped afterwards."""
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"podfleet_test_{uuid.uuid4().hex[:10]}"
     try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        missing_service(f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc}")
+        scratch = ScratchDatabase(POSTGRES_ADMIN_URL, prefix="podfleet_test").create()
+    except PostgresUnavailable as exc:
+        missing_service(str(exc))
         raise
-    url = admin.url.set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(sa.text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-            {"n": name})
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    yield scratch.url
+    scratch.drop()

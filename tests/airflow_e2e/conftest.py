@@ -19,10 +19,10 @@ try:
 except ImportError:
     collect_ignore_glob = ["*"]
 else:
-    import sqlalchemy as sa
     from airflow_support import SIGNING_KEY, AirflowStack
 
-    from podfleet.executor.migrate import upgrade
+    from podfleet.local.fleet import LocalFleet
+    from podfleet.local.postgres import ScratchDatabase
     from podfleet.local.redis_server import RedisServer
     from podfleet.simulator.cluster.config import ClusterConfig
     from podfleet.simulator.config import SimulatorConfig
@@ -33,17 +33,8 @@ else:
     @pytest.fixture(scope="session")
     def airflow_database_url(postgres_database_url: str) -> Iterator[str]:
         """A second database beside podfleet's, for Airflow's own metadata."""
-        admin = sa.create_engine(postgres_database_url, isolation_level="AUTOCOMMIT")
-        name = f"airflow_test_{uuid.uuid4().hex[:10]}"
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        url = admin.url.set(database=name).render_as_string(hide_password=False)
-        yield url
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE datname = :n"), {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+        with ScratchDatabase(postgres_database_url, prefix="airflow_test") as scratch:
+            yield scratch.url
 
     @pytest.fixture(scope="session")
     def airflow_stack(tmp_path_factory: pytest.TempPathFactory, postgres_database_url: str,
@@ -52,21 +43,20 @@ else:
         home = tmp_path_factory.mktemp("airflow-home")
         markers = home / "markers"
         markers.mkdir()
-        upgrade(postgres_database_url)
-        podfleet_env = {
-            "PODFLEET_DATABASE_URL": postgres_database_url,
-            "PODFLEET_REDIS_URL": redis_server.url,
-            "PODFLEET_REDIS_PREFIX": f"af-{uuid.uuid4().hex[:8]}",
-            "PODFLEET_SIGNING_KEY": SIGNING_KEY,
-            "PODFLEET_METRICS_PORT": "0",
-            "PODFLEET_LAUNCH_RATE": "50",
-            "PODFLEET_HEARTBEAT_SECONDS": "1",
-            "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "30",
-            "PODFLEET_WATCHER_LEASE_SECONDS": "3",
-            "PODFLEET_LOG_ARCHIVE": str(home / "pod-logs"),
-        }
+        # podfleet's side of the deployment (settings, migrated DB) as a local fleet; its
+        # cluster is the simulator started below, whose kubeconfig goes where the fleet says.
+        fleet = LocalFleet(
+            workdir=home, kubeconfig=home / "kubeconfig", redis_url=redis_server.url,
+            database_url=postgres_database_url, signing_key=SIGNING_KEY,
+            redis_prefix=f"af-{uuid.uuid4().hex[:8]}", env={
+                "PODFLEET_LAUNCH_RATE": "50",
+                "PODFLEET_HEARTBEAT_SECONDS": "1",
+                "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "30",
+                "PODFLEET_WATCHER_LEASE_SECONDS": "3",
+                "PODFLEET_LOG_ARCHIVE": str(home / "pod-logs"),
+            }).start()
         stack = AirflowStack(home=home, dags=DAGS, database_url=airflow_database_url,
-                             podfleet_env=podfleet_env,
+                             podfleet_env=fleet.env,
                              extra_env={"PF_MARKERS": str(markers)})
         # The simulator runs each pod's command with its own environment: Airflow's settings
         # (the execution API's URL, the DAGs folder) reach the Task SDK as an image's would.
@@ -82,8 +72,7 @@ else:
         finally:
             os.environ.clear()
             os.environ.update(saved)
-        kubeconfig = sim.write_kubeconfig(home / "kubeconfig")
-        stack.env["PODFLEET_KUBECONFIG"] = str(kubeconfig)
+        sim.write_kubeconfig(fleet.kubeconfig)
         stack.sim = sim  # type: ignore[attr-defined]
         stack.markers = markers  # type: ignore[attr-defined]
         try:
@@ -92,6 +81,7 @@ else:
         finally:
             stack.stop()
             sim.stop()
+            fleet.close()
 
     @pytest.fixture
     def sim(airflow_stack: AirflowStack) -> RunningSimulator:

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from podfleet.demo import Fate, make_fleet, parse_mix, percentile
+from podfleet.demo import Fate, make_fleet, parse_mix
 
 
 def podfleet(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -64,8 +64,3 @@ def test_fleet_mix_follows_the_requested_proportions() -> None:
 def test_fate_judges_final_states(fate: Fate, state: str, reason: str | None, ok: bool) -> None:
     assert fate.satisfied_by(state, reason) is ok
 
-
-def test_percentile_picks_nearest_rank() -> None:
-    values = [float(v) for v in range(1, 101)]
-    assert percentile(values, 50) == 50.0 or percentile(values, 50) == 51.0
-    assert percentile(values, 99) == 99.0

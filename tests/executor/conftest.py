@@ -1,5 +1,6 @@
 """Fixtures for the executor's tests: a migrated PostgreSQL DB emptied per test, Redis,
-the cluster simulator (a namespace per test), and executors built on them.
+the cluster simulator (a namespace per test), the settings of a local fleet on them, and
+executors built on those.
 
 Pods are created in the simulator directly, as the launcher would create them, and task events
 are published to the executor's stream with ``publish_events``, as the watcher would: these
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +23,7 @@ from kubernetes import client as k8s_client
 from podfleet.executor import Executor
 from podfleet.executor.migrate import upgrade
 from podfleet.kube.client import KubeClient
+from podfleet.local.fleet import LocalFleet
 from podfleet.settings import Settings
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
@@ -69,17 +72,24 @@ def namespace(kube: KubeClient) -> str:
 
 
 @pytest.fixture
-def environment(database_url: str, redis_url: str, namespace: str) -> dict[str, str]:
-    return {
-        "PODFLEET_DATABASE_URL": database_url,
-        "PODFLEET_REDIS_URL": redis_url,
-        "PODFLEET_NAMESPACE": namespace,
-        "PODFLEET_SIGNING_KEY": SIGNING_KEY,
-        "PODFLEET_BATCH_SIZE": "50",
-        "PODFLEET_PARALLELISM": "0",
-        "PODFLEET_HEARTBEAT_SECONDS": "5",
-        "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "60",
-    }
+def fleet(simulator: ThreadSimulator, database_url: str, redis_url: str, namespace: str,
+          tmp_path: Path) -> Iterator[LocalFleet]:
+    """The executor's side of a local fleet on this test's servers: its settings, and no
+    workers (the tests play them)."""
+    with LocalFleet(workdir=tmp_path, simulator=simulator, redis_url=redis_url,
+                    database_url=database_url, migrate=False, namespace=namespace,
+                    signing_key=SIGNING_KEY, env={
+                        "PODFLEET_BATCH_SIZE": "50",
+                        "PODFLEET_PARALLELISM": "0",
+                        "PODFLEET_HEARTBEAT_SECONDS": "5",
+                        "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "60",
+                    }) as local:
+        yield local
+
+
+@pytest.fixture
+def environment(fleet: LocalFleet) -> dict[str, str]:
+    return fleet.env
 
 
 from executor_support import ExecutorFactory  # noqa: E402

@@ -33,14 +33,7 @@ def sim(simulator: RunningSimulator) -> Iterator[RunningSimulator]:
 
 
 @pytest.fixture
-def kubeconfig(sim: RunningSimulator, tmp_path: Path) -> Path:
-    return sim.write_kubeconfig(tmp_path / "kubeconfig")
-
-
-@pytest.fixture
-def fleet(redis_url: str, sim: RunningSimulator, kubeconfig: Path,
-          tmp_path: Path) -> Iterator[Fleet]:
-    world = Fleet(redis_url, sim, kubeconfig, tmp_path)
+def fleet(redis_url: str, sim: RunningSimulator, tmp_path: Path) -> Iterator[Fleet]:
+    world = Fleet(redis_url, sim, tmp_path)
     yield world
-    world.stop_workers()
-    world.redis.close()
+    world.close()

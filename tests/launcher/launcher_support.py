@@ -1,11 +1,9 @@
-"""Helpers of the launcher tests: a podfleet world of worker processes, a sender, readers."""
+"""Helpers of the launcher tests: a podfleet world of worker processes (a local fleet), a
+sender, readers."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -22,15 +20,13 @@ from podfleet.contracts.naming import EXECUTOR_LABEL, MANAGED_SELECTOR
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
 from podfleet.kube.client import KubeClient
-from podfleet.local.processes import kill_process_group, stop_process_groups
+from podfleet.local.fleet import LocalFleet
 from podfleet.settings import Settings
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.server import RunningSimulator
 
 SIGNING_KEY = "launcher-tests-signing-key-0123456789"
-ROOT = Path(__file__).resolve().parents[2]
-PODFLEET = str(Path(sys.executable).with_name("podfleet"))
 
 
 def sim_config() -> SimulatorConfig:
@@ -43,26 +39,25 @@ def sim_config() -> SimulatorConfig:
 
 
 class Fleet:
-    """One test's podfleet world: env for workers, a sender, and readers of the outcome."""
+    """One test's podfleet world: a :class:`LocalFleet` on the session's simulator and Redis
+    (no executor, so no DB), a sender, and readers of the outcome."""
 
-    def __init__(self, redis_url: str, sim: RunningSimulator, kubeconfig: Path,
-                 tmp_path: Path) -> None:
+    def __init__(self, redis_url: str, sim: RunningSimulator, tmp_path: Path) -> None:
         self.sim = sim
         self.tmp_path = tmp_path
         self.executor_id = f"ex-{uuid.uuid4().hex[:8]}"
-        self.env: dict[str, str] = {
-            "PODFLEET_REDIS_URL": redis_url,
-            "PODFLEET_KUBECONFIG": str(kubeconfig),
-            "PODFLEET_SIGNING_KEY": SIGNING_KEY,
-            "PODFLEET_EXECUTOR_ID": self.executor_id,
-            "PODFLEET_METRICS_PORT": "0",
-            "PODFLEET_LAUNCH_RATE": "0",
-            "PODFLEET_LAUNCH_BACKOFF_SECONDS": "0.05",
-            "PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS": "0.5",
-            "PODFLEET_KUBE_TIMEOUT_SECONDS": "2",
-            "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
-        }
-        self.workers: list[subprocess.Popen[bytes]] = []
+        self.local = LocalFleet(
+            workdir=tmp_path, simulator=sim, redis_url=redis_url, migrate=False,
+            signing_key=SIGNING_KEY, env={
+                "PODFLEET_EXECUTOR_ID": self.executor_id,
+                "PODFLEET_LAUNCH_RATE": "0",
+                "PODFLEET_LAUNCH_BACKOFF_SECONDS": "0.05",
+                "PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS": "0.5",
+                "PODFLEET_KUBE_TIMEOUT_SECONDS": "2",
+                "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
+            }).start()
+        #: The PODFLEET_* variables of the workers (and the sender); a test may change them.
+        self.env = self.local.env
         self._settings: Settings | None = None
         self._broker: Any = None
         self.redis = redis.Redis.from_url(redis_url)
@@ -70,7 +65,7 @@ class Fleet:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = Settings.from_env(self.env)
+            self._settings = self.local.settings()
         return self._settings
 
     @property
@@ -83,25 +78,22 @@ class Fleet:
 
     def start_worker(self, processes: int = 1, threads: int = 4,
                      **env: str) -> subprocess.Popen[bytes]:
-        log = open(self.tmp_path / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
-        process = subprocess.Popen(
-            [PODFLEET, "worker", "--processes", str(processes), "--threads", str(threads),
-             "--no-watcher"],
-            env={**os.environ, **self.env, **env}, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, cwd=ROOT)
-        self.workers.append(process)
-        return process
+        """A launcher pool (``--no-watcher``: these tests read launches, not pod phases)."""
+        return self.local.workers.start(processes, threads, watcher=False, **env)
 
     def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL the whole worker (its dramatiq parent and children), as a crash would."""
-        kill_process_group(process)
+        self.local.workers.kill(process)
 
     def stop_workers(self) -> None:
-        stop_process_groups(self.workers)
+        self.local.workers.stop()
 
     def worker_logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")
-                         for p in sorted(self.tmp_path.glob("worker-*.log")))
+        return self.local.workers.logs()
+
+    def close(self) -> None:
+        self.local.close()
+        self.redis.close()
 
     # --- messages -------------------------------------------------------------------------
 
@@ -142,10 +134,7 @@ class Fleet:
                              f"{timeout}s\n{self.worker_logs()[-4000:]}")
 
     def check_workers_alive(self) -> None:
-        for process in self.workers:
-            code = process.poll()
-            if code is not None and code != -signal.SIGKILL:
-                raise AssertionError(f"worker exited with {code}:\n{self.worker_logs()[-4000:]}")
+        self.local.workers.check_alive()
 
     def pods(self) -> list[dict[str, Any]]:
         kube = KubeClient.from_config(kubeconfig=self.env["PODFLEET_KUBECONFIG"])

@@ -44,8 +44,10 @@ def test_short_headless_run_reports_launch_latencies_without_failures(tmp_path: 
     assert {("launch", "pod"), ("end-to-end", "task"), ("submit", "submit_many")} <= kinds
 
 
-def test_failures_are_counted_once_not_again_in_locusts_aggregated_row(tmp_path: Path) -> None:
-    # Given locust's stats CSV: two request kinds with failures, and its "Aggregated" total
+def test_failures_are_counted_once_not_again_in_locusts_aggregated_row(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given locust's stats CSV as it writes it: a row per request kind with failures, then
+    # its "Aggregated" total (an empty Type), which sums them again
     sys.path.insert(0, str(ROOT / "loadtest"))
     try:
         import run_headless
@@ -53,13 +55,19 @@ def test_failures_are_counted_once_not_again_in_locusts_aggregated_row(tmp_path:
         sys.path.pop(0)
     header = "Type,Name,Request Count,Failure Count,50%,95%,99%\n"
     (tmp_path / "podfleet_stats.csv").write_text(
-        header + "launch,pod,10,2,5,9,9\ntask,end-to-end,8,1,50,90,90\n,Aggregated,18,3,9,90,90\n")
+        header + "launch,pod,10,2,5,9,9\nsubmit,submit_many,4,0,1,2,2\n"
+        "end-to-end,task,8,1,50,90,90\n,Aggregated,22,3,9,90,90\n")
     args = run_headless._parse_args([])
 
     summary = run_headless.summarise(run_headless._stats(tmp_path), 10, args, 10.0, None)
+    run_headless._print(summary)
 
-    # Then the failures add up to 3, as locust counted them
-    assert summary["failures"] == {"launch/pod": 2, "task/end-to-end": 1}
+    # Then the failures add up to 3, as locust counted them, and the total says 3
+    assert summary["failures"] == {"launch/pod": 2, "submit/submit_many": 0,
+                                   "end-to-end/task": 1}
+    failures_line = next(line for line in capsys.readouterr().out.splitlines()
+                         if line.startswith("failures"))
+    assert failures_line.split()[1] == "3"
 
 
 def test_the_web_ui_offers_podfleets_options_in_its_form(tmp_path: Path) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,63 +13,54 @@ from pathlib import Path
 import pytest
 from prom_scrape import Samples, scrape, value
 
+from podfleet.local.fleet import LocalFleet
 from podfleet.local.ports import free_port, wait_for_port
+from podfleet.local.waiting import wait_for
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
-from podfleet.simulator.server import RunningSimulator, start_simulator
+from podfleet.simulator.server import RunningSimulator
 
-PODFLEET = str(Path(sys.executable).with_name("podfleet"))
 TASKS = 24
 NAMESPACE = "default"
 
 
 @pytest.fixture
-def simulator() -> Iterator[RunningSimulator]:
-    sim = start_simulator(SimulatorConfig(
-        default_termination_grace_period_s=1,
-        cluster=ClusterConfig(nodes=5, node_pods=200, schedule_delay_s=0.01,
-                              container_start_delay_s=0.05, default_run_time_s=0.2)),
-        mode="process")
-    yield sim
-    sim.stop()
+def fleet(tmp_path: Path, redis_url: str) -> Iterator[LocalFleet]:
+    """A local fleet of its own (simulator, SQLite), with a metrics port for its workers."""
+    with LocalFleet(
+            workdir=tmp_path, redis_url=redis_url, metrics_port=free_port(),
+            signing_key="monitoring-tests-signing-key-0123",
+            simulator=SimulatorConfig(default_termination_grace_period_s=1, cluster=ClusterConfig(
+                nodes=5, node_pods=200, schedule_delay_s=0.01, container_start_delay_s=0.05,
+                default_run_time_s=0.2)),
+            env={
+                "PODFLEET_EXECUTOR_ID": f"ex-{uuid.uuid4().hex[:8]}",
+                "PODFLEET_METRICS_DIR": str(tmp_path / "metrics"),
+                "PODFLEET_LAUNCH_RATE": "0",
+                "PODFLEET_WATCHER_LEASE_SECONDS": "3",
+                "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
+            }) as local:
+        yield local
 
 
 @pytest.fixture
-def pipeline_env(tmp_path: Path, redis_url: str, simulator: RunningSimulator) -> dict[str, str]:
-    kubeconfig = simulator.write_kubeconfig(tmp_path / "kubeconfig")
-    return {
-        "PODFLEET_REDIS_URL": redis_url,
-        "PODFLEET_KUBECONFIG": str(kubeconfig),
-        "PODFLEET_SIGNING_KEY": "monitoring-tests-signing-key-0123",
-        "PODFLEET_DATABASE_URL": f"sqlite:///{tmp_path / 'podfleet.sqlite'}",
-        "PODFLEET_EXECUTOR_ID": f"ex-{uuid.uuid4().hex[:8]}",
-        "PODFLEET_METRICS_PORT": str(free_port()),
-        "PODFLEET_METRICS_DIR": str(tmp_path / "metrics"),
-        "PODFLEET_LAUNCH_RATE": "0",
-        "PODFLEET_WATCHER_LEASE_SECONDS": "3",
-        "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
-    }
+def simulator(fleet: LocalFleet) -> RunningSimulator:
+    assert fleet.simulator is not None
+    return fleet.simulator
 
 
 @pytest.fixture
-def worker(pipeline_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    """`podfleet worker` with two processes; yields its metrics URL."""
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(pipeline_env)
-    with open(tmp_path / "worker.log", "wb") as log:
-        process = subprocess.Popen([PODFLEET, "worker", "--processes", "2", "--threads", "4"],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT)
-    port = int(pipeline_env["PODFLEET_METRICS_PORT"])
-    try:
-        wait_for_port("127.0.0.1", port, timeout=30)
-        yield f"http://127.0.0.1:{port}/metrics"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def pipeline_env(fleet: LocalFleet) -> dict[str, str]:
+    return fleet.env
+
+
+@pytest.fixture
+def worker(fleet: LocalFleet) -> str:
+    """`podfleet worker` with two processes; its metrics URL once it serves."""
+    fleet.workers.start(2, 4)
+    port = int(fleet.env["PODFLEET_METRICS_PORT"])
+    wait_for_port("127.0.0.1", port, timeout=30)
+    return f"http://127.0.0.1:{port}/metrics"
 
 
 def _total(samples: Samples, name: str, **labels: str) -> float:
@@ -79,27 +69,17 @@ def _total(samples: Samples, name: str, **labels: str) -> float:
                if n == name and labels.items() <= dict(lbls).items())
 
 
-def _wait_until(check: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():  # type: ignore[operator]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 @pytest.mark.slow
 def test_worker_endpoint_adds_up_to_what_the_cluster_saw(
         pipeline_env: dict[str, str], simulator: RunningSimulator, worker: str) -> None:
     from prometheus_client import REGISTRY
 
     from podfleet.executor.executor import Executor
-    from podfleet.executor.migrate import upgrade
     from podfleet.executor.submission import TaskSubmission
     from podfleet.settings import Settings
 
     # Given an executor and a worker pool on the simulator
     settings = Settings.from_env(pipeline_env)
-    upgrade(settings.database.url)
     executor = Executor(settings)
     executor.start()
     run_id = f"run-{uuid.uuid4().hex[:6]}"
@@ -116,7 +96,7 @@ def test_worker_endpoint_adds_up_to_what_the_cluster_saw(
                     finished[key] = state
             return len(finished) == TASKS
 
-        _wait_until(all_finished, 90, f"{TASKS} tasks to finish")
+        wait_for(all_finished, 90, f"{TASKS} tasks to finish", interval=0.2)
     finally:
         executor.terminate()
     assert {str(s) for s in finished.values()} == {"success"}
@@ -132,9 +112,9 @@ def test_worker_endpoint_adds_up_to_what_the_cluster_saw(
     # ... and the watcher's own calls are counted too: its list, its watch, its deletes
     assert _total(samples, "podfleet_kube_requests_total", verb="list", code="200") >= 1
     assert _total(samples, "podfleet_kube_requests_total", verb="watch", code="200") >= 1
-    _wait_until(lambda: _total(scrape(worker), "podfleet_kube_requests_total", verb="delete")
+    wait_for(lambda: _total(scrape(worker), "podfleet_kube_requests_total", verb="delete")
                 == sum(simulator.admin.stats().requests.get("delete", {}).values()) > 0,
-                30, "every delete to be counted")
+                30, "every delete to be counted", interval=0.2)
     # Every launch message waited in the queue once and was processed once, in some process
     launches = _total(samples, "dramatiq_messages_total", actor_name="podfleet_launch")
     assert launches >= 1
@@ -158,8 +138,8 @@ def _has_series(url: str, name: str, **labels: str) -> bool:
 def test_a_fresh_worker_exports_every_known_failure_series_at_zero(worker: str) -> None:
     # Before any task ran, the series that alerts take rate() of must already exist, or the
     # first failure of each kind is invisible to rate()
-    _wait_until(lambda: _has_series(worker, "podfleet_pods_created_total", outcome="invalid"),
-                30, "the workers to boot")
+    wait_for(lambda: _has_series(worker, "podfleet_pods_created_total", outcome="invalid"),
+                30, "the workers to boot", interval=0.2)
     samples = scrape(worker)
     for outcome in ("created", "invalid", "failed", "expired"):
         assert value(samples, "podfleet_pods_created_total", namespace=NAMESPACE,
@@ -175,9 +155,6 @@ def test_a_fresh_worker_exports_every_known_failure_series_at_zero(worker: str) 
 
 def test_an_executor_exports_its_event_results_at_zero(pipeline_env: dict[str, str]) -> None:
     # In a process of its own: this test process's registry has seen other tests' events
-    from podfleet.executor.migrate import upgrade
-
-    upgrade(pipeline_env["PODFLEET_DATABASE_URL"])
     program = ("from prometheus_client import REGISTRY, generate_latest\n"
                "from podfleet.executor.executor import Executor\n"
                "executor = Executor()\n"

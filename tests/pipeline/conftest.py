@@ -1,5 +1,6 @@
 """Fixtures of the whole-pipeline tests: a migrated PostgreSQL DB emptied per test, the
-simulator as a separate process (a namespace per test), and a :class:`Pipeline` on them.
+simulator as a separate process (a namespace per test), and a :class:`Pipeline` (a local
+fleet) on them.
 
 Redis is the session's private server (flushed per test; each pipeline also has its own key
 prefix) or, for tests that kill it, the test's own ``private_redis``.
@@ -72,9 +73,7 @@ def namespace(sim: RunningSimulator) -> str:
 def _pipeline(sim: RunningSimulator, database_url: str, redis_url: str, namespace: str,
               tmp_path: Path) -> Pipeline:
     return Pipeline(sim=sim, database_url=database_url, redis_url=redis_url,
-                    namespace=namespace,
-                    kubeconfig=sim.write_kubeconfig(tmp_path / "kubeconfig"),
-                    tmp_path=tmp_path)
+                    namespace=namespace, tmp_path=tmp_path)
 
 
 @pytest.fixture

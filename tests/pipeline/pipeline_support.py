@@ -9,8 +9,6 @@ is reached into.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,7 +29,7 @@ from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, TaskSubmission
 from podfleet.executor.db import TaskInstance, make_engine
 from podfleet.kube.client import KubeClient
-from podfleet.local.processes import kill_process_group, stop_process_groups
+from podfleet.local.fleet import LocalFleet
 from podfleet.local.waiting import wait_for
 from podfleet.redis_client import connect as connect_redis
 from podfleet.settings import Settings
@@ -94,38 +92,39 @@ class Report:
 
 
 class Pipeline:
-    """One test's podfleet: environment, workers, executors, and readers of the outcome."""
+    """One test's podfleet: a :class:`LocalFleet` on the session's servers (its settings,
+    worker pools and directory), executors, and readers of the outcome."""
 
     def __init__(self, *, sim: RunningSimulator, database_url: str, redis_url: str,
-                 namespace: str, kubeconfig: Path, tmp_path: Path) -> None:
+                 namespace: str, tmp_path: Path) -> None:
         self.sim = sim
         self.database_url = database_url
         self.namespace = namespace
         self.tmp_path = tmp_path
         self.prefix = f"pf-{uuid.uuid4().hex[:8]}"
         self.keys = RedisKeys(self.prefix)
-        self.env: dict[str, str] = {
-            "PODFLEET_DATABASE_URL": database_url,
-            "PODFLEET_REDIS_URL": redis_url,
-            "PODFLEET_REDIS_PREFIX": self.prefix,
-            "PODFLEET_KUBECONFIG": str(kubeconfig),
-            "PODFLEET_NAMESPACE": namespace,
-            "PODFLEET_SIGNING_KEY": SIGNING_KEY,
-            "PODFLEET_METRICS_PORT": "0",
-            "PODFLEET_PARALLELISM": "0",
-            "PODFLEET_BATCH_SIZE": "20",
-            "PODFLEET_LAUNCH_RATE": "0",
-            "PODFLEET_LAUNCH_BACKOFF_SECONDS": "0.05",
-            "PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS": "0.5",
-            "PODFLEET_KUBE_TIMEOUT_SECONDS": "5",
-            "PODFLEET_DELETE_POLICY": "never",  # fault tests set the default, always
-            "PODFLEET_WATCHER_LEASE_SECONDS": str(LEASE_SECONDS),
-            "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS": str(BROKER_HEARTBEAT_TIMEOUT_SECONDS),
-            "PODFLEET_HEARTBEAT_SECONDS": "0.5",
-            "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "60",
-            "PODFLEET_QUEUED_TIMEOUT_SECONDS": "0",
-        }
-        self.workers: list[subprocess.Popen[bytes]] = []
+        # The session migrated the database once; the simulator and Redis are the session's
+        # (or the test's own, to kill), so the fleet leaves them running.
+        self.fleet = LocalFleet(
+            workdir=tmp_path, simulator=sim, redis_url=redis_url, database_url=database_url,
+            migrate=False, signing_key=SIGNING_KEY, redis_prefix=self.prefix,
+            namespace=namespace, env={
+                "PODFLEET_PARALLELISM": "0",
+                "PODFLEET_BATCH_SIZE": "20",
+                "PODFLEET_LAUNCH_RATE": "0",
+                "PODFLEET_LAUNCH_BACKOFF_SECONDS": "0.05",
+                "PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS": "0.5",
+                "PODFLEET_KUBE_TIMEOUT_SECONDS": "5",
+                "PODFLEET_DELETE_POLICY": "never",  # fault tests set the default, always
+                "PODFLEET_WATCHER_LEASE_SECONDS": str(LEASE_SECONDS),
+                "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS":
+                    str(BROKER_HEARTBEAT_TIMEOUT_SECONDS),
+                "PODFLEET_HEARTBEAT_SECONDS": "0.5",
+                "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "60",
+                "PODFLEET_QUEUED_TIMEOUT_SECONDS": "0",
+            }).start()
+        #: The PODFLEET_* variables of the executors and workers; a test may change them.
+        self.env = self.fleet.env
         self.executors: list[Executor] = []
         self.reports: list[Report] = []
         self.redis: redis.Redis = connect_redis(redis_url, socket_timeout=5)
@@ -136,45 +135,24 @@ class Pipeline:
     def start_worker(self, *, watcher: bool = True, queues: Iterable[str] = (),
                      threads: int = 4, **env: str) -> subprocess.Popen[bytes]:
         """``podfleet worker`` with one dramatiq process, in its own process group."""
-        command = [PODFLEET, "worker", "--processes", "1", "--threads", str(threads)]
-        if not watcher:
-            command.append("--no-watcher")
-        if queues:
-            command += ["--queues", *queues]
-        base = {k: v for k, v in os.environ.items()
-                if not k.startswith("PODFLEET_") and k != "PROMETHEUS_MULTIPROC_DIR"}
-        log = open(self.tmp_path / f"worker-{len(self.workers)}.log", "wb")  # noqa: SIM115
-        with log:
-            process = subprocess.Popen(command, env={**base, **self.env, **env}, stdout=log,
-                                       stderr=subprocess.STDOUT, start_new_session=True,
-                                       cwd=ROOT)
-        self.workers.append(process)
-        return process
+        return self.fleet.workers.start(1, threads, watcher=watcher, queues=queues, **env)
 
     def kill_worker(self, process: subprocess.Popen[bytes]) -> None:
         """SIGKILL the whole worker (its parent and dramatiq processes), as a crash would."""
-        kill_process_group(process)
+        self.fleet.workers.kill(process)
 
     def worker_of(self, pid: int) -> subprocess.Popen[bytes]:
         """The worker command whose process group ``pid`` belongs to."""
-        group = os.getpgid(pid)
-        matches = [w for w in self.workers if w.pid == group]
-        assert len(matches) == 1, f"pid {pid} (group {group}) is none of our workers"
-        return matches[0]
+        return self.fleet.workers.owner_of(pid)
 
     def stop_workers(self) -> None:
-        stop_process_groups(self.workers)
+        self.fleet.workers.stop()
 
     def check_workers_alive(self) -> None:
-        for process in self.workers:
-            code = process.poll()
-            if code is not None and code != -signal.SIGKILL:
-                raise AssertionError(f"worker {process.pid} exited with {code}:\n"
-                                     f"{self.worker_logs()[-4000:]}")
+        self.fleet.workers.check_alive()
 
     def worker_logs(self) -> str:
-        return "\n".join(p.read_text(errors="replace")
-                         for p in sorted(self.tmp_path.glob("worker-*.log")))
+        return self.fleet.workers.logs()
 
     def watcher(self) -> LeaseHolder | None:
         return current_holder(self.redis, self.keys)
@@ -277,7 +255,7 @@ class Pipeline:
 
     def close(self) -> None:
         self.close_executors()
-        self.stop_workers()
+        self.fleet.close()
         if self._kube is not None:
             self._kube.close()
         self.redis.close()

@@ -34,8 +34,7 @@ def sentinel_pipeline(sim: RunningSimulator, pipeline_database_url: str,
                       sentinels: SentinelGroup, namespace: str,
                       tmp_path: Path) -> Iterator[Pipeline]:
     world = Pipeline(sim=sim, database_url=pipeline_database_url, redis_url=sentinels.url,
-                     namespace=namespace, kubeconfig=sim.write_kubeconfig(tmp_path / "kube"),
-                     tmp_path=tmp_path)
+                     namespace=namespace, tmp_path=tmp_path)
     yield world
     world.close()
 

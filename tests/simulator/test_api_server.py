@@ -43,6 +43,16 @@ def test_process_mode_serves_and_stops(tmp_path: Path) -> None:
     assert process.poll() is not None
 
 
+def test_a_process_mode_simulator_logs_to_the_file_it_is_given(tmp_path: Path) -> None:
+    # Given a process-mode simulator started with a log file
+    log = tmp_path / "simulator.log"
+    with start_simulator(SimulatorConfig(), mode="process", log=log) as sim:
+        # Then the simulator process writes its stderr there (Linux: /proc shows its fd 2)
+        stderr = Path(f"/proc/{sim.process.pid}/fd/2").resolve()  # type: ignore[attr-defined]
+
+    assert stderr == log.resolve()
+
+
 def test_thread_mode_leaves_no_thread_behind() -> None:
     before = {t.name for t in threading.enumerate()}
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,7 +32,7 @@ from watcher_support import (
 from podfleet.contracts.events import EventKind
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.kube.client import KubeClient
-from podfleet.local.processes import stop_process_group
+from podfleet.local.fleet import LocalFleet
 from podfleet.settings import Settings
 from podfleet.simulator.cluster import fate
 from podfleet.simulator.server import RunningSimulator
@@ -51,29 +49,13 @@ def sim() -> Iterator[RunningSimulator]:
     simulator.stop()
 
 
-def worker_env(sim: RunningSimulator, redis_url: str, prefix: str, tmp: Path) -> dict[str, str]:
-    kubeconfig = sim.write_kubeconfig(tmp / "kubeconfig")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PODFLEET_")}
-    env.update({
-        "PODFLEET_REDIS_URL": redis_url,
-        "PODFLEET_REDIS_PREFIX": prefix,
-        "PODFLEET_KUBECONFIG": str(kubeconfig),
-        "PODFLEET_SIGNING_KEY": "test-signing-key-0123456789",
-        "PODFLEET_WATCHER_LEASE_SECONDS": str(LEASE_SECONDS),
-        "PODFLEET_DELETE_POLICY": "never",
-        "PODFLEET_METRICS_PORT": "0",
-    })
-    return env
-
-
-def start_worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "podfleet.cli", "worker", "--processes", "1", "--threads", "1"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-
-
-def stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    stop_process_group(proc)
+def fleet(sim: RunningSimulator, redis_url: str, prefix: str, tmp: Path) -> LocalFleet:
+    """A local fleet on the simulator and Redis: two worker processes' settings (no DB)."""
+    return LocalFleet(workdir=tmp, simulator=sim, redis_url=redis_url, migrate=False,
+                      redis_prefix=prefix, signing_key="test-signing-key-0123456789", env={
+                          "PODFLEET_WATCHER_LEASE_SECONDS": str(LEASE_SECONDS),
+                          "PODFLEET_DELETE_POLICY": "never",
+                      })
 
 
 def test_takeover_after_sigkill_loses_and_repeats_nothing(
@@ -82,8 +64,9 @@ def test_takeover_after_sigkill_loses_and_repeats_nothing(
     keys = RedisKeys(prefix)
     client = redis.Redis.from_url(redis_url)
     kube = KubeClient(sim.api_client(), timeout_seconds=5)
-    env = worker_env(sim, redis_url, prefix, tmp_path)
-    workers = [start_worker(env), start_worker(env)]
+    local = fleet(sim, redis_url, prefix, tmp_path).start()
+    for _ in range(2):
+        local.workers.start(1, 1)
     stop_creating = threading.Event()
     try:
         # Given two worker processes, one of which holds the watcher lease
@@ -125,8 +108,7 @@ def test_takeover_after_sigkill_loses_and_repeats_nothing(
         print(f"takeover after SIGKILL: {takeover:.2f}s (lease {LEASE_SECONDS}s)")
     finally:
         stop_creating.set()
-        for proc in workers:
-            stop_worker(proc)
+        local.close()
         kube.close()
         client.close()
 
@@ -137,8 +119,9 @@ def test_a_paused_watcher_that_wakes_up_after_a_takeover_writes_nothing(
     keys = RedisKeys(prefix)
     client = redis.Redis.from_url(redis_url)
     kube = KubeClient(sim.api_client(), timeout_seconds=5)
-    env = worker_env(sim, redis_url, prefix, tmp_path)
-    workers = [start_worker(env), start_worker(env)]
+    local = fleet(sim, redis_url, prefix, tmp_path).start()
+    for _ in range(2):
+        local.workers.start(1, 1)
     launches: list[str] = []
 
     def create(n: int) -> None:
@@ -168,10 +151,10 @@ def test_a_paused_watcher_that_wakes_up_after_a_takeover_writes_nothing(
         counts = per_launch(stream_events(client, keys))
         assert {n for n in counts.values()} == {1}, {k: n for k, n in counts.items() if n > 1}
     finally:
-        for proc in workers:
+        for proc in local.workers.processes:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGCONT)
-            stop_worker(proc)
+        local.close()
         kube.close()
         client.close()
 

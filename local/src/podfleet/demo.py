@@ -16,20 +16,21 @@ import argparse
 import os
 import random
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from podfleet.local.ports import free_port
-from podfleet.local.processes import stop_process_group, wait_for_watcher
+from podfleet.local.stats import percentile
+
+if TYPE_CHECKING:
+    from podfleet.simulator.config import SimulatorConfig
 
 DEFAULT_TASKS = 2000
 
@@ -112,14 +113,6 @@ def make_fleet(count: int, mix: dict[str, float], mean_duration: float,
             for _ in range(count)]
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def run(args: argparse.Namespace) -> int:
     if args.tasks < 1:
         print("podfleet demo: --tasks must be ≥ 1", file=sys.stderr)
@@ -133,99 +126,70 @@ def run(args: argparse.Namespace) -> int:
         print(f"podfleet demo: {exc}", file=sys.stderr)
         return 2
     with ExitStack() as stack:
-        workdir = _workdir(stack, args.workdir)
-        return _run_demo(args, mix, workdir, stack)
+        return _run_demo(args, mix, stack)
     return 1  # pragma: no cover - ExitStack does not swallow
-
-
-def _workdir(stack: ExitStack, given: str | None) -> Path:
-    if given:
-        path = Path(given)
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-    path = Path(tempfile.mkdtemp(prefix="podfleet-demo-"))
-    stack.callback(shutil.rmtree, path, True)
-    return path
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def _run_demo(args: argparse.Namespace, mix: dict[str, float], workdir: Path,
-              stack: ExitStack) -> int:
+def _cluster(nodes: int) -> SimulatorConfig:
+    """The simulated cluster: quick to schedule and start, so the fleet's own time shows."""
     from podfleet.simulator.config import SimulatorConfig
-    from podfleet.simulator.server import start_simulator
 
-    rng = random.Random(args.seed)
-    fleet = make_fleet(args.tasks, mix, args.duration, rng)
-
-    # 1. The cluster: the simulator in its own process, so it never shares our GIL.
     config = SimulatorConfig()
-    config.cluster.nodes = args.nodes
+    config.cluster.nodes = nodes
     config.cluster.schedule_delay_s = 0.02
     config.cluster.container_start_delay_s = 0.2
     config.cluster.image_pull_backoff_s = 0.5
     config.default_termination_grace_period_s = 0
-    simulator = stack.enter_context(start_simulator(config, mode="process"))
-    kubeconfig = simulator.write_kubeconfig(workdir / "kubeconfig")
-    _say(f"cluster simulator: {simulator.url} ({args.nodes} nodes), kubeconfig {kubeconfig}")
+    return config
 
-    # 2. Redis: the user's, or a private one.
-    redis_url = os.environ.get("PODFLEET_REDIS_URL", "")
-    if not redis_url:
-        from podfleet.local.redis_server import RedisServer
 
-        server = RedisServer().start()
-        stack.callback(server.close)
-        redis_url = server.url
-        _say(f"redis: private redis-server at {redis_url}")
-    else:
-        _say(f"redis: {redis_url} (PODFLEET_REDIS_URL)")
+def _run_demo(args: argparse.Namespace, mix: dict[str, float], stack: ExitStack) -> int:
+    from podfleet.local.fleet import LocalFleet
 
-    # 3. Settings shared by this process (the executor) and the workers.
+    rng = random.Random(args.seed)
+    fleet_of_tasks = make_fleet(args.tasks, mix, args.duration, rng)
+
+    # The cluster simulator, Redis (the user's, or a private one), the SQLite DB and the
+    # settings this process (the executor) and the workers share. The user's other
+    # PODFLEET_* settings apply too.
+    user_redis = os.environ.get("PODFLEET_REDIS_URL", "")
     metrics_port = free_port()
-    env = dict(os.environ)
-    env.update({
-        "PODFLEET_REDIS_URL": redis_url,
-        "PODFLEET_REDIS_PREFIX": f"podfleet-demo-{secrets.token_hex(3)}",
-        "PODFLEET_DATABASE_URL": f"sqlite:///{workdir / 'podfleet.sqlite'}",
-        "PODFLEET_KUBECONFIG": str(kubeconfig),
-        "PODFLEET_NAMESPACE": "default",
-        "PODFLEET_SIGNING_KEY": secrets.token_hex(32),
-        "PODFLEET_LAUNCH_RATE": str(args.rate),
-        "PODFLEET_PARALLELISM": "0",
-        "PODFLEET_WATCHER_LEASE_SECONDS": "5",
-        "PODFLEET_METRICS_PORT": str(metrics_port),
-        "PODFLEET_DELETE_POLICY": "always",
-    })
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    os.environ.update({k: v for k, v in env.items() if k.startswith("PODFLEET_")})
-    from podfleet.executor.migrate import upgrade
-    from podfleet.settings import Settings
-
-    settings = Settings.from_env(env)
-    upgrade(settings.database.url)
+    fleet = stack.enter_context(LocalFleet(
+        workdir=args.workdir, simulator=_cluster(args.nodes), redis_url=user_redis or None,
+        redis_prefix=f"podfleet-demo-{secrets.token_hex(3)}", namespace="default",
+        metrics_port=metrics_port, inherit_env=True, env={
+            "PODFLEET_LAUNCH_RATE": str(args.rate),
+            "PODFLEET_PARALLELISM": "0",
+            "PODFLEET_WATCHER_LEASE_SECONDS": "5",
+            "PODFLEET_DELETE_POLICY": "always",
+        }))
+    assert fleet.simulator is not None
+    _say(f"cluster simulator: {fleet.simulator.url} ({args.nodes} nodes), "
+         f"kubeconfig {fleet.kubeconfig}")
+    if user_redis:
+        _say(f"redis: {fleet.redis_url} (PODFLEET_REDIS_URL)")
+    else:
+        _say(f"redis: private redis-server at {fleet.redis_url}")
+    os.environ.update(fleet.env)
+    settings = fleet.settings()
     _say(f"metadata DB: {settings.database.url}")
 
-    # 4. The worker pool.
-    log_path = workdir / "worker.log"
-    worker_log = stack.enter_context(open(log_path, "wb"))  # noqa: SIM115
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "podfleet.cli", "worker", "--processes", str(args.processes),
-         "--threads", str(args.threads)],
-        env=env, stdout=worker_log, stderr=subprocess.STDOUT, start_new_session=True)
-    stack.callback(stop_process_group, worker, 20.0)
+    # The worker pool.
+    worker = fleet.workers.start(args.processes, args.threads)
+    log_path = fleet.workers.log_path(0)
     _say(f"workers: {args.processes} processes × {args.threads} threads "
          f"(log {log_path}), metrics at http://127.0.0.1:{metrics_port}/metrics")
-
     try:
-        waited = wait_for_watcher(settings.redis.url, settings.redis.prefix, worker, timeout=90)
+        waited = fleet.workers.wait_for_watcher(worker, timeout=90)
     except RuntimeError as exc:
         raise SystemExit(f"podfleet demo: {exc}; see the worker log {log_path}") from None
     _say(f"workers ready after {waited:.1f}s")
 
-    # 5. The executor, in this process, as a scheduler would hold it.
+    # The executor, in this process, as a scheduler would hold it.
     from podfleet.executor import Executor
     from podfleet.executor.submission import TaskSubmission
 
@@ -241,13 +205,13 @@ def _run_demo(args: argparse.Namespace, mix: dict[str, float], workdir: Path,
             key=TaskKey("podfleet_demo", f"task_{i:05d}_{fate.kind}", run_id),
             command=["python", "-c", f"print('task {i}')"],
             executor_config={"annotations": fate.annotations()})
-        for i, fate in enumerate(fleet)]
+        for i, fate in enumerate(fleet_of_tasks)]
     for start in range(0, len(submissions), 1000):
         executor.submit_many(submissions[start:start + 1000])
     _say(f"submitted {len(submissions)} tasks in {time.time() - started:.2f}s "
-         f"({_mix_text(fleet)})")
+         f"({_mix_text(fleet_of_tasks)})")
 
-    fates = {s.key: fate for s, fate in zip(submissions, fleet, strict=True)}
+    fates = {s.key: fate for s, fate in zip(submissions, fleet_of_tasks, strict=True)}
     finished = _follow(executor, fates, args, worker)
     elapsed = time.time() - started
     return _summarise(executor, fates, finished, elapsed, metrics_port, worker, log_path,

@@ -1,5 +1,7 @@
-"""Services podfleet starts for itself on one machine: the demo's private Redis, free ports.
+"""A podfleet on one machine, as the demo, the load test, the benchmarks and the tests run it.
 
-The demo ("nothing configured") and the test suite both need a Redis they own, so they can
-start, kill and restart it without touching anyone else's.
+:mod:`podfleet.local.fleet` starts the whole fleet (cluster simulator, Redis, metadata DB,
+shared settings, worker pools) and tears it down; the other modules are its pieces and what
+its users share: a private ``redis-server`` and Sentinel group, a scratch PostgreSQL
+database, free ports, stopping process groups, polling until something holds, percentiles.
 """

@@ -40,21 +40,15 @@ def stop_process_groups(processes: Iterable[subprocess.Popen[Any]],
         kill_process_group(process, timeout=5.0)
 
 
-def stop_process_group(process: subprocess.Popen[Any], timeout: float = 15.0) -> None:
-    """:func:`stop_process_groups` for one process."""
-    stop_process_groups([process], timeout)
-
-
 def wait_for_watcher(redis_url: str, redis_prefix: str, workers: subprocess.Popen[Any],
                      timeout: float) -> float:
     """Block until a watcher holds the lease, i.e. the worker pool is up; returns the seconds
     waited. Before that no task can finish, so a latency measured earlier would measure the
     workers' start-up. Raises RuntimeError if the workers exit or the time runs out."""
-    import redis
-
     from podfleet.contracts.redis_keys import RedisKeys
+    from podfleet.redis_client import connect
 
-    client = redis.Redis.from_url(redis_url)
+    client = connect(redis_url)  # a redis+sentinel:// URL too
     lease = RedisKeys(redis_prefix).watcher_lease
     began = time.monotonic()
     try:

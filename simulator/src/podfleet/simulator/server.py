@@ -183,16 +183,23 @@ class ThreadSimulator(RunningSimulator):
 
 
 class ProcessSimulator(RunningSimulator):
-    """A simulator in a child `python -m podfleet.simulator` process."""
+    """A simulator in a child `python -m podfleet.simulator` process.
 
-    def __init__(self, config: SimulatorConfig) -> None:
+    ``log``: a file for the process's stderr (its log lines), so a caller that keeps every
+    process's log in one directory keeps the simulator's too; by default it shares ours.
+    """
+
+    def __init__(self, config: SimulatorConfig, log: str | os.PathLike[str] | None = None) -> None:
         # The config goes through stdin, not argv: it may hold the API token.
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "podfleet.simulator", "--config-json", "-"],
-            stdout=subprocess.PIPE,
-            stdin=subprocess.PIPE,
-            text=True,
-        )
+        with contextlib.ExitStack() as files:
+            stderr = files.enter_context(open(log, "ab")) if log is not None else None
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "podfleet.simulator", "--config-json", "-"],
+                stdout=subprocess.PIPE,
+                stdin=subprocess.PIPE,
+                stderr=stderr,
+                text=True,
+            )
         assert self.process.stdin is not None
         self.process.stdin.write(config_to_json(config).decode())
         self.process.stdin.close()
@@ -237,17 +244,23 @@ class ProcessSimulator(RunningSimulator):
 
 
 def start_simulator(
-    config: SimulatorConfig | None = None, *, mode: Literal["thread", "process"] = "thread"
+    config: SimulatorConfig | None = None,
+    *,
+    mode: Literal["thread", "process"] = "thread",
+    log: str | os.PathLike[str] | None = None,
 ) -> RunningSimulator:
     """Start a simulator and return once it answers requests.
 
     TLS is on unless `config.tls.enabled` is False: the simulator then has a CA of its own and
     a bearer token (generated unless `config.token` is set), both carried by `api_client()`,
-    `write_kubeconfig()`, `ssl_context()` and `auth_headers()`.
+    `write_kubeconfig()`, `ssl_context()` and `auth_headers()`. `log` (process mode only) is a
+    file for the simulator process's log lines.
     """
     config = prepared(config or SimulatorConfig())
     if mode == "thread":
+        if log is not None:
+            raise ValueError("a thread-mode simulator logs where this process does: no log file")
         return ThreadSimulator(config)
     if mode == "process":
-        return ProcessSimulator(config)
+        return ProcessSimulator(config, log)
     raise ValueError(f"unknown mode {mode!r}")
