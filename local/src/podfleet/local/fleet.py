@@ -276,8 +276,8 @@ class LocalFleet:
 
     def environment(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment of another process of the fleet (a locust run, a driver): this
-        process's, then :attr:`env`, then ``extra``."""
-        return process_environment({**self.env, **(extra or {})}, inherit=self.inherit_env)
+        process's, then :attr:`env`, then ``extra`` (what a worker pool gets)."""
+        return self.workers.environment(extra)
 
     def settings(self, extra: Mapping[str, str] | None = None) -> Settings:
         """The settings an executor of this fleet runs with (``extra`` over :attr:`env`:
