@@ -8,7 +8,7 @@
                                                     (BENCH_AF_LOG=INFO: Airflow's INFO lines)
 
 Needs Airflow: run from the main venv, the script re-executes itself with the Airflow
-virtualenv's interpreter (``$PODFLEET_AIRFLOW_PYTHON``, else ``.venv-airflow/bin/python``; built
+virtualenv's interpreter (``$TEST_AIRFLOW_PYTHON``, else ``.venv-airflow/bin/python``; built
 by ``scripts/airflow-venv.sh``) and is skipped when there is none.
 
 One simulator in its own process (simulated mode: a pod is bound, starts 0.2 s later and
@@ -86,7 +86,7 @@ def ensure_airflow() -> None:
         pass
     else:
         return
-    python = os.environ.get("PODFLEET_AIRFLOW_PYTHON") or str(ROOT / ".venv-airflow/bin/python")
+    python = os.environ.get("TEST_AIRFLOW_PYTHON") or str(ROOT / ".venv-airflow/bin/python")
     if not Path(python).exists():
         print("skipped: no .venv-airflow (scripts/airflow-venv.sh builds it)", flush=True)
         sys.exit(0)

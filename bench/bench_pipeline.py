@@ -4,7 +4,7 @@
     python bench/bench_pipeline.py --quick    smoke (under 30 s)
 
 Everything is real, a local fleet (``podfleet.local.fleet.LocalFleet``): the simulator in its
-own process, a private Redis, PostgreSQL (a fresh database on ``PODFLEET_TEST_POSTGRES_URL``,
+own process, a private Redis, PostgreSQL (a fresh database on ``TEST_POSTGRES_URL``,
 default the machine's; SQLite when it cannot be reached), ``podfleet worker`` processes, and
 the Executor in this process.
 
@@ -51,7 +51,7 @@ from podfleet.local.stats import percentile
 from podfleet.local.waiting import wait_for
 
 POSTGRES_ADMIN_URL = os.environ.get(
-    "PODFLEET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 SIGNING_KEY = "bench-pipeline-signing-key-0123456789"
 NAMESPACE = "default"
 DRIVER_THREADS = 8

@@ -1,7 +1,7 @@
 """Executor throughput: ``submit_many`` into PostgreSQL + Redis, and ``sync`` applying events.
 
 Starts a local fleet (``podfleet.local.fleet.LocalFleet``) with a private redis-server on a
-fresh PostgreSQL database (on the server named by PODFLEET_TEST_POSTGRES_URL, default the
+fresh PostgreSQL database (on the server named by TEST_POSTGRES_URL, default the
 machine's), both removed at the end, so it never touches shared data. Target (issue 3):
 submit_many ≥ 5,000 tasks/s.
 
@@ -29,7 +29,7 @@ from podfleet.executor.db import TaskInstance, make_engine
 from podfleet.local.fleet import LocalFleet
 from podfleet.local.postgres import ScratchDatabase
 
-ADMIN_URL = os.environ.get("PODFLEET_TEST_POSTGRES_URL",
+ADMIN_URL = os.environ.get("TEST_POSTGRES_URL",
                            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 

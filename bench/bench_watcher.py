@@ -203,17 +203,19 @@ def _stream_entries(client: redis.Redis, keys: RedisKeys) -> list[tuple[bytes, d
 def _run_watcher(redis_url: str, keys: RedisKeys, url: str, expected: int,
                  timeout: float) -> float:
     """Run a watcher until ``expected`` task events are in the streams; return the time."""
-    from podfleet.settings import DeletePolicy
+    from podfleet.settings import DeletePolicy, Settings
     from podfleet.workers.watcher.lease import WatcherLease
     from podfleet.workers.watcher.loop import Watcher, WatchOptions
 
+    settings = Settings.from_env({})  # podfleet's defaults
     client = redis.Redis.from_url(redis_url)
-    lease = WatcherLease(client, keys, lease_seconds=15)
+    lease = WatcherLease(client, keys, lease_seconds=settings.watcher.lease_seconds)
     assert lease.try_acquire()
     lease.start_renewing()
     kube = _kube(url)
     stop = threading.Event()
-    opts = WatchOptions(namespaces=("default",), delete_policy=DeletePolicy.NEVER)
+    opts = WatchOptions.from_settings(settings, namespaces=("default",), fatal_reasons=frozenset(),
+                                      delete_policy=DeletePolicy.NEVER, log_archive=None)
     thread = threading.Thread(target=Watcher(kube=kube, client=client, keys=keys, lease=lease,
                                              options=opts).run, args=(stop,), daemon=True)
     started = time.monotonic()

@@ -29,4 +29,4 @@ if [ ! -f "$AIRFLOW_STAMP" ] || [ "$(cat "$AIRFLOW_STAMP")" != "$_af_want" ]; th
         || { _af_log "install failed"; exit 1; }
     echo "$_af_want" > "$AIRFLOW_STAMP"
 fi
-export PODFLEET_AIRFLOW_PYTHON="$AIRFLOW_VENV/bin/python"
+export TEST_AIRFLOW_PYTHON="$AIRFLOW_VENV/bin/python"

@@ -2,14 +2,14 @@
 # Services and tools the test suite needs beyond the virtualenv. Sourced by scripts/test.sh.
 
 ensure_postgres() {
-    # Tests create (and drop) a fresh database on PODFLEET_TEST_POSTGRES_URL's server.
-    if [ -n "${PODFLEET_TEST_POSTGRES_URL:-}" ]; then return 0; fi
+    # Tests create (and drop) a fresh database on TEST_POSTGRES_URL's server.
+    if [ -n "${TEST_POSTGRES_URL:-}" ]; then return 0; fi
     if python - <<'PY' 2>/dev/null
 import psycopg
 psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=3).close()
 PY
     then
-        export PODFLEET_TEST_POSTGRES_URL="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+        export TEST_POSTGRES_URL="postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
         return 0
     fi
     log "no PostgreSQL on 127.0.0.1:5432: starting a private cluster"
@@ -34,7 +34,7 @@ PY
     "${as[@]}" "$initdb" -D "$data" -U postgres -A trust >/dev/null
     "${as[@]}" "$pgctl" -D "$data" -o "-p $port -k /tmp -c listen_addresses=127.0.0.1" \
         -l "$data/log" -w start >/dev/null
-    export PODFLEET_TEST_POSTGRES_URL="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
+    export TEST_POSTGRES_URL="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
     # shellcheck disable=SC2064
     trap "${as[*]} $pgctl -D $data -m immediate stop >/dev/null 2>&1 || true" EXIT
 }

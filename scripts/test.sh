@@ -37,7 +37,7 @@ if [ $# -gt 0 ] && [[ "$*" == *tests/airflow_e2e* ]]; then
     # shellcheck source=scripts/airflow-venv.sh
     source "$ROOT/scripts/airflow-venv.sh"
     log "pytest (Airflow virtualenv)"
-    exec "$PODFLEET_AIRFLOW_PYTHON" -m pytest "$@" -p no:cacheprovider
+    exec "$TEST_AIRFLOW_PYTHON" -m pytest "$@" -p no:cacheprovider
 fi
 
 log "pytest"
@@ -57,7 +57,7 @@ if [ -n "${airflow_venv_pid:-}" ]; then
     marker=(-m "not slow")
     [ "$AIRFLOW_TESTS" = "all" ] && marker=()
     log "pytest tests/airflow_e2e ${marker[*]:-(all)} (Airflow 3.3 end to end)"
-    "$PODFLEET_AIRFLOW_PYTHON" -m pytest tests/airflow_e2e "${marker[@]}" -p no:cacheprovider
+    "$TEST_AIRFLOW_PYTHON" -m pytest tests/airflow_e2e "${marker[@]}" -p no:cacheprovider
 fi
 
 if [ $# -eq 0 ]; then

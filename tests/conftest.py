@@ -2,7 +2,7 @@
 
 Integration tests talk to real services over real connections. Redis is always a private
 ``redis-server`` on a free port (tests kill and restart their own); PostgreSQL is a fresh
-database created for the session on the server named by ``PODFLEET_TEST_POSTGRES_URL``
+database created for the session on the server named by ``TEST_POSTGRES_URL``
 (default: the machine's, 127.0.0.1:5432), dropped at the end. A missing service skips the
 tests that need it locally and fails them in CI (``CI=true``).
 """
@@ -19,7 +19,7 @@ from podfleet.local.postgres import PostgresUnavailable, ScratchDatabase
 from podfleet.local.redis_server import RedisServer, RedisServerError
 
 POSTGRES_ADMIN_URL = os.environ.get(
-    "PODFLEET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture(scope="session")

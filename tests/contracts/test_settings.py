@@ -11,8 +11,8 @@ from podfleet.settings import (
     Settings,
     SettingsError,
     redact_url,
-    variables_markdown,
 )
+from podfleet.settings.reference import variables_markdown
 
 
 def test_defaults_need_no_configuration() -> None:
@@ -108,11 +108,15 @@ def test_every_default_fatal_reason_is_a_kubelet_reason() -> None:
         "ErrImagePull", "ImagePullBackOff", "InvalidImageName", "CreateContainerConfigError"}
 
 
-def test_the_task_pod_environment_and_test_options_are_not_mistaken_for_typos() -> None:
+def test_the_task_pod_environment_is_not_mistaken_for_typos() -> None:
     settings = Settings.from_env({"PODFLEET_DAG_ID": "etl", "PODFLEET_ROOT": "/src",
-                                  "PODFLEET_TEST_POSTGRES_URL": "postgresql://x",
-                                  "PODFLEET_LT_RATE": "5", "OTHER_TOOL_RATE": "1"})
+                                  "PODFLEET_WORKER_NO_WATCHER": "1", "OTHER_TOOL_RATE": "1"})
     assert settings.launch.rate == 100
+
+
+def test_podfleet_knows_no_test_suite_variables() -> None:
+    with pytest.raises(SettingsError, match="PODFLEET_TEST_POSTGRES_URL is not a podfleet"):
+        Settings.from_env({"PODFLEET_TEST_POSTGRES_URL": "postgresql://x"})
 
 
 def test_metrics_bind_every_address_by_default_and_can_stay_local() -> None:

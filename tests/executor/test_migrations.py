@@ -16,7 +16,7 @@ from podfleet.executor.db import VERSION_TABLE, Base, make_engine
 from podfleet.executor.migrate import current_revision, downgrade, head_revision, upgrade
 
 POSTGRES_ADMIN_URL = os.environ.get(
-    "PODFLEET_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+    "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
 @pytest.fixture

@@ -17,6 +17,17 @@ from podfleet.contracts.states import TaskState
 
 Json = Mapping[str, Any]
 
+# The waiting reasons a kubelet reports for a container that has not started (its image and
+# container-runtime errors, plus the two transient ones); PODFLEET_FATAL_CONTAINER_REASONS
+# must name only these.
+KUBELET_WAITING_REASONS = frozenset({
+    "ContainerCreating", "PodInitializing", "ErrImagePull", "ImagePullBackOff",
+    "ErrImageNeverPull", "InvalidImageName", "RegistryUnavailable", "ErrImageInspect",
+    "SignatureValidationFailed", "CreateContainerConfigError", "CreateContainerError",
+    "PreStartHookError", "PostStartHookError", "RunContainerError", "CrashLoopBackOff",
+    "PreCreateHookError",
+})
+
 # Reasons podfleet writes itself (the others are copied from the pod's status).
 POD_DELETED = "PodDeleted"            # a Running pod was deleted by someone else
 POD_VANISHED = "PodVanished"          # a running pod disappeared while no watcher watched

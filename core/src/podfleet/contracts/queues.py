@@ -17,11 +17,34 @@ creates faster than the sum of the configured rates.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from podfleet.settings import DEFAULT_QUEUE, Settings
+if TYPE_CHECKING:  # settings validates queue names with this module's rule
+    from podfleet.settings import Settings
 
-__all__ = ["DEFAULT_QUEUE", "QueueRoute", "configured_routes", "route_for"]
+__all__ = ["DEFAULT_QUEUE", "QueueRoute", "configured_routes", "queue_name_problem", "route_for"]
+
+#: The task queue of tasks that name none (Airflow's ``operators.default_queue``).
+DEFAULT_QUEUE = "default"
+
+# dramatiq's own rule for queue names; anything else fails only when a worker declares it.
+_QUEUE_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9._-]*")
+
+
+def queue_name_problem(name: object) -> str | None:
+    """Why ``name`` cannot be a queue name, or None. The one rule for every queue name podfleet
+    takes (PODFLEET_LAUNCH_QUEUE, PODFLEET_QUEUE_RATES, a task's ``queue=``, ``worker
+    --queues``): dramatiq's, less the suffixes it reserves for delay and dead-letter queues."""
+    if not isinstance(name, str):
+        return f"a queue name must be a string, not {type(name).__name__}"
+    if not _QUEUE_NAME.fullmatch(name) or len(name) > 200:
+        return ("a queue name starts with a letter or '_' and has only letters, digits, '.', "
+                "'_' and '-' (at most 200 characters)")
+    if name.endswith((".DQ", ".XQ")) or name in ("DQ", "XQ"):
+        return "a queue name must not end in DQ or XQ (dramatiq's delay and dead-letter queues)"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

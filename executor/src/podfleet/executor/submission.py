@@ -14,8 +14,8 @@ from typing import Any
 
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.messages import command_problem, is_launch_id
+from podfleet.contracts.queues import queue_name_problem
 from podfleet.pods import InvalidExecutorConfig, task_namespace, validate_executor_config
-from podfleet.settings import queue_name_problem
 
 # The priority column is a 32-bit integer, as Airflow's priority_weight is.
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)

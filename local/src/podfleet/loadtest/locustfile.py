@@ -51,22 +51,22 @@ def _add_arguments(parser: Any) -> None:
     # On the parser itself, not an argument group: only locust's own add_argument marks an
     # option for the web UI's form (an argparse group's would leave it out)
     group = parser
-    group.add_argument("--tasks-per-second", type=float, default=5.0, env_var="PODFLEET_LT_RATE",
+    group.add_argument("--tasks-per-second", type=float, default=5.0, env_var="LOADTEST_RATE",
                        help="tasks each user submits per second")
     group.add_argument("--sync-interval", type=float, default=0.1,
-                       env_var="PODFLEET_LT_SYNC_INTERVAL",
+                       env_var="LOADTEST_SYNC_INTERVAL",
                        help="seconds between a user's executor.sync() calls")
     group.add_argument("--task-duration", type=float, default=0.2,
-                       env_var="PODFLEET_LT_TASK_DURATION",
+                       env_var="LOADTEST_TASK_DURATION",
                        help="seconds each task's container runs (simulator annotation)")
     group.add_argument("--launch-timeout", type=float, default=60.0,
-                       env_var="PODFLEET_LT_LAUNCH_TIMEOUT",
+                       env_var="LOADTEST_LAUNCH_TIMEOUT",
                        help="a task without a pod after this many seconds is a failure")
     group.add_argument("--task-timeout", type=float, default=300.0,
-                       env_var="PODFLEET_LT_TASK_TIMEOUT",
+                       env_var="LOADTEST_TASK_TIMEOUT",
                        help="a task not finished after this many seconds is a failure")
     group.add_argument("--executor-metrics-port", type=int, default=-1,
-                       env_var="PODFLEET_LT_METRICS_PORT",
+                       env_var="LOADTEST_METRICS_PORT",
                        help="serve the executors' /metrics on this port (-1 = off)")
 
 

@@ -102,8 +102,7 @@ def consumed_queues(settings: Settings, names: list[str] | None, *, watcher: boo
     consume a queue nobody sends to, so it is refused, naming what is configured.
     """
     from podfleet.broker import WATCH_QUEUE
-    from podfleet.contracts.queues import configured_routes
-    from podfleet.settings import queue_name_problem
+    from podfleet.contracts.queues import configured_routes, queue_name_problem
 
     routes = configured_routes(settings)
     if not names:

@@ -14,11 +14,24 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from podfleet.settings import VARIABLES, Settings
+from podfleet.settings.declaration import Variable
+from podfleet.settings.parsers import integer, text
 
 SECTION = "podfleet"
 PREFIX = "PODFLEET_"
-# Shown as *** by `airflow config list` and the UI.
-SENSITIVE = frozenset({"redis_url", "database_url", "signing_key"})
+
+# The Airflow executor's own options (no PODFLEET_* variable: only the Airflow executor requeues
+# pods that failed before their task started), declared like podfleet's settings.
+LAUNCH_FAILURE_RETRIES = Variable(
+    "pod_launch_failure_retries", "1",
+    "How many times a pod that failed before its task started (the task instance still "
+    "queued) is replaced by a new pod without using up one of the task's retries; "
+    "-1: without limit, 0: never.", integer(minimum=-1))
+LAUNCH_FAILURE_EXCLUDED_REASONS = Variable(
+    "pod_launch_failure_excluded_container_reasons", "Error",
+    "Container reasons that never count as a pre-start failure (Error: the task process "
+    "started and died before it could report).", text(empty_is_default=True))
+EXECUTOR_OPTIONS = (LAUNCH_FAILURE_RETRIES, LAUNCH_FAILURE_EXCLUDED_REASONS)
 
 
 def option_name(variable: str) -> str:
@@ -26,31 +39,32 @@ def option_name(variable: str) -> str:
     return variable[len(PREFIX):].lower()
 
 
+def _option(variable: Variable, description: str) -> dict[str, Any]:
+    return {
+        "description": description + "\n",
+        "version_added": "0.1.0",
+        "type": variable.parser.kind,
+        "example": None,
+        "default": variable.default,
+        # Shown as *** by `airflow config list` and the UI.
+        "sensitive": variable.secret,
+    }
+
+
 def config_section() -> dict[str, Any]:
-    """The provider's ``config`` entry for ``[podfleet]``, generated from podfleet's variables."""
-    options: dict[str, Any] = {}
-    for variable in VARIABLES:
-        options[option_name(variable.name)] = {
-            "description": f"{variable.doc} (Same as the {variable.name} variable.)\n",
-            "version_added": "0.1.0",
-            "type": "string",
-            "example": None,
-            "default": variable.default,
-            "sensitive": option_name(variable.name) in SENSITIVE,
-        }
-    options["pod_launch_failure_retries"] = {
-        "description": "How many times a pod that failed before its task started (the task "
-                       "instance still queued) is replaced by a new pod without using up one "
-                       "of the task's retries; -1: without limit, 0: never.\n",
-        "version_added": "0.1.0", "type": "integer", "example": None, "default": "1",
-    }
-    options["pod_launch_failure_excluded_container_reasons"] = {
-        "description": "Container reasons that never count as a pre-start failure (Error: the "
-                       "task process started and died before it could report).\n",
-        "version_added": "0.1.0", "type": "string", "example": None, "default": "Error",
-    }
+    """The provider's ``config`` entry for ``[podfleet]``, generated from podfleet's variables
+    and the executor's own options."""
+    options = {option_name(v.name): _option(v, f"{v.doc} (Same as the {v.name} variable.)")
+               for v in VARIABLES}
+    options.update({v.name: _option(v, v.doc) for v in EXECUTOR_OPTIONS})
     return {SECTION: {"description": "podfleet: Airflow tasks as Kubernetes pods, launched by "
                                      "a dramatiq worker pool.\n", "options": options}}
+
+
+def executor_option(variable: Variable, get: Callable[[str, str], str | None]) -> Any:
+    """The parsed value of one of :data:`EXECUTOR_OPTIONS` (its default when unset)."""
+    value = get(SECTION, variable.name)
+    return variable.read({} if value is None else {variable.name: value})
 
 
 def podfleet_environ(get: Callable[[str, str], str | None],

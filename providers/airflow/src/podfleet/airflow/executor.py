@@ -28,7 +28,13 @@ from airflow.executors import workloads as af_workloads
 from airflow.executors.base_executor import PARALLELISM, BaseExecutor
 from airflow.utils.state import TaskInstanceState
 from podfleet.airflow import compat
-from podfleet.airflow.config import executor_id_for_job, settings_from_airflow
+from podfleet.airflow.config import (
+    LAUNCH_FAILURE_EXCLUDED_REASONS,
+    LAUNCH_FAILURE_RETRIES,
+    executor_id_for_job,
+    executor_option,
+    settings_from_airflow,
+)
 from podfleet.airflow.logs import task_logs, try_log
 from podfleet.airflow.pod_config import PodTemplates, resolve_executor_config
 from podfleet.airflow.workloads import (
@@ -98,10 +104,9 @@ class PodFleetExecutor(BaseExecutor):
             self._conf_get, executor_id=executor_id_for_job(self.job_id, self.team_name))
 
     def _read_requeue_settings(self) -> None:
-        self._retry_limit = int(self._conf_get("podfleet", "pod_launch_failure_retries") or 1)
-        text = self._conf_get("podfleet", "pod_launch_failure_excluded_container_reasons")
-        self._excluded_reasons = frozenset(
-            r.strip() for r in (text or "Error").split(",") if r.strip())
+        self._retry_limit = executor_option(LAUNCH_FAILURE_RETRIES, self._conf_get)
+        text = executor_option(LAUNCH_FAILURE_EXCLUDED_REASONS, self._conf_get)
+        self._excluded_reasons = frozenset(r.strip() for r in text.split(",") if r.strip())
 
     # --- lifecycle --------------------------------------------------------------------------
 

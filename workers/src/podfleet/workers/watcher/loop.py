@@ -86,21 +86,25 @@ class WatchExpired(Exception):
 
 @dataclass(frozen=True, slots=True)
 class WatchOptions:
-    """How the watcher watches; :meth:`from_settings` fills it from ``PODFLEET_*``."""
+    """How the watcher watches; :meth:`from_settings` fills it from ``PODFLEET_*``.
+
+    The fields that come from settings have no defaults here: their defaults are the settings'.
+    """
 
     #: Namespaces to watch; ``("*",)`` = all namespaces (one cluster-wide watch).
-    namespaces: tuple[str, ...] = ("default",)
-    label_selector: str = MANAGED_SELECTOR
-    fatal_reasons: frozenset[str] = frozenset()
-    delete_policy: DeletePolicy = DeletePolicy.ALWAYS
-    delete_delay_seconds: float = 0.0
-    #: Pod deletions per second (0 = no limit) and at once.
-    delete_rate: float = 100.0
-    delete_concurrency: int = 8
+    namespaces: tuple[str, ...]
+    fatal_reasons: frozenset[str]
+    delete_policy: DeletePolicy
+    delete_delay_seconds: float
+    #: Pod deletions per second (0 = no limit).
+    delete_rate: float
     #: Where finished pods' logs are archived before their delete (None: not archived), and
     #: after how many days the archive drops them (0: never).
-    log_archive: str | None = None
-    log_retention_days: float = 0.0
+    log_archive: str | None
+    log_retention_days: float
+    label_selector: str = MANAGED_SELECTOR
+    #: Pod deletions at once.
+    delete_concurrency: int = 8
     #: The API server ends each watch after about this long (jittered), as client-go does.
     watch_timeout_seconds: int = 300
     #: Silence longer than this is a dead connection; must exceed the bookmark interval (~60 s).
