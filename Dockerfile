@@ -31,11 +31,12 @@ RUN groupadd --system --gid 10001 podfleet \
     && mkdir -p /run/podfleet/metrics /var/lib/podfleet \
     && chown -R podfleet:podfleet /run/podfleet /var/lib/podfleet
 COPY --from=build /wheels /wheels
+# The load test's locustfile ships in podfleet-local's wheel; a fixed path to it for
+# docker-compose.sim.yml's loadgen service (`locust -f /opt/podfleet/locustfile.py`).
 RUN pip install --no-index --find-links /wheels "podfleet${EXTRAS:+[$EXTRAS]}" \
-    && rm -rf /wheels
-# Load-test scripts (docker-compose.sim.yml's loadgen service runs loadtest/locustfile.py, which
-# loads the locustfile podfleet-local ships, podfleet.loadtest.locustfile).
-COPY --chown=podfleet:podfleet loadtest/ /opt/podfleet/loadtest/
+    && rm -rf /wheels \
+    && mkdir -p /opt/podfleet \
+    && ln -s "$(python -m podfleet.local.loadtest)" /opt/podfleet/locustfile.py
 USER 10001:10001
 WORKDIR /var/lib/podfleet
 # 9464: the per-host /metrics endpoint of `podfleet worker` (PODFLEET_METRICS_PORT).

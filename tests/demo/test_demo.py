@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from podfleet.demo import Fate, make_fleet, parse_mix
+from podfleet.local.demo import Fate, make_fleet, parse_mix
 
 
 def podfleet(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

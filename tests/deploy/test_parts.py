@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import os
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -19,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from deploy_checks import ROOT
+from deploy_checks import ROOT, build_wheel
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -149,16 +148,7 @@ def test_every_third_party_import_is_declared_by_the_part_or_its_dependencies(
 @pytest.mark.parametrize("part", PARTS)
 def test_the_wheel_of_a_part_carries_every_source_and_data_file(
         part: str, tmp_path: Path) -> None:
-    # Built from a copy: setuptools writes build/ and egg-info beside the sources.
-    copy = tmp_path / "project"
-    shutil.copytree(ROOT / part, copy, ignore=shutil.ignore_patterns(
-        "__pycache__", "*.egg-info", "build"))
-    built = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(copy)],
-        capture_output=True, text=True, timeout=180, check=False)
-    assert built.returncode == 0, built.stderr
-    (wheel,) = tmp_path.glob("*.whl")
+    wheel = build_wheel(part, tmp_path)
     with zipfile.ZipFile(wheel) as archive:
         in_wheel = {name for name in archive.namelist() if ".dist-info/" not in name}
     expected = {str(p.relative_to(ROOT / part / "src")) for p in source_files(part)}
@@ -217,10 +207,9 @@ from podfleet.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
-SCHEDULER_ABSENT = ["podfleet.simulator", "podfleet.workers", "podfleet.local",
-                    "podfleet.demo", "podfleet.loadtest", "uvloop", "rich"]
-WORKER_ABSENT = ["podfleet.executor", "podfleet.simulator", "podfleet.local", "podfleet.demo",
-                 "podfleet.loadtest", "sqlalchemy", "alembic", "psycopg", "rich", "uvloop"]
+SCHEDULER_ABSENT = ["podfleet.simulator", "podfleet.workers", "podfleet.local", "uvloop", "rich"]
+WORKER_ABSENT = ["podfleet.executor", "podfleet.simulator", "podfleet.local", "sqlalchemy",
+                 "alembic", "psycopg", "rich", "uvloop"]
 
 
 def test_the_refusing_finder_refuses() -> None:

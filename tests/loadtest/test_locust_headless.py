@@ -1,7 +1,7 @@
 """A short headless locust run against a private stack (simulator, Redis, worker pool).
 
 Locust monkey-patches the process with gevent, so it runs only in subprocesses, through
-loadtest/run_headless.py exactly as a user runs it.
+``python -m podfleet.local.loadtest.run_headless`` exactly as a user runs it.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from podfleet.local.loadtest import LOCUSTFILE, run_headless
 
 
 @pytest.mark.slow
 def test_short_headless_run_reports_launch_latencies_without_failures(tmp_path: Path) -> None:
     # When two users submit tasks for a few seconds against a one-process pool
     result = subprocess.run(
-        [sys.executable, str(ROOT / "loadtest" / "run_headless.py"), "--users", "2",
+        [sys.executable, "-m", "podfleet.local.loadtest.run_headless", "--users", "2",
          "--run-time", "8", "--tasks-per-second", "5", "--worker-processes", "1",
          "--worker-threads", "4", "--nodes", "5", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=240)
@@ -48,11 +48,6 @@ def test_failures_are_counted_once_not_again_in_locusts_aggregated_row(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Given locust's stats CSV as it writes it: a row per request kind with failures, then
     # its "Aggregated" total (an empty Type), which sums them again
-    sys.path.insert(0, str(ROOT / "loadtest"))
-    try:
-        import run_headless
-    finally:
-        sys.path.pop(0)
     header = "Type,Name,Request Count,Failure Count,50%,95%,99%\n"
     (tmp_path / "podfleet_stats.csv").write_text(
         header + "launch,pod,10,2,5,9,9\nsubmit,submit_many,4,0,1,2,2\n"
@@ -81,7 +76,7 @@ def test_the_web_ui_offers_podfleets_options_in_its_form(tmp_path: Path) -> None
     bin_dir = Path(sys.executable).parent
     with open(tmp_path / "locust.log", "wb") as log:
         process = subprocess.Popen(
-            [str(bin_dir / "locust"), "-f", str(ROOT / "loadtest" / "locustfile.py"),
+            [str(bin_dir / "locust"), "-f", str(LOCUSTFILE),
              "--web-host", "127.0.0.1", "--web-port", str(port)],
             stdout=log, stderr=subprocess.STDOUT)
     try:

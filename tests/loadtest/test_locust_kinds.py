@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from podfleet.loadtest import END_TO_END, KINDS, LAUNCH, LOCUSTFILE, SUBMIT
-
-ROOT = Path(__file__).resolve().parents[2]
+from podfleet.local.loadtest import END_TO_END, KINDS, LAUNCH, LOCUSTFILE, SUBMIT
 
 
 def test_each_kind_is_a_request_type_of_its_own() -> None:
@@ -26,14 +24,14 @@ def test_each_kind_is_a_request_type_of_its_own() -> None:
 
 @pytest.fixture
 def web_ui(tmp_path: Path) -> Iterator[str]:
-    """locust's web UI on the checkout's locustfile (no swarm: nothing else is needed)."""
+    """locust's web UI on the load test's locustfile (no swarm: nothing else is needed)."""
     from podfleet.local.ports import free_port
 
     port = free_port()
     bin_dir = Path(sys.executable).parent
     with open(tmp_path / "locust.log", "wb") as log:
         process = subprocess.Popen(
-            [str(bin_dir / "locust"), "-f", str(ROOT / "loadtest" / "locustfile.py"),
+            [str(bin_dir / "locust"), "-f", str(LOCUSTFILE),
              "--web-host", "127.0.0.1", "--web-port", str(port)],
             stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -77,6 +75,7 @@ def test_the_latency_by_kind_table_downloads_as_csv(web_ui: str) -> None:
 
 
 def test_an_installed_podfleet_names_its_locustfile() -> None:
-    printed = subprocess.run([sys.executable, "-m", "podfleet.loadtest"], capture_output=True,
-                             text=True, check=True, timeout=60).stdout.strip()
+    printed = subprocess.run([sys.executable, "-m", "podfleet.local.loadtest"],
+                             capture_output=True, text=True, check=True,
+                             timeout=60).stdout.strip()
     assert Path(printed) == LOCUSTFILE and LOCUSTFILE.is_file()

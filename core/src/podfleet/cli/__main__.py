@@ -1,4 +1,5 @@
-"""``python -m podfleet.cli``: the ``podfleet`` command (how LocalFleet starts worker processes)."""
+"""``python -m podfleet.cli``: the ``podfleet`` command, for a program that starts it by module
+(the local fleet starts its worker pools so)."""
 
 from __future__ import annotations
 

@@ -22,6 +22,10 @@ from podfleet.simulator.tls import TlsConfig
 _CLUSTER_CLI = "podfleet.simulator.cluster.cli"
 
 
+#: ``podfleet --help``'s line for this subcommand.
+HELP = "serve a simulated Kubernetes cluster"
+
+
 def _cluster_cli() -> Any:
     try:
         return importlib.import_module(_CLUSTER_CLI)

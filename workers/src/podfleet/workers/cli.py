@@ -30,6 +30,10 @@ BOOT_CALLABLE = "podfleet.workers.boot:boot_process"
 NO_WATCHER_VARIABLE = "PODFLEET_WORKER_NO_WATCHER"
 
 
+#: ``podfleet --help``'s line for this subcommand.
+HELP = "run launcher/watcher worker processes"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--processes", "-p", type=int, default=2,
                         help="worker processes (default: 2)")

@@ -8,6 +8,9 @@ from podfleet.executor import migrate
 from podfleet.executor.cli.preflight import fail
 from podfleet.settings import Settings, redact_url
 
+#: ``podfleet --help``'s line for this subcommand.
+HELP = "manage the metadata database (db upgrade)"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="db_action", metavar="ACTION", required=True)

@@ -25,6 +25,8 @@ from podfleet.logs.storage import ArchiveUnavailable
 from podfleet.settings import Settings
 
 NAME = "logs"
+#: ``podfleet --help``'s line for this subcommand.
+HELP = "show or follow a task's log (pod or archive)"
 
 
 class BadTaskReference(ValueError):

@@ -26,6 +26,8 @@ from podfleet.executor.registry import ExecutorFenced
 from podfleet.settings import Settings
 
 NAME = "executor"
+#: ``podfleet --help``'s line for this subcommand.
+HELP = "run an executor that follows every task"
 log = logging.getLogger("podfleet.executor.service")
 
 

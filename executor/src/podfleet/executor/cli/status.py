@@ -19,6 +19,8 @@ from podfleet.executor.db import ACTIVE_STATES, ExecutorRecord, TaskInstance, ma
 from podfleet.settings import Settings
 
 NAME = "status"
+#: ``podfleet --help``'s line for this subcommand.
+HELP = "show tasks and executors"
 WAITING_FOR_SLOT = "waiting for a slot (parallelism) or to be resent"
 
 

@@ -30,6 +30,8 @@ from podfleet.executor.submission import InvalidSubmission, TaskSubmission
 from podfleet.settings import Settings, redact_url
 
 NAME = "submit"
+#: ``podfleet --help``'s line for this subcommand.
+HELP = "submit tasks to run as pods (--wait: follow them)"
 FILE_FIELDS = ("dag_id", "task_id", "run_id", "map_index", "try_number", "command", "queue",
                "executor_config", "deadline", "priority")
 

@@ -67,6 +67,10 @@ class Fate:
         return "3" in text or "Error" in text
 
 
+#: ``podfleet --help``'s line for this subcommand.
+HELP = "run a fleet of tasks through the whole pipeline, locally"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", type=int, default=DEFAULT_TASKS,
                         help=f"tasks in the fleet (default {DEFAULT_TASKS})")

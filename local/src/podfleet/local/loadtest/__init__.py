@@ -1,7 +1,7 @@
 """podfleet's locust load test, shipped in the package so an installed podfleet can run it:
-``locust -f "$(python -m podfleet.loadtest)"`` (the module prints the locustfile's path).
+``locust -f "$(python -m podfleet.local.loadtest)"`` (the module prints the locustfile's path).
 
-The locustfile itself (:mod:`podfleet.loadtest.locustfile`) imports locust, which
+The locustfile itself (:mod:`podfleet.local.loadtest.locustfile`) imports locust, which
 monkey-patches the process with gevent, so nothing imports it but locust. What other code
 needs to know about its statistics, the request kinds, lives here.
 """

@@ -3,11 +3,11 @@
 Starts, on this machine and on free loopback ports, a local fleet
 (:class:`podfleet.local.fleet.LocalFleet`: a private ``redis-server``, the cluster simulator,
 the shared settings) with a worker pool (``podfleet worker``) of the given size, then
-``locust --headless`` with ``loadtest/locustfile.py`` for the given users and time. Prints
+``locust --headless`` with the load test's locustfile for the given users and time. Prints
 users, submitted tasks/s, launch latency p50/p95/p99, end-to-end latency and failures (a table,
 then one JSON line for machines), and stops everything it started.
 
-    .venv/bin/python loadtest/run_headless.py --users 4 --tasks-per-second 25 \\
+    python -m podfleet.local.loadtest.run_headless --users 4 --tasks-per-second 25 \\
         --run-time 30 --worker-processes 2
 
 Exit code: 0 when the run had no failures, 1 when it had some, 2 when the stack did not start.
@@ -30,8 +30,8 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from podfleet.loadtest import END_TO_END, LAUNCH, LOCUSTFILE
 from podfleet.local.fleet import LocalFleet
+from podfleet.local.loadtest import END_TO_END, LAUNCH, LOCUSTFILE
 
 BIN = Path(sys.executable).parent
 

@@ -3,7 +3,7 @@
 Each locust user is one scheduler: it owns a :class:`podfleet.executor.Executor`, submits
 tasks at ``--tasks-per-second`` and calls ``sync()`` every ``--sync-interval`` seconds. When a
 task's pod is accepted by the API server, and again when the task ends, it fires locust request
-events, each kind under a request type of its own (:mod:`podfleet.loadtest`), so locust's
+events, each kind under a request type of its own (:mod:`podfleet.local.loadtest`), so locust's
 statistics, CSV files and web UI keep them apart:
 
 - ``launch`` / ``pod``: launch latency (submit → pod accepted by the API), from the task's own
@@ -22,10 +22,10 @@ Configuration comes from the usual ``PODFLEET_*`` variables (Redis, database, ku
 signing key). With a SQLite database URL (the default) every user gets a database file of its
 own next to it, so users never contend for SQLite's single writer.
 
-Run it with ``loadtest/run_headless.py`` (starts a simulator, Redis and a worker pool), or by
-hand: ``locust -f "$(python -m podfleet.loadtest)" --headless -u 4 -r 4 -t 30s
---tasks-per-second 20``. Locust monkey-patches the process with gevent; never import this
-module in a test process.
+Run it with ``python -m podfleet.local.loadtest.run_headless`` (starts a simulator, Redis
+and a worker pool), or by hand: ``locust -f "$(python -m podfleet.local.loadtest)" --headless
+-u 4 -r 4 -t 30s --tasks-per-second 20``. Locust monkey-patches the process with gevent;
+never import this module in a test process.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ from typing import Any
 from locust import User, constant_pacing, events, task
 from locust.env import Environment
 
-from podfleet.loadtest import END_TO_END, KINDS, LAUNCH, SUBMIT
+from podfleet.local.loadtest import END_TO_END, KINDS, LAUNCH, SUBMIT
 
-log = logging.getLogger("podfleet.loadtest")
+log = logging.getLogger("podfleet.local.loadtest")
 _user_numbers = itertools.count(1)
 
 
