@@ -26,9 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from podfleet.simulator.cluster.fate import LOG
-from podfleet.simulator.cluster.podlog import ContainerLog
-from podfleet.simulator.errors import (
+from podfleet.simulator.apiserver.errors import (
     FieldError,
     bad_request,
     forbidden,
@@ -36,7 +34,9 @@ from podfleet.simulator.errors import (
     invalid_object,
     not_found,
 )
-from podfleet.simulator.queryparams import query_bool
+from podfleet.simulator.apiserver.queryparams import query_bool
+from podfleet.simulator.cluster.fate import LOG
+from podfleet.simulator.cluster.podlog import ContainerLog
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.store import PODS, Record
 
