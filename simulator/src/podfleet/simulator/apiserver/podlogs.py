@@ -8,7 +8,7 @@ no kubelet to ask), and a container that has not run yet, or has no previous run
 is waiting to start: ContainerCreating``).
 
 What the log holds: in local mode the first container's real stdout and stderr (see
-``cluster/podlog.py``); otherwise a short simulated log written from the pod itself — the
+``../cluster/podlog.py``); otherwise a short simulated log written from the pod itself — the
 command, any lines given in the ``sim.podfleet.io/log`` annotation, and how the container
 ended — so it costs no memory per pod. ``sinceSeconds``, ``sinceTime``, ``tailLines``,
 ``timestamps``, ``limitBytes``, ``previous`` and ``follow`` work on both.
