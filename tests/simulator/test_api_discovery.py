@@ -64,6 +64,30 @@ def test_unknown_group_path_is_a_404_status(raw) -> None:
     assert body["kind"] == "Status"
 
 
+def test_a_write_to_an_unserved_group_is_a_404_naming_the_resource(raw) -> None:
+    code, body = raw.request(
+        "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles", {}
+    )
+
+    assert code == 404
+    assert body["reason"] == "NotFound"
+    assert body["details"] == {"group": "rbac.authorization.k8s.io", "kind": "roles"}
+
+
+def test_an_unserved_core_resource_is_a_404_naming_it_and_the_object(raw) -> None:
+    code, body = raw.request("DELETE", "/api/v1/namespaces/default/widgets/w1")
+
+    assert code == 404
+    assert body["details"] == {"group": "", "kind": "widgets", "name": "w1"}
+
+
+def test_a_subresource_answers_only_its_own_verbs(raw) -> None:
+    code, body = raw.request("GET", "/api/v1/namespaces/default/pods/any/binding")
+
+    assert code == 405
+    assert body["reason"] == "MethodNotAllowed"
+
+
 def test_method_not_allowed_is_a_405_status(raw) -> None:
     code, body = raw.request("POST", "/version", {})
 

@@ -14,8 +14,8 @@ from cluster_support import fast_simulator, pod_body, unique, wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from podfleet.simulator.apiserver.podlogs import simulated_lines
 from podfleet.simulator.cluster.fate import IMAGE_PULL_ERROR, LOG, START_DELAY
-from podfleet.simulator.podlogs import simulated_lines
 from podfleet.simulator.server import RunningSimulator
 
 NS = "default"

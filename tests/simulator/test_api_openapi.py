@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from podfleet.simulator.schema import TYPES, unknown_fields
+from podfleet.simulator.apiserver.schema import TYPES, unknown_fields
 
 
 def run_kubectl(kubectl_bin: str, kubeconfig: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from podfleet.simulator.admin import setup_admin
-from podfleet.simulator.api import build_api_app
+from podfleet.simulator.apiserver.handler import build_api_app
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.eventstore import EventStore
 from podfleet.simulator.faults import FaultInjector

@@ -28,12 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from podfleet.simulator.errors import ApiError, status_response
+from podfleet.simulator.apiserver.errors import ApiError, status_response
 
 if TYPE_CHECKING:
     from aiohttp import web
 
-    from podfleet.simulator.requestinfo import RequestInfo
+    from podfleet.simulator.apiserver.requestinfo import RequestInfo
     from podfleet.simulator.runtime import SimulatorRuntime
     from podfleet.simulator.store import StoreEvent
 

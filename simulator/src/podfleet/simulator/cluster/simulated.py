@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from podfleet.simulator.apiserver.validation import qos_class
 from podfleet.simulator.cluster import status as statuses
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.cluster.events import EventRecorder
@@ -26,7 +27,6 @@ from podfleet.simulator.cluster.state import PodRecord, Stage
 from podfleet.simulator.cluster.termination import FALLBACK_TO_LOGS, MAX_LOG_LINES
 from podfleet.simulator.cluster.timeline import Timeline
 from podfleet.simulator.store import now_rfc3339
-from podfleet.simulator.validation import qos_class
 
 if TYPE_CHECKING:
     from podfleet.simulator.runtime import SimulatorRuntime

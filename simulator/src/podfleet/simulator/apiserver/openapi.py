@@ -4,8 +4,9 @@ kubectl reads them before `create`, `apply` and `replace`: it validates against 
 seeing `fieldValidation` among a PATCH operation's parameters, leaves validation to the
 server), computes `apply`'s strategic merge patches from their `x-kubernetes-patch-*`
 extensions, and `kubectl explain` prints them. Both documents are generated from the
-simulator's own compact type table (`schema.py`) and the resources it serves
-(`resources.py`), so they describe exactly what this server answers.
+simulator's own compact type table (`schema.py`) and the core/v1 kinds it serves (the
+registry, `registry.py`), so they describe exactly what this server answers. Documents are
+cached per registry and version.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ from typing import Any
 
 import orjson
 
-from podfleet.simulator.resources import RESOURCES, SUBRESOURCES, ResourceType
-from podfleet.simulator.schema import KINDS, TYPES, FieldType, definition_name, parse_type
+from podfleet.simulator.apiserver.kind import Kind
+from podfleet.simulator.apiserver.registry import KindRegistry
+from podfleet.simulator.apiserver.schema import KINDS, TYPES, FieldType, definition_name, parse_type
 
 QUANTITY = "io.k8s.apimachinery.pkg.api.resource.Quantity"
 PATCH = "io.k8s.apimachinery.pkg.apis.meta.v1.Patch"
@@ -158,7 +160,7 @@ def _operation(
     return operation
 
 
-def _paths(rtype: ResourceType) -> dict[str, dict[str, Any]]:
+def _paths(rtype: Kind) -> dict[str, dict[str, Any]]:
     """The v3 path items of one resource: collection, item and subresources."""
     kind = rtype.kind
     obj = definition_name(kind)
@@ -186,9 +188,9 @@ def _paths(rtype: ResourceType) -> dict[str, dict[str, Any]]:
             "deletecollection", f"deleteCoreV1Collection{scope}{kind}", kind,
             {"200": status}, body=definition_name("DeleteOptions"), params=_LIST_PARAMS,
         )  # fmt: skip
-    paths[base + rtype.name] = collection
+    paths[base + rtype.resource] = collection
     if rtype.namespaced and "list" in verbs:
-        paths[f"/api/v1/{rtype.name}"] = {
+        paths[f"/api/v1/{rtype.resource}"] = {
             "get": _operation(
                 "list", f"listCoreV1{kind}ForAllNamespaces", kind, {"200": list_def},
                 params=_LIST_PARAMS,
@@ -223,10 +225,10 @@ def _paths(rtype: ResourceType) -> dict[str, dict[str, Any]]:
             )  # fmt: skip
         return entry
 
-    paths[f"{base}{rtype.name}/{{name}}"] = item("", "")
-    for sub in SUBRESOURCES.get(rtype.name, ()):
+    paths[f"{base}{rtype.resource}/{{name}}"] = item("", "")
+    for sub in (subresource.name for subresource in rtype.subresources):
         if sub == "binding":
-            paths[f"{base}{rtype.name}/{{name}}/binding"] = {
+            paths[f"{base}{rtype.resource}/{{name}}/binding"] = {
                 "parameters": [name_param, *path_params, _param("pretty")],
                 "post": _operation(
                     "post", f"createCoreV1{scope}{kind}Binding", "Binding",
@@ -236,7 +238,7 @@ def _paths(rtype: ResourceType) -> dict[str, dict[str, Any]]:
                 ),
             }  # fmt: skip
         elif sub == "status":
-            paths[f"{base}{rtype.name}/{{name}}/status"] = item("/status", "status")
+            paths[f"{base}{rtype.resource}/{{name}}/status"] = item("/status", "status")
     return paths
 
 
@@ -253,9 +255,9 @@ def _with_prefix(value: Any, prefix: str) -> Any:
     return value
 
 
-def _all_paths(prefix: str) -> dict[str, Any]:
+def _all_paths(kinds: KindRegistry, prefix: str) -> dict[str, Any]:
     paths: dict[str, Any] = {}
-    for rtype in RESOURCES.values():
+    for rtype in kinds.in_group_version("", "v1"):
         paths.update(_paths(rtype))
     rewritten: dict[str, Any] = _with_prefix(paths, prefix)
     return rewritten
@@ -270,13 +272,13 @@ def _security() -> dict[str, Any]:
 
 
 @cache
-def v3_group_document(git_version: str) -> bytes:
+def v3_group_document(kinds: KindRegistry, git_version: str) -> bytes:
     """`GET /openapi/v3/api/v1`: the core group's paths and component schemas."""
     prefix = "#/components/schemas/"
     document = {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": git_version},
-        "paths": _all_paths(prefix),
+        "paths": _all_paths(kinds, prefix),
         "components": {"schemas": definitions(prefix), "securitySchemes": _security()},
         "security": [{"BearerToken": []}],
     }
@@ -284,9 +286,9 @@ def v3_group_document(git_version: str) -> bytes:
 
 
 @cache
-def v3_root_document(git_version: str) -> bytes:
+def v3_root_document(kinds: KindRegistry, git_version: str) -> bytes:
     """`GET /openapi/v3`: where each group version's document is, with a content hash."""
-    digest = hashlib.sha512(v3_group_document(git_version)).hexdigest().upper()
+    digest = hashlib.sha512(v3_group_document(kinds, git_version)).hexdigest().upper()
     return orjson.dumps(
         {"paths": {V3_GROUP_PATH: {"serverRelativeURL": f"/openapi/v3/api/v1?hash={digest}"}}}
     )
@@ -318,11 +320,11 @@ def _v2_operation(operation: dict[str, Any]) -> dict[str, Any]:
 
 
 @cache
-def v2_document(git_version: str) -> bytes:
+def v2_document(kinds: KindRegistry, git_version: str) -> bytes:
     """`GET /openapi/v2` (JSON): the same paths and definitions in swagger 2.0 form."""
     prefix = "#/definitions/"
     paths: dict[str, Any] = {}
-    for path, item in _all_paths(prefix).items():
+    for path, item in _all_paths(kinds, prefix).items():
         converted: dict[str, Any] = {}
         for key, value in item.items():
             if key == "parameters":

@@ -27,11 +27,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from podfleet.simulator.errors import status_body
-from podfleet.simulator.metadata import MetadataTarget, partial_object_bytes
-from podfleet.simulator.selectors import Selector
+from podfleet.simulator.apiserver.errors import status_body
+from podfleet.simulator.apiserver.metadata import MetadataTarget, partial_object_bytes
+from podfleet.simulator.apiserver.selectors import Selector
+from podfleet.simulator.apiserver.tables import TablePrinter, table_row
 from podfleet.simulator.store import ExpiredError, ObjectStore, Record, StoreEvent
-from podfleet.simulator.tables import COLUMNS, table_row
 
 _PREFIX = {
     "ADDED": b'{"type":"ADDED","object":',
@@ -60,13 +60,16 @@ class WatchRequest:
     send_initial_events: bool
     bookmark_interval_s: float
     drop_after_s: float | None
-    as_table: bool
+    #: Events carry Tables printed so (`as=Table`), or full objects when None.
+    table: TablePrinter | None
     include_object: str
     #: Events carry PartialObjectMetadata (``metadata.py``) instead of full objects.
     as_metadata: MetadataTarget | None = None
     #: Read while the watch runs (the fault injector's ``watch_drop_seconds``), so a drop
     #: configured while a watch is open cuts it too once it is that old; else ``drop_after_s``.
     drop_after: Callable[[], float | None] | None = None
+    #: The kind's apiVersion, as bookmarks carry it.
+    api_version: str = "v1"
 
 
 def _with_rv(raw: bytes, rv: int) -> bytes:
@@ -83,20 +86,22 @@ class _Stream:
         self.spec = spec
 
     async def send(self, event_type: str, raw: bytes) -> None:
-        if self.spec.as_table and event_type in ("ADDED", "MODIFIED", "DELETED"):
+        if self.spec.table is not None and event_type in ("ADDED", "MODIFIED", "DELETED"):
             raw = self._as_table(raw)
         elif self.spec.as_metadata is not None and event_type != "ERROR":
             raw = partial_object_bytes(raw, self.spec.as_metadata)
         await self.response.write(_PREFIX[event_type] + raw + _SUFFIX)
 
     def _as_table(self, raw: bytes) -> bytes:
+        printer = self.spec.table
+        assert printer is not None
         obj = orjson.loads(raw)
         body: dict[str, Any] = {
             "kind": "Table",
             "apiVersion": "meta.k8s.io/v1",
             "metadata": {"resourceVersion": obj["metadata"].get("resourceVersion", "")},
-            "columnDefinitions": COLUMNS.get(self.spec.resource, []),
-            "rows": [table_row(self.spec.resource, obj, self.spec.include_object, time.time())],
+            "columnDefinitions": list(printer.columns),
+            "rows": [table_row(printer, obj, self.spec.include_object, time.time())],
         }
         return orjson.dumps(body)
 
@@ -104,7 +109,7 @@ class _Stream:
         metadata: dict[str, Any] = {"resourceVersion": str(rv)}
         if initial_events_end:
             metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
-        obj = {"kind": self.spec.kind, "apiVersion": "v1", "metadata": metadata}
+        obj = {"kind": self.spec.kind, "apiVersion": self.spec.api_version, "metadata": metadata}
         await self.send("BOOKMARK", orjson.dumps(obj))
 
     async def expired(self, exc: ExpiredError) -> None:

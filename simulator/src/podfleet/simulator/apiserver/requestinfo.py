@@ -15,10 +15,14 @@ class RequestInfo:
 
     #: get, list, watch, create, update, patch, delete, deletecollection ("" for non-resource).
     verb: str
-    #: pods, nodes, namespaces, events; "" for non-resource paths (/version, /api, ...).
+    #: The plural resource named by the path (served or not); "" for non-resource paths
+    #: (/version, /api, /apis/{group}, ...).
     resource: str
     subresource: str
     namespace: str
     name: str
     path: str
     method: str
+    #: The API group ("" = core, also for non-resource paths) and version of the path.
+    api_group: str = ""
+    api_version: str = ""

@@ -204,6 +204,14 @@ def page_not_found() -> ApiError:
     return ApiError(404, "NotFound", "the server could not find the requested resource", {})
 
 
+def resource_not_found(group: str, resource: str, name: str) -> ApiError:
+    """A path naming a resource this server does not serve; the details say which."""
+    details = {"group": group, "kind": resource}
+    if name:
+        details["name"] = name
+    return ApiError(404, "NotFound", "the server could not find the requested resource", details)
+
+
 def too_large(limit: int) -> ApiError:
     return ApiError(413, "RequestEntityTooLarge", f"Request entity too large: limit is {limit}")
 

@@ -8,7 +8,7 @@ no kubelet to ask), and a container that has not run yet, or has no previous run
 is waiting to start: ContainerCreating``).
 
 What the log holds: in local mode the first container's real stdout and stderr (see
-``cluster/podlog.py``); otherwise a short simulated log written from the pod itself — the
+``../cluster/podlog.py``); otherwise a short simulated log written from the pod itself — the
 command, any lines given in the ``sim.podfleet.io/log`` annotation, and how the container
 ended — so it costs no memory per pod. ``sinceSeconds``, ``sinceTime``, ``tailLines``,
 ``timestamps``, ``limitBytes``, ``previous`` and ``follow`` work on both.
@@ -26,9 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
-from podfleet.simulator.cluster.fate import LOG
-from podfleet.simulator.cluster.podlog import ContainerLog
-from podfleet.simulator.errors import (
+from podfleet.simulator.apiserver.errors import (
     FieldError,
     bad_request,
     forbidden,
@@ -36,7 +34,9 @@ from podfleet.simulator.errors import (
     invalid_object,
     not_found,
 )
-from podfleet.simulator.queryparams import query_bool
+from podfleet.simulator.apiserver.queryparams import query_bool
+from podfleet.simulator.cluster.fate import LOG
+from podfleet.simulator.cluster.podlog import ContainerLog
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.store import PODS, Record
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from podfleet.simulator.errors import ApiError
+from podfleet.simulator.apiserver.errors import ApiError
 
 GROUP = "meta.k8s.io"
 VERSIONS = ("v1", "v1beta1")

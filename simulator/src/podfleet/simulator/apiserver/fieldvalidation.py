@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from podfleet.simulator.errors import bad_request
-from podfleet.simulator.schema import TYPES, unknown_fields
+from podfleet.simulator.apiserver.errors import bad_request
+from podfleet.simulator.apiserver.schema import TYPES, unknown_fields
 
 STRICT = "Strict"
 WARN = "Warn"

@@ -1,8 +1,9 @@
 """Label and field selectors, parsed and matched as the API server does.
 
 Label selectors: `k=v`, `k==v`, `k!=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`, `k>1`, `k<1`,
-joined by commas. Field selectors: `field=v`, `field==v`, `field!=v` on the fields each resource
-supports. A bad selector raises `ApiError` 400 BadRequest with the real server's wording.
+joined by commas. Field selectors: `field=v`, `field==v`, `field!=v` on the fields each kind
+declares (`Kind.field_selectors`). A bad selector raises `ApiError` 400 BadRequest with the
+real server's wording.
 """
 
 from __future__ import annotations
@@ -11,16 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from podfleet.kube.rules import label_key_errors, label_value_errors
-from podfleet.simulator.errors import ApiError, bad_request
-from podfleet.simulator.store import EVENT_FIELDS, EVENTS, NAMESPACES, NODES, PODS, Record
-
-FIELDS: dict[str, frozenset[str]] = {
-    PODS: frozenset({"metadata.name", "metadata.namespace", "status.phase", "spec.nodeName"}),
-    NODES: frozenset({"metadata.name"}),
-    NAMESPACES: frozenset({"metadata.name", "status.phase"}),
-    # The API server's event field set (pkg/registry/core/event/strategy.go).
-    EVENTS: frozenset(EVENT_FIELDS),
-}
+from podfleet.simulator.apiserver.errors import ApiError, bad_request
+from podfleet.simulator.store import Record
 
 _SPECIAL = " \t\n\r,=!()<>"
 
@@ -188,11 +181,10 @@ class FieldRequirement:
     value: str
 
 
-def parse_field_selector(text: str | None, resource: str) -> list[FieldRequirement]:
-    """Requirements of a field selector for `resource`; [] when empty."""
+def parse_field_selector(text: str | None, supported: frozenset[str]) -> list[FieldRequirement]:
+    """Requirements of a field selector on the `supported` fields; [] when empty."""
     if not text or not text.strip():
         return []
-    supported = FIELDS.get(resource)
     requirements: list[FieldRequirement] = []
     for term in text.split(","):
         term = term.strip()
@@ -206,7 +198,7 @@ def parse_field_selector(text: str | None, resource: str) -> list[FieldRequireme
         else:
             raise bad_request(f"invalid selector: '{text}'; can't understand '{term}'")
         field = field.strip()
-        if supported is not None and field not in supported:
+        if field not in supported:
             raise bad_request(f"field label not supported: {field}")
         requirements.append(FieldRequirement(field, equal, value.strip()))
     return requirements
@@ -247,9 +239,9 @@ class Selector:
 
 
 def parse_selector(
-    label_selector: str | None, field_selector: str | None, resource: str
+    label_selector: str | None, field_selector: str | None, supported: frozenset[str]
 ) -> Selector:
     return Selector(
         tuple(parse_label_selector(label_selector)),
-        tuple(parse_field_selector(field_selector, resource)),
+        tuple(parse_field_selector(field_selector, supported)),
     )

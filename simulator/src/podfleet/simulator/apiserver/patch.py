@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from podfleet.simulator.errors import ApiError, bad_request
+from podfleet.simulator.apiserver.errors import ApiError, bad_request
 
 MERGE = "application/merge-patch+json"
 STRATEGIC = "application/strategic-merge-patch+json"

@@ -17,8 +17,8 @@ import yaml
 
 from podfleet.kube import rules
 from podfleet.kube.rules import dns1123_label_errors, dns1123_subdomain_errors
-from podfleet.simulator import protobuf
-from podfleet.simulator.errors import (
+from podfleet.simulator.apiserver import protobuf
+from podfleet.simulator.apiserver.errors import (
     FieldError,
     bad_request,
     duplicate,
