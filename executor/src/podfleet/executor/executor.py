@@ -140,6 +140,7 @@ class Executor:
         # Every series at 0 from the start, so rate() sees the first of each kind
         TASKS_SUBMITTED.labels(**self._labels)
         preinitialise(EVENTS_APPLIED, result=[*(o.value for o in Outcome), "malformed"])
+        preinitialise(TASK_END_TO_END, state=[s for s in TaskState if s.is_terminal])
         self._registration = Registration(self.settings, self._sessions, clock)
         self._streams = EventStreams(self.redis, self.keys, self.executor_id, self._sessions,
                                      clock)
