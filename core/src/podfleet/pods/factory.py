@@ -141,7 +141,3 @@ class PodFactory:
                                            task_environment(request, name), _env_name)
         return pod
 
-
-def base_container_name(pod: dict[str, Any]) -> str:
-    """The name of the task's container (the first) in a pod built here."""
-    return str(pod["spec"]["containers"][0].get("name") or BASE_CONTAINER_NAME)
