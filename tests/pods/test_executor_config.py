@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -9,6 +10,7 @@ import pytest
 from kubernetes.client import models as k8s
 
 from podfleet.pods import InvalidExecutorConfig, task_namespace, validate_executor_config
+from podfleet.pods.config import EXECUTOR_CONFIG_FIELDS, executor_config_markdown
 
 
 @pytest.mark.parametrize("config", [None, {}])
@@ -115,3 +117,17 @@ def test_invalid_configs_are_refused_naming_the_field(config: Any, message: str)
 def test_a_task_runs_in_its_own_namespace_or_the_default(config: dict[str, Any],
                                                          namespace: str) -> None:
     assert task_namespace(validate_executor_config(config), "default-ns") == namespace
+
+
+def test_executor_config_doc_lists_every_field() -> None:
+    doc = Path(__file__).parents[2] / "docs" / "executor-config.md"
+    assert doc.read_text() == executor_config_markdown(), (
+        "docs/executor-config.md is stale: "
+        "python -m podfleet.pods > docs/executor-config.md")
+
+
+def test_every_field_applied_in_the_pod_is_applied_by_the_launcher() -> None:
+    # Fields without a layer-3 applier take effect elsewhere: the namespace as the request's,
+    # the override merged last
+    assert {f.name for f in EXECUTOR_CONFIG_FIELDS if f.apply is None} == {
+        "pod_override", "namespace"}

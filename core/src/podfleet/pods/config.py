@@ -1,17 +1,25 @@
-"""Validation of a task's ``executor_config``, at submit, before anything is queued.
+"""A task's ``executor_config``: its fields, each checked at submit and applied at launch.
 
 Airflow users pass ``executor_config={"pod_override": V1Pod(...)}``; podfleet accepts that, a
 plain dict in the API's JSON form in its place, and a few per-task fields of its own (image,
 resources, env, …). Everything is checked against Kubernetes' own rules here, so a bad config
 fails the submit with a message naming the field rather than a pod create with a 422 later,
 and the result is normalised to plain JSON (models converted once) that travels in the launch
-message and is stored in the DB as is.
+message and is stored in the DB as is. The launcher applies the same fields to the pod
+(:func:`apply_task_fields`, layer 3 of :mod:`podfleet.pods.factory`).
+
+Each field is one row of :data:`EXECUTOR_CONFIG_FIELDS`: what it accepts, how it is checked,
+what it changes in the pod; ``docs/executor-config.md`` is generated from it
+(``python -m podfleet.pods``).
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from dataclasses import field as dc_field
+from typing import Any, cast
 
 import orjson
 
@@ -23,6 +31,7 @@ from podfleet.kube.rules import (
     label_value_errors,
     parse_quantity,
 )
+from podfleet.pods.merge import merge_container, merge_keyed
 
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 # Kubernetes' limit on the total size of a pod's annotations.
@@ -273,28 +282,194 @@ def _pod_override(value: Any) -> dict[str, Any]:
     return pod
 
 
-# field -> normaliser; the order is the order of the normalised dict.
-_FIELDS: dict[str, Callable[[str, Any], Any]] = {
-    "pod_override": lambda f, v: _pod_override(v),
-    "namespace": lambda f, v: _checked_name(f, v, dns1123_label_errors),
-    "image": lambda f, v: _image(f, v),
-    "image_pull_policy": lambda f, v: _pull_policy(f, v),
-    "resources": _resources,
-    "node_selector": lambda f, v: _string_map(f, v, key_check=label_key_errors,
-                                              value_check=label_value_errors),
-    "affinity": _object,
-    "tolerations": _list_of_objects,
-    "labels": lambda f, v: _string_map(f, v, key_check=label_key_errors,
-                                       value_check=label_value_errors),
-    "annotations": lambda f, v: _annotations(f, v),
-    "env": _env,
-    "volumes": lambda f, v: _volumes(f, v),
-    "volume_mounts": lambda f, v: _mounts(f, v),
-    "service_account_name": lambda f, v: _checked_name(f, v, dns1123_subdomain_errors),
-    "security_context": _object,
-    "container_security_context": _object,
-    "secrets": _secrets,
-}
+@dataclass
+class TaskLayer:
+    """Layer 3 of a pod being built: the pod, and the env vars, volumes and mounts the task's
+    fields add (merged into the pod once, after every field, so each is merged by name)."""
+
+    pod: dict[str, Any]
+    env: list[dict[str, Any]] = dc_field(default_factory=list)
+    env_from: list[dict[str, Any]] = dc_field(default_factory=list)
+    volumes: list[dict[str, Any]] = dc_field(default_factory=list)
+    mounts: list[dict[str, Any]] = dc_field(default_factory=list)
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self.pod.setdefault("metadata", {}))
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        return cast(dict[str, Any], self.pod.setdefault("spec", {}))
+
+    @property
+    def task(self) -> dict[str, Any]:
+        """The task's container: the first."""
+        return cast(dict[str, Any], self.spec["containers"][0])
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    """One field of ``executor_config``: the one place that says what it accepts, checks and
+    normalises it (at submit), and applies it to the pod (in the launcher)."""
+
+    name: str
+    accepts: str  # for the docs: what a user may pass
+    applied: str  # for the docs: what it changes in the pod
+    normalise: Callable[[str, Any], Any]
+    # None: not applied in layer 3 (``applied`` says where it takes effect).
+    apply: Callable[[TaskLayer, Any], None] | None
+
+
+def _set_in_container(key: str) -> Callable[[TaskLayer, Any], None]:
+    def apply(layer: TaskLayer, value: Any) -> None:
+        layer.task[key] = value
+    return apply
+
+
+def _set_in_spec(key: str) -> Callable[[TaskLayer, Any], None]:
+    def apply(layer: TaskLayer, value: Any) -> None:
+        layer.spec[key] = value
+    return apply
+
+
+def _merge_map(where: Callable[[TaskLayer], dict[str, Any]],
+               key: str) -> Callable[[TaskLayer, Any], None]:
+    def apply(layer: TaskLayer, value: Any) -> None:
+        target = where(layer)
+        target[key] = {**(target.get(key) or {}), **value}
+    return apply
+
+
+def _apply_resources(layer: TaskLayer, value: dict[str, dict[str, str]]) -> None:
+    resources = dict(layer.task.get("resources") or {})
+    for section, values in value.items():
+        resources[section] = {**(resources.get(section) or {}), **values}
+    layer.task["resources"] = resources
+
+
+def _apply_tolerations(layer: TaskLayer, value: list[dict[str, Any]]) -> None:
+    existing = list(layer.spec.get("tolerations") or [])
+    layer.spec["tolerations"] = existing + [t for t in value if t not in existing]
+
+
+def _apply_secrets(layer: TaskLayer, value: list[dict[str, str]]) -> None:
+    """Env secrets become env vars (one key) or envFrom (every key); volume secrets a
+    volume named after the secret and path, mounted read-only."""
+    for secret in value:
+        name = secret["secret"]
+        if secret["deploy_type"] == "env":
+            if "key" in secret:
+                layer.env.append({"name": secret["deploy_target"], "valueFrom": {
+                    "secretKeyRef": {"name": name, "key": secret["key"]}}})
+            else:
+                layer.env_from.append({"secretRef": {"name": name}})
+            continue
+        path = secret["deploy_target"]
+        digest = hashlib.blake2b(f"{name}\0{path}".encode(), digest_size=6).hexdigest()
+        volume_name = f"secret-{digest}"
+        source: dict[str, Any] = {"secretName": name}
+        if "key" in secret:
+            source["items"] = [{"key": secret["key"], "path": secret["key"]}]
+        layer.volumes.append({"name": volume_name, "secret": source})
+        layer.mounts.append({"name": volume_name, "mountPath": path, "readOnly": True})
+
+
+def _label_map(field: str, value: Any) -> dict[str, str]:
+    return _string_map(field, value, key_check=label_key_errors, value_check=label_value_errors)
+
+
+def _meta(layer: TaskLayer) -> dict[str, Any]:
+    return layer.meta
+
+
+def _spec(layer: TaskLayer) -> dict[str, Any]:
+    return layer.spec
+
+
+#: Every ``executor_config`` field; the order is the order of the normalised dict and the
+#: order the fields are applied in.
+EXECUTOR_CONFIG_FIELDS: tuple[ConfigField, ...] = (
+    ConfigField(
+        "pod_override",
+        "a `V1Pod`, or a dict in the API's JSON form (`apiVersion`, `kind`, `metadata`, "
+        "`spec`); its labels, annotations, namespace, containers' names, resources and env, "
+        "and volume names are checked by Kubernetes' rules",
+        "merged over the pod after every other field, as Airflow merges: containers by name "
+        "(the first is the task's), env vars, volumes and mounts by name",
+        lambda f, v: _pod_override(v), None),
+    ConfigField(
+        "namespace", "a namespace name (DNS-1123 label) that the watcher watches "
+        "(`PODFLEET_WATCH_NAMESPACES`)",
+        "the pod's namespace instead of `PODFLEET_NAMESPACE` (so does "
+        "`pod_override.metadata.namespace`; the two must agree)",
+        lambda f, v: _checked_name(f, v, dns1123_label_errors), None),
+    ConfigField(
+        "image", "an image reference, without whitespace",
+        "the task container's `image`", lambda f, v: _image(f, v),
+        _set_in_container("image")),
+    ConfigField(
+        "image_pull_policy", f"one of {', '.join(PULL_POLICIES)}",
+        "the task container's `imagePullPolicy`", lambda f, v: _pull_policy(f, v),
+        _set_in_container("imagePullPolicy")),
+    ConfigField(
+        "resources", "`requests` and `limits` objects of quantities (cpu, memory, "
+        "ephemeral-storage, hugepages-*, prefixed names such as nvidia.com/gpu), or "
+        "Airflow's shorthands (" + ", ".join(f"`{k}`" for k in _RESOURCE_SHORTHANDS)
+        + "); a request may not exceed its limit",
+        "merged into the task container's `resources`, resource by resource",
+        _resources, _apply_resources),
+    ConfigField(
+        "node_selector", "an object of label keys to label values",
+        "merged into the pod's `nodeSelector`", _label_map, _merge_map(_spec, "nodeSelector")),
+    ConfigField(
+        "affinity", "an `Affinity` object (model or JSON)", "the pod's `affinity`",
+        _object, _set_in_spec("affinity")),
+    ConfigField(
+        "tolerations", "a list of `Toleration` objects",
+        "added to the pod's `tolerations` (those already there are not repeated)",
+        _list_of_objects, _apply_tolerations),
+    ConfigField(
+        "labels", "an object of label keys to label values",
+        "merged into the pod's labels (podfleet's own `podfleet.io/*` labels win)",
+        _label_map, _merge_map(_meta, "labels")),
+    ConfigField(
+        "annotations", f"an object of annotation keys to strings, at most "
+        f"{ANNOTATIONS_MAX_BYTES // 1024} KiB in all",
+        "merged into the pod's annotations (podfleet's own win)",
+        lambda f, v: _annotations(f, v), _merge_map(_meta, "annotations")),
+    ConfigField(
+        "env", "`{\"NAME\": \"value\"}`, or a list of `EnvVar` objects; names unique",
+        "merged into the task container's `env` by name",
+        _env, lambda layer, v: layer.env.extend(v)),
+    ConfigField(
+        "volumes", "a list of `Volume` objects with unique DNS-1123 names",
+        "merged into the pod's `volumes` by name",
+        lambda f, v: _volumes(f, v), lambda layer, v: layer.volumes.extend(v)),
+    ConfigField(
+        "volume_mounts", "a list of `VolumeMount` objects (`mountPath` absolute and unique; "
+        "the client's `mount_path`, `read_only`, `sub_path` are accepted too)",
+        "merged into the task container's `volumeMounts` by path",
+        lambda f, v: _mounts(f, v), lambda layer, v: layer.mounts.extend(v)),
+    ConfigField(
+        "service_account_name", "a service account name (DNS-1123 subdomain)",
+        "the pod's `serviceAccountName`",
+        lambda f, v: _checked_name(f, v, dns1123_subdomain_errors),
+        _set_in_spec("serviceAccountName")),
+    ConfigField(
+        "security_context", "a `PodSecurityContext` object", "the pod's `securityContext`",
+        _object, _set_in_spec("securityContext")),
+    ConfigField(
+        "container_security_context", "a `SecurityContext` object",
+        "the task container's `securityContext`", _object,
+        _set_in_container("securityContext")),
+    ConfigField(
+        "secrets", "a list of Airflow `Secret`s (or dicts with `deploy_type` `env` or "
+        "`volume`, `secret`, `deploy_target`, `key`)",
+        "`env` with a key: an env var from that key; `env` without: `envFrom` the whole "
+        "secret; `volume`: a volume of the secret mounted read-only at `deploy_target`",
+        _secrets, _apply_secrets),
+)
+_FIELDS = {f.name: f for f in EXECUTOR_CONFIG_FIELDS}
 KNOWN_FIELDS = tuple(_FIELDS)
 
 
@@ -379,11 +554,11 @@ def validate_executor_config(config: Any) -> dict[str, Any]:
             f"executor_config has unknown key(s) {', '.join(map(repr, unknown))}; "
             f"known: {', '.join(KNOWN_FIELDS)}")
     result: dict[str, Any] = {}
-    for name, normalise in _FIELDS.items():
-        value = config.get(name)
+    for field in EXECUTOR_CONFIG_FIELDS:
+        value = config.get(field.name)
         if value is None:
             continue
-        result[name] = normalise(name, value)
+        result[field.name] = field.normalise(field.name, value)
     override_ns = ((result.get("pod_override") or {}).get("metadata") or {}).get("namespace")
     if override_ns and result.get("namespace") not in (None, override_ns):
         raise InvalidExecutorConfig(
@@ -397,3 +572,49 @@ def task_namespace(config: Mapping[str, Any], default: str) -> str:
     ``namespace`` or ``pod_override.metadata.namespace``), else ``default``."""
     override = (config.get("pod_override") or {}).get("metadata") or {}
     return str(config.get("namespace") or override.get("namespace") or default)
+
+
+def apply_task_fields(pod: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """Layer 3: the per-task fields of a normalised executor_config, onto ``pod`` in place."""
+    layer = TaskLayer(pod)
+    for field in EXECUTOR_CONFIG_FIELDS:
+        if field.apply is not None and field.name in config:
+            field.apply(layer, config[field.name])
+    if layer.env or layer.env_from or layer.mounts:
+        layer.spec["containers"][0] = merge_container(layer.task, {
+            "env": layer.env or None, "envFrom": layer.env_from or None,
+            "volumeMounts": layer.mounts or None})
+    if layer.volumes:
+        layer.spec["volumes"] = merge_keyed(layer.spec.get("volumes"), layer.volumes,
+                                            _item_name)
+    return pod
+
+
+def _item_name(item: dict[str, Any]) -> Any:
+    return item.get("name")
+
+
+def executor_config_markdown() -> str:
+    """docs/executor-config.md, generated from :data:`EXECUTOR_CONFIG_FIELDS`."""
+    lines = [
+        "# `executor_config` fields",
+        "",
+        "<!-- Generated from podfleet.pods.config.EXECUTOR_CONFIG_FIELDS: "
+        "python -m podfleet.pods > docs/executor-config.md -->",
+        "",
+        "A task's `executor_config` is a dict of these fields (None or `{}`: no per-task "
+        "changes). Each is checked at submit, so a bad value fails the submit with a message "
+        "naming the field, and applied by the launcher onto the pod built from the pod "
+        "template file (`PODFLEET_POD_TEMPLATE_FILE`) and podfleet's defaults, in this "
+        "order; `pod_override` goes on last. podfleet's identity (the pod's name, namespace, "
+        "`podfleet.io/*` labels and annotations, `restartPolicy: Never`, the `PODFLEET_*` "
+        "variables) is set after all of them. Any other key is refused, as is Airflow's "
+        "legacy `{\"KubernetesExecutor\": {...}}` form. Models from the official "
+        "`kubernetes` client are accepted wherever an object is, and converted to the API's "
+        "JSON form. Under Airflow, `pod_template_file` is accepted too (docs/airflow.md).",
+        "",
+        "| field | accepts | applied to the pod |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| `{f.name}` | {f.accepts} | {f.applied} |" for f in EXECUTOR_CONFIG_FIELDS]
+    return "\n".join(lines) + "\n"

@@ -19,7 +19,6 @@ one costs tens of microseconds, not the milliseconds of model objects.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +27,8 @@ import yaml
 
 from podfleet.contracts.messages import LaunchRequest
 from podfleet.contracts.naming import pod_name, task_annotations, task_labels
-from podfleet.pods.config import InvalidExecutorConfig
-from podfleet.pods.merge import (
-    BASE_CONTAINER_NAME,
-    merge_container,
-    merge_keyed,
-    reconcile_pods,
-)
+from podfleet.pods.config import InvalidExecutorConfig, apply_task_fields
+from podfleet.pods.merge import BASE_CONTAINER_NAME, merge_keyed, reconcile_pods
 from podfleet.settings import Settings, SettingsError
 
 _EMPTY_POD: dict[str, Any] = {
@@ -97,79 +91,6 @@ def _env_name(item: dict[str, Any]) -> Any:
     return item.get("name")
 
 
-def _secret_layer(secrets: list[dict[str, str]]) -> tuple[
-        list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    """(env, envFrom, volumes, mounts) for Airflow-style secrets."""
-    env: list[dict[str, Any]] = []
-    env_from: list[dict[str, Any]] = []
-    volumes: list[dict[str, Any]] = []
-    mounts: list[dict[str, Any]] = []
-    for secret in secrets:
-        name = secret["secret"]
-        if secret["deploy_type"] == "env":
-            if "key" in secret:
-                env.append({"name": secret["deploy_target"], "valueFrom": {
-                    "secretKeyRef": {"name": name, "key": secret["key"]}}})
-            else:
-                env_from.append({"secretRef": {"name": name}})
-            continue
-        path = secret["deploy_target"]
-        digest = hashlib.blake2b(f"{name}\0{path}".encode(), digest_size=6).hexdigest()
-        volume_name = f"secret-{digest}"
-        source: dict[str, Any] = {"secretName": name}
-        if "key" in secret:
-            source["items"] = [{"key": secret["key"], "path": secret["key"]}]
-        volumes.append({"name": volume_name, "secret": source})
-        mounts.append({"name": volume_name, "mountPath": path, "readOnly": True})
-    return env, env_from, volumes, mounts
-
-
-def apply_task_fields(pod: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
-    """Layer 3: the per-task fields of a normalised executor_config, onto ``pod`` in place."""
-    meta = pod.setdefault("metadata", {})
-    spec = pod.setdefault("spec", {})
-    task = spec["containers"][0]
-    if "image" in config:
-        task["image"] = config["image"]
-    if "image_pull_policy" in config:
-        task["imagePullPolicy"] = config["image_pull_policy"]
-    if "resources" in config:
-        resources = dict(task.get("resources") or {})
-        for section, values in config["resources"].items():
-            resources[section] = {**(resources.get(section) or {}), **values}
-        task["resources"] = resources
-    if "container_security_context" in config:
-        task["securityContext"] = config["container_security_context"]
-    if "labels" in config:
-        meta["labels"] = {**(meta.get("labels") or {}), **config["labels"]}
-    if "annotations" in config:
-        meta["annotations"] = {**(meta.get("annotations") or {}), **config["annotations"]}
-    if "node_selector" in config:
-        spec["nodeSelector"] = {**(spec.get("nodeSelector") or {}), **config["node_selector"]}
-    if "affinity" in config:
-        spec["affinity"] = config["affinity"]
-    if "tolerations" in config:
-        existing = list(spec.get("tolerations") or [])
-        spec["tolerations"] = existing + [t for t in config["tolerations"] if t not in existing]
-    if "service_account_name" in config:
-        spec["serviceAccountName"] = config["service_account_name"]
-    if "security_context" in config:
-        spec["securityContext"] = config["security_context"]
-    env = config.get("env") or []
-    volumes = config.get("volumes") or []
-    mounts = config.get("volume_mounts") or []
-    env_from: list[dict[str, Any]] = []
-    if "secrets" in config:
-        s_env, env_from, s_volumes, s_mounts = _secret_layer(config["secrets"])
-        env, volumes, mounts = [*env, *s_env], [*volumes, *s_volumes], [*mounts, *s_mounts]
-    if env or env_from or mounts:
-        spec["containers"][0] = merge_container(task, {
-            "env": env or None, "envFrom": env_from or None, "volumeMounts": mounts or None})
-    if volumes:
-        spec["volumes"] = merge_keyed(spec.get("volumes"), volumes, _env_name)
-    return pod
-
-
 class PodFactory:
     """Builds pods for launch requests; one per process, safe to share between threads."""
 
@@ -220,7 +141,3 @@ class PodFactory:
                                            task_environment(request, name), _env_name)
         return pod
 
-
-def base_container_name(pod: dict[str, Any]) -> str:
-    """The name of the task's container (the first) in a pod built here."""
-    return str(pod["spec"]["containers"][0].get("name") or BASE_CONTAINER_NAME)

@@ -61,7 +61,7 @@ from podfleet.executor.logs import TaskLog, TaskLogs
 from podfleet.executor.pods import ExecutorPods
 from podfleet.executor.reconcile import Reconciler
 from podfleet.executor.registry import ExecutorFenced, ExecutorIdInUse, Registration
-from podfleet.executor.rows import insert_rows, new_row
+from podfleet.executor.rows import NewTaskRow, insert_rows
 from podfleet.executor.slots import (
     ActiveTry,
     QueuedTask,
@@ -140,6 +140,7 @@ class Executor:
         # Every series at 0 from the start, so rate() sees the first of each kind
         TASKS_SUBMITTED.labels(**self._labels)
         preinitialise(EVENTS_APPLIED, result=[*(o.value for o in Outcome), "malformed"])
+        preinitialise(TASK_END_TO_END, state=[s for s in TaskState if s.is_terminal])
         self._registration = Registration(self.settings, self._sessions, clock)
         self._streams = EventStreams(self.redis, self.keys, self.executor_id, self._sessions,
                                      clock)
@@ -232,7 +233,7 @@ class Executor:
             watched_namespaces=self.settings.kubernetes.watch_namespaces)
         self._register()
         now = self._clock()
-        rows = [new_row(task, now, self.executor_id) for task in tasks]
+        rows = [NewTaskRow.queued(task, now, self.executor_id) for task in tasks]
         insert_rows(self._sessions, rows, copy_supported=self._copy_supported)
         TASKS_SUBMITTED.labels(**self._labels).inc(len(rows))
         counts = self.slot_counts() if self.parallelism else None
@@ -244,9 +245,9 @@ class Executor:
                 0, self.parallelism - counts.occupied)
             # Slots for some only: the highest priorities take them (stable: then oldest).
             chosen = rows if room >= len(rows) else sorted(
-                rows, key=lambda row: -row["priority"])[:room]
-            self._launches.send([self._launches.request_from_row(row) for row in chosen])
-        return [str(row["launch_id"]) for row in rows]
+                rows, key=lambda row: -row.priority)[:room]
+            self._launches.send([self._launches.request_for(row) for row in chosen])
+        return [row.launch_id for row in rows]
 
     # --- views (derived from the DB) --------------------------------------------------------
 

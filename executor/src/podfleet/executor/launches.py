@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 import sqlalchemy as sa
@@ -20,13 +20,14 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.orm import Session, sessionmaker
 
 from podfleet.broker import enqueue_envelopes
+from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.messages import LaunchBatch, LaunchRequest
 from podfleet.contracts.queues import route_for
 from podfleet.contracts.signing import MessageSigner
 from podfleet.contracts.states import TaskState
 from podfleet.executor.db import TaskInstance
 from podfleet.executor.registry import Registration
-from podfleet.executor.rows import IN_CHUNK, TASKS, chunks, row_key
+from podfleet.executor.rows import IN_CHUNK, TASKS, chunks
 from podfleet.executor.slots import SlotCounts, count_slots
 from podfleet.pods import task_namespace
 from podfleet.settings import Settings
@@ -34,9 +35,28 @@ from podfleet.settings import Settings
 log = logging.getLogger("podfleet.executor")
 
 MAX_LAUNCHES_PER_SYNC = 10_000
-_REQUEST_COLUMNS = ("dag_id", "task_id", "run_id", "map_index", "try_number", "launch_id",
-                    "command", "queued_at", "queue", "executor_config", "deadline",
-                    "priority")
+
+
+class LaunchableTask(Protocol):
+    """What a launch request is made of: a row just submitted (:class:`NewTaskRow`) or one
+    read back waiting (a :class:`TaskInstance`)."""
+
+    @property
+    def key(self) -> TaskKey: ...
+    @property
+    def launch_id(self) -> str: ...
+    @property
+    def command(self) -> list[str]: ...
+    @property
+    def queue(self) -> str | None: ...
+    @property
+    def queued_at(self) -> float: ...
+    @property
+    def executor_config(self) -> dict[str, Any]: ...
+    @property
+    def deadline(self) -> float | None: ...
+    @property
+    def priority(self) -> int: ...
 
 
 class LaunchSender:
@@ -54,16 +74,15 @@ class LaunchSender:
         self._signer = signer
         self._clock = clock
 
-    def request_from_row(self, row: dict[str, Any]) -> LaunchRequest:
+    def request_for(self, task: LaunchableTask) -> LaunchRequest:
+        """The launch request of a QUEUED task, owned by this executor."""
+        config = task.executor_config or {}
         return LaunchRequest(
-            key=row_key(row), launch_id=row["launch_id"], command=tuple(row["command"]),
+            key=task.key, launch_id=task.launch_id, command=tuple(task.command),
             executor_id=self.executor_id,
-            namespace=task_namespace(row["executor_config"] or {},
-                                     self.settings.kubernetes.namespace),
-            queued_at=row["queued_at"], queue=row["queue"],
-            executor_config=row["executor_config"] or {},
-            deadline=row["deadline"] or self.default_deadline(),
-            priority=row.get("priority") or 0)
+            namespace=task_namespace(config, self.settings.kubernetes.namespace),
+            queued_at=task.queued_at, queue=task.queue, executor_config=config,
+            deadline=task.deadline or self.default_deadline(), priority=task.priority or 0)
 
     def default_deadline(self) -> float | None:
         """Every launch gets a deadline, so a message redelivered or replayed long after can
@@ -135,6 +154,5 @@ class LaunchSender:
                        TaskInstance.enqueued_at.is_(None))
                 .order_by(TaskInstance.priority.desc(), TaskInstance.queued_at,
                           TaskInstance.id).limit(limit)))
-        requests = [self.request_from_row({c: getattr(row, c) for c in _REQUEST_COLUMNS})
-                    for row in rows]
+        requests = [self.request_for(row) for row in rows]
         return len(requests) if self.send(requests) else 0

@@ -9,6 +9,7 @@ Kept apart from the executor so that the SQL of each dialect lives in one place.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
@@ -32,23 +33,64 @@ class LostRace(Exception):
     them between the batch's SELECT and its UPDATE."""
 
 
-def new_row(task: ValidTask, now: float, executor_id: str) -> dict[str, Any]:
-    """The QUEUED row of a freshly submitted task try, owned by ``executor_id``."""
-    key = task.key
-    return {
-        "dag_id": key.dag_id, "task_id": key.task_id, "run_id": key.run_id,
-        "map_index": key.map_index, "try_number": key.try_number,
-        "state": TaskState.QUEUED.value, "queue": task.queue, "priority": task.priority,
-        "command": task.command,
-        "executor_config": task.executor_config, "executor_id": executor_id,
-        "launch_id": task.launch_id or new_launch_id(), "attempt": 1, "deadline": task.deadline,
-        "pod_name": None, "pod_namespace": None, "pod_uid": None,
-        "submitted_at": now, "queued_at": now, "enqueued_at": None, "launched_at": None,
-        "running_at": None, "finished_at": None, "reason": None, "updated_at": now,
-    }
+@dataclass(frozen=True, slots=True)
+class NewTaskRow:
+    """The QUEUED row of a freshly submitted task try: what submit writes and sends.
+
+    Its fields are exactly the columns submit sets, in COPY's column order; every other
+    column of ``task_instances`` starts NULL (:data:`NULL_AT_SUBMIT`).
+    """
+
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int
+    try_number: int
+    state: str
+    queue: str | None
+    priority: int
+    command: list[str]
+    executor_config: dict[str, Any]
+    executor_id: str
+    launch_id: str
+    attempt: int
+    deadline: float | None
+    submitted_at: float
+    queued_at: float
+    updated_at: float
+
+    @classmethod
+    def queued(cls, task: ValidTask, now: float, executor_id: str) -> NewTaskRow:
+        """The row of ``task``, owned by ``executor_id``, queued at ``now``."""
+        key = task.key
+        return cls(key.dag_id, key.task_id, key.run_id, key.map_index, key.try_number,
+                   TaskState.QUEUED.value, task.queue, task.priority, task.command,
+                   task.executor_config, executor_id, task.launch_id or new_launch_id(), 1,
+                   task.deadline, now, now, now)
+
+    @property
+    def key(self) -> TaskKey:
+        return TaskKey(self.dag_id, self.task_id, self.run_id, self.map_index,
+                       self.try_number)
+
+    def columns(self) -> dict[str, Any]:
+        """Every column of the row, the ones submit leaves NULL included (an INSERT's
+        parameters, or what resets a finished try submitted again)."""
+        values = {name: getattr(self, name) for name in NEW_ROW_COLUMNS}
+        values.update(dict.fromkeys(NULL_AT_SUBMIT))
+        return values
 
 
-def insert_rows(sessions: sessionmaker[Session], rows: list[dict[str, Any]], *,
+#: Columns of :class:`NewTaskRow`, in its field order (COPY writes these).
+NEW_ROW_COLUMNS: tuple[str, ...] = tuple(NewTaskRow.__dataclass_fields__)
+#: Columns a new row leaves NULL.
+NULL_AT_SUBMIT: tuple[str, ...] = (
+    "pod_name", "pod_namespace", "pod_uid", "enqueued_at", "launched_at", "running_at",
+    "finished_at", "reason")
+_JSON_COLUMNS = frozenset({"command", "executor_config"})
+
+
+def insert_rows(sessions: sessionmaker[Session], rows: list[NewTaskRow], *,
                 copy_supported: bool) -> None:
     """Insert new rows in one transaction (COPY where the driver supports it)."""
     try:
@@ -56,17 +98,17 @@ def insert_rows(sessions: sessionmaker[Session], rows: list[dict[str, Any]], *,
             if copy_supported:
                 _copy_rows(session, rows)
             else:
-                session.execute(sa.insert(TASKS), rows)
+                session.execute(sa.insert(TASKS), [row.columns() for row in rows])
     except IntegrityError:
         # Some try exists already (rare): sort out which, still in one transaction.
         _insert_over_existing(sessions, rows)
 
 
 def _insert_over_existing(sessions: sessionmaker[Session],
-                          rows: list[dict[str, Any]]) -> None:
+                          rows: list[NewTaskRow]) -> None:
     """Insert ``rows``, resetting finished tries that are submitted again (Airflow reruns
     a try with the same number, e.g. a rescheduled sensor); refuse any still active."""
-    by_key = {row_key(row): row for row in rows}
+    by_key = {row.key: row for row in rows}
     with sessions.begin() as session:
         existing: list[TaskInstance] = []
         for chunk in chunks(list(by_key), 500):
@@ -82,19 +124,13 @@ def _insert_over_existing(sessions: sessionmaker[Session],
                 for row in active])
         for row in existing:
             fresh = by_key.pop(row.key)
-            for column, value in fresh.items():
+            for column, value in fresh.columns().items():
                 setattr(row, column, value)
         if by_key:
-            session.execute(sa.insert(TASKS), list(by_key.values()))
+            session.execute(sa.insert(TASKS), [row.columns() for row in by_key.values()])
 
 
-_COPY_COLUMNS = ("dag_id", "task_id", "run_id", "map_index", "try_number", "state", "queue",
-                 "priority", "command", "executor_config", "executor_id", "launch_id", "attempt",
-                 "deadline", "submitted_at", "queued_at", "updated_at")
-_JSON_COLUMNS = frozenset({"command", "executor_config"})
-
-
-def _copy_rows(session: Any, rows: list[dict[str, Any]]) -> None:
+def _copy_rows(session: Any, rows: list[NewTaskRow]) -> None:
     """Insert new rows with PostgreSQL's COPY, in the session's transaction.
 
     psycopg sends an executemany as one INSERT per row; COPY streams them and lets the server
@@ -104,13 +140,13 @@ def _copy_rows(session: Any, rows: list[dict[str, Any]]) -> None:
     import psycopg
 
     connection = session.connection().connection.driver_connection
-    names = ", ".join(_COPY_COLUMNS)
+    names = ", ".join(NEW_ROW_COLUMNS)
     try:
         with connection.cursor() as cursor, cursor.copy(
                 f"COPY task_instances ({names}) FROM STDIN") as copy:
             for row in rows:
-                copy.write_row([orjson.dumps(row[c]).decode() if c in _JSON_COLUMNS
-                                else row[c] for c in _COPY_COLUMNS])
+                copy.write_row([orjson.dumps(getattr(row, c)).decode() if c in _JSON_COLUMNS
+                                else getattr(row, c) for c in NEW_ROW_COLUMNS])
     except psycopg.errors.UniqueViolation as exc:
         # Raised by the driver itself here: present it as SQLAlchemy would.
         raise IntegrityError(f"COPY task_instances ({names})", None, exc) from exc
@@ -181,11 +217,6 @@ _BULK_UPDATE_POSTGRESQL = _bulk_update_postgresql()
 def rowcount(result: Any) -> int:
     """Rows an UPDATE matched (``Session.execute`` is typed as returning a plain Result)."""
     return int(cast(sa.CursorResult[Any], result).rowcount)
-
-
-def row_key(row: dict[str, Any]) -> TaskKey:
-    return TaskKey(row["dag_id"], row["task_id"], row["run_id"], row["map_index"],
-                   row["try_number"])
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:

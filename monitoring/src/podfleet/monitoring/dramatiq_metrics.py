@@ -34,16 +34,12 @@ class DramatiqMetrics(dramatiq.Middleware):
 
     def after_process_boot(self, broker: Any) -> None:
         """Create every known series at 0 in this process, so rate() sees first increments."""
-        from podfleet.contracts.events import EventSource
-        from podfleet.contracts.states import TaskState
-
         for name in broker.get_declared_actors():
             actor = broker.get_actor(name)
             for metric in (metrics.DRAMATIQ_MESSAGES, metrics.DRAMATIQ_MESSAGE_ERRORS,
                            metrics.DRAMATIQ_MESSAGE_RETRIES, metrics.DRAMATIQ_MESSAGE_REJECTS):
                 metric.labels(actor.queue_name, actor.actor_name)
-        metrics.preinitialise_worker_metrics(self._namespaces, [s.value for s in TaskState],
-                                             [s.value for s in EventSource])
+        metrics.preinitialise_worker_metrics(self._namespaces)
 
     def after_enqueue(self, broker: Any, message: Any, delay: int | None) -> None:
         if "retries" in message.options:

@@ -43,7 +43,7 @@ import shutil
 import sys
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -236,12 +236,6 @@ def serve_metrics(port: int, registry: CollectorRegistry | None = None,
 def remove_multiprocess_dir(path: str) -> None:
     """Delete a private directory made by :func:`prepare_multiprocess_dir` (on shutdown)."""
     shutil.rmtree(path, ignore_errors=True)
-
-
-def iter_live_gauge_files(path: str) -> Iterator[str]:
-    """Live gauge files in ``path`` (for diagnostics and tests)."""
-    for mode in _LIVE_MODES:
-        yield from glob.glob(os.path.join(path, f"gauge_{mode}_*.db"))
 
 
 def serve_worker_metrics(settings: Settings, queues: Iterable[str] = (),

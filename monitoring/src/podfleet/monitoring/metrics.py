@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from enum import StrEnum
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from podfleet.contracts.events import EventSource
+from podfleet.contracts.states import TaskState
 
 # Pod launches take milliseconds on an idle cluster and minutes behind a quota or a slow image
 # pull; prometheus-client's default buckets stop at 10 s.
@@ -173,16 +177,91 @@ BROKER_UP_NAME = "podfleet_broker_up"
 # --- series that exist from the start ----------------------------------------------------
 # A labelled counter's series appears at its first increment, and rate()/increase() cannot
 # see that first increment: the first 429, the first dead letter, the first OOM-killed task
-# would never fire an alert. Every label value known in advance is therefore created at 0
-# when a process starts.
-POD_CREATE_OUTCOMES = ("created", "already_exists", "invalid", "failed", "expired", "replayed")
-LAUNCH_RETRY_REASONS = ("timeout", "connection", "quota", "429", "500", "502", "503", "504")
-MESSAGE_REJECT_REASONS = ("signature", "malformed", "undecodable")
-WATCH_EVENT_TYPES = ("ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR")
-WATCH_RESTART_REASONS = ("expired", "timeout", "error", "closed")
-POD_DELETE_RESULTS = ("deleted", "already_gone", "failed")
-LOG_ARCHIVE_RESULTS = ("archived", "no_log", "pod_gone", "retried", "failed")
-KUBE_VERBS = ("create", "get", "list", "watch", "delete", "patch")
+# would never fire an alert. Every closed set of label values is therefore a StrEnum here,
+# recorded by its members, and each of its series is created at 0 when a process starts
+# (not at import: a worker's multiprocess directory must be set up first).
+
+
+class PodCreateOutcome(StrEnum):
+    """``outcome`` of ``podfleet_pods_created_total``."""
+
+    CREATED = "created"
+    ALREADY_EXISTS = "already_exists"
+    INVALID = "invalid"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    REPLAYED = "replayed"
+
+
+class LaunchRetryReason(StrEnum):
+    """``reason`` of ``podfleet_launch_retries_total``: no answer, a quota, or the HTTP
+    status of a retryable answer (``podfleet.kube.client.RETRYABLE_STATUS``)."""
+
+    TIMEOUT = "timeout"
+    CONNECTION = "connection"
+    QUOTA = "quota"
+    REQUEST_TIMEOUT = "408"
+    TOO_MANY_REQUESTS = "429"
+    INTERNAL_ERROR = "500"
+    BAD_GATEWAY = "502"
+    SERVICE_UNAVAILABLE = "503"
+    GATEWAY_TIMEOUT = "504"
+
+
+class MessageRejectReason(StrEnum):
+    """``reason`` of ``podfleet_messages_rejected_total``."""
+
+    SIGNATURE = "signature"
+    MALFORMED = "malformed"
+    UNDECODABLE = "undecodable"
+
+
+class WatchEventType(StrEnum):
+    """``type`` of ``podfleet_watch_events_total``: the watch event types the API sends."""
+
+    ADDED = "ADDED"
+    MODIFIED = "MODIFIED"
+    DELETED = "DELETED"
+    BOOKMARK = "BOOKMARK"
+    ERROR = "ERROR"
+
+
+class WatchRestartReason(StrEnum):
+    """``reason`` of ``podfleet_watch_restarts_total``."""
+
+    EXPIRED = "expired"  # 410 Gone: relist
+    TIMEOUT = "timeout"
+    ERROR = "error"
+    CLOSED = "closed"    # the server ended the stream
+
+
+class PodDeleteResult(StrEnum):
+    """``result`` of ``podfleet_pods_deleted_total``."""
+
+    DELETED = "deleted"
+    ALREADY_GONE = "already_gone"
+    FAILED = "failed"
+
+
+class LogArchiveResult(StrEnum):
+    """``result`` of ``podfleet_pod_logs_archived_total``."""
+
+    ARCHIVED = "archived"
+    NO_LOG = "no_log"
+    POD_GONE = "pod_gone"
+    RETRIED = "retried"
+    FAILED = "failed"
+
+
+class KubeVerb(StrEnum):
+    """``verb`` of ``podfleet_kube_requests_total`` and its duration."""
+
+    CREATE = "create"
+    GET = "get"
+    LIST = "list"
+    WATCH = "watch"
+    DELETE = "delete"
+    PATCH = "patch"
 
 
 def preinitialise(metric: Counter | Histogram, **values: Iterable[str]) -> None:
@@ -192,21 +271,21 @@ def preinitialise(metric: Counter | Histogram, **values: Iterable[str]) -> None:
         metric.labels(**dict(zip(names, combination, strict=True)))
 
 
-def preinitialise_worker_metrics(namespaces: Iterable[str], task_states: Iterable[str],
-                                 event_sources: Iterable[str]) -> None:
+def preinitialise_worker_metrics(namespaces: Iterable[str]) -> None:
     """The launcher's and watcher's labelled series, at 0, for these namespaces."""
-    namespaces = tuple(namespaces)
-    preinitialise(PODS_CREATED, namespace=namespaces, outcome=POD_CREATE_OUTCOMES)
-    preinitialise(LAUNCH_RETRIES, reason=LAUNCH_RETRY_REASONS)
-    preinitialise(MESSAGES_REJECTED, reason=MESSAGE_REJECT_REASONS)
-    preinitialise(WATCH_EVENTS, type=WATCH_EVENT_TYPES)
-    preinitialise(WATCH_RESTARTS, reason=WATCH_RESTART_REASONS)
-    preinitialise(PODS_DELETED, result=POD_DELETE_RESULTS)
-    preinitialise(POD_LOGS_ARCHIVED, result=LOG_ARCHIVE_RESULTS)
-    preinitialise(TASK_EVENTS_PUBLISHED, source=tuple(event_sources), state=tuple(task_states))
+    preinitialise(PODS_CREATED, namespace=tuple(namespaces), outcome=PodCreateOutcome)
+    preinitialise(LAUNCH_RETRIES, reason=LaunchRetryReason)
+    preinitialise(MESSAGES_REJECTED, reason=MessageRejectReason)
+    preinitialise(WATCH_EVENTS, type=WatchEventType)
+    preinitialise(WATCH_RESTARTS, reason=WatchRestartReason)
+    preinitialise(PODS_DELETED, result=PodDeleteResult)
+    preinitialise(POD_LOGS_ARCHIVED, result=LogArchiveResult)
+    preinitialise(TASK_EVENTS_PUBLISHED, source=EventSource, state=TaskState)
+    preinitialise(KUBE_REQUEST_DURATION, verb=KubeVerb)
 
 
 def observe_kube_request(verb: str, code: int, seconds: float) -> None:
-    """A :class:`podfleet.kube.client.KubeClient` observer: count and time the request."""
+    """A :class:`podfleet.kube.client.KubeClient` observer: count and time the request
+    (``verb``: a :class:`KubeVerb` value)."""
     KUBE_REQUESTS.labels(verb=verb, code=str(code)).inc()
     KUBE_REQUEST_DURATION.labels(verb=verb).observe(seconds)

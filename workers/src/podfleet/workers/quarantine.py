@@ -18,7 +18,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
-from podfleet.monitoring.metrics import MESSAGES_REJECTED
+from podfleet.monitoring.metrics import MESSAGES_REJECTED, MessageRejectReason
 
 logger = logging.getLogger("podfleet.workers.quarantine")
 
@@ -45,7 +45,7 @@ class QuarantiningConsumer(_RedisConsumer):
                 broker.do_nack(self.queue_name, message_id.decode())
         except redis.ConnectionError as exc:
             raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
-        MESSAGES_REJECTED.labels(reason="undecodable").inc()
+        MESSAGES_REJECTED.labels(reason=MessageRejectReason.UNDECODABLE).inc()
         preview = data[:80] if isinstance(data, bytes) else repr(data)[:80]
         logger.error("dead-lettered an undecodable entry on %s (%s: %s): %r",
                      self.queue_name, type(error).__name__, error, preview)

@@ -184,13 +184,6 @@ class Scheduler:
             if ready:
                 self._capacity_freed()
 
-    def set_node_schedulable(self, name: str, schedulable: bool) -> None:
-        node = self.nodes[name]
-        if node.schedulable != schedulable:
-            node.schedulable = schedulable
-            if schedulable:
-                self._capacity_freed()
-
     # -- pods --------------------------------------------------------------------------
     def submit(self, pod: PodRecord, node_selector: dict[str, str] | None = None) -> None:
         """A new unbound pod: try it after the schedule delay."""

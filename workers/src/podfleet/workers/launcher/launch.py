@@ -36,7 +36,7 @@ from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
 from podfleet.kube.aio import DEFAULT_CONCURRENCY, AsyncKubeClient, EventLoopThread
 from podfleet.kube.client import KubeClient
-from podfleet.monitoring.metrics import LAUNCH_BATCH_SIZE
+from podfleet.monitoring.metrics import LAUNCH_BATCH_SIZE, MessageRejectReason, PodCreateOutcome
 from podfleet.pods.factory import PodFactory
 from podfleet.settings import Settings
 from podfleet.workers.launch_records import CREATED, LaunchRecords, PriorLaunch
@@ -151,7 +151,8 @@ class Launcher:
             batch = open_envelope(envelope, self.signer)
         except InvalidMessage as exc:
             reason = str(exc)
-            kind = "signature" if "signature" in reason else "malformed"
+            kind = (MessageRejectReason.SIGNATURE if "signature" in reason
+                    else MessageRejectReason.MALFORMED)
             raise DeadLetter(f"launch message refused: {reason}", kind=kind) from None
         carried = self._carried_attempts(envelope)
         LAUNCH_BATCH_SIZE.observe(len(batch.requests))
@@ -168,7 +169,7 @@ class Launcher:
                 pod = self.factory.build(request)
             except ValueError as exc:
                 decided.append(self.outcomes.failed(request, f"invalid executor_config: {exc}",
-                                                    report, outcome="invalid"))
+                                                    report, outcome=PodCreateOutcome.INVALID))
                 continue
             attempts, reason = carried.get(request.launch_id, (0, ""))
             pending.append(PendingPod(request, pod, attempts=attempts, last_reason=reason))

@@ -37,6 +37,8 @@ from podfleet.monitoring.metrics import (
     LAUNCH_RETRIES,
     PODS_CREATED,
     TASK_EVENTS_PUBLISHED,
+    LaunchRetryReason,
+    PodCreateOutcome,
 )
 from podfleet.settings import Settings
 from podfleet.workers.launch_records import CREATED, FAILED, LaunchRecords, PriorLaunch
@@ -90,13 +92,14 @@ def describe(error: KubeApiError) -> str:
     return f"{error.reason}: {error.message}"
 
 
-def retry_label(error: KubeApiError) -> str:
+def retry_label(error: KubeApiError) -> LaunchRetryReason:
     """The ``reason`` label a retry of ``error`` is counted under."""
     if error.status == 0:
-        return "timeout" if error.reason == "Timeout" else "connection"
+        return (LaunchRetryReason.TIMEOUT if error.reason == "Timeout"
+                else LaunchRetryReason.CONNECTION)
     if error.is_quota:
-        return "quota"
-    return str(error.status)
+        return LaunchRetryReason.QUOTA
+    return LaunchRetryReason(str(error.status))
 
 
 class Outcomes:
@@ -107,7 +110,7 @@ class Outcomes:
         self.kube = kube
         self.max_attempts = settings.launch.max_attempts
         # Metric children, looked up once: ``labels()`` takes a lock and builds a key per call.
-        self._outcomes: dict[tuple[str, str], Any] = {}
+        self._outcomes: dict[tuple[str, PodCreateOutcome], Any] = {}
         self._latencies: dict[str, Any] = {}
 
     def judge(self, item: PendingPod, result: CreateResult, report: LaunchReport
@@ -128,7 +131,7 @@ class Outcomes:
             return self.launched(item, report, self.existing(item), attempts=attempts,
                                  sent_at=result.sent_at, already_exists=True)
         if result.kind == "rejected":
-            return self.failed(request, describe(error), report, outcome="invalid",
+            return self.failed(request, describe(error), report, outcome=PodCreateOutcome.INVALID,
                                detail={"status": error.status, "attempts": attempts})
         item.attempts = attempts
         item.last_reason = describe(error)
@@ -140,7 +143,8 @@ class Outcomes:
                                      sent_at=result.sent_at, already_exists=True)
             return self.failed(
                 request, f"gave up after {attempts} attempts: {item.last_reason}", report,
-                outcome="failed", detail={"status": error.status, "attempts": attempts})
+                outcome=PodCreateOutcome.FAILED,
+                detail={"status": error.status, "attempts": attempts})
         report.retries += 1
         LAUNCH_RETRIES.labels(reason=retry_label(error)).inc()
         item.not_before = time.monotonic() + self.backoff(attempts, error.retry_after)
@@ -177,7 +181,7 @@ class Outcomes:
                 # Its pod was created and is gone (finished and deleted), or it failed: a
                 # redelivery or a replay; the task's events were published the first time.
                 report.replayed += 1
-                self._count(item.request.namespace, "replayed")
+                self._count(item.request.namespace, PodCreateOutcome.REPLAYED)
                 logger.info("launch %s of %s already %s: nothing to create",
                             item.request.launch_id, item.request.key, done.state)
         return events
@@ -190,10 +194,10 @@ class Outcomes:
         if already_exists:
             detail["already_exists"] = True
             report.already_exists += 1
-            self._count(namespace, "already_exists")
+            self._count(namespace, PodCreateOutcome.ALREADY_EXISTS)
         else:
             report.created += 1
-            self._count(namespace, "created")
+            self._count(namespace, PodCreateOutcome.CREATED)
             latency = self._latencies.get(namespace)
             if latency is None:
                 latency = self._latencies[namespace] = LAUNCH_LATENCY.labels(
@@ -203,7 +207,7 @@ class Outcomes:
                       name=item.pod.get("metadata", {}).get("name"), detail=detail)
 
     def failed(self, request: LaunchRequest, reason: str, report: LaunchReport, *,
-               outcome: str, detail: dict[str, Any] | None = None) -> TaskEvent:
+               outcome: PodCreateOutcome, detail: dict[str, Any] | None = None) -> TaskEvent:
         report.failed += 1
         self._count(request.namespace, outcome)
         logger.warning("task %s failed to launch: %s", request.key, reason)
@@ -218,11 +222,11 @@ class Outcomes:
                                  sent_at=0.0, already_exists=True)
         report.expired += 1
         report.failed += 1
-        self._count(item.request.namespace, "expired")
+        self._count(item.request.namespace, PodCreateOutcome.EXPIRED)
         return _event(item.request, TaskState.FAILED, reason="expired",
                       detail={"deadline": item.request.deadline})
 
-    def _count(self, namespace: str, outcome: str) -> None:
+    def _count(self, namespace: str, outcome: PodCreateOutcome) -> None:
         child = self._outcomes.get((namespace, outcome))
         if child is None:
             child = self._outcomes[(namespace, outcome)] = PODS_CREATED.labels(

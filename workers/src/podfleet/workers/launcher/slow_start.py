@@ -23,7 +23,7 @@ from typing import Any
 from podfleet.contracts.events import TaskEvent
 from podfleet.kube.aio import AsyncKubeClient, EventLoopThread
 from podfleet.kube.client import KubeApiError
-from podfleet.monitoring.metrics import KUBE_REQUEST_DURATION, KUBE_REQUESTS
+from podfleet.monitoring.metrics import KUBE_REQUEST_DURATION, KUBE_REQUESTS, KubeVerb
 from podfleet.workers.launch_records import LaunchRecords
 from podfleet.workers.launcher.outcome import (
     CreateResult,
@@ -63,7 +63,7 @@ class SlowStart:
         self.records = records
         self.outcomes = outcomes
         # Metric children, looked up once: ``labels()`` takes a lock and builds a key per call.
-        self._create_seconds = KUBE_REQUEST_DURATION.labels(verb="create")
+        self._create_seconds = KUBE_REQUEST_DURATION.labels(verb=KubeVerb.CREATE)
         self._create_codes: dict[int, Any] = {}
 
     def run(self, pending: list[PendingPod], report: LaunchReport, outbox: Outbox,
@@ -178,6 +178,6 @@ class SlowStart:
     def _count_request(self, status: int) -> None:
         child = self._create_codes.get(status)
         if child is None:
-            child = self._create_codes[status] = KUBE_REQUESTS.labels(verb="create",
+            child = self._create_codes[status] = KUBE_REQUESTS.labels(verb=KubeVerb.CREATE,
                                                                       code=str(status))
         child.inc()

@@ -14,7 +14,7 @@ from typing import Any
 import dramatiq
 from dramatiq.broker import MessageProxy
 
-from podfleet.monitoring.metrics import MESSAGES_REJECTED
+from podfleet.monitoring.metrics import MESSAGES_REJECTED, MessageRejectReason
 
 logger = logging.getLogger("podfleet.workers.dead_letter")
 
@@ -25,7 +25,8 @@ class DeadLetter(Exception):
     ``kind`` is a short label for metrics (``signature``, ``malformed``).
     """
 
-    def __init__(self, reason: str, kind: str = "malformed") -> None:
+    def __init__(self, reason: str,
+                 kind: MessageRejectReason = MessageRejectReason.MALFORMED) -> None:
         super().__init__(reason)
         self.reason = reason
         self.kind = kind

@@ -26,7 +26,7 @@ import redis
 
 from podfleet.contracts.keys import TaskKey
 from podfleet.kube.client import KubeApiError
-from podfleet.monitoring.metrics import PODS_DELETED
+from podfleet.monitoring.metrics import PODS_DELETED, PodDeleteResult
 from podfleet.settings import DeletePolicy
 from podfleet.workers.launch_records import CREATED, LaunchRecords
 from podfleet.workers.watcher.lease import WatcherLease
@@ -210,11 +210,12 @@ class PodDeleter:
                     heapq.heappush(self._heap, item)
                     self._cond.notify()
                 return
-            PODS_DELETED.labels(result="failed").inc()
+            PODS_DELETED.labels(result=PodDeleteResult.FAILED).inc()
             log.warning("could not delete finished pod %s/%s: %s", item.namespace, item.name,
                         exc)
             return
-        PODS_DELETED.labels(result="already_gone" if gone else "deleted").inc()
+        PODS_DELETED.labels(
+            result=PodDeleteResult.ALREADY_GONE if gone else PodDeleteResult.DELETED).inc()
 
     def _keep_log(self, item: _Due) -> bool:
         """Archive the pod's log; False when the attempt failed and was scheduled again."""

@@ -24,7 +24,7 @@ from typing import Protocol
 from podfleet.contracts.keys import TaskKey
 from podfleet.kube.client import KubeApiError, container_not_started
 from podfleet.logs.archive import LogArchive
-from podfleet.monitoring.metrics import POD_LOGS_ARCHIVED
+from podfleet.monitoring.metrics import POD_LOGS_ARCHIVED, LogArchiveResult
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,8 @@ class PodLogKeeper:
 
 def count(result: Kept, *, final: bool) -> None:
     """Count one attempt; a failure that will be retried counts as ``retried``."""
-    label = result.value if result is not Kept.FAILED or final else "retried"
+    label = (LogArchiveResult(result.value) if result is not Kept.FAILED or final
+             else LogArchiveResult.RETRIED)
     POD_LOGS_ARCHIVED.labels(result=label).inc()
 
 

@@ -47,6 +47,7 @@ from podfleet.monitoring.metrics import (
     WATCH_EVENTS,
     WATCH_RESTARTS,
     WATCHER_LAST_EVENT,
+    WatchRestartReason,
 )
 from podfleet.settings import DeletePolicy, Settings
 from podfleet.workers.launch_records import LaunchRecords
@@ -209,29 +210,30 @@ class ScopeWatch:
             self._cancel_reader()
 
     def _run_once(self) -> None:
-        reason: str | None = None
+        reason: WatchRestartReason | None = None
         delay = 0.0
         try:
             if self.resource_version is None:
                 self.resource_version = self.relist()
             received = self.watch(self.resource_version)
-            reason = "closed"
+            reason = WatchRestartReason.CLOSED
             if received:
                 self._backoff = self.options.backoff_initial_seconds
         except WatchExpired:
-            reason = "expired"
+            reason = WatchRestartReason.EXPIRED
             self.resource_version = None
         except KubeConnectionError as exc:
-            reason = "timeout" if exc.reason == "Timeout" else "error"
+            reason = (WatchRestartReason.TIMEOUT if exc.reason == "Timeout"
+                      else WatchRestartReason.ERROR)
             delay = self._next_backoff()
             log.warning("watch of %s lost its connection (%s); retrying in %.1fs",
                         self.scope, exc, delay)
         except KubeApiError as exc:
             if exc.status == 410:
-                reason = "expired"
+                reason = WatchRestartReason.EXPIRED
                 self.resource_version = None
             else:
-                reason = "error"
+                reason = WatchRestartReason.ERROR
                 delay = max(self._next_backoff(), exc.retry_after or 0.0)
                 log.warning("watch of %s failed (%s); retrying in %.1fs", self.scope, exc,
                             delay)
@@ -239,12 +241,12 @@ class ScopeWatch:
             raise
         except redis.RedisError as exc:
             # publish() retries connection errors itself; anything else is unexpected
-            reason = "error"
+            reason = WatchRestartReason.ERROR
             delay = self._next_backoff()
             log.error("watch of %s: Redis error %s; retrying in %.1fs", self.scope, exc, delay)
         except Exception:
             # A bug must not end the fleet's only watcher: start over from Redis's state.
-            reason = "error"
+            reason = WatchRestartReason.ERROR
             delay = self._next_backoff()
             log.exception("watch of %s failed unexpectedly; reloading state", self.scope)
             self.records = self.publisher.load_records()

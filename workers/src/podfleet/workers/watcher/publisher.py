@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from podfleet.contracts.events import TaskEvent
+from podfleet.contracts.events import EventSource, TaskEvent
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.monitoring.metrics import TASK_EVENTS_PUBLISHED, WATCH_EVENT_LAG
 from podfleet.workers.watcher.lease import REDIS_ERRORS, LeaseLost, WatcherLease, lua_script
@@ -153,4 +153,4 @@ class FencedPublisher:
             WATCH_EVENT_LAG.observe(max(0.0, now - received))
         counts = Counter((e.state.value if e.state else e.kind.value) for e in batch.events)
         for state, count in counts.items():
-            TASK_EVENTS_PUBLISHED.labels(source="watcher", state=state).inc(count)
+            TASK_EVENTS_PUBLISHED.labels(source=EventSource.WATCHER, state=state).inc(count)
