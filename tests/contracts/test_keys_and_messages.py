@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from podfleet.contracts.events import EventKind, EventSource, InvalidEvent, TaskEvent
+from podfleet.contracts.failure import Failure
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.messages import (
     InvalidMessage,
@@ -83,9 +84,10 @@ def test_signed_but_invalid_request_is_refused(bad: dict[str, object]) -> None:
 def test_event_round_trips_through_stream_fields() -> None:
     event = TaskEvent(key=TaskKey("d", "t", "r", 2, 3), launch_id=new_launch_id(),
                       executor_id="e", kind=EventKind.STATE, source=EventSource.WATCHER,
-                      state=TaskState.FAILED, reason="OOMKilled", pod_name="p",
-                      namespace="default", pod_uid="u", occurred_at=12.25,
-                      detail={"exit_code": 137})
+                      state=TaskState.FAILED,
+                      failure=Failure("OOMKilled", "ran out of memory", 137, "base", "bye"),
+                      pod_name="p", namespace="default", pod_uid="u", occurred_at=12.25,
+                      detail={"node": "n1"})
     wire = {k.encode(): v.encode() for k, v in event.to_fields().items()}
     assert TaskEvent.from_fields(wire) == event
 

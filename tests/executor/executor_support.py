@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from podfleet.broker import LAUNCH_ACTOR_NAME
 from podfleet.contracts.events import EventKind, EventSource, TaskEvent, publish_events
+from podfleet.contracts.failure import Failure
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.messages import LaunchBatch, open_envelope
 from podfleet.contracts.naming import pod_name, task_annotations, task_labels
@@ -59,7 +60,8 @@ def event(row: TaskInstance, state: TaskState | None, *, kind: EventKind = Event
           executor_id: str | None = None) -> TaskEvent:
     return TaskEvent(key=row.key, launch_id=launch_id or row.launch_id,
                      executor_id=executor_id or row.executor_id, kind=kind,
-                     source=EventSource.WATCHER, state=state, reason=reason,
+                     source=EventSource.WATCHER, state=state,
+                     failure=Failure(reason) if reason else None,
                      pod_name=pod_name(row.key, launch_id or row.launch_id),
                      namespace=row.pod_namespace, occurred_at=at or 1_700_000_001.0)
 

@@ -12,6 +12,7 @@ from executor_support import Clock, ExecutorFactory, event, key, publish, row_of
 
 from podfleet.broker import queue_sizes
 from podfleet.contracts.events import EventKind
+from podfleet.contracts.failure import Failure
 from podfleet.contracts.messages import new_launch_id
 from podfleet.contracts.redis_keys import EVENTS_GROUP, RedisKeys
 from podfleet.contracts.states import TaskState
@@ -94,6 +95,20 @@ def test_a_terminal_state_is_final(
     executor.sync()
     final = row_of(database_url, key("a"))
     assert (final.state, final.reason) == ("failed", "OOMKilled (exit code 137)")
+
+
+def test_a_failed_tasks_reason_is_its_failures_summary(
+        executor: Executor, database_url: str, redis_url: str) -> None:
+    import dataclasses
+
+    # Given a task whose pod failed: exit code 3, with a termination message
+    executor.submit(key("a"), CMD)
+    row = row_of(database_url, key("a"))
+    failure = Failure("Error", "container base exited with code 3", 3, "base", "disk full\n")
+    publish(redis_url, [dataclasses.replace(event(row, TaskState.FAILED), failure=failure)])
+    executor.sync()
+    # Then its reason is the failure's summary, whatever route the failure took
+    assert row_of(database_url, key("a")).reason == "Error (exit code 3): disk full"
 
 
 def test_an_event_about_another_launch_is_ignored(

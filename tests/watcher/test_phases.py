@@ -1,4 +1,8 @@
-"""The pure mapping from pod state (and what was published before) to task events."""
+"""What the watcher publishes about a pod, given what it published before.
+
+What a pod means for its task is ``contracts.judgement``'s (tests/contracts/test_judgement.py);
+these pin how its verdict becomes task events and per-pod records.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ from watcher_support import (
     with_status,
 )
 
-from podfleet.contracts import pod_status
 from podfleet.contracts.events import EventKind, EventSource
+from podfleet.contracts.failure import Failure
+from podfleet.contracts.judgement import DELETED_BEFORE_START, POD_DELETED, POD_VANISHED, judge
 from podfleet.contracts.states import TaskState
 from podfleet.workers.watcher import phases
 from podfleet.workers.watcher.phases import Published, Stage
@@ -60,60 +65,21 @@ def test_succeeded_pod_publishes_success(pod: dict[str, Any]) -> None:
     assert t.after == Published(Stage.SUCCEEDED)
 
 
-def test_failed_pod_reports_exit_code(pod: dict[str, Any]) -> None:
-    t = observe(with_status(pod, "Failed", containers=terminated(3, "Error")))
-    assert t.event is not None and t.event.state is TaskState.FAILED
-    assert t.event.reason == "Error"
-    assert t.event.detail["exit_code"] == 3
-    assert "exited with code 3" in t.event.detail["message"]
-    assert t.after == Published(Stage.FAILED)
-
-
-def test_a_containers_termination_message_is_published_and_summarised(
-        pod: dict[str, Any]) -> None:
+def test_failed_pod_publishes_the_judged_failure(pod: dict[str, Any]) -> None:
     failed = with_status(pod, "Failed", containers=terminated(3, "Error", "disk full\n"))
     t = observe(failed)
-    assert t.event is not None and t.event.detail["termination_message"] == "disk full\n"
-    # The executor's judgement from a pod list gives the same reason the watcher's event does
-    summary = "Error (exit code 3): disk full"
-    assert pod_status.pod_task_state(failed) == (TaskState.FAILED, summary)
-    assert pod_status.describe_failure("Error", 3, "disk full\n") == summary
-
-
-def test_a_failed_pod_without_a_termination_message_publishes_none(pod: dict[str, Any]) -> None:
-    t = observe(with_status(pod, "Failed", containers=terminated(3, "Error")))
-    assert t.event is not None and "termination_message" not in t.event.detail
-    assert pod_status.failure_of(with_status(pod, "Failed", containers=terminated(
-        3, "Error"))).summary == "Error (exit code 3)"
-
-
-def test_oom_killed_pod_fails_with_oomkilled(pod: dict[str, Any]) -> None:
-    t = observe(with_status(pod, "Failed", containers=terminated(137, "OOMKilled")))
-    assert t.event is not None and t.event.reason == "OOMKilled"
-    assert t.event.detail["exit_code"] == 137
-
-
-@pytest.mark.parametrize("reason", ["Evicted", "NodeLost", "DeadlineExceeded"])
-def test_pod_level_reason_wins_over_container_exit(pod: dict[str, Any], reason: str) -> None:
-    # Given a pod the node (or its deadline) ended: containers exit 137 as a consequence
-    t = observe(with_status(pod, "Failed", containers=terminated(137, "Error"),
-                            reason=reason, message="the node went away"))
-    # Then the pod-level reason is what the task failed of
-    assert t.event is not None and t.event.reason == reason
-    assert t.event.detail["message"] == "the node went away"
-
-
-def test_failed_without_any_reason_still_fails(pod: dict[str, Any]) -> None:
-    t = observe(with_status(pod, "Failed"))
     assert t.event is not None and t.event.state is TaskState.FAILED
-    assert t.event.reason == pod_status.FAILED_UNKNOWN
+    assert t.event.failure == judge(failed, FATAL).failure
+    assert t.event.failure is not None and t.event.failure.exit_code == 3
+    assert t.event.detail == {"node": "node-1", "start_latency_s": 3.0}
+    assert t.after == Published(Stage.FAILED)
 
 
 @pytest.mark.parametrize("reason", sorted(FATAL))
 def test_pending_with_fatal_waiting_reason_fails(pod: dict[str, Any], reason: str) -> None:
     t = observe(with_status(pod, "Pending", containers=waiting(reason, "cannot pull")))
     assert t.event is not None and t.event.state is TaskState.FAILED
-    assert t.event.reason == reason and t.event.detail["message"] == "cannot pull"
+    assert t.event.failure == Failure(reason, "cannot pull", container="base")
     assert t.after == Published(Stage.FAILED)
 
 
@@ -137,7 +103,7 @@ def test_pending_pod_deleted_is_requeued(pod: dict[str, Any]) -> None:
     t = observe(with_status(pod, "Pending", deleting=True), prior, deleted=True)
     # Then the task is requeued and the record forgotten
     assert t.event is not None and t.event.kind is EventKind.REQUEUE
-    assert t.event.state is None and t.event.reason == pod_status.DELETED_BEFORE_START
+    assert t.event.state is None and t.event.reason == DELETED_BEFORE_START
     assert t.after is None
 
 
@@ -146,7 +112,7 @@ def test_running_pod_deleted_fails(pod: dict[str, Any]) -> None:
     t = observe(with_status(pod, "Running", containers=running(), deleting=True), prior,
                 deleted=True)
     assert t.event is not None and t.event.state is TaskState.FAILED
-    assert t.event.reason == pod_status.POD_DELETED
+    assert t.event.reason == POD_DELETED
     assert t.after is None
 
 
@@ -155,9 +121,9 @@ def test_running_pod_killed_by_its_deletion_fails_as_deleted(pod: dict[str, Any]
     prior = observe(with_status(pod, "Running", containers=running())).after
     t = observe(with_status(pod, "Failed", containers=terminated(143, "Error"),
                             deleting=True), prior)
-    # Then the reason says it was deleted, with the exit code in the details
-    assert t.event is not None and t.event.reason == pod_status.POD_DELETED
-    assert t.event.detail["exit_code"] == 143
+    # Then the reason says it was deleted, with the exit code in the failure
+    assert t.event is not None and t.event.reason == POD_DELETED
+    assert t.event.failure is not None and t.event.failure.exit_code == 143
 
 
 def test_finished_pod_deleted_publishes_nothing_new(pod: dict[str, Any]) -> None:
@@ -196,7 +162,7 @@ def test_pod_vanished_unwatched(pod: dict[str, Any], stage: Stage,
     t = phases.vanished("uid-1", Published(stage, ident), now=1.0)
     assert t.event is not None and t.event.kind is expected
     if stage is Stage.RUNNING:
-        assert t.event.reason == pod_status.POD_VANISHED
+        assert t.event.reason == POD_VANISHED
     assert t.after is None
 
 

@@ -27,7 +27,7 @@ from watcher_support import (
     wait_for,
 )
 
-from podfleet.contracts import pod_status
+from podfleet.contracts import judgement
 from podfleet.contracts.events import EventKind, TaskEvent
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
@@ -162,7 +162,7 @@ def test_running_then_success_with_exit_code_and_node(harness: Harness) -> None:
 
 
 @pytest.mark.parametrize(("mode", "reason"), [("fail", "NodeLost"), ("evict", "Evicted"),
-                                              ("vanish", pod_status.POD_DELETED)])
+                                              ("vanish", judgement.POD_DELETED)])
 def test_node_failure_fails_running_tasks(harness: Harness, mode: str, reason: str) -> None:
     # Given long-running pods on a node
     harness.start()
@@ -187,7 +187,7 @@ def test_pending_pod_deleted_is_requeued(harness: Harness) -> None:
              what="the pod recorded")
     harness.kube.delete_pod("default", pod["metadata"]["name"])
     event = harness.terminal_events([launch])[launch]
-    assert event.kind is EventKind.REQUEUE and event.reason == pod_status.DELETED_BEFORE_START
+    assert event.kind is EventKind.REQUEUE and event.reason == judgement.DELETED_BEFORE_START
 
 
 def test_running_pod_deleted_fails(harness: Harness) -> None:
@@ -198,7 +198,7 @@ def test_running_pod_deleted_fails(harness: Harness) -> None:
     wait_for(lambda: harness.events(), what="RUNNING")
     harness.kube.delete_pod("default", pod["metadata"]["name"])
     event = harness.terminal_events([launch])[launch]
-    assert (event.state, event.reason) == (TaskState.FAILED, pod_status.POD_DELETED)
+    assert (event.state, event.reason) == (TaskState.FAILED, judgement.POD_DELETED)
     assert_once_each(harness.events())
 
 
@@ -241,7 +241,7 @@ def test_pods_deleted_while_nobody_watched_are_reported(harness: Harness) -> Non
     launches = [p["metadata"]["labels"]["podfleet.io/launch-id"]
                 for p in (running_pod, pending_pod)]
     events = harness.terminal_events(launches)
-    assert events[launches[0]].reason == pod_status.POD_VANISHED
+    assert events[launches[0]].reason == judgement.POD_VANISHED
     assert events[launches[1]].kind is EventKind.REQUEUE
 
 

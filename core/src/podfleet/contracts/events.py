@@ -3,7 +3,8 @@
 Every outcome of a launch and every pod phase change that matters becomes one ``TaskEvent`` in
 the stream of the executor that owns the task (``streams.event_stream(executor_id)``). Events
 carry the launch id, so an event about an older launch of the same try (a stale pod) is ignored
-by the executor, and its state machine makes replays harmless.
+by the executor, and its state machine makes replays harmless. Why a launch or pod failed
+travels typed, as a :class:`~podfleet.contracts.failure.Failure`.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ from typing import Any
 
 import orjson
 
+from podfleet.contracts.failure import Failure
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.states import TaskState
 
 EVENT_VERSION = "1"
+# Version 1 without a "failure" field (written before failures were typed) carried a failure's
+# message, exit code, container and termination message as keys of "detail".
+_LEGACY_FAILURE_KEYS = ("message", "exit_code", "container", "termination_message")
 
 
 class EventKind(StrEnum):
@@ -38,7 +43,11 @@ class InvalidEvent(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class TaskEvent:
-    """One thing that happened to one launch of one task try."""
+    """One thing that happened to one launch of one task try.
+
+    ``failure`` says why, for a FAILED state and for a REQUEUE; ``detail`` holds observations
+    that decide nothing (node, start latency, create attempts, …).
+    """
 
     key: TaskKey
     launch_id: str
@@ -46,12 +55,17 @@ class TaskEvent:
     kind: EventKind
     source: EventSource
     state: TaskState | None = None
-    reason: str | None = None
+    failure: Failure | None = None
     pod_name: str | None = None
     namespace: str | None = None
     pod_uid: str | None = None
     occurred_at: float = field(default_factory=time.time)
     detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def reason(self) -> str | None:
+        """The failure's short reason (its grouping key), or None."""
+        return self.failure.reason if self.failure else None
 
     def to_fields(self) -> dict[str, str]:
         """Flat string fields for XADD."""
@@ -63,7 +77,8 @@ class TaskEvent:
             "kind": self.kind.value,
             "source": self.source.value,
             "state": self.state.value if self.state else "",
-            "reason": self.reason or "",
+            "reason": self.failure.reason if self.failure else "",
+            "failure": orjson.dumps(self.failure.to_wire()).decode() if self.failure else "",
             "pod": self.pod_name or "",
             "ns": self.namespace or "",
             "uid": self.pod_uid or "",
@@ -84,8 +99,17 @@ class TaskEvent:
             state = TaskState(f["state"]) if f.get("state") else None
             occurred_at = float(f["at"])
             detail = orjson.loads(f.get("detail") or "{}")
+            failure_fields = orjson.loads(f.get("failure") or "{}")
         except (KeyError, ValueError, InvalidTaskKey, orjson.JSONDecodeError) as exc:
             raise InvalidEvent(f"malformed task event: {exc}") from None
+        if not isinstance(detail, dict):
+            detail = {}
+        failure = None
+        if f.get("reason"):
+            if "failure" not in f:  # written by an older version: the failure is in detail
+                failure_fields = {k: detail.pop(k) for k in _LEGACY_FAILURE_KEYS if k in detail}
+            failure = Failure.from_wire(f["reason"], failure_fields
+                                        if isinstance(failure_fields, dict) else {})
         if kind is EventKind.STATE and state is None:
             raise InvalidEvent("a state event must name its state")
         return cls(
@@ -95,12 +119,12 @@ class TaskEvent:
             kind=kind,
             source=source,
             state=state,
-            reason=f.get("reason") or None,
+            failure=failure,
             pod_name=f.get("pod") or None,
             namespace=f.get("ns") or None,
             pod_uid=f.get("uid") or None,
             occurred_at=occurred_at,
-            detail=detail if isinstance(detail, dict) else {},
+            detail=detail,
         )
 
 

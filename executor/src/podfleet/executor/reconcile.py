@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from podfleet.contracts.events import EventKind, EventSource, TaskEvent
+from podfleet.contracts.judgement import judge
 from podfleet.contracts.naming import (
     EXECUTOR_LABEL,
     LAUNCH_ID_LABEL,
@@ -24,7 +25,6 @@ from podfleet.contracts.naming import (
     pod_name,
     safe_label_value,
 )
-from podfleet.contracts.pod_status import pod_task_state
 from podfleet.contracts.states import TaskState
 from podfleet.executor.batch import Applied, record_change
 from podfleet.executor.db import ACTIVE_STATES, ExecutorRecord, ExecutorState, TaskInstance
@@ -203,10 +203,11 @@ def _own_pod(row: TaskInstance, candidates: Iterable[dict[str, Any]]) -> dict[st
 
 def _event_from_pod(pod: dict[str, Any], row: TaskInstance, executor_id: str,
                     fatal_reasons: frozenset[str]) -> TaskEvent:
-    state, reason = pod_task_state(pod, fatal_reasons)
+    # A listed pod exists, so the verdict is never a requeue: always a state to move to.
+    verdict = judge(pod, fatal_reasons)
     meta = pod.get("metadata") or {}
     return TaskEvent(
         key=row.key, launch_id=row.launch_id,
         executor_id=executor_id, kind=EventKind.STATE, source=EventSource.EXECUTOR,
-        state=state, reason=reason, pod_name=meta.get("name"),
+        state=verdict.state, failure=verdict.failure, pod_name=meta.get("name"),
         namespace=meta.get("namespace"), pod_uid=meta.get("uid"))

@@ -16,7 +16,6 @@ from typing import Protocol
 from podfleet.contracts.events import EventKind, TaskEvent
 from podfleet.contracts.messages import new_launch_id
 from podfleet.contracts.naming import pod_name
-from podfleet.contracts.pod_status import describe_failure
 from podfleet.contracts.states import TaskState, may_transition
 
 # A try launched this many times without finishing (pods deleted while Pending, stuck-queued
@@ -98,10 +97,8 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float) -> Applied
         row.running_at = at
     else:
         row.finished_at = at
-    if event.reason or new.is_terminal:
-        row.reason = (describe_failure(event.reason, event.detail.get("exit_code"),
-                                       event.detail.get("termination_message"))
-                      if event.reason else None)
+    if event.failure is not None or new.is_terminal:
+        row.reason = event.failure.summary if event.failure is not None else None
     return Applied(Outcome.APPLIED, new)
 
 

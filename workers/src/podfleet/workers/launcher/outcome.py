@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podfleet.contracts.events import EventKind, EventSource, TaskEvent, publish_events
+from podfleet.contracts.failure import Failure
 from podfleet.contracts.messages import LaunchRequest
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
@@ -240,7 +241,8 @@ def _event(request: LaunchRequest, state: TaskState, *, reason: str | None = Non
     meta = (pod or {}).get("metadata") or {}
     return TaskEvent(
         key=request.key, launch_id=request.launch_id, executor_id=request.executor_id,
-        kind=EventKind.STATE, source=EventSource.LAUNCHER, state=state, reason=reason,
+        kind=EventKind.STATE, source=EventSource.LAUNCHER, state=state,
+        failure=Failure(reason) if reason else None,
         pod_name=meta.get("name") or name, namespace=request.namespace,
         pod_uid=meta.get("uid"), detail=detail or {})
 

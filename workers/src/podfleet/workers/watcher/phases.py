@@ -1,4 +1,4 @@
-"""What a pod's state means for its task: pure functions from pod JSON to task events.
+"""What the watcher publishes about a pod: pure functions from pod JSON to task events.
 
 The watcher keeps, per pod, the last thing it published about it (a :class:`Published`
 record, stored in Redis beside the resourceVersion). Every observation of a pod - a watch
@@ -6,7 +6,9 @@ event, a row of a relist, or its absence from a relist - goes through :func:`obs
 :func:`vanished` together with that record, and yields at most one new task event and the
 record to store next. Because the decision depends on the record and not on which event
 carried the pod, a replayed watch event, a relist after 410 or a restarted watcher publishes
-nothing twice, and a change missed while nobody watched is published exactly once.
+nothing twice, and a change missed while nobody watched is published exactly once. What a pod
+means for its task is not decided here: :func:`podfleet.contracts.judgement.judge` decides it,
+for the watcher and the executor alike.
 
 Nothing here does I/O, so every mapping is unit-tested without a cluster.
 """
@@ -22,17 +24,10 @@ from typing import Any
 import orjson
 
 from podfleet.contracts.events import EventKind, EventSource, TaskEvent
+from podfleet.contracts.judgement import Verdict, judge, judge_unseen_deletion
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.naming import task_identity
-from podfleet.contracts.pod_status import (
-    DELETED_BEFORE_START,
-    POD_DELETED,
-    POD_VANISHED,
-    Failure,
-    failure_of,
-    pending_failure,
-    start_latency,
-)
+from podfleet.contracts.pod_status import start_latency
 from podfleet.contracts.states import TaskState
 
 Json = Mapping[str, Any]
@@ -121,27 +116,20 @@ def identity_of(pod: Json) -> PodIdentity | None:
                        str(meta.get("name") or ""))
 
 
-def _event(ident: PodIdentity, uid: str, kind: EventKind, state: TaskState | None,
-           reason: str | None, detail: dict[str, Any], now: float) -> TaskEvent:
+def _event(ident: PodIdentity, uid: str, verdict: Verdict, detail: dict[str, Any],
+           now: float) -> TaskEvent:
+    """The task event announcing ``verdict`` (a requeue, or a move to its state)."""
+    kind = EventKind.REQUEUE if verdict.requeue else EventKind.STATE
     return TaskEvent(key=ident.key, launch_id=ident.launch_id, executor_id=ident.executor_id,
-                     kind=kind, source=EventSource.WATCHER, state=state, reason=reason,
-                     pod_name=ident.name, namespace=ident.namespace, pod_uid=uid or None,
-                     occurred_at=now, detail=detail)
+                     kind=kind, source=EventSource.WATCHER,
+                     state=None if verdict.requeue else verdict.state,
+                     failure=verdict.failure, pod_name=ident.name, namespace=ident.namespace,
+                     pod_uid=uid or None, occurred_at=now, detail=detail)
 
 
-def _failed(ident: PodIdentity, uid: str, failure: Failure, base: dict[str, Any],
-            now: float) -> Transition:
-    detail = dict(base)
-    if failure.message:
-        detail["message"] = failure.message
-    if failure.exit_code is not None:
-        detail["exit_code"] = failure.exit_code
-    if failure.container:
-        detail["container"] = failure.container
-    if failure.termination_message:
-        detail["termination_message"] = failure.termination_message
-    return Transition(_event(ident, uid, EventKind.STATE, TaskState.FAILED, failure.reason,
-                             detail, now), Published(Stage.FAILED))
+# The record kept after publishing a verdict that ends the pod's story.
+_FINAL_STAGE = {TaskState.SUCCESS: Stage.SUCCEEDED, TaskState.FAILED: Stage.FAILED,
+                TaskState.QUEUED: Stage.REQUEUED}
 
 
 def observe(pod: Json, prior: Published | None, *, deleted: bool,
@@ -149,7 +137,9 @@ def observe(pod: Json, prior: Published | None, *, deleted: bool,
     """Decide what one observation of ``pod`` publishes, given what was published before.
 
     ``deleted`` is True for a DELETED watch event (``pod`` is then its last state). Returns
-    None for a pod that carries no podfleet identity (not ours; nothing to do).
+    None for a pod that carries no podfleet identity (not ours; nothing to do). What the pod
+    means for its task is :func:`~podfleet.contracts.judgement.judge`'s verdict; this decides
+    only whether that verdict is news.
     """
     when = time.time() if now is None else now
     ident = identity_of(pod)
@@ -159,57 +149,37 @@ def observe(pod: Json, prior: Published | None, *, deleted: bool,
     if prior is not None and prior.stage.is_final:
         # Everything has been said; a deletion only lets the record go.
         return Transition(None, None if deleted else prior)
-    status = pod.get("status") or {}
-    phase = status.get("phase")
-    base = _details(pod, prior)
-    if phase == "Succeeded":
-        detail = dict(base, exit_code=0)
-        return Transition(_event(ident, uid, EventKind.STATE, TaskState.SUCCESS, None, detail,
-                                 when), None if deleted else Published(Stage.SUCCEEDED))
-    if phase == "Failed":
-        transition = _failed(ident, uid, failure_of(pod), base, when)
-        return Transition(transition.event, None if deleted else transition.after)
-    ran = phase == "Running" or (prior is not None and prior.stage is Stage.RUNNING)
-    if deleted:
-        if ran:
-            failure = Failure(POD_DELETED, "pod deleted while running")
-            return Transition(_failed(ident, uid, failure, base, when).event, None)
-        detail = dict(base, message="pod deleted before it started; launch it again")
-        return Transition(_event(ident, uid, EventKind.REQUEUE, None, DELETED_BEFORE_START,
-                                 detail, when), None)
-    if phase == "Running":
-        if prior is not None and prior.stage is Stage.RUNNING:
+    was_running = prior is not None and prior.stage is Stage.RUNNING
+    verdict = judge(pod, fatal_reasons, gone=deleted, ran=was_running)
+    if verdict.state is TaskState.LAUNCHED:
+        # Not running yet (or an unclear phase): nothing to say until it is.
+        return Transition(None, prior if prior is not None else Published(Stage.PENDING, ident))
+    if verdict.state is TaskState.RUNNING:
+        if was_running:
             return Transition(None, prior)
-        return Transition(_event(ident, uid, EventKind.STATE, TaskState.RUNNING, None, base,
-                                 when), Published(Stage.RUNNING, ident))
-    if phase == "Pending" or not phase:
-        stuck = pending_failure(pod, fatal_reasons)
-        if stuck is not None:
-            return _failed(ident, uid, stuck, base, when)
-        if prior is not None:
-            return Transition(None, prior)
-        return Transition(None, Published(Stage.PENDING, ident))
-    # An unknown phase ("Unknown": the node stopped reporting): wait for a clearer one.
-    return Transition(None, prior if prior is not None else Published(Stage.PENDING, ident))
+        return Transition(_event(ident, uid, verdict, _details(pod, prior), when),
+                          Published(Stage.RUNNING, ident))
+    detail = _details(pod, prior)
+    if verdict.state is TaskState.SUCCESS:
+        detail["exit_code"] = 0
+    after = None if deleted else Published(_FINAL_STAGE[verdict.state])
+    return Transition(_event(ident, uid, verdict, detail, when), after)
 
 
 def vanished(uid: str, prior: Published, now: float | None = None) -> Transition:
     """A pod in the store but absent from a relist: it was deleted while nobody watched.
 
-    Its last state is unknown; what was published decides. Never started → REQUEUE; published
-    RUNNING → FAILED (it may have finished, but nobody can say how); final → just forget it.
+    Its last state is unknown; what was published decides
+    (:func:`~podfleet.contracts.judgement.judge_unseen_deletion`): never started → REQUEUE;
+    published RUNNING → FAILED (it may have finished, but nobody can say how); final → just
+    forget it.
     """
     when = time.time() if now is None else now
     ident = prior.identity
     if prior.stage.is_final or ident is None:
         return Transition(None, None)
-    if prior.stage is Stage.RUNNING:
-        failure = Failure(POD_VANISHED, "pod deleted while running, and while no watcher "
-                          "watched: its outcome is unknown")
-        return Transition(_failed(ident, uid, failure, {}, when).event, None)
-    return Transition(_event(ident, uid, EventKind.REQUEUE, None, DELETED_BEFORE_START,
-                             {"message": "pod deleted before it started; launch it again"},
-                             when), None)
+    verdict = judge_unseen_deletion(ran=prior.stage is Stage.RUNNING)
+    return Transition(_event(ident, uid, verdict, {}, when), None)
 
 
 def _details(pod: Json, prior: Published | None) -> dict[str, Any]:
