@@ -14,7 +14,7 @@ def variables_markdown() -> str:
         "podfleet reads its configuration from environment variables, once, at start "
         "(`podfleet.settings.Settings.from_env`). An invalid value stops the process with a "
         "message naming the variable. This file is generated from the settings' declarations "
-        "(`podfleet/settings/__init__.py`): `python -m podfleet.settings > "
+        "(`core/src/podfleet/settings/__init__.py`): `python -m podfleet.settings > "
         "docs/configuration.md`.",
         "",
         "| variable | default | meaning |",
