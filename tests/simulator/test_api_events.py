@@ -346,7 +346,7 @@ def test_a_failing_node_records_why_its_pods_ended(
     with fast_simulator() as sim:
         api_client = sim.api_client()
         core = client.CoreV1Api(api_client)
-        core.create_namespaced_pod("default", pod_body("victim"))
+        core.create_namespaced_pod("default", pod_body("victim", {DURATION: "60"}))
         _reasons_once(core, "default", "Started")
         node = core.read_namespaced_pod("victim", "default").spec.node_name
 
