@@ -8,6 +8,7 @@ from podfleet.contracts.events import EventKind, EventSource, InvalidEvent, Task
 from podfleet.contracts.failure import Failure
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.messages import (
+    LAST_REASON_LIMIT,
     InvalidMessage,
     LaunchBatch,
     LaunchRequest,
@@ -78,6 +79,43 @@ def test_signed_but_invalid_request_is_refused(bad: dict[str, object]) -> None:
                   __import__("orjson").dumps(wire).decode() + "]}").encode()
     envelope = {"v": 1, "body": batch_body.decode(), "sig": SIGNER.sign(batch_body)}
     with pytest.raises(InvalidMessage):
+        open_envelope(envelope, SIGNER)
+
+
+def test_a_handed_back_request_carries_its_attempts_signed_with_the_rest() -> None:
+    # Given a request the launcher tried twice and hands back to the broker
+    again = request().handed_back(2, "TooManyRequests (429): slow down")
+
+    # When it is sealed and opened at the other end
+    opened = open_envelope(LaunchBatch((again,)).seal(SIGNER), SIGNER).requests[0]
+
+    # Then the next delivery goes on counting from there
+    assert (opened.attempts, opened.last_reason) == (2, "TooManyRequests (429): slow down")
+
+
+def test_a_fresh_request_has_no_attempts_on_the_wire() -> None:
+    wire = request().to_wire()
+    assert "attempts" not in wire and "last_reason" not in wire
+
+
+def test_a_carried_reason_is_shortened_to_its_limit() -> None:
+    again = request().handed_back(1, "x" * (LAST_REASON_LIMIT + 10))
+    assert len(again.last_reason) == LAST_REASON_LIMIT
+
+
+def test_a_request_cannot_be_built_with_negative_attempts() -> None:
+    with pytest.raises(InvalidMessage, match="attempts"):
+        request(attempts=-1)
+
+
+@pytest.mark.parametrize("bad", [{"attempts": -1}, {"attempts": "2"}, {"attempts": True},
+                                 {"attempts": 1, "last_reason": 5}])
+def test_signed_but_invalid_carried_attempts_are_refused(bad: dict[str, object]) -> None:
+    wire = request().to_wire() | bad
+    batch_body = ('{"v":1,"batch_id":"b","sent_at":1.0,"requests":[' +
+                  __import__("orjson").dumps(wire).decode() + "]}").encode()
+    envelope = {"v": 1, "body": batch_body.decode(), "sig": SIGNER.sign(batch_body)}
+    with pytest.raises(InvalidMessage, match=r"attempts|last_reason"):
         open_envelope(envelope, SIGNER)
 
 

@@ -16,7 +16,8 @@ from kubernetes.client import V1Container, V1ObjectMeta, V1Pod, V1PodSpec
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.messages import LaunchRequest, new_launch_id
 from podfleet.kube.aio import AsyncKubeClient
-from podfleet.kube.client import KubeApiError, KubeClient
+from podfleet.kube.client import KubeClient
+from podfleet.kube.errors import AlreadyExists
 from podfleet.pods import validate_executor_config
 from podfleet.pods.factory import PodFactory
 from podfleet.settings import Settings
@@ -37,7 +38,7 @@ def main(kubeconfig: str) -> None:
     try:
         kube.create_pod("default", pod)
         duplicate = "created twice"
-    except KubeApiError as exc:
+    except AlreadyExists as exc:
         duplicate = exc.reason
     aio = AsyncKubeClient.from_client(kube)
     second = dict(pod, metadata=dict(pod["metadata"], name=name + "-aio"))

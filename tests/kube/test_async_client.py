@@ -23,7 +23,14 @@ import pytest
 import yaml
 
 from podfleet.kube.aio import AsyncKubeClient, EventLoopThread
-from podfleet.kube.client import KubeApiError, KubeClient, KubeConnectionError
+from podfleet.kube.client import KubeClient
+from podfleet.kube.errors import (
+    Invalid,
+    ServerError,
+    TooManyRequests,
+    Unauthorized,
+    Unreachable,
+)
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.faults import VerbFaults
 from podfleet.simulator.server import RunningSimulator, start_simulator
@@ -107,7 +114,7 @@ def test_a_429_carries_its_retry_after(
     client = client_for(sim.write_kubeconfig(tmp_path / "kubeconfig"))
 
     # When a pod is created
-    with pytest.raises(KubeApiError) as caught:
+    with pytest.raises(TooManyRequests) as caught:
         create(loop, client)
 
     # Then the error is the server's, retryable, with Retry-After parsed
@@ -121,11 +128,11 @@ def test_a_503_is_a_retryable_service_unavailable(
     sim.admin.set_faults(verbs={"create": VerbFaults(error_503=1.0)}, retry_after_s=2)
     client = client_for(sim.write_kubeconfig(tmp_path / "kubeconfig"))
 
-    with pytest.raises(KubeApiError) as caught:
+    with pytest.raises(ServerError) as caught:
         create(loop, client)
 
     assert (caught.value.status, caught.value.reason) == (503, "ServiceUnavailable")
-    assert caught.value.retryable and not isinstance(caught.value, KubeConnectionError)
+    assert caught.value.retryable
 
 
 def test_a_422_is_final_and_keeps_the_servers_causes(
@@ -140,7 +147,7 @@ def test_a_422_is_final_and_keeps_the_servers_causes(
         finally:
             await client.close()
 
-    with pytest.raises(KubeApiError) as caught:
+    with pytest.raises(Invalid) as caught:
         loop.run(go())
 
     assert (caught.value.status, caught.value.reason) == (422, "Invalid")
@@ -155,10 +162,10 @@ def test_a_server_that_does_not_answer_in_time_is_a_timeout(
                          timeout_hold_s=1.5)
     client = client_for(sim.write_kubeconfig(tmp_path / "kubeconfig"), timeout_seconds=0.3)
 
-    with pytest.raises(KubeConnectionError) as caught:
+    with pytest.raises(Unreachable) as caught:
         create(loop, client)
 
-    assert (caught.value.status, caught.value.reason) == (0, "Timeout")
+    assert caught.value.timed_out
     assert caught.value.retryable
 
 
@@ -171,10 +178,10 @@ def test_a_refused_connection_is_a_connection_error(
     client = client_for(write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{port}",
                                          {"token": TOKEN}))
 
-    with pytest.raises(KubeConnectionError) as caught:
+    with pytest.raises(Unreachable) as caught:
         create(loop, client)
 
-    assert (caught.value.status, caught.value.reason) == (0, "ConnectionError")
+    assert caught.value.reason == "ConnectionError"
     assert caught.value.retryable
 
 
@@ -189,12 +196,12 @@ def test_the_plain_client_reports_a_refused_connection_as_refused_not_as_a_timeo
                                   {"token": TOKEN})
     client = KubeClient.from_config(kubeconfig=str(kubeconfig))
     try:
-        with pytest.raises(KubeConnectionError) as caught:
+        with pytest.raises(Unreachable) as caught:
             client.list_pods("default")
     finally:
         client.close()
 
-    assert (caught.value.status, caught.value.reason) == (0, "ConnectionError")
+    assert caught.value.reason == "ConnectionError"
     assert "cannot connect" in str(caught.value)
     assert caught.value.retryable
 
@@ -206,12 +213,12 @@ def test_the_plain_client_reports_a_slow_server_as_a_timeout(
     client = KubeClient.from_config(kubeconfig=str(sim.write_kubeconfig(tmp_path / "kc")),
                                     timeout_seconds=0.3)
     try:
-        with pytest.raises(KubeConnectionError) as caught:
+        with pytest.raises(Unreachable) as caught:
             client.list_pods("default")
     finally:
         client.close()
 
-    assert (caught.value.status, caught.value.reason) == (0, "Timeout")
+    assert caught.value.timed_out
 
 
 def test_the_plain_client_tells_its_observer_the_verb_code_and_time_of_each_request(
@@ -237,7 +244,7 @@ def test_a_wrong_token_is_refused_with_401(
     client = client_for(write_kubeconfig(tmp_path / "kubeconfig", sim.url,
                                          {"token": "not-the-token"}))
 
-    with pytest.raises(KubeApiError) as caught:
+    with pytest.raises(Unauthorized) as caught:
         create(loop, client)
 
     assert caught.value.status == 401
@@ -334,7 +341,7 @@ def test_tls_without_a_trusted_authority_is_refused(
     client = client_for(write_kubeconfig(
         tmp_path / "kubeconfig", f"https://127.0.0.1:{terminator.port}", {"token": TOKEN}))
 
-    with pytest.raises(KubeConnectionError) as caught:
+    with pytest.raises(Unreachable) as caught:
         create(loop, client)
 
     assert "certificate" in caught.value.message.lower()

@@ -6,7 +6,8 @@ dramatiq has no batch enqueue (``group().run()`` loops over single enqueues, ≈
 :func:`enqueue_envelopes` writes many messages in one pipelined round trip by calling
 dramatiq's own ``dispatch.lua`` with its ``enqueue`` command: Redis then holds exactly what
 ``RedisBroker.enqueue`` would have written (the message hash entry, the queue list entry and the
-sender's heartbeat), so dramatiq workers consume the messages normally.
+sender's heartbeat), so dramatiq workers consume the messages normally. What that layout is,
+and how the script is called, lives in :mod:`podfleet.broker.redis_layout` only.
 
 The executor never imports the actor modules; it names the launch actor by
 :data:`LAUNCH_ACTOR_NAME` only.
@@ -14,14 +15,11 @@ The executor never imports the actor modules; it names the launch actor by
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import dramatiq
-import redis
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis, dq_name
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -33,6 +31,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from podfleet.broker import redis_layout
 from podfleet.redis_client import connect as connect_redis
 from podfleet.settings import Settings
 
@@ -114,34 +113,6 @@ def worker_environment(threads: int, launch_queues: int = 1) -> dict[str, str]:
     }
 
 
-def _dispatch_args(broker: RedisBroker, command: str, queue_name: str,
-                   *args: Any, maintenance: bool = False) -> list[Any]:
-    # The argument layout of dramatiq's dispatch.lua (see its header).
-    return [command, current_millis(), queue_name, broker.broker_id, broker.heartbeat_timeout,
-            broker.dead_message_ttl, 1 if maintenance else 0,
-            broker._max_unpack_size(), *args]  # type: ignore[no-untyped-call]
-
-
-def _run_pipeline(broker: RedisBroker, calls: list[list[Any]]) -> list[Any]:
-    """EVALSHA dispatch.lua once per entry of ``calls`` in one pipelined round trip."""
-    script = broker.scripts["dispatch"]
-    for attempt in range(2):
-        pipe = broker.client.pipeline(transaction=False)
-        for args in calls:
-            pipe.evalsha(script.sha, 1, broker.namespace, *args)
-        results: list[Any] = pipe.execute(raise_on_error=False)
-        errors = [r for r in results if isinstance(r, Exception)]
-        if not errors:
-            return results
-        if attempt == 0 and all(isinstance(e, redis.exceptions.NoScriptError) for e in errors):
-            # A fresh or restarted Redis: NOSCRIPT fails every call alike, nothing was
-            # written, so load the script and send the whole batch again.
-            broker.client.script_load(script.script)
-            continue
-        raise errors[0]
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
 def enqueue_envelopes(broker: RedisBroker, queue_name: str, envelopes: list[dict[str, Any]],
                       *, delay_ms: int | None = None) -> list[str]:
     """Enqueue one launch message per envelope (actor :data:`LAUNCH_ACTOR_NAME`,
@@ -154,22 +125,16 @@ def enqueue_envelopes(broker: RedisBroker, queue_name: str, envelopes: list[dict
     if not envelopes:
         return []
     broker.declare_queue(queue_name)
-    target = queue_name
-    options: dict[str, Any] = {}
-    if delay_ms is not None:
-        target = dq_name(queue_name)
-        options["eta"] = current_millis() + int(delay_ms)
     messages: list[dramatiq.Message[Any]] = []
     calls: list[list[Any]] = []
     for envelope in envelopes:
-        message: dramatiq.Message[Any] = dramatiq.Message(
-            queue_name=target, actor_name=LAUNCH_ACTOR_NAME, args=(envelope,), kwargs={},
-            options={**options, "redis_message_id": str(uuid.uuid4())})
+        message = redis_layout.stored_message(dramatiq.Message(
+            queue_name=queue_name, actor_name=LAUNCH_ACTOR_NAME, args=(envelope,), kwargs={},
+            options={}), delay_ms)
         broker.emit_before("enqueue", message, delay_ms)
         messages.append(message)
-        calls.append(_dispatch_args(broker, "enqueue", target,
-                                    message.options["redis_message_id"], message.encode()))
-    _run_pipeline(broker, calls)
+        calls.append(redis_layout.enqueue_args(broker, message))
+    redis_layout.run_dispatch(broker, calls)
     for message in messages:
         broker.emit_after("enqueue", message, delay_ms)
     return [m.message_id for m in messages]
@@ -185,25 +150,25 @@ def requeue_dead_workers(broker: RedisBroker, queue_names: Sequence[str]) -> Non
     """
     calls = []
     for name in queue_names:
-        for queue in (name, dq_name(name)):
-            calls.append(_dispatch_args(broker, "qsize", queue, maintenance=True))
+        for queue in (name, redis_layout.delay_queue(name)):
+            calls.append(redis_layout.dispatch_args(broker, "qsize", queue, maintenance=True))
     if calls:
-        _run_pipeline(broker, calls)
+        redis_layout.run_dispatch(broker, calls)
 
 
 def queue_sizes(broker: RedisBroker, queue_name: str) -> dict[str, int]:
     """Messages waiting, waiting delayed, and dead-lettered on ``queue_name``."""
     ns = broker.namespace
     pipe = broker.client.pipeline(transaction=False)
-    pipe.llen(f"{ns}:{queue_name}")
-    pipe.hlen(f"{ns}:{dq_name(queue_name)}.msgs")
-    pipe.zcard(f"{ns}:{queue_name}.XQ")
+    pipe.llen(redis_layout.queue_key(ns, queue_name))
+    pipe.hlen(redis_layout.messages_key(ns, redis_layout.delay_queue(queue_name)))
+    pipe.zcard(redis_layout.dead_letters_key(ns, queue_name))
     ready, delayed, dead = pipe.execute()
     return {"ready": int(ready), "delayed": int(delayed), "dead": int(dead)}
 
 
 def dead_letters(broker: RedisBroker, queue_name: str) -> list[dramatiq.Message[Any]]:
     """The messages dead-lettered on ``queue_name`` (for tests and operators)."""
-    raw = broker.client.hvals(f"{broker.namespace}:{queue_name}.XQ.msgs")
+    raw = broker.client.hvals(redis_layout.dead_letter_messages_key(broker.namespace, queue_name))
     return [dramatiq.Message.decode(data if isinstance(data, bytes) else str(data).encode())
             for data in raw]

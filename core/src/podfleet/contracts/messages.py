@@ -8,6 +8,7 @@ raises :class:`InvalidMessage` with the reason for anything it refuses.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.signing import MessageSigner, SignatureError
 
 WIRE_VERSION = 1
+# Longest ``last_reason`` a request may carry (an API server's message can be long).
+LAST_REASON_LIMIT = 1024
 
 
 class InvalidMessage(ValueError):
@@ -34,6 +37,12 @@ class LaunchRequest:
     late the pod may still be created; past it the launcher fails the task as "expired".
     ``priority`` (Airflow's ``priority_weight``): within a message, higher goes first. A
     message without it (an older executor) reads as 0.
+
+    ``attempts`` and ``last_reason`` are what earlier create attempts came to when the
+    launcher handed the request back to the broker for a later try: they travel signed with
+    the rest, so the next delivery goes on counting towards ``max_attempts`` rather than
+    starting over. A request from the executor has none (0 and ""), and its wire form leaves
+    them out. Both are validated on construction and when read from the wire.
     """
 
     key: TaskKey
@@ -46,9 +55,16 @@ class LaunchRequest:
     executor_config: dict[str, Any] = field(default_factory=dict)
     deadline: float | None = None
     priority: int = 0
+    attempts: int = 0
+    last_reason: str = ""
+
+    def __post_init__(self) -> None:
+        problem = carried_attempts_problem(self.attempts, self.last_reason)
+        if problem:
+            raise InvalidMessage(problem)
 
     def to_wire(self) -> dict[str, Any]:
-        return {
+        wire: dict[str, Any] = {
             "key": self.key.as_list(),
             "launch_id": self.launch_id,
             "command": list(self.command),
@@ -60,6 +76,16 @@ class LaunchRequest:
             "deadline": self.deadline,
             "priority": self.priority,
         }
+        if self.attempts or self.last_reason:
+            wire["attempts"] = self.attempts
+            wire["last_reason"] = self.last_reason
+        return wire
+
+    def handed_back(self, attempts: int, last_reason: str) -> LaunchRequest:
+        """This request with the attempts made so far, to send again later (the reason is
+        shortened to :data:`LAST_REASON_LIMIT`)."""
+        return dataclasses.replace(self, attempts=attempts,
+                                   last_reason=last_reason[:LAST_REASON_LIMIT])
 
     @classmethod
     def from_wire(cls, data: Any) -> LaunchRequest:
@@ -95,6 +121,8 @@ class LaunchRequest:
         priority = data.get("priority", 0)
         if not isinstance(priority, int) or isinstance(priority, bool):
             raise InvalidMessage("priority must be an integer")
+        attempts = data.get("attempts", 0)
+        last_reason = data.get("last_reason", "")
         return cls(
             key=key,
             launch_id=launch_id,
@@ -106,6 +134,8 @@ class LaunchRequest:
             executor_config=executor_config,
             deadline=None if deadline is None else float(deadline),
             priority=priority,
+            attempts=attempts,
+            last_reason=last_reason,
         )
 
 
@@ -178,6 +208,15 @@ def new_launch_id() -> str:
 
 def is_launch_id(value: str) -> bool:
     return len(value) == 32 and all(c in "0123456789abcdef" for c in value)
+
+
+def carried_attempts_problem(attempts: Any, last_reason: Any) -> str | None:
+    """Why ``attempts``/``last_reason`` are not a valid carry-over, or None."""
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:
+        return "attempts must be a non-negative integer"
+    if not isinstance(last_reason, str) or len(last_reason) > LAST_REASON_LIMIT:
+        return f"last_reason must be a string of at most {LAST_REASON_LIMIT} characters"
+    return None
 
 
 def command_problem(command: Any) -> str | None:

@@ -5,7 +5,8 @@ and thread handoffs (≈ 0.6 ms per pod); one aiohttp session on one event loop 
 requests for a fraction of that (measured: ≈ 10,600 creates/s at concurrency 64 against
 ≈ 3,400 for urllib3). :class:`AsyncKubeClient` speaks to the API server exactly as
 :class:`podfleet.kube.client.KubeClient` does — same URLs, headers, JSON bodies, same
-:class:`KubeApiError`/:class:`KubeConnectionError` for every failure — and takes everything it
+:class:`~podfleet.kube.errors.KubeError` subclasses and
+:class:`~podfleet.kube.errors.Unreachable` for every failure — and takes everything it
 must not re-invent from the official client's ``Configuration``: host, TLS (CA file or data,
 client certificate, ``verify_ssl``, ``assert_hostname``, ``tls_server_name``), proxy, and the
 auth headers (``auth_settings()``, so exec plugins and token refresh keep working). Only
@@ -31,12 +32,10 @@ from podfleet.kube.client import (
     JSON,
     USER_AGENT,
     AuthHeaders,
-    KubeApiError,
     KubeClient,
-    KubeConnectionError,
     api_url,
-    error_from_response,
 )
+from podfleet.kube.errors import NotFound, Unreachable, error_from_response
 
 try:
     from kubernetes.client import rest as k8s_rest
@@ -170,7 +169,8 @@ class AsyncKubeClient:
     async def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
                       body: Any = None, content_type: str | None = None,
                       timeout: float | None = None) -> Any:
-        """Send one request; return the parsed JSON answer or raise KubeApiError."""
+        """Send one request; return the parsed JSON answer, or raise as
+        :meth:`KubeClient.request` does (a KubeError subclass, or Unreachable)."""
         session, slots = self._open()
         data = orjson.dumps(body) if body is not None else None
         headers = {"Accept": JSON, "User-Agent": USER_AGENT, **await self._auth_headers()}
@@ -190,10 +190,10 @@ class AsyncKubeClient:
                         status = response.status
                         answer_headers = response.headers
             except TimeoutError:
-                raise KubeConnectionError(
+                raise Unreachable(
                     "Timeout", f"{method} {path}: no answer within {seconds:g}s") from None
             except aiohttp.ClientError as exc:
-                raise KubeConnectionError("ConnectionError",
+                raise Unreachable("ConnectionError",
                                           f"{method} {path}: {exc}") from None
         if status >= 400:
             raise error_from_response(status, payload, answer_headers)
@@ -212,10 +212,8 @@ class AsyncKubeClient:
         try:
             result: dict[str, Any] = await self.request(
                 "GET", KubeClient.pods_path(namespace, name))
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except NotFound:
+            return None
         return result
 
 

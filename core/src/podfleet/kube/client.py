@@ -12,7 +12,6 @@ the 36.x and 37.x clients.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -21,6 +20,14 @@ from urllib.parse import quote, urlencode
 
 import orjson
 import urllib3
+
+from podfleet.kube.errors import (
+    BadRequest,
+    KubeError,
+    NotFound,
+    Unreachable,
+    error_from_response,
+)
 
 try:
     from kubernetes import client as k8s_client
@@ -35,50 +42,6 @@ STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 
 # How long auth headers from the client's configuration are reused before asking it again.
 AUTH_CACHE_SECONDS = 1.0
-
-# Status codes after which the same request may succeed later.
-RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
-
-
-class KubeApiError(Exception):
-    """The API server answered with an error ``Status`` (or could not be reached: status 0).
-
-    ``reason`` and ``message`` come from the server's Status object when there is one, so
-    they read exactly like a real API server's error (``AlreadyExists``, ``Invalid``, …).
-    """
-
-    def __init__(self, status: int, reason: str, message: str, *,
-                 retry_after: float | None = None, body: Any = None) -> None:
-        super().__init__(f"{status} {reason}: {message}" if status else f"{reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.retry_after = retry_after
-        self.body = body
-
-    @property
-    def is_quota(self) -> bool:
-        """A 403 caused by a ResourceQuota: waiting helps, unlike an RBAC 403."""
-        return self.status == 403 and "exceeded quota" in self.message
-
-    @property
-    def retryable(self) -> bool:
-        """True for errors a later attempt may not meet: 429, 5xx, timeouts, quota, no route."""
-        return self.status == 0 or self.status in RETRYABLE_STATUS or self.is_quota
-
-    @property
-    def causes(self) -> list[dict[str, Any]]:
-        details = self.body.get("details") if isinstance(self.body, dict) else None
-        causes = details.get("causes") if isinstance(details, dict) else None
-        return causes if isinstance(causes, list) else []
-
-
-class KubeConnectionError(KubeApiError):
-    """No answer: connection refused or reset, or the request timed out."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(0, reason, message)
-
 
 class AuthHeaders:
     """Auth headers from the official client's configuration, reused briefly.
@@ -190,7 +153,10 @@ class KubeClient:
     def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
                 body: Any = None, content_type: str | None = None,
                 timeout: float | None = None, verb: str | None = None) -> Any:
-        """Send one request; return the parsed JSON answer or raise KubeApiError.
+        """Send one request; return the parsed JSON answer.
+
+        Raises the :class:`~podfleet.kube.errors.KubeError` subclass that names an error
+        answer, or :class:`~podfleet.kube.errors.Unreachable` when no answer came.
 
         ``verb`` names it for the observer (default: from the method: get, create, …).
         """
@@ -229,10 +195,8 @@ class KubeClient:
         """The pod, or None when it does not exist."""
         try:
             result: dict[str, Any] = self.request("GET", self.pods_path(namespace, name))
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        except NotFound:
+            return None
         return result
 
     def delete_pod(self, namespace: str, name: str, *,
@@ -241,10 +205,8 @@ class KubeClient:
         query = {"gracePeriodSeconds": grace_period_seconds}
         try:
             self.request("DELETE", self.pods_path(namespace, name), query=query)
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return False
-            raise
+        except NotFound:
+            return False
         return True
 
     def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any], *,
@@ -277,9 +239,11 @@ class KubeClient:
                    read_timeout: float = 60.0) -> Iterator[dict[str, Any]]:
         """Stream watch events (``{"type", "object"}`` dicts) until the server ends the stream.
 
-        An ERROR event is yielded as it comes (a 410 arrives that way); an HTTP error before
-        the stream starts raises KubeApiError; silence longer than ``read_timeout`` raises
-        KubeConnectionError, so a frozen connection is noticed rather than waited on forever.
+        An ERROR event is yielded as it comes (a 410 arrives that way:
+        :func:`~podfleet.kube.errors.error_from_status` names it); an HTTP error before the
+        stream starts raises its KubeError (Gone for a 410); silence longer than
+        ``read_timeout`` raises Unreachable, so a frozen connection is noticed rather than
+        waited on forever.
         """
         query = {"watch": "true", "resourceVersion": resource_version,
                  "labelSelector": label_selector, "timeoutSeconds": timeout_seconds,
@@ -309,10 +273,10 @@ class KubeClient:
                         if line.strip():
                             yield orjson.loads(line)
             except urllib3.exceptions.ReadTimeoutError:
-                raise KubeConnectionError(
+                raise Unreachable(
                     "Timeout", f"watch {path}: no data for {read_timeout}s") from None
             except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError) as exc:
-                raise KubeConnectionError("ConnectionError", f"watch {path}: {exc}") from None
+                raise Unreachable("ConnectionError", f"watch {path}: {exc}") from None
             if pending.strip():
                 yield orjson.loads(pending)
         finally:
@@ -329,7 +293,7 @@ class KubeClient:
 
         With ``follow`` the stream stays open until the container exits (or the server ends
         it); ``read_timeout`` None waits for output however long a quiet task stays quiet.
-        Raises KubeApiError before the first chunk: 404 for a pod that does not exist, 400
+        Raises before the first chunk: NotFound for a pod that does not exist, BadRequest
         for one whose container has not started (:func:`container_not_started`).
         """
         query = {"container": container, "follow": "true" if follow else None,
@@ -354,10 +318,10 @@ class KubeClient:
                     if chunk:
                         yield chunk
             except urllib3.exceptions.ReadTimeoutError:
-                raise KubeConnectionError(
+                raise Unreachable(
                     "Timeout", f"log {path}: no data for {read_timeout}s") from None
             except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError) as exc:
-                raise KubeConnectionError("ConnectionError", f"log {path}: {exc}") from None
+                raise Unreachable("ConnectionError", f"log {path}: {exc}") from None
         finally:
             response.release_conn()
 
@@ -368,65 +332,29 @@ class KubeClient:
                                             tail_lines=tail_lines))
 
 
-def connection_error(what: str, exc: urllib3.exceptions.HTTPError) -> KubeConnectionError:
-    """A KubeConnectionError saying whether the server was unreachable or slow.
+def connection_error(what: str, exc: urllib3.exceptions.HTTPError) -> Unreachable:
+    """An Unreachable saying whether the server was unreachable or slow.
 
     urllib3 makes a refused connection (``NewConnectionError``) a subclass of
     ``ConnectTimeoutError``, so it is told apart first: "refused" and "timed out" call for
     different fixes.
     """
     if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return KubeConnectionError("ConnectionError", f"{what}: cannot connect: {exc}")
+        return Unreachable("ConnectionError", f"{what}: cannot connect: {exc}")
     if isinstance(exc, urllib3.exceptions.TimeoutError):
-        return KubeConnectionError("Timeout", f"{what}: {exc}")
-    return KubeConnectionError("ConnectionError", f"{what}: {exc}")
+        return Unreachable("Timeout", f"{what}: {exc}")
+    return Unreachable("ConnectionError", f"{what}: {exc}")
 
 
-def container_not_started(exc: KubeApiError) -> bool:
+def container_not_started(exc: KubeError | Unreachable) -> bool:
     """The log request was refused because the container has not started (or never will):
     the API server answers 400 "container ... is waiting to start" (or "... not found")."""
-    return exc.status == 400 and ("waiting to start" in exc.message
-                                  or "ContainerCreating" in exc.message
-                                  or "PodInitializing" in exc.message)
+    return isinstance(exc, BadRequest) and ("waiting to start" in exc.message
+                                            or "ContainerCreating" in exc.message
+                                            or "PodInitializing" in exc.message)
 
 
 def api_url(host: str, path: str, query: Mapping[str, Any] | None = None) -> str:
     """``host`` + ``path`` + the query's non-None parameters."""
     params = {k: v for k, v in (query or {}).items() if v is not None}
     return host + path + ("?" + urlencode(params) if params else "")
-
-
-def error_from_response(status: int, data: bytes, headers: Mapping[str, str]) -> KubeApiError:
-    """A KubeApiError carrying the server's Status reason/message and any Retry-After."""
-    body: Any = None
-    with contextlib.suppress(orjson.JSONDecodeError, TypeError):
-        body = orjson.loads(data)
-    if isinstance(body, dict) and body.get("kind") == "Status":
-        reason = str(body.get("reason") or "Unknown")
-        message = str(body.get("message") or "")
-    else:
-        reason = _REASONS.get(status, "Unknown")
-        message = (data or b"").decode(errors="replace")[:500]
-    return KubeApiError(status, reason, message, retry_after=parse_retry_after(
-        headers.get("Retry-After")), body=body)
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-_REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-            405: "MethodNotAllowed", 409: "Conflict", 410: "Expired", 413: "RequestEntityTooLarge",
-            422: "Invalid", 429: "TooManyRequests", 500: "InternalError",
-            503: "ServiceUnavailable", 504: "Timeout"}

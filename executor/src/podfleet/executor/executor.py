@@ -81,7 +81,8 @@ from podfleet.executor.streams import (
 )
 from podfleet.executor.submission import TaskSubmission, validate_submissions
 from podfleet.executor.transitions import Outcome
-from podfleet.kube.client import KubeApiError, KubeClient
+from podfleet.kube.client import KubeClient
+from podfleet.kube.errors import KubeError, Unreachable
 from podfleet.monitoring.metrics import (
     EVENTS_APPLIED,
     TASK_END_TO_END,
@@ -311,7 +312,7 @@ class Executor:
         self._registration.check_not_fenced()
         try:
             return self._sync_once()
-        except (redis.RedisError, KubeApiError) as exc:
+        except (redis.RedisError, KubeError, Unreachable) as exc:
             now = time.monotonic()
             if now >= self._next_outage_log:
                 self._next_outage_log = now + 60.0

@@ -25,7 +25,8 @@ from podfleet.contracts.states import TaskState
 from podfleet.executor.batch import Applied, record_change
 from podfleet.executor.db import TaskInstance
 from podfleet.executor.transitions import fail, relaunch
-from podfleet.kube.client import KubeApiError, KubeClient
+from podfleet.kube.client import KubeClient
+from podfleet.kube.errors import KubeError, Unreachable
 from podfleet.pods import task_namespace
 from podfleet.settings import Settings
 
@@ -96,7 +97,7 @@ def expire_stuck_pending(sessions: sessionmaker[Session], settings: Settings,
             continue
         try:
             pod = kube().get_pod(namespace or settings.kubernetes.namespace, name)
-        except KubeApiError as exc:
+        except (KubeError, Unreachable) as exc:
             log.warning("cannot read pending pod %s: %s", name, exc)
             continue
         phase = ((pod or {}).get("status") or {}).get("phase")

@@ -21,7 +21,8 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState
 from podfleet.executor.db import TaskInstance
-from podfleet.kube.client import KubeApiError, KubeClient, container_not_started
+from podfleet.kube.client import KubeClient, container_not_started
+from podfleet.kube.errors import KubeError, NotFound
 from podfleet.logs.archive import LogArchive, tail_lines
 from podfleet.settings import Settings
 
@@ -115,8 +116,8 @@ class TaskLogs:
             data = self._kube().read_pod_log(target.namespace, target.pod_name,
                                              tail_lines=tail)
             return TaskLog(target.key, target.launch_id, _decode(data), "pod")
-        except KubeApiError as exc:
-            if exc.status != 404 and not container_not_started(exc):
+        except KubeError as exc:
+            if not isinstance(exc, NotFound) and not container_not_started(exc):
                 raise
             archived = self._archived(target, tail)
             if archived is not None:
@@ -144,8 +145,8 @@ class TaskLogs:
                 if rest:
                     yield rest
                 return
-            except KubeApiError as exc:
-                if exc.status != 404 and not container_not_started(exc):
+            except KubeError as exc:
+                if not isinstance(exc, NotFound) and not container_not_started(exc):
                     raise
                 if target.state.is_terminal:
                     archived = self._archived(target, tail)
@@ -172,7 +173,7 @@ def _key_filter(key: TaskKey) -> sa.ColumnElement[bool]:
                    TaskInstance.try_number == key.try_number)
 
 
-def _why_none(target: LogTarget, exc: KubeApiError) -> str:
+def _why_none(target: LogTarget, exc: KubeError) -> str:
     where = f"task {target.key} (pod {target.namespace}/{target.pod_name})"
     if container_not_started(exc):
         return f"{where}: its container has not started: {exc.message}"

@@ -32,7 +32,8 @@ from podfleet.executor.pods import ExecutorPods
 from podfleet.executor.rows import TASKS, rowcount
 from podfleet.executor.streams import EventStreams
 from podfleet.executor.transitions import Outcome, apply_event, fail, relaunch
-from podfleet.kube.client import KubeApiError, KubeClient
+from podfleet.kube.client import KubeClient
+from podfleet.kube.errors import KubeError, NotFound, Unreachable
 from podfleet.settings import Settings
 
 log = logging.getLogger("podfleet.executor")
@@ -182,9 +183,10 @@ class Reconciler:
             meta = pod.get("metadata") or {}
             try:
                 self._kube().patch_pod(meta.get("namespace", ""), meta.get("name", ""), patch)
-            except KubeApiError as exc:
-                if exc.status != 404:
-                    log.warning("cannot relabel adopted pod %s: %s", meta.get("name"), exc)
+            except NotFound:
+                pass  # gone meanwhile: nothing to relabel
+            except (KubeError, Unreachable) as exc:
+                log.warning("cannot relabel adopted pod %s: %s", meta.get("name"), exc)
 
         with concurrent.futures.ThreadPoolExecutor(RELABEL_THREADS) as pool:
             list(pool.map(relabel, pods))

@@ -3,7 +3,7 @@
 A queue's depth is not something any one process observes — enqueuers and workers live on
 different machines — so it is read from dramatiq's Redis keys at scrape time instead of being
 recorded. dramatiq 2.2's RedisBroker keeps, per queue ``Q`` under its namespace ``NS``
-(default ``dramatiq``; see dramatiq/brokers/redis/dispatch.lua):
+(default ``dramatiq``; :mod:`podfleet.broker.redis_layout` describes the whole layout):
 
 - ``NS:Q`` — list of message ids ready to be fetched → ``podfleet_broker_queue_depth``
 - ``NS:Q.msgs`` — hash id -> message of every message not yet acked (ready + fetched);
@@ -30,6 +30,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from podfleet.broker import redis_layout
 from podfleet.monitoring import metrics
 from podfleet.redis_client import connect as connect_redis
 
@@ -100,16 +101,13 @@ class BrokerCollector(Collector):
         if not self._discover:
             return self._queues
         found = dict.fromkeys(self._queues)
-        prefix = f"{self._namespace}:"
-        for pattern in (f"{prefix}*.msgs", f"{prefix}*.XQ"):
+        ns = self._namespace
+        for pattern in (redis_layout.messages_key(ns, "*"),
+                        redis_layout.dead_letters_key(ns, "*")):
             for raw in self._client.scan_iter(match=pattern, count=1000):
                 key = raw.decode() if isinstance(raw, bytes) else str(raw)
-                name = key[len(prefix):]
-                for suffix in (".DQ.msgs", ".XQ.msgs", ".msgs", ".XQ"):
-                    if name.endswith(suffix):
-                        name = name[:-len(suffix)]
-                        break
-                if name and not name.startswith("__"):
+                name = redis_layout.queue_of_key(ns, key)
+                if name:
                     found.setdefault(name)
         return tuple(found)
 
@@ -117,11 +115,11 @@ class BrokerCollector(Collector):
         queues = self.queues()
         pipe = self._client.pipeline(transaction=False)
         for queue in queues:
-            key = f"{self._namespace}:{queue}"
-            pipe.llen(key)
-            pipe.hlen(f"{key}.msgs")
-            pipe.hlen(f"{key}.DQ.msgs")
-            pipe.zcard(f"{key}.XQ")
+            ns = self._namespace
+            pipe.llen(redis_layout.queue_key(ns, queue))
+            pipe.hlen(redis_layout.messages_key(ns, queue))
+            pipe.hlen(redis_layout.messages_key(ns, redis_layout.delay_queue(queue)))
+            pipe.zcard(redis_layout.dead_letters_key(ns, queue))
         values = [int(v) for v in pipe.execute()]
         return {queue: (values[4 * i], values[4 * i + 1], values[4 * i + 2], values[4 * i + 3])
                 for i, queue in enumerate(queues)}

@@ -19,6 +19,7 @@ from typing import Any
 
 import dramatiq
 
+from podfleet.broker import redis_layout
 from podfleet.monitoring import metrics
 
 
@@ -80,7 +81,7 @@ class DramatiqMetrics(dramatiq.Middleware):
 
 def _canonical_queue(queue_name: str) -> str:
     """``podfleet.launch.DQ`` -> ``podfleet.launch``: a delayed message belongs to its queue."""
-    return queue_name[:-3] if queue_name.endswith((".DQ", ".XQ")) else queue_name
+    return redis_layout.canonical_queue(queue_name)
 
 
 def _queue_wait_seconds(message: Any) -> float:

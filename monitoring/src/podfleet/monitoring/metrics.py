@@ -195,17 +195,19 @@ class PodCreateOutcome(StrEnum):
 
 class LaunchRetryReason(StrEnum):
     """``reason`` of ``podfleet_launch_retries_total``: no answer, a quota, or the HTTP
-    status of a retryable answer (``podfleet.kube.client.RETRYABLE_STATUS``)."""
+    status of a retryable answer (any other 5xx counts as ``5xx``)."""
 
     TIMEOUT = "timeout"
     CONNECTION = "connection"
     QUOTA = "quota"
     REQUEST_TIMEOUT = "408"
+    CONFLICT = "409"
     TOO_MANY_REQUESTS = "429"
     INTERNAL_ERROR = "500"
     BAD_GATEWAY = "502"
     SERVICE_UNAVAILABLE = "503"
     GATEWAY_TIMEOUT = "504"
+    OTHER_SERVER_ERROR = "5xx"
 
 
 class MessageRejectReason(StrEnum):

@@ -74,7 +74,7 @@ def check(settings: Settings) -> int:
     """Reach Redis and the Kubernetes API; print what was checked; 0 when all is well."""
     import redis
 
-    from podfleet.kube.client import KubeApiError
+    from podfleet.kube.errors import KubeError, Unreachable
     from podfleet.redis_client import connect as connect_redis
 
     ok = True
@@ -89,7 +89,7 @@ def check(settings: Settings) -> int:
         kube.request("GET", kube.pods_path(settings.kubernetes.namespace),
                      query={"limit": 1})
         print(f"kubernetes: ok ({kube.host}, namespace {settings.kubernetes.namespace})")
-    except KubeApiError as exc:
+    except (KubeError, Unreachable) as exc:
         ok = False
         print(f"kubernetes: FAILED ({kube.host}): {exc}")
     finally:

@@ -18,6 +18,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
+from podfleet.broker import redis_layout
 from podfleet.monitoring.metrics import MESSAGES_REJECTED, MessageRejectReason
 
 logger = logging.getLogger("podfleet.workers.quarantine")
@@ -35,8 +36,8 @@ class QuarantiningConsumer(_RedisConsumer):
 
     def _quarantine(self, data: bytes, error: BaseException) -> None:
         broker = self.broker
-        acks = f"{broker.namespace}:__acks__.{broker.broker_id}.{self.queue_name}"
-        messages = f"{broker.namespace}:{self.queue_name}.msgs"
+        acks = redis_layout.acks_key(broker.namespace, broker.broker_id, self.queue_name)
+        messages = redis_layout.messages_key(broker.namespace, self.queue_name)
         try:
             held = sorted(broker.client.smembers(acks))
             stored = broker.client.hmget(messages, held) if held else []

@@ -19,7 +19,8 @@ from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.executor.cli.preflight import fail, schema_problem
 from podfleet.executor.db import make_engine, make_sessionmaker
 from podfleet.executor.logs import LogTarget, TaskLogs, TaskLogUnavailable
-from podfleet.kube.client import KubeApiError, KubeClient
+from podfleet.kube.client import KubeClient
+from podfleet.kube.errors import KubeError, Unreachable
 from podfleet.logs.archive import LogArchive
 from podfleet.logs.storage import ArchiveUnavailable
 from podfleet.settings import Settings
@@ -116,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
         return 0
     except (BadTaskReference, TaskLogUnavailable, ArchiveUnavailable) as exc:
         return fail(NAME, str(exc))
-    except KubeApiError as exc:
+    except KubeError as exc:
         return fail(NAME, f"the Kubernetes API answered: {exc}")
+    except Unreachable as exc:
+        return fail(NAME, f"the Kubernetes API did not answer: {exc}")
     finally:
         if kube is not None:
             kube.close()

@@ -58,7 +58,8 @@ def cleanup_pods(args: argparse.Namespace) -> None:
     what a policy of ``never`` or an outage left behind. Pending pods younger than five
     minutes are never touched, as upstream's command protects them.
     """
-    from podfleet.kube.client import KubeApiError, KubeClient
+    from podfleet.kube.client import KubeClient
+    from podfleet.kube.errors import KubeError, Unreachable
 
     settings = _settings(getattr(args, "team", None))
     kube = KubeClient.from_settings(settings.kubernetes)
@@ -77,10 +78,9 @@ def cleanup_pods(args: argparse.Namespace) -> None:
                     or (phase == "Pending" and age >= pending_age)):
                 try:
                     kube.delete_pod(meta.get("namespace", namespace), meta["name"])
-                except KubeApiError as exc:
-                    if exc.status != 404:
-                        print(f"cannot delete {meta['name']}: {exc}")
-                        continue
+                except (KubeError, Unreachable) as exc:
+                    print(f"cannot delete {meta['name']}: {exc}")
+                    continue
                 deleted += 1
                 if args.verbose:
                     print(f"deleted {meta['name']} ({phase}, {age / 60:.0f} min old)")

@@ -6,11 +6,12 @@ dead-lettered), builds each pod, leaves out launches an earlier delivery finishe
 (:mod:`podfleet.workers.launch_records`), then hands the rest to
 :class:`~podfleet.workers.launcher.slow_start.SlowStart`; what each create came to is judged
 in :mod:`podfleet.workers.launcher.outcome`. Leftovers the rounds stop on go back to the broker
-as a new signed message, delayed, carrying their attempt counts. The message is acked (the
-function returns) only after every pod of it is decided or handed on, and every event is
-published: in one round trip per message, or sooner — before any wait, and once the oldest
-unpublished one is :data:`~podfleet.workers.launcher.outcome.MAX_EVENT_DELAY_S` old — so none
-sits unpublished while the thread waits.
+as a new signed message, delayed, each request carrying its attempt count and last reason
+(:meth:`LaunchRequest.handed_back`). The message is acked (the function returns) only after
+every pod of it is decided or handed on, and every event is published: in one round trip per
+message, or sooner — before any wait, and once the oldest unpublished one is
+:data:`~podfleet.workers.launcher.outcome.MAX_EVENT_DELAY_S` old — so none sits unpublished
+while the thread waits.
 """
 
 from __future__ import annotations
@@ -20,16 +21,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 import redis
 
 from podfleet.contracts.events import TaskEvent
-from podfleet.contracts.messages import (
-    WIRE_VERSION,
-    InvalidMessage,
-    LaunchBatch,
-    open_envelope,
-)
+from podfleet.contracts.messages import InvalidMessage, LaunchBatch, open_envelope
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.queues import QueueRoute, route_for
 from podfleet.contracts.redis_keys import RedisKeys
@@ -154,7 +149,6 @@ class Launcher:
             kind = (MessageRejectReason.SIGNATURE if "signature" in reason
                     else MessageRejectReason.MALFORMED)
             raise DeadLetter(f"launch message refused: {reason}", kind=kind) from None
-        carried = self._carried_attempts(envelope)
         LAUNCH_BATCH_SIZE.observe(len(batch.requests))
         report = LaunchReport()
         pending: list[PendingPod] = []
@@ -171,8 +165,8 @@ class Launcher:
                 decided.append(self.outcomes.failed(request, f"invalid executor_config: {exc}",
                                                     report, outcome=PodCreateOutcome.INVALID))
                 continue
-            attempts, reason = carried.get(request.launch_id, (0, ""))
-            pending.append(PendingPod(request, pod, attempts=attempts, last_reason=reason))
+            pending.append(PendingPod(request, pod, attempts=request.attempts,
+                                      last_reason=request.last_reason))
         pending = self._skip_finished_launches(pending, decided, report, created)
         # Highest priority first (stable: the executor's order among equals).
         pending.sort(key=lambda p: -p.request.priority)
@@ -206,26 +200,8 @@ class Launcher:
     def _hand_back(self, pending: list[PendingPod], delay_s: float,
                    report: LaunchReport) -> None:
         """Re-enqueue ``pending`` as one signed message, delayed by ``delay_s``."""
-        batch = LaunchBatch(requests=tuple(p.request for p in pending))
-        body = orjson.loads(batch.to_body())
-        body["retry"] = {p.request.launch_id: [p.attempts, p.last_reason] for p in pending}
-        raw = orjson.dumps(body)
-        envelope = {"v": WIRE_VERSION, "body": raw.decode(), "sig": self.signer.sign(raw)}
-        self.requeue(envelope, max(0, int(delay_s * 1000)))
+        batch = LaunchBatch(requests=tuple(p.request.handed_back(p.attempts, p.last_reason)
+                                           for p in pending))
+        self.requeue(batch.seal(self.signer), max(0, int(delay_s * 1000)))
         report.requeued += len(pending)
         logger.info("handed %d pod(s) back to the broker, due in %.1fs", len(pending), delay_s)
-
-    def _carried_attempts(self, envelope: Any) -> dict[str, tuple[int, str]]:
-        """Attempt counts a handed-back message carries (its body is already verified)."""
-        body = envelope.get("body") if isinstance(envelope, dict) else None
-        if not isinstance(body, str) or '"retry"' not in body:
-            return {}
-        retry = orjson.loads(body).get("retry")
-        if not isinstance(retry, dict):
-            return {}
-        carried: dict[str, tuple[int, str]] = {}
-        for launch_id, value in retry.items():
-            if (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
-                    and isinstance(value[1], str)):
-                carried[launch_id] = (value[0], value[1])
-        return carried

@@ -32,7 +32,8 @@ from podfleet.contracts.failure import Failure
 from podfleet.contracts.messages import LaunchRequest
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
-from podfleet.kube.client import KubeApiError, KubeClient
+from podfleet.kube.client import KubeClient
+from podfleet.kube.errors import KubeError, QuotaExceeded, Unreachable
 from podfleet.monitoring.metrics import (
     LAUNCH_LATENCY,
     LAUNCH_RETRIES,
@@ -68,7 +69,7 @@ class CreateResult:
 
     kind: str  # created | exists | rejected | retry | stale
     pod: dict[str, Any] | None = None
-    error: KubeApiError | None = None
+    error: KubeError | Unreachable | None = None
     sent_at: float = 0.0
 
 
@@ -86,21 +87,28 @@ class LaunchReport:
     events: list[TaskEvent] = field(default_factory=list)
 
 
-def describe(error: KubeApiError) -> str:
+def describe(error: KubeError | Unreachable) -> str:
     """The reason a task fails with: the API server's reason and message."""
-    if error.status:
+    if isinstance(error, KubeError):
         return f"{error.reason} ({error.status}): {error.message}"
     return f"{error.reason}: {error.message}"
 
 
-def retry_label(error: KubeApiError) -> LaunchRetryReason:
+def answered_status(error: KubeError | Unreachable) -> int:
+    """The HTTP status of ``error`` as event details record it: 0 when no answer came."""
+    return error.status if isinstance(error, KubeError) else 0
+
+
+def retry_label(error: KubeError | Unreachable) -> LaunchRetryReason:
     """The ``reason`` label a retry of ``error`` is counted under."""
-    if error.status == 0:
-        return (LaunchRetryReason.TIMEOUT if error.reason == "Timeout"
-                else LaunchRetryReason.CONNECTION)
-    if error.is_quota:
+    if isinstance(error, Unreachable):
+        return LaunchRetryReason.TIMEOUT if error.timed_out else LaunchRetryReason.CONNECTION
+    if isinstance(error, QuotaExceeded):
         return LaunchRetryReason.QUOTA
-    return LaunchRetryReason(str(error.status))
+    try:
+        return LaunchRetryReason(str(error.status))
+    except ValueError:  # a 5xx without a member of its own
+        return LaunchRetryReason.OTHER_SERVER_ERROR
 
 
 class Outcomes:
@@ -133,10 +141,10 @@ class Outcomes:
                                  sent_at=result.sent_at, already_exists=True)
         if result.kind == "rejected":
             return self.failed(request, describe(error), report, outcome=PodCreateOutcome.INVALID,
-                               detail={"status": error.status, "attempts": attempts})
+                               detail={"status": answered_status(error), "attempts": attempts})
         item.attempts = attempts
         item.last_reason = describe(error)
-        item.uncertain = item.uncertain or error.status == 0
+        item.uncertain = item.uncertain or isinstance(error, Unreachable)
         if attempts >= self.max_attempts:
             existing = self.existing(item) if item.uncertain else None
             if existing:
@@ -145,7 +153,7 @@ class Outcomes:
             return self.failed(
                 request, f"gave up after {attempts} attempts: {item.last_reason}", report,
                 outcome=PodCreateOutcome.FAILED,
-                detail={"status": error.status, "attempts": attempts})
+                detail={"status": answered_status(error), "attempts": attempts})
         report.retries += 1
         LAUNCH_RETRIES.labels(reason=retry_label(error)).inc()
         item.not_before = time.monotonic() + self.backoff(attempts, error.retry_after)
@@ -165,7 +173,7 @@ class Outcomes:
         """The pod of ``item`` if it exists (to report its uid); None on any doubt."""
         try:
             return self.kube.get_pod(item.request.namespace, item.pod["metadata"]["name"])
-        except KubeApiError:
+        except (KubeError, Unreachable):
             return None
 
     def settle_finished(self, items: list[PendingPod], prior: dict[str, PriorLaunch],

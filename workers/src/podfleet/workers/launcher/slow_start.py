@@ -22,7 +22,7 @@ from typing import Any
 
 from podfleet.contracts.events import TaskEvent
 from podfleet.kube.aio import AsyncKubeClient, EventLoopThread
-from podfleet.kube.client import KubeApiError
+from podfleet.kube.errors import AlreadyExists, Conflict, KubeError, Unreachable
 from podfleet.monitoring.metrics import KUBE_REQUEST_DURATION, KUBE_REQUESTS, KubeVerb
 from podfleet.workers.launch_records import LaunchRecords
 from podfleet.workers.launcher.outcome import (
@@ -160,20 +160,29 @@ class SlowStart:
         began = time.perf_counter()
         try:
             pod = await self.aio.create_pod(namespace, item.pod)
-        except KubeApiError as exc:
-            self._create_seconds.observe(time.perf_counter() - began)
-            self._count_request(exc.status)
-            if exc.status == 409 and exc.reason == "AlreadyExists":
-                return CreateResult("exists", error=exc, sent_at=sent_at)
-            if exc.retryable or exc.status == 409:
-                return CreateResult("retry", error=exc, sent_at=sent_at)
-            return CreateResult("rejected", error=exc, sent_at=sent_at)
-        self._create_seconds.observe(time.perf_counter() - began)
-        self._count_request(201)
+        except AlreadyExists as exc:
+            self._answered(began, exc.status)
+            return CreateResult("exists", error=exc, sent_at=sent_at)
+        except Conflict as exc:  # a race that is not about the name: try again
+            self._answered(began, exc.status)
+            return CreateResult("retry", error=exc, sent_at=sent_at)
+        except KubeError as exc:
+            self._answered(began, exc.status)
+            return CreateResult("retry" if exc.retryable else "rejected", error=exc,
+                                sent_at=sent_at)
+        except Unreachable as exc:
+            self._answered(began, 0)  # counted under code "0": no answer
+            return CreateResult("retry", error=exc, sent_at=sent_at)
+        self._answered(began, 201)
         # The record says "created" with the round's events; a pod deleted before that (its
         # worker killed meanwhile) was marked by the watcher's deleter first.
         created.add(item.request.launch_id)
         return CreateResult("created", pod=pod, sent_at=sent_at)
+
+    def _answered(self, began: float, status: int) -> None:
+        """Count one create: its duration, and its status (0 when no answer came)."""
+        self._create_seconds.observe(time.perf_counter() - began)
+        self._count_request(status)
 
     def _count_request(self, status: int) -> None:
         child = self._create_codes.get(status)

@@ -17,7 +17,7 @@ from typing import Any
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
-from podfleet.broker import requeue_dead_workers
+from podfleet.broker import redis_layout, requeue_dead_workers
 
 logger = logging.getLogger("podfleet.workers.redelivery")
 
@@ -44,7 +44,8 @@ class DeadWorkerRedelivery(dramatiq.Middleware):
 
     def _run(self, broker: RedisBroker, interval: float) -> None:
         while not self._stop.wait(interval):
-            queues = [q for q in broker.get_declared_queues() if not q.endswith(".DQ")]
+            queues = [q for q in broker.get_declared_queues()
+                      if not redis_layout.is_delay_queue(q)]
             try:
                 requeue_dead_workers(broker, queues)
             except Exception as exc:  # Redis away: the next tick tries again

@@ -25,7 +25,7 @@ from typing import Protocol
 import redis
 
 from podfleet.contracts.keys import TaskKey
-from podfleet.kube.client import KubeApiError
+from podfleet.kube.errors import KubeError, Unreachable
 from podfleet.monitoring.metrics import PODS_DELETED, PodDeleteResult
 from podfleet.settings import DeletePolicy
 from podfleet.workers.launch_records import CREATED, LaunchRecords
@@ -200,8 +200,9 @@ class PodDeleter:
         if self.log_keeper is not None and item.task is not None and not self._keep_log(item):
             return
         try:
+            # NotFound is an answer here, not an error: delete_pod says False (already gone).
             gone = not self.kube.delete_pod(item.namespace, item.name)
-        except KubeApiError as exc:
+        except (KubeError, Unreachable) as exc:
             item.attempts += 1
             if exc.retryable and item.attempts < self.max_attempts:
                 backoff = exc.retry_after or min(30.0, 0.5 * 2 ** item.attempts)

@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from podfleet.contracts.keys import TaskKey
-from podfleet.kube.client import KubeApiError, container_not_started
+from podfleet.kube.client import container_not_started
+from podfleet.kube.errors import KubeError, NotFound, Unreachable
 from podfleet.logs.archive import LogArchive
 from podfleet.monitoring.metrics import POD_LOGS_ARCHIVED, LogArchiveResult
 
@@ -74,9 +75,9 @@ class PodLogKeeper:
                 yield from chunks
 
             self.archive().write(key, launch_id, everything())
-        except KubeApiError as exc:
-            if exc.status == 404:
-                return Kept.POD_GONE
+        except NotFound:
+            return Kept.POD_GONE
+        except (KubeError, Unreachable) as exc:
             if container_not_started(exc):
                 return Kept.NO_LOG
             log.warning("cannot read the log of pod %s/%s: %s", namespace, name, exc)

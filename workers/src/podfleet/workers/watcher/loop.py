@@ -40,7 +40,8 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import MANAGED_SELECTOR, task_identity
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
-from podfleet.kube.client import KubeApiError, KubeConnectionError, PodList
+from podfleet.kube.client import PodList
+from podfleet.kube.errors import Gone, KubeError, Unreachable, error_from_status
 from podfleet.logs.archive import LogArchive
 from podfleet.monitoring.metrics import (
     POD_START_LATENCY,
@@ -79,10 +80,6 @@ class PodSource(Protocol):
                        follow: bool = False, tail_lines: int | None = None,
                        timestamps: bool = False, previous: bool = False,
                        read_timeout: float | None = None) -> Iterator[bytes]: ...
-
-
-class WatchExpired(Exception):
-    """The resourceVersion is too old for the API server's history (410 Gone)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,24 +216,20 @@ class ScopeWatch:
             reason = WatchRestartReason.CLOSED
             if received:
                 self._backoff = self.options.backoff_initial_seconds
-        except WatchExpired:
+        except Gone:  # as an ERROR event or as the HTTP answer: list again
             reason = WatchRestartReason.EXPIRED
             self.resource_version = None
-        except KubeConnectionError as exc:
-            reason = (WatchRestartReason.TIMEOUT if exc.reason == "Timeout"
+        except Unreachable as exc:
+            reason = (WatchRestartReason.TIMEOUT if exc.timed_out
                       else WatchRestartReason.ERROR)
             delay = self._next_backoff()
             log.warning("watch of %s lost its connection (%s); retrying in %.1fs",
                         self.scope, exc, delay)
-        except KubeApiError as exc:
-            if exc.status == 410:
-                reason = WatchRestartReason.EXPIRED
-                self.resource_version = None
-            else:
-                reason = WatchRestartReason.ERROR
-                delay = max(self._next_backoff(), exc.retry_after or 0.0)
-                log.warning("watch of %s failed (%s); retrying in %.1fs", self.scope, exc,
-                            delay)
+        except KubeError as exc:
+            reason = WatchRestartReason.ERROR
+            delay = max(self._next_backoff(), exc.retry_after or 0.0)
+            log.warning("watch of %s failed (%s); retrying in %.1fs", self.scope, exc,
+                        delay)
         except LeaseLost:
             raise
         except redis.RedisError as exc:
@@ -317,7 +310,8 @@ class ScopeWatch:
     def watch(self, resource_version: str) -> int:
         """Watch from ``resource_version`` until the stream ends; return the events handled.
 
-        Raises WatchExpired on 410, KubeApiError/KubeConnectionError on failures, LeaseLost.
+        Raises Gone on 410 (HTTP or ERROR event), another KubeError or Unreachable on
+        failures, LeaseLost.
         Everything received before a failure is published before the failure is raised.
         """
         events: queue.SimpleQueue[dict[str, Any] | _StreamEnd] = queue.SimpleQueue()
@@ -481,13 +475,12 @@ class ScopeWatch:
             self._flush(_Pending(), with_rv=True)
 
 
-def _watch_error(obj: dict[str, Any]) -> BaseException:
+def _watch_error(obj: dict[str, Any]) -> KubeError:
+    """The error an ERROR event's Status object names (Gone for an expired resourceVersion);
+    a Status without a code counts as a server error."""
     code = obj.get("code")
-    if code == 410:
-        return WatchExpired(str(obj.get("message") or "resourceVersion too old"))
-    return KubeApiError(int(code) if isinstance(code, int) else 500,
-                        str(obj.get("reason") or "WatchError"), str(obj.get("message") or ""),
-                        body=obj)
+    return error_from_status(code if isinstance(code, int) else 500, obj,
+                             text="watch ended with an ERROR event")
 
 
 class Watcher:
