@@ -69,10 +69,12 @@ def _named(kind: str, name: str, docs: list[dict[str, Any]] | None = None) -> di
     return found[0]
 
 
+#: Kubernetes authorises a pod's log (pods/log) apart from the pod: both read logs.
+LOG_RULE = {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}
 WORKER_RULES = [{"apiGroups": [""], "resources": ["pods"],
-                 "verbs": ["create", "get", "list", "watch", "delete"]}]
+                 "verbs": ["create", "get", "list", "watch", "delete"]}, LOG_RULE]
 EXECUTOR_RULES = [{"apiGroups": [""], "resources": ["pods"],
-                   "verbs": ["get", "list", "patch", "delete"]}]
+                   "verbs": ["get", "list", "patch", "delete"]}, LOG_RULE]
 
 
 def test_workers_role_grants_exactly_the_pod_verbs_workers_use() -> None:

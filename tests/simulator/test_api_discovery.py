@@ -36,11 +36,14 @@ def test_api_v1_describes_pods_with_verbs_and_short_names(raw) -> None:
     assert "pods/status" in resources
 
 
-def test_apis_is_an_empty_group_list(raw) -> None:
+def test_apis_lists_the_named_groups_served(raw) -> None:
     code, body = raw.request("GET", "/apis")
 
     assert code == 200
-    assert body == {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+    assert body["kind"] == "APIGroupList"
+    groups = {g["name"]: g["preferredVersion"]["version"] for g in body["groups"]}
+    assert {"rbac.authorization.k8s.io": "v1", "authorization.k8s.io": "v1"}.items() <= (
+        groups.items())
 
 
 def test_health_endpoints_answer_ok(raw) -> None:
@@ -66,12 +69,12 @@ def test_unknown_group_path_is_a_404_status(raw) -> None:
 
 def test_a_write_to_an_unserved_group_is_a_404_naming_the_resource(raw) -> None:
     code, body = raw.request(
-        "POST", "/apis/rbac.authorization.k8s.io/v1/namespaces/default/roles", {}
+        "POST", "/apis/apps/v1/namespaces/default/deployments", {}
     )
 
     assert code == 404
     assert body["reason"] == "NotFound"
-    assert body["details"] == {"group": "rbac.authorization.k8s.io", "kind": "roles"}
+    assert body["details"] == {"group": "apps", "kind": "deployments"}
 
 
 def test_an_unserved_core_resource_is_a_404_naming_it_and_the_object(raw) -> None:

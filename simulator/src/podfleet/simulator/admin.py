@@ -18,6 +18,8 @@ Routes:
     POST /_sim/nodes/{name}/fail          {mode: fail | evict | vanish}
     POST /_sim/nodes/{name}/recover
     GET  /_sim/logs/{namespace}/{name}    output of a local-mode pod's process
+    GET  /_sim/authorization              RBAC decisions since the reset: who asked for what,
+                                          allowed or not, how often (``AccessDecision``)
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ class AdminRoutes:
             cluster.timeline.reset_lateness()
         if self.runtime.faults is not None:
             self.runtime.faults.injected.clear()
+        self.runtime.audit.clear()
         return _json(self.stats_document())
 
     async def creates(self, request: web.Request) -> web.Response:
@@ -240,6 +243,14 @@ class AdminRoutes:
         return web.Response(body=output, content_type="text/plain")
 
 
+    async def authorization(self, request: web.Request) -> web.Response:
+        decisions = [
+            {**dataclasses.asdict(asked), "allowed": allowed, "count": count}
+            for (asked, allowed), count in self.runtime.audit.decisions.items()
+        ]
+        return _json({"decisions": decisions})
+
+
 def setup_admin(app: web.Application, runtime: SimulatorRuntime) -> AdminRoutes:
     """Add the ``/_sim/`` routes to the simulator's app."""
     routes = AdminRoutes(runtime)
@@ -254,6 +265,7 @@ def setup_admin(app: web.Application, runtime: SimulatorRuntime) -> AdminRoutes:
     app.router.add_post(f"{PREFIX}/nodes/{{name}}/fail", routes.fail_node)
     app.router.add_post(f"{PREFIX}/nodes/{{name}}/recover", routes.recover_node)
     app.router.add_get(f"{PREFIX}/logs/{{namespace}}/{{name}}", routes.logs)
+    app.router.add_get(f"{PREFIX}/authorization", routes.authorization)
     return routes
 
 
@@ -321,6 +333,27 @@ class SimStats:
             resource_version=int(data["resource_version"]),
             raw=data,
         )
+
+
+@dataclass(frozen=True)
+class AccessDecision:
+    """``GET /_sim/authorization``: how often RBAC allowed (or denied) one kind of request of
+    one user since the last reset. A non-resource request has ``path`` and no resource."""
+
+    user: str
+    verb: str
+    api_group: str
+    resource: str
+    subresource: str
+    namespace: str
+    path: str
+    allowed: bool
+    count: int
+
+    @property
+    def resource_name(self) -> str:
+        """`pods` or `pods/log`, as a Role's rule names it."""
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
 
 
 class AdminError(Exception):
@@ -441,6 +474,10 @@ class AdminClient:
     def recover_node(self, name: str) -> None:
         """Make a failed node Ready again."""
         self._call("POST", f"/nodes/{name}/recover")
+
+    def authorization(self) -> list[AccessDecision]:
+        """The RBAC decisions since the last reset (ServiceAccount tokens' requests only)."""
+        return [AccessDecision(**d) for d in self._call("GET", "/authorization")["decisions"]]
 
     def logs(self, namespace: str, name: str) -> bytes:
         """Output of a local-mode pod's process."""

@@ -6,7 +6,9 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from podfleet.simulator.audit import AuthorizationAudit
 from podfleet.simulator.stats import ApiStats
+from podfleet.simulator.tokens import ServiceAccountTokens
 
 if TYPE_CHECKING:
     from podfleet.simulator.config import SimulatorConfig
@@ -27,3 +29,7 @@ class SimulatorRuntime:
     stats: ApiStats = field(default_factory=ApiStats)
     faults: FaultInjector | None = None
     cluster: Any = None
+    #: ServiceAccount tokens minted through `serviceaccounts/{name}/token`.
+    tokens: ServiceAccountTokens = field(default_factory=ServiceAccountTokens)
+    #: RBAC decisions taken for ServiceAccount tokens.
+    audit: AuthorizationAudit = field(default_factory=AuthorizationAudit)

@@ -22,7 +22,7 @@ import logging
 import sys
 import time
 import uuid
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -35,8 +35,11 @@ PODS = "pods"
 NODES = "nodes"
 NAMESPACES = "namespaces"
 EVENTS = "events"
+SERVICEACCOUNTS = "serviceaccounts"
+ROLES = "roles"
+ROLEBINDINGS = "rolebindings"
 #: Resources whose objects live in a namespace (the others are cluster-scoped).
-NAMESPACED = frozenset({PODS, EVENTS})
+NAMESPACED = frozenset({PODS, EVENTS, SERVICEACCOUNTS, ROLES, ROLEBINDINGS})
 
 Mutator = Callable[[dict[str, Any]], "bool | None"]
 Listener = Callable[["StoreEvent"], None]
@@ -229,12 +232,8 @@ class ObjectStore:
         start_rv: int = 0,
     ) -> None:
         self._rv = start_rv
-        self._objects: dict[str, dict[str, dict[str, Record]]] = {
-            PODS: {},
-            NODES: {},
-            NAMESPACES: {},
-            EVENTS: {},
-        }
+        # Any resource a kind stores has its bucket on first use.
+        self._objects: dict[str, dict[str, dict[str, Record]]] = defaultdict(dict)
         self._counts: Counter[str] = Counter()
         self._peaks: Counter[str] = Counter()
         self._pod_phases: Counter[str] = Counter()

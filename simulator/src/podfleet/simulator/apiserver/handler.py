@@ -17,6 +17,8 @@ import orjson
 from aiohttp import web
 
 from podfleet.simulator.apiserver import openapi
+from podfleet.simulator.apiserver.authentication import USER_KEY, authenticate
+from podfleet.simulator.apiserver.authorization import RbacAuthorizer, forbidden
 from podfleet.simulator.apiserver.discovery import (
     api_group,
     api_group_list,
@@ -29,7 +31,6 @@ from podfleet.simulator.apiserver.errors import (
     method_not_allowed,
     page_not_found,
     resource_not_found,
-    unauthorized,
 )
 from podfleet.simulator.apiserver.kind import ApiContext, Kind
 from podfleet.simulator.apiserver.registry import KindRegistry, served_kinds
@@ -37,6 +38,7 @@ from podfleet.simulator.apiserver.requestinfo import RequestInfo
 from podfleet.simulator.apiserver.responses import dumps, json_response
 from podfleet.simulator.apiserver.routing import classify
 from podfleet.simulator.apiserver.verbs import ResourceVerbs
+from podfleet.simulator.audit import AccessRequest
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.store import PODS
 
@@ -59,6 +61,7 @@ class ApiServer:
         self.kinds = kinds
         self.context = ApiContext(runtime, asyncio.Event())
         self.verbs = ResourceVerbs(self.context)
+        self.authorizer = RbacAuthorizer(runtime.store)
         #: Tasks of the requests being handled now, so that shutdown can finish them.
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -102,10 +105,7 @@ class ApiServer:
         stats = self.runtime.stats
         is_pod_create = info.verb == "create" and info.resource == PODS and not info.subresource
         try:
-            if self.config.token is not None:
-                header = request.headers.get("Authorization", "")
-                if header != f"Bearer {self.config.token}":
-                    raise unauthorized()
+            self.authorize(request, info)
             faults = self.runtime.faults
             if faults is not None and info.verb:
                 injected = await faults.intercept(info)
@@ -132,6 +132,23 @@ class ApiServer:
         stats.requests[(info.verb, info.resource, response.status)] += 1
         return response
 
+    def authorize(self, request: web.Request, info: RequestInfo) -> None:
+        """Authenticate the bearer token (401) and, for a user RBAC restricts, authorise the
+        request (403, counted in `runtime.audit` either way)."""
+        user = authenticate(request, self.runtime)
+        if user.unrestricted:
+            return
+        request[USER_KEY] = user
+        if info.verb:
+            asked = AccessRequest(user.name, info.verb, info.api_group, info.resource,
+                                  info.subresource, info.namespace)
+        else:
+            asked = AccessRequest(user.name, info.method.lower(), "", "", "", "", info.path)
+        decision = self.authorizer.authorize(user, asked, info.name)
+        self.runtime.audit.record(asked, decision.allowed)
+        if not decision.allowed:
+            raise forbidden(user, asked, info.name, decision.reason)
+
     async def dispatch(
         self, request: web.Request, info: RequestInfo, kind: Kind | None
     ) -> web.StreamResponse:
@@ -152,6 +169,8 @@ class ApiServer:
         if verb not in served_verbs:
             raise method_not_allowed(request.method)
         kind.before_request(self.runtime)
+        if not kind.stored:
+            return await kind.respond(self.context, request, info)
         if subresource is not None and subresource.serve is not None:
             return await subresource.serve(self.context, request, info)
         verbs = self.verbs

@@ -78,6 +78,9 @@ class Kind:
     field_selectors: ClassVar[frozenset[str]] = frozenset({"metadata.name", "metadata.namespace"})
     #: How `kubectl get` prints it (default: NAME and AGE).
     printer: ClassVar[TablePrinter] = TablePrinter()
+    #: False for a kind whose objects are never stored (reviews): `respond` answers each of
+    #: its requests instead of the generic verbs.
+    stored: ClassVar[bool] = True
 
     @property
     def api_version(self) -> str:
@@ -121,3 +124,9 @@ class Kind:
         """Delete one object (DeleteOptions in `options`); returns what the answer shows."""
         deleted = self.store(runtime).delete(self.resource, record.namespace, record.name)
         return deleted or record
+
+    async def respond(
+        self, context: ApiContext, request: web.Request, info: RequestInfo
+    ) -> web.StreamResponse:
+        """Answer a request of a kind that is not `stored` (only such kinds override it)."""
+        raise NotImplementedError(f"{self.resource} is stored: the generic verbs serve it")

@@ -258,7 +258,8 @@ def _with_prefix(value: Any, prefix: str) -> Any:
 def _all_paths(kinds: KindRegistry, prefix: str) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for rtype in kinds.in_group_version("", "v1"):
-        paths.update(_paths(rtype))
+        if rtype.kind in TYPES:  # a kind the schema does not describe has no paths here
+            paths.update(_paths(rtype))
     rewritten: dict[str, Any] = _with_prefix(paths, prefix)
     return rewritten
 

@@ -108,6 +108,29 @@ def object_meta(data: bytes) -> dict[str, Any]:
     return meta
 
 
+_RESOURCE_ATTRIBUTES = {1: "namespace", 2: "verb", 3: "group", 4: "version", 5: "resource",
+                        6: "subresource", 7: "name"}
+_NON_RESOURCE_ATTRIBUTES = {1: "path", 2: "verb"}
+
+
+def _strings(data: bytes, names: dict[int, str]) -> dict[str, str]:
+    return {names[n]: _text(v) for n, v in fields(data) if n in names and isinstance(v, bytes)}
+
+
+def access_review_spec(raw: bytes) -> dict[str, Any]:
+    """A SelfSubjectAccessReview's spec (resource or non-resource attributes)."""
+    spec: dict[str, Any] = {}
+    for number, value in fields(raw):
+        if number != 2 or not isinstance(value, bytes):
+            continue
+        for sub, item in fields(value):
+            if sub == 1 and isinstance(item, bytes):
+                spec["resourceAttributes"] = _strings(item, _RESOURCE_ATTRIBUTES)
+            elif sub == 2 and isinstance(item, bytes):
+                spec["nonResourceAttributes"] = _strings(item, _NON_RESOURCE_ATTRIBUTES)
+    return spec
+
+
 def decode(body: bytes) -> dict[str, Any]:
     """A protobuf-encoded object of a metadata-only kind, as the JSON object it stands for."""
     if not body.startswith(MAGIC):
@@ -123,6 +146,9 @@ def decode(body: bytes) -> dict[str, Any]:
                     kind = _text(item)
         elif number == 2 and isinstance(value, bytes):
             raw = value
+    if kind == "SelfSubjectAccessReview":  # what `kubectl auth can-i` posts
+        return {"apiVersion": api_version, "kind": kind, "metadata": {},
+                "spec": access_review_spec(raw)}
     if kind not in METADATA_ONLY_KINDS:
         raise ProtobufError(f"protobuf bodies of kind {kind or '?'} are not supported")
     obj: dict[str, Any] = {"apiVersion": api_version or "v1", "kind": kind, "metadata": {}}

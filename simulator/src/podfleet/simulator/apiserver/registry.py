@@ -8,11 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from podfleet.simulator.apiserver.clusterrolebindings import ClusterRoleBindingKind
+from podfleet.simulator.apiserver.clusterroles import ClusterRoleKind
 from podfleet.simulator.apiserver.events import EventKind
 from podfleet.simulator.apiserver.kind import Kind
 from podfleet.simulator.apiserver.namespaces import NamespaceKind
 from podfleet.simulator.apiserver.nodes import NodeKind
 from podfleet.simulator.apiserver.pods import PodKind
+from podfleet.simulator.apiserver.rolebindings import RoleBindingKind
+from podfleet.simulator.apiserver.roles import RoleKind
+from podfleet.simulator.apiserver.selfsubjectaccessreviews import SelfSubjectAccessReviewKind
+from podfleet.simulator.apiserver.serviceaccounts import ServiceAccountKind
 
 
 class KindRegistry:
@@ -45,4 +51,8 @@ class KindRegistry:
 
 def served_kinds() -> KindRegistry:
     """Every kind the simulator serves."""
-    return KindRegistry([PodKind(), NodeKind(), NamespaceKind(), EventKind()])
+    return KindRegistry([
+        PodKind(), NodeKind(), NamespaceKind(), EventKind(), ServiceAccountKind(),
+        RoleKind(), ClusterRoleKind(), RoleBindingKind(), ClusterRoleBindingKind(),
+        SelfSubjectAccessReviewKind(),
+    ])

@@ -272,7 +272,7 @@ class ResourceVerbs:
         self, request: web.Request, info: RequestInfo, kind: Kind
     ) -> web.Response:
         body = await read_body(request, self.config.max_body_bytes)
-        obj = decode_object(body, request.content_type, kind.kind)
+        obj = decode_object(body, request.content_type, kind.kind, kind.api_version)
         return self._create_object(request, info, kind, obj)
 
     def _create_object(
@@ -344,7 +344,7 @@ class ResourceVerbs:
                 raise bad_request("the patched object is not a valid object")
             requested_rv = _patch_rv(patch_doc)
         else:
-            new = decode_object(body, request.content_type, kind.kind)
+            new = decode_object(body, request.content_type, kind.kind, kind.api_version)
             if record is None:
                 raise not_found(kind.resource, info.name)
             old = record.object()
@@ -378,7 +378,7 @@ class ResourceVerbs:
                 info.name,
                 [required("fieldManager", "is required for apply patch")],
             )
-        applied = decode_object(body, "application/yaml", kind.kind)
+        applied = decode_object(body, "application/yaml", kind.kind, kind.api_version)
         name = applied["metadata"].get("name")
         if name and name != info.name:
             raise bad_request(
