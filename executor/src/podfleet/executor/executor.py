@@ -233,7 +233,7 @@ class Executor:
         tasks = validate_submissions(
             submissions, default_namespace=self.settings.kubernetes.namespace,
             watched_namespaces=self.settings.kubernetes.watch_namespaces, pods=self._pod_factory,
-            now=self._clock())
+            now=time.time())  # the launcher judges deadlines by its wall clock too
         self._register()
         now = self._clock()
         rows = [NewTaskRow.queued(task, now, self.executor_id) for task in tasks]
