@@ -83,8 +83,10 @@ def test_a_launch_request_carries_what_the_pod_needs(
 
 def test_a_task_with_its_own_watched_namespace_is_launched_there(
         make_executor: ExecutorFactory, namespace: str) -> None:
-    # Given an executor whose watcher watches the default namespace and "team-a"
-    executor = make_executor(watch_namespaces=f"{namespace},team-a")
+    # Given an executor whose watcher watches the default namespace and "team-a", and whose
+    # tasks may run in both
+    executor = make_executor(watch_namespaces=f"{namespace},team-a",
+                             task_namespaces=f"{namespace},team-a")
     # When a task asks for team-a
     executor.submit(key("own-ns"), GOOD, executor_config={"namespace": "team-a"})
     # Then its launch names team-a, not the executor's default

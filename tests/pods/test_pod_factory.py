@@ -39,8 +39,9 @@ TEMPLATE = {
 }
 
 
-def factory(tmp_path: Path, template: dict[str, Any] | None = TEMPLATE) -> PodFactory:
-    env = {}
+def factory(tmp_path: Path, template: dict[str, Any] | None = TEMPLATE,
+            **settings: str) -> PodFactory:
+    env = {"PODFLEET_NAMESPACE": "jobs", **settings}
     if template is not None:
         path = tmp_path / "template.yaml"
         path.write_text(yaml.safe_dump(template))
@@ -130,7 +131,8 @@ def test_a_v1pod_override_merges_like_airflows_reconcile_pods(tmp_path: Path) ->
             volumes=[k8s.V1Volume(name="scratch", empty_dir=k8s.V1EmptyDirVolumeSource())],
             service_account_name="etl-runner"))
 
-    pod = factory(tmp_path).build(request({"pod_override": override}))
+    pod = factory(tmp_path, PODFLEET_SERVICE_ACCOUNTS="etl-runner").build(
+        request({"pod_override": override}))
 
     task, git_sync, proxy = pod["spec"]["containers"]
     assert task["image"] == "etl:8"

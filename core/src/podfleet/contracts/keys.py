@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 # Airflow's own rule for dag and task ids (KEY_REGEX), and its 250-character limit.
-_ID_RE = re.compile(r"^[\w.-]+$")
+_ID_RE = re.compile(r"[\w.-]+")
 ID_MAX_LENGTH = 250
 RUN_ID_MAX_LENGTH = 250
 
@@ -40,7 +40,7 @@ class TaskKey:
                 problems.append(f"{field} must be a non-empty string")
             elif len(value) > ID_MAX_LENGTH:
                 problems.append(f"{field} must be at most {ID_MAX_LENGTH} characters")
-            elif not _ID_RE.match(value):
+            elif not _ID_RE.fullmatch(value):
                 problems.append(
                     f"{field} {value!r} may contain only letters, digits, '_', '-' and '.'"
                 )

@@ -268,15 +268,17 @@ def _pod_override(value: Any) -> dict[str, Any]:
     for list_field in ("containers", "initContainers", "volumes", "tolerations"):
         if spec.get(list_field) is not None:
             _list_of_objects(f"pod_override.spec.{list_field}", spec[list_field])
-    for i, container in enumerate(spec.get("containers") or []):
-        name = container.get("name")
-        if name is not None and (not isinstance(name, str) or dns1123_label_errors(name)):
-            raise _fail(f"pod_override.spec.containers[{i}].name",
-                        f"{name!r} is not a valid container name")
-        if container.get("resources") is not None:
-            _resources(f"pod_override.spec.containers[{i}].resources", container["resources"])
-        if container.get("env") is not None:
-            _env(f"pod_override.spec.containers[{i}].env", container["env"])
+    # Init containers are checked like containers: the API refuses their bad quantities too.
+    for kind in ("containers", "initContainers"):
+        for i, container in enumerate(spec.get(kind) or []):
+            where = f"pod_override.spec.{kind}[{i}]"
+            name = container.get("name")
+            if name is not None and (not isinstance(name, str) or dns1123_label_errors(name)):
+                raise _fail(f"{where}.name", f"{name!r} is not a valid container name")
+            if container.get("resources") is not None:
+                _resources(f"{where}.resources", container["resources"])
+            if container.get("env") is not None:
+                _env(f"{where}.env", container["env"])
     if spec.get("volumes"):
         _named("pod_override.spec.volumes", spec["volumes"])
     return pod
@@ -398,8 +400,8 @@ EXECUTOR_CONFIG_FIELDS: tuple[ConfigField, ...] = (
         "(the first is the task's), env vars, volumes and mounts by name",
         lambda f, v: _pod_override(v), None),
     ConfigField(
-        "namespace", "a namespace name (DNS-1123 label) that the watcher watches "
-        "(`PODFLEET_WATCH_NAMESPACES`)",
+        "namespace", "a namespace name (DNS-1123 label) among `PODFLEET_TASK_NAMESPACES` "
+        "(default: `PODFLEET_NAMESPACE` only), which the watcher must watch",
         "the pod's namespace instead of `PODFLEET_NAMESPACE` (so does "
         "`pod_override.metadata.namespace`; the two must agree)",
         lambda f, v: _checked_name(f, v, dns1123_label_errors), None),
@@ -451,7 +453,9 @@ EXECUTOR_CONFIG_FIELDS: tuple[ConfigField, ...] = (
         "merged into the task container's `volumeMounts` by path",
         lambda f, v: _mounts(f, v), lambda layer, v: layer.mounts.extend(v)),
     ConfigField(
-        "service_account_name", "a service account name (DNS-1123 subdomain)",
+        "service_account_name", "a service account name (DNS-1123 subdomain) among "
+        "`PODFLEET_SERVICE_ACCOUNTS` (default: none; the pod template's own is always "
+        "allowed; so for `pod_override`'s)",
         "the pod's `serviceAccountName`",
         lambda f, v: _checked_name(f, v, dns1123_subdomain_errors),
         _set_in_spec("serviceAccountName")),
@@ -611,7 +615,10 @@ def executor_config_markdown() -> str:
         "variables) is set after all of them. Any other key is refused, as is Airflow's "
         "legacy `{\"KubernetesExecutor\": {...}}` form. Models from the official "
         "`kubernetes` client are accepted wherever an object is, and converted to the API's "
-        "JSON form. Under Airflow, `pod_template_file` is accepted too (docs/airflow.md).",
+        "JSON form. Under Airflow, `pod_template_file` is accepted too (docs/airflow.md). "
+        "The built pod must then pass the pod policy (docs/security.md): its namespace in "
+        "`PODFLEET_TASK_NAMESPACES`, its service account the template's or in "
+        "`PODFLEET_SERVICE_ACCOUNTS`, and the Pod Security level `PODFLEET_POD_SECURITY`.",
         "",
         "| field | accepts | applied to the pod |",
         "| --- | --- | --- |",

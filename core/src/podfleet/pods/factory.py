@@ -13,6 +13,9 @@ Layers, each merged onto the one before (:mod:`podfleet.pods.merge`), as Airflow
    podfleet's labels and annotations (winning over a user's on podfleet's own keys),
    ``restartPolicy: Never`` and the ``PODFLEET_*`` variables naming the task.
 
+The result must then pass the pod policy (:mod:`podfleet.pods.policy`: allowed namespace,
+service account, Pod Security Standards level) or the build raises ``PodRefused``.
+
 The result is plain JSON ready for :meth:`podfleet.kube.client.KubeClient.create_pod`; building
 one costs tens of microseconds, not the milliseconds of model objects.
 """
@@ -29,6 +32,7 @@ from podfleet.contracts.messages import LaunchRequest
 from podfleet.contracts.naming import pod_name, task_annotations, task_labels
 from podfleet.pods.config import InvalidExecutorConfig, apply_task_fields
 from podfleet.pods.merge import BASE_CONTAINER_NAME, merge_keyed, reconcile_pods
+from podfleet.pods.policy import PodPolicy, pod_service_account
 from podfleet.settings import Settings, SettingsError
 
 _EMPTY_POD: dict[str, Any] = {
@@ -98,10 +102,12 @@ class PodFactory:
         self._template = load_pod_template(settings.pods.template_file)
         self._image = settings.pods.image
         self._pull_policy = settings.pods.pull_policy
+        self.policy = PodPolicy(settings, pod_service_account(orjson.loads(self._template)))
 
     def build(self, request: LaunchRequest) -> dict[str, Any]:
         """The pod JSON for ``request``; raises InvalidExecutorConfig for a config whose
-        parts cannot be merged (the launcher fails that task without calling the API)."""
+        parts cannot be merged, and its subclass PodRefused for a pod the policy forbids
+        (the launcher fails that task without calling the API)."""
         pod: dict[str, Any] = orjson.loads(self._template)
         spec = pod["spec"]
         task = spec["containers"][0]
@@ -139,5 +145,6 @@ class PodFactory:
         containers[0] = dict(containers[0])
         containers[0]["env"] = merge_keyed(containers[0].get("env"),
                                            task_environment(request, name), _env_name)
+        self.policy.check(pod)
         return pod
 

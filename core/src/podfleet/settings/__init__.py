@@ -22,7 +22,11 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from podfleet.contracts.pod_status import KUBELET_WAITING_REASONS
-from podfleet.kube.rules import dns1123_label_errors, label_value_errors
+from podfleet.kube.rules import (
+    dns1123_label_errors,
+    dns1123_subdomain_errors,
+    label_value_errors,
+)
 from podfleet.settings import parsers
 from podfleet.settings.declaration import Parser, SettingsError, Variable, declared, setting
 
@@ -37,6 +41,7 @@ __all__ = [
     "LaunchSettings",
     "LogSettings",
     "MetricsSettings",
+    "PodSecurityLevel",
     "PodSettings",
     "QueuedTimeoutAction",
     "RedisSettings",
@@ -56,6 +61,15 @@ class DeletePolicy(StrEnum):
     ON_SUCCESS = "on_success"
     ON_FAILURE = "on_failure"
     NEVER = "never"
+
+
+class PodSecurityLevel(StrEnum):
+    """The Pod Security Standards level every task pod is checked against before it is sent
+    (``podfleet.pods.security``); ``off`` checks nothing (the upstream ``privileged``)."""
+
+    OFF = "off"
+    BASELINE = "baseline"
+    RESTRICTED = "restricted"
 
 
 class QueuedTimeoutAction(StrEnum):
@@ -92,15 +106,46 @@ def _template_file() -> Parser[Path | None]:
     return Parser(parse)
 
 
+#: fsspec filesystems that live in one process's memory: nobody else could read the logs.
+PROCESS_LOCAL_FILESYSTEMS = frozenset({"memory"})
+
+
+def _check_fsspec_url(name: str, raw: str, scheme: str) -> None:
+    """The URL's filesystem exists and its package imports (no connection is made)."""
+    if scheme in PROCESS_LOCAL_FILESYSTEMS:
+        raise SettingsError(f"{name}={raw!r}: {scheme}:// lives in one process's memory; the "
+                            "watcher's archive would be invisible to every other process")
+    try:
+        import fsspec
+    except ImportError:
+        raise SettingsError(f"{name}={raw!r} needs fsspec: pip install 'podfleet[logs]' "
+                            "(and the filesystem's package, such as s3fs for s3://)") from None
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: {scheme!r} is not a filesystem fsspec "
+                            "knows") from None
+    except ImportError as exc:
+        raise SettingsError(f"{name}={raw!r}: the {scheme}:// filesystem cannot be "
+                            f"imported: {exc}") from None
+
+
 def _log_archive() -> Parser[str | None]:
-    """A directory or an fsspec URL; empty, ``off`` or ``none``: None (not archived)."""
+    """A directory this process can write in, or an fsspec URL whose filesystem imports and
+    that other processes can reach; empty, ``off`` or ``none``: None (not archived)."""
     def parse(name: str, raw: str) -> str | None:
         if raw.lower() in ("", "off", "none"):
             return None
-        scheme = raw.split("://", 1)[0] if "://" in raw else None
+        scheme = raw.split("://", 1)[0].lower() if "://" in raw else None
         if scheme is not None and not scheme.replace("+", "").replace("-", "").isalnum():
             raise SettingsError(f"{name} must be a directory or a URL such as "
                                 f"s3://bucket/prefix, got {raw!r}")
+        if scheme is None:
+            parsers.writable_dir(name, raw)
+        elif scheme == "file":
+            parsers.writable_dir(name, raw.split("://", 1)[1])
+        else:
+            _check_fsspec_url(name, raw, scheme)
         return raw
     return Parser(parse)
 
@@ -150,6 +195,14 @@ class KubernetesSettings:
         "Comma-separated namespaces the watcher watches; empty = PODFLEET_NAMESPACE; "
         "'*' = all namespaces.",
         parsers.names(dns1123_label_errors, wildcard="*"))
+    #: ``("*",)`` means any watched namespace; never empty (from_env fills in ``namespace``).
+    task_namespaces: tuple[str, ...] = setting(
+        "PODFLEET_TASK_NAMESPACES", "",
+        "Comma-separated namespaces a task may run its pod in (its `executor_config` "
+        "`namespace`, its `pod_override` or the pod template); empty = PODFLEET_NAMESPACE "
+        "only; '*' = any watched namespace. Each must be watched "
+        "(PODFLEET_WATCH_NAMESPACES), or its pods would never be seen to finish.",
+        parsers.names(dns1123_label_errors, wildcard="*"))
     kubeconfig: str | None = setting("PODFLEET_KUBECONFIG", "",
                                      "Kubeconfig file; empty = $KUBECONFIG or ~/.kube/config.",
                                      parsers.optional_text())
@@ -176,6 +229,20 @@ class PodSettings:
     template_file: Path | None = setting("PODFLEET_POD_TEMPLATE_FILE", "",
                                          "YAML pod template every task pod starts from.",
                                          _template_file())
+    #: ``("*",)`` means any; empty: only the template's own (or the namespace's default).
+    service_accounts: tuple[str, ...] = setting(
+        "PODFLEET_SERVICE_ACCOUNTS", "",
+        "Comma-separated service accounts a task may run its pod as (`serviceAccountName` "
+        "from its `executor_config` or `pod_override`); empty = none: a task pod runs as "
+        "the pod template's service account, or the namespace's default; '*' = any.",
+        parsers.names(dns1123_subdomain_errors, wildcard="*"))
+    security: PodSecurityLevel = setting(
+        "PODFLEET_POD_SECURITY", "off",
+        "Pod Security Standards level every task pod must meet, checked at submit and "
+        "again before the launcher creates it: off, baseline or restricted (the upstream "
+        "rules; a pod breaking one is refused naming the control). `baseline` is "
+        "recommended wherever DAG authors are not cluster admins.",
+        parsers.choice(PodSecurityLevel))
     delete_policy: DeletePolicy = setting(
         "PODFLEET_DELETE_POLICY", "always",
         "Finished pods to delete: always, on_success, on_failure, never.",
@@ -191,8 +258,9 @@ class LogSettings:
     archive: str | None = setting(
         "PODFLEET_LOG_ARCHIVE", ".podfleet/logs",
         "Where the watcher keeps each pod's final log before deleting the pod: a "
-        "directory, or an fsspec URL (s3://bucket/prefix, gs://…, memory://, file://; "
-        "needs `pip install 'podfleet[logs]'` and the filesystem's package); "
+        "directory (checked at start with a write), or an fsspec URL (s3://bucket/prefix, "
+        "gs://…, file://; needs `pip install 'podfleet[logs]'` and the filesystem's "
+        "package, checked at start; not memory://, which no other process can read); "
         "'off' = do not archive.", _log_archive())
     retention_days: float = setting(
         "PODFLEET_LOG_RETENTION_DAYS", "30",
@@ -347,6 +415,9 @@ class Settings:
             for name, group in _GROUPS.items()}
         kube, launch, executor = groups["kubernetes"], groups["launch"], groups["executor"]
         kube["watch_namespaces"] = kube["watch_namespaces"] or (kube["namespace"],)
+        if kube["task_namespaces"]:
+            _check_task_namespaces(kube["task_namespaces"], kube["watch_namespaces"])
+        kube["task_namespaces"] = kube["task_namespaces"] or (kube["namespace"],)
         if launch["burst"] is None:
             launch["burst"] = max(1, int(launch["rate"]))
         executor["executor_id"] = executor["executor_id"] or default_executor_id()
@@ -360,6 +431,20 @@ class Settings:
         own = {field: variable.read(env) for field, variable in declared(cls)}
         return cls(**{name: _GROUPS[name](**values) for name, values in groups.items()},
                    **own)
+
+
+def _check_task_namespaces(task: tuple[str, ...], watched: tuple[str, ...]) -> None:
+    """A namespace tasks may use but nobody watches would run pods no task ever sees end."""
+    if watched == ("*",):
+        return
+    if task == ("*",):
+        return  # any watched namespace: the submit check keeps tasks within those
+    unwatched = [name for name in task if name not in watched]
+    if unwatched:
+        raise SettingsError(
+            f"PODFLEET_TASK_NAMESPACES: {', '.join(map(repr, unwatched))} not in "
+            f"PODFLEET_WATCH_NAMESPACES ({','.join(watched)}): a pod there would never be "
+            "seen to finish")
 
 
 #: Settings' groups by field name, in declaration order.

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import os
 import socket
 from collections.abc import Callable, Collection
 from enum import StrEnum
@@ -205,19 +204,34 @@ def existing_file(name: str, path: str) -> None:
         raise SettingsError(f"{name}: no such file {path!r}")
 
 
+def _write_probe(folder: Path) -> str | None:
+    """Why a file cannot be written in ``folder`` (tried, then removed), or None. A real
+    write, not ``os.access``: root passes every permission check, not a read-only mount."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".podfleet-probe-"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
 def writable_dir(name: str, path: str) -> None:
-    """A check: ``path`` is a writable directory, or one that can be created (its nearest
-    existing parent is writable)."""
+    """A check: ``path`` is a directory this process can write in, or one it can create (its
+    nearest existing parent takes a file). Probed with a real write, nothing left behind."""
     target = Path(path)
     if target.exists():
         if not target.is_dir():
             raise SettingsError(f"{name}={path!r} is not a directory")
-        if not os.access(target, os.W_OK | os.X_OK):
-            raise SettingsError(f"{name}={path!r} is not writable by this user")
+        problem = _write_probe(target)
+        if problem:
+            raise SettingsError(f"{name}={path!r} is not writable: {problem}")
         return
     parent = target.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    problem = _write_probe(parent) if parent.is_dir() else "not a directory"
+    if problem:
         raise SettingsError(f"{name}={path!r} cannot be created: {str(parent)!r} is not "
-                            "writable by this user")
+                            f"writable ({problem})")

@@ -90,7 +90,7 @@ from podfleet.monitoring.metrics import (
     observe_kube_request,
     preinitialise,
 )
-from podfleet.pods import task_namespace
+from podfleet.pods import PodFactory, task_namespace
 from podfleet.redis_client import connect as connect_redis
 from podfleet.settings import Settings
 
@@ -146,6 +146,8 @@ class Executor:
         self._streams = EventStreams(self.redis, self.keys, self.executor_id, self._sessions,
                                      clock)
         self._pods = ExecutorPods(self.settings, lambda: self.kube)
+        # Builds each submitted task's pod as the launcher will, to check the pod policy.
+        self._pod_factory = PodFactory(self.settings)
         self._batches = EventBatches(self.engine, self._registration,
                                      self.settings.kubernetes.namespace)
         self._launches = LaunchSender(
@@ -231,7 +233,8 @@ class Executor:
         self._registration.check_not_fenced()
         tasks = validate_submissions(
             submissions, default_namespace=self.settings.kubernetes.namespace,
-            watched_namespaces=self.settings.kubernetes.watch_namespaces)
+            watched_namespaces=self.settings.kubernetes.watch_namespaces, pods=self._pod_factory,
+            now=time.time())  # the launcher judges deadlines by its wall clock too
         self._register()
         now = self._clock()
         rows = [NewTaskRow.queued(task, now, self.executor_id) for task in tasks]

@@ -28,6 +28,8 @@ from podfleet.settings import Settings
 
 #: How often :meth:`TaskLogs.follow` looks again for a pod that does not run yet.
 FOLLOW_POLL_SECONDS = 0.5
+#: How long :meth:`TaskLogs.follow` waits, by default, for a pod that does not run yet.
+FOLLOW_WAIT_SECONDS = 600.0
 
 
 class TaskLogUnavailable(LookupError):
@@ -125,13 +127,19 @@ class TaskLogs:
             raise TaskLogUnavailable(_why_none(target, exc)) from None
 
     def follow(self, target: LogTarget, *, tail: int | None = None,
-               poll_seconds: float = FOLLOW_POLL_SECONDS) -> Iterator[str]:
+               poll_seconds: float = FOLLOW_POLL_SECONDS,
+               wait_seconds: float | None = FOLLOW_WAIT_SECONDS,
+               waiting: Callable[[str], None] | None = None) -> Iterator[str]:
         """The log as it is written, until the container exits (``kubectl logs -f``).
 
         A task whose pod does not exist or run yet is waited for (the DB is read again on
-        each look, so a relaunch under a new launch id is followed too); a finished task
+        each look, so a relaunch under a new launch id is followed too), at most
+        ``wait_seconds`` in all (None: for ever), then TaskLogUnavailable says what never
+        came; ``waiting`` hears what is waited for, each time that changes. A finished task
         whose pod is gone yields its archived log and ends.
         """
+        give_up_at = None if wait_seconds is None else time.monotonic() + wait_seconds
+        told = ""
         while True:
             try:
                 chunks = self._kube().stream_pod_log(target.namespace, target.pod_name,
@@ -154,6 +162,13 @@ class TaskLogs:
                         raise TaskLogUnavailable(_why_none(target, exc)) from None
                     yield archived.text
                     return
+                why = _why_none(target, exc)
+                if give_up_at is not None and time.monotonic() >= give_up_at:
+                    raise TaskLogUnavailable(
+                        f"gave up after {wait_seconds:g}s waiting: {why}") from None
+                if waiting is not None and why != told:
+                    waiting(f"waiting: {why}")
+                    told = why
             time.sleep(poll_seconds)
             target = self.target(target.key)
 

@@ -22,7 +22,7 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.messages import new_launch_id
 from podfleet.contracts.states import TaskState
 from podfleet.executor.db import TASK_ROW_COLUMNS, TASK_ROW_MUTABLE, TaskInstance, TaskRow
-from podfleet.executor.submission import DuplicateSubmission, ValidTask
+from podfleet.executor.submission import DuplicateSubmission, InvalidSubmission, ValidTask
 
 TASKS = cast(sa.Table, TaskInstance.__table__)
 IN_CHUNK = 1000  # ids per IN (...) clause
@@ -122,12 +122,28 @@ def _insert_over_existing(sessions: sessionmaker[Session],
             raise DuplicateSubmission([
                 f"{row.key} is already {row.state} (launch {row.launch_id})"
                 for row in active])
+        _refuse_used_launch_ids(session, rows)
         for row in existing:
             fresh = by_key.pop(row.key)
             for column, value in fresh.columns().items():
                 setattr(row, column, value)
         if by_key:
             session.execute(sa.insert(TASKS), [row.columns() for row in by_key.values()])
+
+
+def _refuse_used_launch_ids(session: Session, rows: list[NewTaskRow]) -> None:
+    """A launch id another task try holds already is refused, rather than left to the
+    unique constraint's raw error (a try submitted again may keep its own)."""
+    wanted = {row.launch_id: row.key for row in rows}
+    used: list[str] = []
+    for chunk in chunks(list(wanted), 500):
+        used.extend(
+            f"launch_id {held.launch_id} is already used by {held.key}"
+            for held in session.scalars(sa.select(TaskInstance).where(
+                TaskInstance.launch_id.in_(chunk)))
+            if held.key != wanted[held.launch_id])
+    if used:
+        raise InvalidSubmission(sorted(used))
 
 
 def _copy_rows(session: Any, rows: list[NewTaskRow]) -> None:

@@ -12,11 +12,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
-from podfleet.contracts.messages import command_problem, is_launch_id
+from podfleet.contracts.messages import LaunchRequest, command_problem, is_launch_id
 from podfleet.contracts.queues import queue_name_problem
 from podfleet.pods import InvalidExecutorConfig, task_namespace, validate_executor_config
+from podfleet.pods.factory import PodFactory
 
+# etcd stores at most about 1.5 MiB per object (its default request limit); the API server
+# adds status and managed fields to what it is sent, so a pod is refused well before that.
+POD_MAX_BYTES = 1024 * 1024
 # The priority column is a 32-bit integer, as Airflow's priority_weight is.
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 
@@ -71,12 +77,44 @@ class ValidTask:
     launch_id: str | None = None
 
 
+def deadline_seconds(value: Any) -> float:
+    """A deadline given as epoch seconds (a number, or its text) or as an ISO-8601 time with
+    a timezone (``2026-12-07T18:00:00Z``), as epoch seconds; ValueError saying what it must
+    be otherwise. The one unit of every deadline podfleet takes: an absolute time."""
+    from datetime import datetime
+
+    if isinstance(value, bool):
+        raise ValueError(f"deadline must be epoch seconds or an ISO-8601 time, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            moment = None
+        if moment is not None:
+            if moment.tzinfo is None:
+                raise ValueError(f"deadline {value!r} needs a timezone (e.g. Z or +00:00)")
+            return moment.timestamp()
+    raise ValueError(f"deadline must be epoch seconds or an ISO-8601 time such as "
+                     f"2026-12-07T18:00:00Z, got {value!r}")
+
+
 def validate_submissions(submissions: Iterable[TaskSubmission], *, default_namespace: str,
-                         watched_namespaces: tuple[str, ...]) -> list[ValidTask]:
+                         watched_namespaces: tuple[str, ...],
+                         pods: PodFactory | None = None,
+                         now: float | None = None) -> list[ValidTask]:
     """Check every submission; raise InvalidSubmission naming each problem, or return them.
 
     A task's own namespace must be one the watcher watches (``("*",)``: any), or its pod
-    would run unobserved and its task would never end.
+    would run unobserved and its task would never end. With ``pods``, each task's pod is
+    built as the launcher will build it and must pass the pod policy
+    (:mod:`podfleet.pods.policy`: task namespaces, service accounts, Pod Security level).
+    With ``now`` (epoch seconds), a deadline already past is refused.
     """
     valid: list[ValidTask] = []
     problems: list[str] = []
@@ -105,6 +143,9 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
                 isinstance(deadline, bool) or not isinstance(deadline, int | float)
                 or not math.isfinite(deadline) or deadline <= 0):
             task_problems.append("deadline must be a positive number (epoch seconds)")
+        elif deadline is not None and now is not None and deadline <= now:
+            task_problems.append(f"deadline {deadline:.0f} (epoch seconds) is already past "
+                                 f"by {now - deadline:.0f}s")
         launch_id = submission.launch_id
         if launch_id is not None and (not isinstance(launch_id, str)
                                       or not is_launch_id(launch_id)):
@@ -120,6 +161,9 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
             task_problems.append(
                 f"namespace {namespace!r} is not watched (PODFLEET_WATCH_NAMESPACES: "
                 f"{','.join(watched_namespaces)}): its pod would never be seen to finish")
+        if pods is not None and key is not None and not task_problems:
+            task_problems.extend(_pod_problems(pods, key, submission.command, namespace,
+                                               config))
         if key is not None:
             if key in seen:
                 task_problems.append("the same task try appears twice in this submit")
@@ -141,3 +185,21 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
     if not valid:
         raise InvalidSubmission(["no tasks to submit"])
     return valid
+
+
+def _pod_problems(pods: PodFactory, key: TaskKey, command: Sequence[str], namespace: str,
+                  config: dict[str, Any]) -> list[str]:
+    """Why the pod the launcher would build for this task may not run, if it may not."""
+    request = LaunchRequest(key=key, launch_id="0" * 32, command=tuple(command),
+                            executor_id="submit", namespace=namespace, queued_at=0.0,
+                            executor_config=config)
+    try:
+        pod = pods.build(request)
+    except InvalidExecutorConfig as exc:
+        return [str(exc)]
+    size = len(orjson.dumps(pod))
+    if size > POD_MAX_BYTES:
+        return [f"its pod would be {size:,} bytes (the command alone "
+                f"{sum(len(part.encode()) for part in command):,}): more than the API server "
+                f"stores ({POD_MAX_BYTES:,} bytes at most here); pass large inputs another way"]
+    return []

@@ -18,7 +18,7 @@ import sys
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.executor.cli.preflight import fail, schema_problem
 from podfleet.executor.db import make_engine, make_sessionmaker
-from podfleet.executor.logs import LogTarget, TaskLogs, TaskLogUnavailable
+from podfleet.executor.logs import FOLLOW_WAIT_SECONDS, LogTarget, TaskLogs, TaskLogUnavailable
 from podfleet.kube.client import KubeClient
 from podfleet.kube.errors import KubeError, Unreachable
 from podfleet.logs.archive import LogArchive
@@ -42,6 +42,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="stream the log until the task's container exits")
     parser.add_argument("--tail", type=int, default=None, metavar="N",
                         help="only the last N lines")
+    parser.add_argument("--wait-seconds", type=float, default=FOLLOW_WAIT_SECONDS,
+                        metavar="SECONDS",
+                        help="with -f: give up (exit 1) if the task's pod has not started "
+                             f"after SECONDS (default {FOLLOW_WAIT_SECONDS:g}); what it waits "
+                             "for is printed to stderr")
 
 
 def parse_reference(text: str) -> tuple[str, str, str, int, int | None] | str:
@@ -90,6 +95,8 @@ def find(logs: TaskLogs, text: str) -> LogTarget:
 def run(args: argparse.Namespace) -> int:
     if args.tail is not None and args.tail < 0:
         return fail(NAME, f"--tail must be ≥ 0, got {args.tail}")
+    if not args.wait_seconds > 0:
+        return fail(NAME, f"--wait-seconds must be positive, got {args.wait_seconds:g}")
     settings = Settings.from_env()
     problem = schema_problem(settings.database.url)
     if problem:
@@ -109,7 +116,11 @@ def run(args: argparse.Namespace) -> int:
                         settings.kubernetes.namespace)
         target = find(logs, args.task)
         if args.follow:
-            for text in logs.follow(target, tail=args.tail):
+            def waiting(what: str) -> None:
+                print(f"podfleet logs: {what}", file=sys.stderr, flush=True)
+
+            for text in logs.follow(target, tail=args.tail, wait_seconds=args.wait_seconds,
+                                    waiting=waiting):
                 sys.stdout.write(text)
                 sys.stdout.flush()
         else:

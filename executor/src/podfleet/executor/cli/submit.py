@@ -26,7 +26,7 @@ import orjson
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.states import TaskState
 from podfleet.executor.cli.preflight import fail, schema_problem
-from podfleet.executor.submission import InvalidSubmission, TaskSubmission
+from podfleet.executor.submission import InvalidSubmission, TaskSubmission, deadline_seconds
 from podfleet.settings import Settings, redact_url
 
 NAME = "submit"
@@ -51,9 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor-config", default=None, metavar="JSON",
                         help="per-task pod settings as JSON, e.g. "
                              "'{\"pod_override\": {...}}'")
-    parser.add_argument("--deadline", type=float, default=None, metavar="SECONDS",
-                        help="fail the task as expired if its pod is not created within "
-                             "SECONDS from now")
+    parser.add_argument("--deadline", default=None, metavar="TIME",
+                        help="fail the task as expired if its pod is not created by TIME: "
+                             "epoch seconds or an ISO-8601 time with a timezone "
+                             "(2026-12-07T18:00:00Z), as the JSONL 'deadline' field; a time "
+                             "already past is refused")
     parser.add_argument("--count", type=int, default=1,
                         help="submit N tries of the task as map indexes 0..N-1")
     parser.add_argument("--from-file", default=None, metavar="PATH",
@@ -75,14 +77,12 @@ EXIT_TIMEOUT = 3
 
 
 def run(args: argparse.Namespace) -> int:
-    import time
-
     if args.timeout is not None and not args.wait:
         return fail(NAME, "--timeout only applies with --wait")
     if args.timeout is not None and not args.timeout > 0:
         return fail(NAME, "--timeout must be a positive number of seconds")
     try:
-        submissions = _submissions(args, now=time.time())
+        submissions = _submissions(args)
     except ValueError as exc:
         return fail(NAME, str(exc))
     settings = Settings.from_env()
@@ -178,7 +178,7 @@ def _summary(outcomes: dict[TaskKey, tuple[TaskState, str | None]]) -> None:
                           or "none"))
 
 
-def _submissions(args: argparse.Namespace, now: float) -> list[TaskSubmission]:
+def _submissions(args: argparse.Namespace) -> list[TaskSubmission]:
     """The tasks the arguments describe; ValueError with a readable reason otherwise."""
     command = list(args.task_command or [])
     if command and command[0] == "--":
@@ -197,7 +197,7 @@ def _submissions(args: argparse.Namespace, now: float) -> list[TaskSubmission]:
     if args.count < 1:
         raise ValueError("--count must be at least 1")
     config = _json_arg(args.executor_config, "--executor-config")
-    deadline = None if args.deadline is None else now + args.deadline
+    deadline = None if args.deadline is None else deadline_seconds(args.deadline)
     if args.count == 1:
         map_indexes = [-1 if args.map_index is None else args.map_index]
     else:
@@ -228,10 +228,16 @@ def _read_file(path: str) -> list[TaskSubmission]:
             raise ValueError(f"{path}:{number}: unknown field(s) {', '.join(unknown)}")
         key = (data.get("dag_id"), data.get("task_id"), data.get("run_id"),
                data.get("map_index", -1), data.get("try_number", 1))
+        deadline = data.get("deadline")
+        if deadline is not None:
+            try:
+                deadline = deadline_seconds(deadline)
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: {exc}") from None
         # Validation (command_problem) judges the command, whatever its type here.
         submissions.append(TaskSubmission(key, data.get("command"),  # type: ignore[arg-type]
                                           data.get("queue"),
-                                          data.get("executor_config"), data.get("deadline"),
+                                          data.get("executor_config"), deadline,
                                           data.get("priority", 0)))
     if not submissions:
         raise ValueError(f"{path} holds no tasks")

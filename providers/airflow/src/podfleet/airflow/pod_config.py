@@ -42,7 +42,11 @@ class PodTemplates:
             return cached[1]
         try:
             pod = yaml.safe_load(Path(path).read_text())
-        except yaml.YAMLError as exc:
+        except OSError as exc:  # a directory, unreadable, gone since the stat
+            raise InvalidExecutorConfig(
+                f"executor_config.pod_template_file: cannot read {path!r}: {exc.strerror}"
+            ) from None
+        except (yaml.YAMLError, UnicodeDecodeError) as exc:
             raise InvalidExecutorConfig(
                 f"executor_config.pod_template_file: {path!r} is not YAML: {exc}") from None
         if not isinstance(pod, dict) or pod.get("kind", "Pod") != "Pod" or "spec" not in pod:
