@@ -35,8 +35,10 @@ PODS = "pods"
 NODES = "nodes"
 NAMESPACES = "namespaces"
 EVENTS = "events"
+RESOURCEQUOTAS = "resourcequotas"
+PRIORITYCLASSES = "priorityclasses"
 #: Resources whose objects live in a namespace (the others are cluster-scoped).
-NAMESPACED = frozenset({PODS, EVENTS})
+NAMESPACED = frozenset({PODS, EVENTS, RESOURCEQUOTAS})
 
 Mutator = Callable[[dict[str, Any]], "bool | None"]
 Listener = Callable[["StoreEvent"], None]
@@ -234,6 +236,8 @@ class ObjectStore:
             NODES: {},
             NAMESPACES: {},
             EVENTS: {},
+            RESOURCEQUOTAS: {},
+            PRIORITYCLASSES: {},
         }
         self._counts: Counter[str] = Counter()
         self._peaks: Counter[str] = Counter()

@@ -13,6 +13,8 @@ from podfleet.simulator.apiserver.kind import Kind
 from podfleet.simulator.apiserver.namespaces import NamespaceKind
 from podfleet.simulator.apiserver.nodes import NodeKind
 from podfleet.simulator.apiserver.pods import PodKind
+from podfleet.simulator.apiserver.priorityclasses import PriorityClassKind
+from podfleet.simulator.apiserver.resourcequotas import ResourceQuotaKind
 
 
 class KindRegistry:
@@ -45,4 +47,7 @@ class KindRegistry:
 
 def served_kinds() -> KindRegistry:
     """Every kind the simulator serves."""
-    return KindRegistry([PodKind(), NodeKind(), NamespaceKind(), EventKind()])
+    return KindRegistry([
+        PodKind(), NodeKind(), NamespaceKind(), EventKind(), ResourceQuotaKind(),
+        PriorityClassKind(),
+    ])
