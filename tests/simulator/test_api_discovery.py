@@ -36,11 +36,12 @@ def test_api_v1_describes_pods_with_verbs_and_short_names(raw) -> None:
     assert "pods/status" in resources
 
 
-def test_apis_is_an_empty_group_list(raw) -> None:
+def test_apis_lists_the_named_groups_served(raw) -> None:
     code, body = raw.request("GET", "/apis")
 
     assert code == 200
-    assert body == {"kind": "APIGroupList", "apiVersion": "v1", "groups": []}
+    assert body["kind"] == "APIGroupList"
+    assert [g["name"] for g in body["groups"]] == ["scheduling.k8s.io"]
 
 
 def test_health_endpoints_answer_ok(raw) -> None:
