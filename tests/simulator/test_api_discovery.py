@@ -42,7 +42,8 @@ def test_apis_lists_the_named_groups_served(raw) -> None:
     assert code == 200
     assert body["kind"] == "APIGroupList"
     groups = {g["name"]: g["preferredVersion"]["version"] for g in body["groups"]}
-    assert {"rbac.authorization.k8s.io": "v1", "authorization.k8s.io": "v1"}.items() <= (
+    assert {"rbac.authorization.k8s.io": "v1", "authorization.k8s.io": "v1",
+            "scheduling.k8s.io": "v1"}.items() <= (
         groups.items())
 
 

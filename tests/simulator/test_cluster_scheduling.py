@@ -55,7 +55,9 @@ def test_a_pod_too_big_for_every_node_is_unschedulable(api: client.CoreV1Api) ->
     condition = wait_for(lambda: _unschedulable(api, name), what="Unschedulable")
 
     assert condition.reason == "Unschedulable"
-    assert condition.message == "0/1 nodes are available: 1 Insufficient cpu."
+    assert condition.message == (
+        "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: "
+        "1 No preemption victims found for incoming pod.")
     pod = api.read_namespaced_pod(name, NS)
     assert pod.status.phase == "Pending" and pod.spec.node_name is None
 
@@ -83,7 +85,9 @@ def test_too_many_pods_waits_for_a_free_slot(
     api.create_namespaced_pod(NS, pod_body(names[2]))
 
     condition = wait_for(lambda: _unschedulable(api, names[2]), what="Unschedulable")
-    assert condition.message == "0/1 nodes are available: 1 Too many pods."
+    assert condition.message == (
+        "0/1 nodes are available: 1 Too many pods. preemption: 0/1 nodes are available: "
+        "1 No preemption victims found for incoming pod.")
     assert sim.admin.stats().pods.unschedulable == 1
 
     api.delete_namespaced_pod(names[0], NS, grace_period_seconds=0)

@@ -14,7 +14,8 @@ Routes:
     PUT  /_sim/faults                     replace it (absent fields → no fault)
     PATCH /_sim/faults                    change the fields given, keep the rest
     GET  /_sim/nodes                      nodes with their usage
-    POST /_sim/nodes                      add a node {name, cpu?, memory?, pods?, labels?}
+    POST /_sim/nodes                      add a node {name, cpu?, memory?, pods?, labels?,
+                                          taints?}
     POST /_sim/nodes/{name}/fail          {mode: fail | evict | vanish}
     POST /_sim/nodes/{name}/recover
     GET  /_sim/logs/{namespace}/{name}    output of a local-mode pod's process
@@ -207,7 +208,7 @@ class AdminRoutes:
         try:
             self._cluster().add_node(name, data.get("cpu"), data.get("memory"),
                                      int(pods) if pods is not None else None,
-                                     data.get("labels"))
+                                     data.get("labels"), data.get("taints"))
         except (ValueError, TypeError) as error:
             return _error(400, str(error))
         return _json(self._cluster().stats()["nodes"][name], 201)
@@ -456,11 +457,12 @@ class AdminClient:
         return result
 
     def add_node(self, name: str, cpu: str | None = None, memory: str | None = None,
-                 pods: int | None = None, labels: dict[str, str] | None = None) -> None:
-        """Add a node; pods waiting for room may be bound to it."""
+                 pods: int | None = None, labels: dict[str, str] | None = None,
+                 taints: list[dict[str, str]] | None = None) -> None:
+        """Add a node (taints as on a Node object); pods waiting for room may be bound to it."""
         body: dict[str, Any] = {"name": name}
         for key, value in (("cpu", cpu), ("memory", memory), ("pods", pods),
-                           ("labels", labels)):
+                           ("labels", labels), ("taints", taints)):
             if value is not None:
                 body[key] = value
         self._call("POST", "/nodes", body)

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from podfleet.simulator.admin import setup_admin
 from podfleet.simulator.apiserver.handler import build_api_app
+from podfleet.simulator.apiserver.priorityclasses import add_system_classes
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.eventstore import EventStore
 from podfleet.simulator.faults import FaultInjector
@@ -47,6 +48,7 @@ def new_store(config: SimulatorConfig) -> ObjectStore:
                 "status": {"phase": "Active"},
             },
         )
+    add_system_classes(store)
     return store
 
 

@@ -38,8 +38,10 @@ EVENTS = "events"
 SERVICEACCOUNTS = "serviceaccounts"
 ROLES = "roles"
 ROLEBINDINGS = "rolebindings"
+RESOURCEQUOTAS = "resourcequotas"
+PRIORITYCLASSES = "priorityclasses"
 #: Resources whose objects live in a namespace (the others are cluster-scoped).
-NAMESPACED = frozenset({PODS, EVENTS, SERVICEACCOUNTS, ROLES, ROLEBINDINGS})
+NAMESPACED = frozenset({PODS, EVENTS, SERVICEACCOUNTS, ROLES, ROLEBINDINGS, RESOURCEQUOTAS})
 
 Mutator = Callable[[dict[str, Any]], "bool | None"]
 Listener = Callable[["StoreEvent"], None]

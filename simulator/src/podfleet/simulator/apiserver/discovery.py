@@ -57,15 +57,17 @@ def _resource_entries(kind: Kind) -> list[dict[str, Any]]:
         entry["categories"] = list(kind.categories)
     entries = [entry]
     for sub in kind.subresources:
-        entries.append(
-            {
-                "name": f"{kind.resource}/{sub.name}",
-                "singularName": "",
-                "namespaced": kind.namespaced,
-                "kind": sub.kind or kind.kind,
-                "verbs": list(sub.verbs),
-            }
-        )
+        sub_entry: dict[str, Any] = {
+            "name": f"{kind.resource}/{sub.name}",
+            "singularName": "",
+            "namespaced": kind.namespaced,
+            "kind": sub.kind or kind.kind,
+            "verbs": list(sub.verbs),
+        }
+        if sub.group:  # kubectl drain finds the Eviction's group version here
+            sub_entry["group"] = sub.group
+            sub_entry["version"] = sub.version
+        entries.append(sub_entry)
     return entries
 
 

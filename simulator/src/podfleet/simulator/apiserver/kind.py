@@ -53,6 +53,9 @@ class Subresource:
     verbs: tuple[str, ...] = ("get", "patch", "update")
     #: None: the generic verbs on the parent object (for `status`, they change status only).
     serve: SubresourceServer | None = None
+    #: The group and version of `kind` when it is not the parent's (pods/eviction: policy/v1).
+    group: str = ""
+    version: str = ""
 
 
 class Kind:

@@ -9,9 +9,17 @@ from typing import Any
 from aiohttp import web
 
 from podfleet.simulator.apiserver.body import read_body
-from podfleet.simulator.apiserver.errors import conflict, invalid, invalid_object, not_found
+from podfleet.simulator.apiserver.errors import (
+    bad_request,
+    conflict,
+    invalid,
+    invalid_object,
+    not_found,
+)
 from podfleet.simulator.apiserver.kind import ApiContext, Kind, Subresource
 from podfleet.simulator.apiserver.podlogs import PodLogReader
+from podfleet.simulator.apiserver.priorityclasses import resolve_pod_priority
+from podfleet.simulator.apiserver.quota import QuotaLedger
 from podfleet.simulator.apiserver.requestinfo import RequestInfo
 from podfleet.simulator.apiserver.responses import dumps, json_response
 from podfleet.simulator.apiserver.tables import (
@@ -26,6 +34,11 @@ from podfleet.simulator.apiserver.validation import (
     default_pod,
     validate_pod,
     validate_pod_update,
+)
+from podfleet.simulator.cluster.disruption import (
+    EVICTION_BY_EVICTION_API,
+    add_disruption_condition,
+    disruption_condition,
 )
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.store import PODS, Record
@@ -103,6 +116,33 @@ async def _bind(context: ApiContext, request: web.Request, info: RequestInfo) ->
     return json_response(dumps(status), status=201)
 
 
+async def _evict(context: ApiContext, request: web.Request, info: RequestInfo) -> web.Response:
+    """`POST pods/x/eviction` (policy/v1 Eviction): DisruptionTarget, then a delete with the
+    Eviction's deleteOptions. PodDisruptionBudgets are not modelled: every eviction is
+    allowed, as when no budget covers the pod."""
+    runtime = context.runtime
+    body = await read_body(request, runtime.config.max_body_bytes)
+    eviction = decode_object(body, request.content_type, "Eviction", "policy/v1")
+    named = (eviction.get("metadata") or {}).get("name")
+    if named and named != info.name:
+        raise bad_request("name in URL does not match name in Eviction object")
+    record = runtime.store.get(PODS, info.namespace, info.name)
+    if record is None:
+        raise not_found(PODS, info.name)
+    options = eviction.get("deleteOptions") or {}
+    if not isinstance(options, dict):
+        raise bad_request("deleteOptions must be a DeleteOptions object")
+    if record.phase not in ("Succeeded", "Failed") and not record.deleting:
+        add_disruption_condition(runtime.store, info.namespace, info.name, disruption_condition(
+            EVICTION_BY_EVICTION_API, "Eviction API: evicting"))
+        record = runtime.store.get(PODS, info.namespace, info.name) or record
+    if not record.deleting:
+        PodKind().delete(record, options, runtime)
+    status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+              "code": 201}  # fmt: skip
+    return json_response(dumps(status), status=201)
+
+
 async def _log(context: ApiContext, request: web.Request, info: RequestInfo) -> web.StreamResponse:
     """`GET pods/x/log`: the container's output (podlogs.py)."""
     reader = PodLogReader(context.runtime, context.closing)
@@ -120,6 +160,8 @@ class PodKind(Kind):
         Subresource("status"),
         Subresource("binding", kind="Binding", verbs=("create",), serve=_bind),
         Subresource("log", verbs=("get",), serve=_log),
+        Subresource("eviction", kind="Eviction", verbs=("create",), serve=_evict,
+                    group="policy", version="v1"),
     )
     field_selectors = frozenset(
         {"metadata.name", "metadata.namespace", "status.phase", "spec.nodeName"}
@@ -128,9 +170,13 @@ class PodKind(Kind):
 
     def prepare_create(self, obj: dict[str, Any], runtime: SimulatorRuntime) -> None:
         validate_pod(obj)
+        resolve_pod_priority(obj, runtime.store)
         default_pod(obj, grace_period_s=runtime.config.default_termination_grace_period_s)
 
     def admit(self, obj: dict[str, Any], namespace: str, runtime: SimulatorRuntime) -> None:
+        ledger = QuotaLedger.existing(runtime.store)
+        if ledger is not None:  # none until the first ResourceQuota is created
+            ledger.admit_pod(namespace, obj)
         faults = runtime.faults
         if faults is not None:
             # No await before the store write, so a pod quota stays exact however many

@@ -15,6 +15,8 @@ from podfleet.simulator.apiserver.kind import Kind
 from podfleet.simulator.apiserver.namespaces import NamespaceKind
 from podfleet.simulator.apiserver.nodes import NodeKind
 from podfleet.simulator.apiserver.pods import PodKind
+from podfleet.simulator.apiserver.priorityclasses import PriorityClassKind
+from podfleet.simulator.apiserver.resourcequotas import ResourceQuotaKind
 from podfleet.simulator.apiserver.rolebindings import RoleBindingKind
 from podfleet.simulator.apiserver.roles import RoleKind
 from podfleet.simulator.apiserver.selfsubjectaccessreviews import SelfSubjectAccessReviewKind
@@ -52,7 +54,8 @@ class KindRegistry:
 def served_kinds() -> KindRegistry:
     """Every kind the simulator serves."""
     return KindRegistry([
-        PodKind(), NodeKind(), NamespaceKind(), EventKind(), ServiceAccountKind(),
+        PodKind(), NodeKind(), NamespaceKind(), EventKind(), ResourceQuotaKind(),
+        PriorityClassKind(), ServiceAccountKind(),
         RoleKind(), ClusterRoleKind(), RoleBindingKind(), ClusterRoleBindingKind(),
         SelfSubjectAccessReviewKind(),
     ])

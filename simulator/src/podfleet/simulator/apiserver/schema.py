@@ -350,12 +350,20 @@ TYPES: dict[str, dict[str, str]] = {
     },
     "EventList": {**_LIST_HEAD, "items": "[]Event"},
     "EventSource": {"component": "string", "host": "string"},
+    "ResourceQuota": {
+        **_OBJECT_HEAD,
+        "spec": "ResourceQuotaSpec",
+        "status": "ResourceQuotaStatus",
+    },
+    "ResourceQuotaList": {**_LIST_HEAD, "items": "[]ResourceQuota"},
+    "ResourceQuotaSpec": {"hard": "{}quantity", "scopes": "[]string", "scopeSelector": "object"},
+    "ResourceQuotaStatus": {"hard": "{}quantity", "used": "{}quantity"},
 }
 
 #: Kinds that are top-level API objects (they carry x-kubernetes-group-version-kind).
 KINDS = (
     "Pod", "PodList", "Node", "NodeList", "Namespace", "NamespaceList", "Event", "EventList",
-    "Binding", "Status", "DeleteOptions",
+    "Binding", "Status", "DeleteOptions", "ResourceQuota", "ResourceQuotaList",
 )  # fmt: skip
 
 SCALARS = frozenset(

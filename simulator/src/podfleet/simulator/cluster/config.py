@@ -6,7 +6,20 @@ milliseconds. All durations are in seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+@dataclass
+class NodeConfig:
+    """One node declared by name, beyond the uniform ``nodes`` (unset fields: the defaults)."""
+
+    name: str
+    cpu: str | None = None
+    memory: str | None = None
+    pods: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    #: Node taints: ``{"key": ..., "value": ..., "effect": "NoSchedule"}``.
+    taints: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -20,6 +33,8 @@ class ClusterConfig:
     node_cpu: str = "32"
     node_memory: str = "128Gi"
     node_pods: int = 110
+    #: Nodes declared one by one (labels, taints, their own capacity), after the uniform ones.
+    node_list: list[NodeConfig] = field(default_factory=list)
 
     #: Created → bound to a node (PodScheduled=True).
     schedule_delay_s: float = 0.05

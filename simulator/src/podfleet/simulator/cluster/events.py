@@ -40,6 +40,7 @@ NORMAL = "Normal"
 WARNING = "Warning"
 KUBELET = "kubelet"
 SCHEDULER = "default-scheduler"
+TAINT_EVICTION = "taint-eviction-controller"
 #: client-go's event cache (``maxLruCacheEntries``).
 _CORRELATION_ENTRIES = 4096
 
@@ -98,7 +99,26 @@ class EventRecorder:
         if self.enabled:
             self._scheduler_event(pod, WARNING, "FailedScheduling", "Scheduling", message)
 
+    def preempted(self, victim: PodRecord, preemptor: PodRecord, node: str) -> None:
+        """The scheduler evicts ``victim`` to make room for ``preemptor``."""
+        if self.enabled:
+            self._scheduler_event(victim, NORMAL, "Preempted", "Preempting",
+                                  f"Preempted by pod {preemptor.uid} on node {node}")
+
+    def taint_eviction(self, pod: PodRecord) -> None:
+        """The taint-eviction controller deletes a pod that does not tolerate a NoExecute taint."""
+        if self.enabled:
+            self._scheduler_event(pod, NORMAL, "TaintManagerEviction", "",
+                                  f"Marking for deletion Pod {pod.namespace}/{pod.name}",
+                                  component=TAINT_EVICTION)
+
     # -- the kubelet -----------------------------------------------------------------------
+    def deadline_exceeded(self, pod: PodRecord) -> None:
+        if self.enabled:
+            self._record(pod.namespace, pod.name, _pod_ref(pod), NORMAL, "DeadlineExceeded",
+                         "Pod was active on the node longer than the specified deadline",
+                         KUBELET, pod.node or "")
+
     def pulling(self, pod: PodRecord, container: str, image: str) -> None:
         if self.enabled:
             self._container_event(pod, container, NORMAL, "Pulling", f'Pulling image "{image}"')
@@ -182,15 +202,16 @@ class EventRecorder:
                      pod.node or "")
 
     def _scheduler_event(self, pod: PodRecord, level: str, reason: str, action: str,
-                         message: str) -> None:
+                         message: str, component: str = SCHEDULER) -> None:
+        """An events.k8s.io event (the scheduler's and the controllers' recorder)."""
         assert self._store is not None
         involved = _pod_ref(pod)
         event = self._event(pod.namespace, pod.name, involved, level, reason, message)
         event.update({"source": {}, "firstTimestamp": None, "lastTimestamp": None,
                       "eventTime": _micro_time(), "action": action,
-                      "reportingComponent": SCHEDULER,
-                      "reportingInstance": f"{SCHEDULER}-sim"})
-        self._store.create(event, _fields(event, involved, SCHEDULER, ""))
+                      "reportingComponent": component,
+                      "reportingInstance": f"{component}-sim"})
+        self._store.create(event, _fields(event, involved, component, ""))
 
     def _record(self, namespace: str, about: str, involved: Json, level: str, reason: str,
                 message: str, component: str, host: str) -> None:

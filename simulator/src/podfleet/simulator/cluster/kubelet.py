@@ -163,6 +163,19 @@ class Kubelet:
             pod_reason=reason, pod_message=message, phase="Failed", extra_conditions=extra,
         )
 
+    def _deadline(self, pod: PodRecord, uid: str) -> None:
+        """activeDeadlineSeconds passed: the kubelet kills the pod, Failed/DeadlineExceeded."""
+        if pod.uid != uid or pod.deleting or pod.stage in (Stage.TERMINATED, Stage.GONE):
+            return
+        pod.next_generation()
+        local = self._locals.pop(pod.uid, None)
+        if local is not None:
+            local.terminate(0)
+        message = "Pod was active on the node longer than the specified deadline"
+        self._events.deadline_exceeded(pod)
+        self._terminate(pod, 137, "Error", pod_reason="DeadlineExceeded", pod_message=message,
+                        phase="Failed")
+
     def logs(self, pod: PodRecord) -> bytes | None:
         """Output of the pod's local process, or None when it never ran one."""
         local = self._locals.get(pod.uid) or pod.local
@@ -183,6 +196,8 @@ class Kubelet:
 
     # -- steps ---------------------------------------------------------------------------
     def _write(self, pod: PodRecord, status: Json) -> bool:
+        if pod.disruption is not None:  # the kubelet keeps conditions it does not own
+            status["conditions"] = [*(status.get("conditions") or ()), pod.disruption]
         return self._store.set_pod_status(pod.namespace, pod.name, status) is not None
 
     def _ack(self, pod: PodRecord, token: int) -> None:
@@ -199,6 +214,9 @@ class Kubelet:
 
     def acknowledged(self, pod: PodRecord) -> None:
         """The pod shows ContainerCreating: start its container after the start delay."""
+        if pod.active_deadline_s is not None:
+            # Counted from status.startTime, whatever steps the pod goes through meanwhile.
+            self._timeline.call_later(pod.active_deadline_s, self._deadline, pod, pod.uid)
         delay = pod.fate.start_delay_s
         if delay is None:
             delay = self._config.container_start_delay_s

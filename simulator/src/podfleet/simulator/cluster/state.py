@@ -25,10 +25,12 @@ class PodRecord:
     """One pod's simulation state. ``generation`` invalidates timers set for an older step."""
 
     __slots__ = (
+        "active_deadline_s",
         "command",
         "containers",
         "counted",
         "deleting",
+        "disruption",
         "fate",
         "generation",
         "grace_s",
@@ -37,12 +39,15 @@ class PodRecord:
         "last_exit",
         "local",
         "log_lines",
+        "may_preempt",
         "message_source",
         "name",
         "namespace",
         "node",
+        "nominated_node",
         "pod_ip",
         "previous_local",
+        "priority",
         "pull_always",
         "pulling",
         "qos",
@@ -53,6 +58,7 @@ class PodRecord:
         "scheduled_at",
         "stage",
         "started_at",
+        "tolerations",
         "uid",
     )
 
@@ -93,6 +99,17 @@ class PodRecord:
         self.host_ip: str | None = None
         self.local: Any = None  # LocalContainer in local mode
         self.previous_local: Any = None  # the run before a restart, for ``logs --previous``
+        #: spec.priority, and whether it may preempt (preemptionPolicy is not Never).
+        self.priority = 0
+        self.may_preempt = True
+        #: The node preemption made room on, while the pod waits for its victims to go.
+        self.nominated_node: str | None = None
+        self.tolerations: tuple[dict[str, Any], ...] = ()
+        #: spec.activeDeadlineSeconds.
+        self.active_deadline_s: float | None = None
+        #: The DisruptionTarget condition the pod got when it was preempted or evicted; the
+        #: kubelet keeps it in every status it writes afterwards.
+        self.disruption: dict[str, Any] | None = None
 
     @property
     def key(self) -> tuple[str, str]:

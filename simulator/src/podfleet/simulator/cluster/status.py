@@ -267,7 +267,8 @@ def terminated_status(
 
 def node_object(name: str, index: int, cpu: str, memory: str, pods: int,
                 labels: dict[str, str], host_ip: str, ready: bool = True,
-                unschedulable: bool = False) -> Json:
+                unschedulable: bool = False,
+                taints: list[dict[str, str]] | None = None) -> Json:
     """A Node as a real kubelet registers it, with Ready and the pressure conditions."""
     stamp = now_rfc3339()
     ready_condition = _condition("Ready", ready, stamp,
@@ -289,8 +290,15 @@ def node_object(name: str, index: int, cpu: str, memory: str, pods: int,
     spec: Json = {"podCIDR": f"10.{index % 256}.0.0/16", "podCIDRs": [f"10.{index % 256}.0.0/16"]}
     if unschedulable:
         spec["unschedulable"] = True
+    user_taints = [dict(t) for t in taints or ()]
+    if unschedulable:
+        user_taints.append({"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule",
+                            "timeAdded": stamp})
+    if user_taints:
+        spec["taints"] = user_taints
     if not ready:
         spec["taints"] = [
+            *user_taints,
             {"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule",
              "timeAdded": stamp},
             {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute",
