@@ -175,3 +175,13 @@ def test_an_unreadable_airflow_config_stops_the_worker_with_one_line(tmp_path: P
     assert result.returncode == 2
     assert "--airflow-config: cannot read" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_provider_reads_the_airflow_cfg_airflow_reads_when_it_loads_the_provider(
+        ke: AirflowConfigFile, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Airflow reads the provider's metadata before its own config object exists.
+    monkeypatch.setenv("AIRFLOW_CONFIG", str(ke.path))
+    monkeypatch.setenv("AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE", "from-airflow-env")
+    options = config_section(environ={})["podfleet"]["options"]
+    assert options["worker_image"]["default"] == "registry.example/airflow-dags:2026.01.1"
+    assert options["namespace"]["default"] == "from-airflow-env"

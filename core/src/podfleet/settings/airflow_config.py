@@ -55,10 +55,10 @@ KUBERNETES_EXECUTOR_DEFAULTS: dict[str, str] = {
     "config_file": "",
     "api_client_retry_configuration": "",
     "logs_task_metadata": "False",
-    "running_pod_log_lines": "",
+    "running_pod_log_lines": "100",
     "worker_pods_creation_batch_size": "1",
     "async_pod_creation": "False",
-    "pod_creation_max_concurrency": "",
+    "pod_creation_max_concurrency": "0",
     "client_factory": "",
     "async_client_factory": "",
     "kube_client_request_args": "",
@@ -261,13 +261,16 @@ class AirflowConfigFile:
     """An airflow.cfg read as Airflow reads its plain options: ``AIRFLOW__SECTION__OPTION``
     first, then the file (no ``_cmd``/``_secret`` variants, no provider defaults).
 
-    For processes without Airflow installed (``podfleet worker --airflow-config``).
+    For processes without Airflow installed (``podfleet worker --airflow-config``); with no
+    ``path``, the variables alone.
     """
 
-    def __init__(self, path: Path, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, path: Path | None, environ: Mapping[str, str] | None = None) -> None:
         self.path = path
         self.environ = os.environ if environ is None else environ
         self.parser = configparser.ConfigParser(interpolation=None)
+        if path is None:
+            return
         try:
             with path.open(encoding="utf-8") as handle:
                 self.parser.read_file(handle)
@@ -280,6 +283,15 @@ class AirflowConfigFile:
         if variable in self.environ:
             return self.environ[variable]
         return self.parser.get(section, option, fallback=None)
+
+
+def airflow_cfg_path(environ: Mapping[str, str] | None = None) -> Path:
+    """Where Airflow reads its airflow.cfg: ``$AIRFLOW_CONFIG``, else
+    ``$AIRFLOW_HOME/airflow.cfg`` (``~/airflow`` by default)."""
+    env = os.environ if environ is None else environ
+    if env.get("AIRFLOW_CONFIG"):
+        return Path(env["AIRFLOW_CONFIG"]).expanduser()
+    return Path(env.get("AIRFLOW_HOME") or "~/airflow").expanduser() / "airflow.cfg"
 
 
 def mapping_markdown() -> str:

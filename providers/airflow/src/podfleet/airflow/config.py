@@ -18,6 +18,8 @@ from typing import Any
 from podfleet.settings import VARIABLES, Settings, SettingsError
 from podfleet.settings.airflow_config import (
     SAME_NAME_OPTIONS,
+    AirflowConfigFile,
+    airflow_cfg_path,
     fallback_environ,
     ignored_options,
     ignored_options_warning,
@@ -59,20 +61,23 @@ def _option(variable: Variable, description: str, default: str) -> dict[str, Any
 
 
 def _loaded_airflow_config() -> Callable[[str, str], str | None]:
-    """Airflow's config when it is already loaded (the provider's metadata is read by Airflow
-    itself), else a config with nothing set: reading it must not import Airflow."""
-    configuration = sys.modules.get("airflow.configuration")
-    conf = getattr(configuration, "conf", None)
-    if conf is None:
-        return lambda section, option: None
+    """Airflow's config as far as it can be read while Airflow loads the provider's metadata.
 
-    def get(section: str, option: str) -> str | None:
-        try:
+    Airflow reads it while its own config module is still being imported, so its ``conf``
+    object is usually not there yet: then the airflow.cfg Airflow reads and the
+    ``AIRFLOW__*`` variables are read directly (:class:`AirflowConfigFile`); with neither,
+    nothing is set. Reading it must not import Airflow.
+    """
+    conf = getattr(sys.modules.get("airflow.configuration"), "conf", None)
+    if conf is not None:
+        def get(section: str, option: str) -> str | None:
             value = conf.get(section, option, fallback=None)
-        except Exception:  # Airflow's config mid-load: treat as unset
-            return None
-        return None if value is None else str(value)
-    return get
+            return None if value is None else str(value)
+        return get
+    try:
+        return AirflowConfigFile(airflow_cfg_path()).get
+    except SettingsError:   # no airflow.cfg (yet), or one Airflow will complain about
+        return AirflowConfigFile(None).get
 
 
 def config_section(get: Callable[[str, str], str | None] | None = None,
