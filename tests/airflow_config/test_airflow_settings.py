@@ -31,7 +31,8 @@ def _conf(values: dict[str, str]) -> Any:
     section = config_section()["podfleet"]["options"]
 
     def get(sec: str, option: str) -> str | None:
-        assert sec == "podfleet"
+        if sec != "podfleet":
+            return None                                     # no [kubernetes_executor]
         if option in values:
             return values[option]
         return section[option]["default"] if option in section else None

@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="validate settings, reach Redis and the Kubernetes API, and exit")
     parser.add_argument("--verbose", "-v", action="count", default=0,
                         help="more logging (dramatiq's -v)")
+    parser.add_argument("--airflow-config", metavar="AIRFLOW_CFG", default=None,
+                        help="also read settings from this airflow.cfg, as the Airflow "
+                             "executor does: [podfleet], then PODFLEET_* variables, then "
+                             "[kubernetes_executor] (AIRFLOW__SECTION__OPTION variables too)")
 
 
 def validate(settings: Settings) -> None:
@@ -159,10 +163,32 @@ def dramatiq_command(args: argparse.Namespace, queues: list[str]) -> list[str]:
     return command
 
 
+def environment(airflow_config: str | None) -> dict[str, str]:
+    """This process's environment, with the ``PODFLEET_*`` values an airflow.cfg implies
+    (:mod:`podfleet.settings.airflow_config`) when one is named; the worker processes get it."""
+    if not airflow_config:
+        return dict(os.environ)
+    from pathlib import Path
+
+    from podfleet.settings.airflow_config import (
+        AirflowConfigFile,
+        ignored_options,
+        ignored_options_warning,
+        podfleet_environ,
+    )
+
+    config = AirflowConfigFile(Path(airflow_config))
+    ignored = ignored_options(config.get)
+    if ignored:
+        print(f"podfleet worker: {ignored_options_warning(ignored)}", file=sys.stderr)
+    return {**os.environ, **podfleet_environ(config.get)}
+
+
 def run(args: argparse.Namespace) -> int:
     if args.processes < 1 or args.threads < 1:
         raise SettingsError("--processes and --threads must be at least 1")
-    settings = Settings.from_env()
+    environ = environment(args.airflow_config)
+    settings = Settings.from_env(environ)
     validate(settings)
     queues = consumed_queues(settings, args.queues, watcher=not args.no_watcher)
     if args.check:
@@ -173,7 +199,7 @@ def run(args: argparse.Namespace) -> int:
 
     server, metrics_dir = _start_metrics(settings, queues)
     launch_queues = len([q for q in queues if q != WATCH_QUEUE])
-    env = {**os.environ, **worker_environment(args.threads, launch_queues)}
+    env = {**environ, **worker_environment(args.threads, launch_queues)}
     if args.no_watcher:
         env[NO_WATCHER_VARIABLE] = "1"
     child = subprocess.Popen(dramatiq_command(args, queues), env=env)
