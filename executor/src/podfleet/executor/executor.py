@@ -84,8 +84,12 @@ from podfleet.executor.transitions import Outcome
 from podfleet.kube.client import KubeApiError, KubeClient
 from podfleet.monitoring.metrics import (
     EVENTS_APPLIED,
+    POD_DISRUPTIONS,
     TASK_END_TO_END,
+    TASK_RELAUNCHES,
     TASKS_SUBMITTED,
+    DisruptionReason,
+    RelaunchCause,
     observe_kube_request,
     preinitialise,
 )
@@ -141,12 +145,15 @@ class Executor:
         TASKS_SUBMITTED.labels(**self._labels)
         preinitialise(EVENTS_APPLIED, result=[*(o.value for o in Outcome), "malformed"])
         preinitialise(TASK_END_TO_END, state=[s for s in TaskState if s.is_terminal])
+        preinitialise(POD_DISRUPTIONS, reason=DisruptionReason)
+        preinitialise(TASK_RELAUNCHES, cause=RelaunchCause)
         self._registration = Registration(self.settings, self._sessions, clock)
         self._streams = EventStreams(self.redis, self.keys, self.executor_id, self._sessions,
                                      clock)
         self._pods = ExecutorPods(self.settings, lambda: self.kube)
         self._batches = EventBatches(self.engine, self._registration,
-                                     self.settings.kubernetes.namespace)
+                                     self.settings.kubernetes.namespace,
+                                     self.settings.executor.disruption_retries)
         self._launches = LaunchSender(
             self.settings, self._registration, self._sessions, self.broker,
             MessageSigner(self.settings.require_signing_key()), clock)
@@ -429,6 +436,10 @@ class Executor:
             self.event_buffer[key] = change
         for outcome, number in result.outcomes.items():
             EVENTS_APPLIED.labels(result=outcome).inc(number)
+        for reason, number in result.disruptions.items():
+            POD_DISRUPTIONS.labels(reason=reason).inc(number)
+        for cause, number in result.relaunches.items():
+            TASK_RELAUNCHES.labels(cause=cause).inc(number)
         for state, seconds in result.finished:
             TASK_END_TO_END.labels(state=state.value).observe(max(0.0, seconds))
         if result.pods_to_delete:
