@@ -28,8 +28,14 @@ def test_a_failure_round_trips_through_its_wire_form() -> None:
     assert Failure.from_wire("Error", failure.to_wire()) == failure
 
 
+def test_a_disruptions_reason_round_trips_through_its_wire_form() -> None:
+    failure = Failure("EvictionByEvictionAPI", "drained", disruption="EvictionByEvictionAPI")
+    assert Failure.from_wire(failure.reason, failure.to_wire()) == failure
+
+
 def test_wire_values_of_the_wrong_type_are_dropped() -> None:
-    wire = {"exit_code": True, "container": 7, "message": ["x"], "termination_message": 1}
+    wire = {"exit_code": True, "container": 7, "message": ["x"], "termination_message": 1,
+            "disruption": 5}
     assert Failure.from_wire("Error", wire) == Failure("Error")
 
 

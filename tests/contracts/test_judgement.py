@@ -8,7 +8,9 @@ import pytest
 
 from podfleet.contracts.failure import Failure
 from podfleet.contracts.judgement import (
+    DEADLINE_EXCEEDED,
     DELETED_BEFORE_START,
+    DISRUPTION_CONDITION,
     FAILED_UNKNOWN,
     POD_DELETED,
     POD_VANISHED,
@@ -160,3 +162,57 @@ def test_a_deletion_nobody_saw_requeues_a_task_that_never_ran() -> None:
     verdict = judge_unseen_deletion(ran=False)
     assert verdict.requeue
     assert verdict.failure is not None and verdict.failure.reason == DELETED_BEFORE_START
+
+
+DISRUPTION_REASONS = ["PreemptionByScheduler", "EvictionByEvictionAPI",
+                      "DeletionByTaintManager", "TerminationByKubelet"]
+
+
+def disrupted(observed: dict[str, Any], reason: str, status: str = "True") -> dict[str, Any]:
+    """``observed`` with a DisruptionTarget condition of ``reason`` added."""
+    observed["status"]["conditions"] = [
+        {"type": "Ready", "status": "False"},
+        {"type": DISRUPTION_CONDITION, "status": status, "reason": reason,
+         "message": f"{reason} says so"}]
+    return observed
+
+
+@pytest.mark.parametrize("reason", DISRUPTION_REASONS)
+def test_a_running_pod_deleted_with_a_disruption_condition_is_a_disruption(reason: str) -> None:
+    verdict = judge(disrupted(pod("Running", RUNNING), reason), gone=True)
+    assert verdict == Verdict(TaskState.FAILED, Failure(
+        reason, f"{reason} says so", disruption=reason))
+
+
+@pytest.mark.parametrize("reason", DISRUPTION_REASONS)
+def test_a_failed_pod_with_a_disruption_condition_is_a_disruption_with_its_exit_code(
+        reason: str) -> None:
+    verdict = judge(disrupted(pod("Failed", exited(143), deleting=True), reason))
+    assert verdict == Verdict(TaskState.FAILED, Failure(
+        reason, f"{reason} says so", 143, "c0", disruption=reason))
+
+
+def test_a_disruption_condition_that_is_not_true_is_no_disruption() -> None:
+    verdict = judge(disrupted(pod("Running", RUNNING), "EvictionByEvictionAPI", "False"),
+                    gone=True)
+    assert verdict == Verdict(TaskState.FAILED, Failure(POD_DELETED, "pod deleted while running"))
+
+
+def test_a_pod_past_its_active_deadline_fails_with_deadline_exceeded_not_a_disruption() -> None:
+    observed = disrupted(pod("Failed", exited(137), reason=DEADLINE_EXCEEDED,
+                             message="Pod was active on the node longer than the specified "
+                                     "deadline"), "TerminationByKubelet")
+    verdict = judge(observed)
+    assert verdict.failure is not None
+    assert (verdict.state, verdict.failure.reason, verdict.failure.disruption) == (
+        TaskState.FAILED, DEADLINE_EXCEEDED, None)
+
+
+def test_a_disrupted_pod_that_succeeded_anyway_succeeds() -> None:
+    observed = disrupted(pod("Succeeded", exited(0, "Completed")), "PreemptionByScheduler")
+    assert judge(observed, gone=True) == Verdict(TaskState.SUCCESS)
+
+
+def test_a_running_pod_marked_for_disruption_is_still_running_until_it_ends() -> None:
+    observed = disrupted(pod("Running", RUNNING), "EvictionByEvictionAPI")
+    assert judge(observed) == Verdict(TaskState.RUNNING)

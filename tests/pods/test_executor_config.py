@@ -102,6 +102,11 @@ def test_per_task_fields_are_normalised() -> None:
      "pod_override.metadata.namespace"),
     ({"namespace": "team-a", "pod_override": {"metadata": {"namespace": "team-b"}}},
      "disagree"),
+    ({"priority_class_name": "High Priority"}, "executor_config.priority_class_name"),
+    ({"active_deadline_seconds": 0}, "executor_config.active_deadline_seconds: must be a "
+                                     "positive whole number"),
+    ({"active_deadline_seconds": "60"}, "executor_config.active_deadline_seconds"),
+    ({"active_deadline_seconds": True}, "executor_config.active_deadline_seconds"),
 ])
 def test_invalid_configs_are_refused_naming_the_field(config: Any, message: str) -> None:
     with pytest.raises(InvalidExecutorConfig) as raised:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -184,3 +185,19 @@ def test_a_template_that_is_not_a_pod_is_a_settings_error(tmp_path: Path, conten
     path.write_text(content)
     with pytest.raises(SettingsError, match="PODFLEET_POD_TEMPLATE_FILE"):
         PodFactory(Settings.from_env({"PODFLEET_POD_TEMPLATE_FILE": str(path)}))
+
+
+def test_a_queues_priority_class_is_the_pods_unless_the_task_names_its_own(
+        tmp_path: Path) -> None:
+    made = PodFactory(Settings.from_env({"PODFLEET_QUEUE_PRIORITY_CLASSES": "etl=high"}))
+    etl = dataclasses.replace(request(), queue="etl")
+
+    assert made.build(etl)["spec"]["priorityClassName"] == "high"
+    assert made.build(dataclasses.replace(request({"priority_class_name": "urgent"}),
+                                          queue="etl"))["spec"]["priorityClassName"] == "urgent"
+    assert "priorityClassName" not in made.build(request())["spec"]  # queue None: default
+
+
+def test_an_active_deadline_is_the_pods(tmp_path: Path) -> None:
+    pod = factory(tmp_path, template=None).build(request({"active_deadline_seconds": 600}))
+    assert pod["spec"]["activeDeadlineSeconds"] == 600

@@ -21,7 +21,10 @@ class Failure:
     ``ErrImagePull``, ``PodDeleted``, …); ``message`` the longer human text the pod or
     podfleet gave; ``exit_code`` and ``container`` name the container that exited, when one
     did; ``termination_message`` is what that container wrote to its
-    ``terminationMessagePath`` (or its log's tail), verbatim.
+    ``terminationMessagePath`` (or its log's tail), verbatim. ``disruption`` is set when the
+    pod was disrupted rather than failed by its task - it carried a ``DisruptionTarget``
+    condition (preempted, evicted, drained, tainted away, stopped by its kubelet) - and holds
+    that condition's reason; the executor then relaunches the try instead of failing it.
     """
 
     reason: str
@@ -29,6 +32,7 @@ class Failure:
     exit_code: int | None = None
     container: str | None = None
     termination_message: str = ""
+    disruption: str | None = None
 
     @property
     def summary(self) -> str:
@@ -54,6 +58,8 @@ class Failure:
             wire["container"] = self.container
         if self.termination_message:
             wire["termination_message"] = self.termination_message
+        if self.disruption:
+            wire["disruption"] = self.disruption
         return wire
 
     @classmethod
@@ -61,12 +67,14 @@ class Failure:
         """Inverse of :meth:`to_wire`; values of the wrong type are dropped, not trusted."""
         code = wire.get("exit_code")
         container = wire.get("container")
+        disruption = wire.get("disruption")
         return cls(
             reason=reason,
             message=_text(wire.get("message")),
             exit_code=code if isinstance(code, int) and not isinstance(code, bool) else None,
             container=container if isinstance(container, str) and container else None,
             termination_message=_text(wire.get("termination_message")),
+            disruption=disruption if isinstance(disruption, str) and disruption else None,
         )
 
 

@@ -26,6 +26,12 @@ POD_VANISHED = "PodVanished"          # a running pod disappeared while no watch
 DELETED_BEFORE_START = "PodDeletedBeforeStart"  # the pod never ran: launch the try again
 FAILED_UNKNOWN = "Failed"             # phase Failed and no container or pod reason given
 
+# The pod condition Kubernetes' own controllers add to a pod they are about to disrupt
+# (preemption, eviction, drain, taint manager, kubelet): its reason says which.
+DISRUPTION_CONDITION = "DisruptionTarget"
+# A pod stopped by its own activeDeadlineSeconds: the task's limit, never a disruption.
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
@@ -57,17 +63,26 @@ def judge(pod: Json, fatal_reasons: frozenset[str] = frozenset(), *, gone: bool 
     Precedence: a finished phase (Succeeded, Failed) wins over the deletion that followed it;
     a gone pod that ran failed (:data:`POD_DELETED`), one that never ran is requeued; then
     Running; then a Pending (or phase-less) pod waiting for a fatal reason fails; anything
-    else (Pending, Unknown) waits.
+    else (Pending, Unknown) waits. A Failed or gone pod that carries a ``DisruptionTarget``
+    condition (:func:`disruption_of`) fails with that condition's reason as its
+    :attr:`Failure.disruption`, so the executor relaunches the try without spending a retry.
     """
     status = pod.get("status") or {}
     phase = status.get("phase")
     if phase == "Succeeded":
         return Verdict(TaskState.SUCCESS)
+    disruption = disruption_of(pod)
     if phase == "Failed":
-        return Verdict(TaskState.FAILED, _failure_of_failed(pod))
+        failure = _failure_of_failed(pod)
+        if disruption is not None:
+            failure = _disrupted(failure, *disruption)
+        return Verdict(TaskState.FAILED, failure)
     if gone:
         if phase == "Running" or ran:
-            return Verdict(TaskState.FAILED, Failure(POD_DELETED, "pod deleted while running"))
+            deleted = Failure(POD_DELETED, "pod deleted while running")
+            if disruption is not None:
+                deleted = _disrupted(deleted, *disruption)
+            return Verdict(TaskState.FAILED, deleted)
         return Verdict(TaskState.QUEUED, Failure(
             DELETED_BEFORE_START, "pod deleted before it started; launch it again"))
     if phase == "Running":
@@ -88,6 +103,33 @@ def judge_unseen_deletion(ran: bool) -> Verdict:
             "outcome is unknown"))
     return Verdict(TaskState.QUEUED, Failure(
         DELETED_BEFORE_START, "pod deleted before it started; launch it again"))
+
+
+def disruption_of(pod: Json) -> tuple[str, str] | None:
+    """The (reason, message) of ``pod``'s ``DisruptionTarget`` condition when it is True, or
+    None: the pod is not being disrupted, or it hit its own ``activeDeadlineSeconds``.
+
+    Kubernetes names the reasons PreemptionByScheduler, EvictionByEvictionAPI (which
+    ``kubectl drain`` uses), DeletionByTaintManager, TerminationByKubelet and
+    DeletionByPodGC; any reason counts, an empty one as "DisruptionTarget".
+    """
+    status = pod.get("status") or {}
+    if status.get("reason") == DEADLINE_EXCEEDED:
+        return None
+    conditions = status.get("conditions")
+    for condition in conditions if isinstance(conditions, list) else ():
+        if (isinstance(condition, Mapping) and condition.get("type") == DISRUPTION_CONDITION
+                and str(condition.get("status")) == "True"):
+            return (str(condition.get("reason") or DISRUPTION_CONDITION),
+                    str(condition.get("message") or ""))
+    return None
+
+
+def _disrupted(failure: Failure, reason: str, message: str) -> Failure:
+    """``failure`` re-told as the disruption it was: the condition's reason and message lead
+    (what a container exited with follows from them)."""
+    return Failure(reason, message or failure.message, failure.exit_code, failure.container,
+                   failure.termination_message, disruption=reason)
 
 
 def _failure_of_failed(pod: Json) -> Failure:

@@ -460,6 +460,18 @@ EXECUTOR_CONFIG_FIELDS: tuple[ConfigField, ...] = (
         lambda f, v: _checked_name(f, v, dns1123_subdomain_errors),
         _set_in_spec("serviceAccountName")),
     ConfigField(
+        "priority_class_name", "a PriorityClass name (DNS-1123 subdomain) that exists in "
+        "the cluster", "the pod's `priorityClassName`, instead of its queue's "
+        "(`PODFLEET_QUEUE_PRIORITY_CLASSES`); a class the cluster lacks fails the task at "
+        "launch with the API's error",
+        lambda f, v: _checked_name(f, v, dns1123_subdomain_errors),
+        _set_in_spec("priorityClassName")),
+    ConfigField(
+        "active_deadline_seconds", "a positive whole number of seconds",
+        "the pod's `activeDeadlineSeconds`: a pod still running after that long is stopped "
+        "and its task fails with reason `DeadlineExceeded` (not a disruption: no relaunch)",
+        lambda f, v: _positive_integer(f, v), _set_in_spec("activeDeadlineSeconds")),
+    ConfigField(
         "security_context", "a `PodSecurityContext` object", "the pod's `securityContext`",
         _object, _set_in_spec("securityContext")),
     ConfigField(
@@ -483,6 +495,12 @@ def _checked_name(field: str, value: Any, check: Callable[[str], list[str]]) -> 
     if errors:
         raise _fail(field, f"{text!r}: {errors[0]}")
     return text
+
+
+def _positive_integer(field: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise _fail(field, f"must be a positive whole number, got {value!r}")
+    return value
 
 
 def _image(field: str, value: Any) -> str:

@@ -4,7 +4,8 @@ Layers, each merged onto the one before (:mod:`podfleet.pods.merge`), as Airflow
 ``PodGenerator.construct_pod`` layers template → dynamic pod → ``pod_override``:
 
 1. the pod template file (``PODFLEET_POD_TEMPLATE_FILE``), read once per process;
-2. podfleet's defaults: the worker image and pull policy where the template names none, and
+2. podfleet's defaults: the worker image and pull policy where the template names none, the
+   task queue's PriorityClass (``PODFLEET_QUEUE_PRIORITY_CLASSES``) where it names none, and
    the task's command as the task container's ``args`` (Airflow does the same, so an image's
    ENTRYPOINT still runs);
 3. the task's own fields from ``executor_config`` (image, resources, env, secrets, …);
@@ -30,6 +31,7 @@ import yaml
 
 from podfleet.contracts.messages import LaunchRequest
 from podfleet.contracts.naming import pod_name, task_annotations, task_labels
+from podfleet.contracts.queues import DEFAULT_QUEUE
 from podfleet.pods.config import InvalidExecutorConfig, apply_task_fields
 from podfleet.pods.merge import BASE_CONTAINER_NAME, merge_keyed, reconcile_pods
 from podfleet.pods.policy import PodPolicy, pod_service_account
@@ -103,6 +105,7 @@ class PodFactory:
         self._image = settings.pods.image
         self._pull_policy = settings.pods.pull_policy
         self.policy = PodPolicy(settings, pod_service_account(orjson.loads(self._template)))
+        self._queue_priority_classes = settings.pods.queue_priority_classes
 
     def build(self, request: LaunchRequest) -> dict[str, Any]:
         """The pod JSON for ``request``; raises InvalidExecutorConfig for a config whose
@@ -115,6 +118,9 @@ class PodFactory:
         task.setdefault("image", self._image)
         task.setdefault("imagePullPolicy", self._pull_policy)
         task["args"] = list(request.command)
+        queue_class = self._queue_priority_classes.get(request.queue or DEFAULT_QUEUE)
+        if queue_class:
+            spec.setdefault("priorityClassName", queue_class)
         # Layers 3 and 4: the task's fields and its pod_override (a fresh copy: the merge
         # shares structure with its inputs).
         config = orjson.loads(orjson.dumps(request.executor_config or {}))

@@ -250,6 +250,14 @@ class PodSettings:
     delete_delay_seconds: float = setting("PODFLEET_DELETE_DELAY_SECONDS", "0",
                                           "Keep finished pods this long first.",
                                           parsers.number(minimum=0))
+    #: Task queue → the ``priorityClassName`` its pods get by default.
+    queue_priority_classes: dict[str, str] = setting(
+        "PODFLEET_QUEUE_PRIORITY_CLASSES", "",
+        "The PriorityClass each task queue's pods get unless the task names its own "
+        "(executor_config `priority_class_name`), as `queue=priorityclass,…`, e.g. "
+        "`etl=high,ml=low` (`default` is the queue of tasks without one). A PriorityClass "
+        "the cluster does not have fails the task at launch with the API's error.",
+        parsers.queue_priority_classes(dns1123_subdomain_errors))
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,6 +353,13 @@ class ExecutorSettings:
         "A task whose pod was created but has not started running this long (stuck "
         "Pending: unschedulable, an image that never arrives) fails with the pod's "
         "reason, and its pod is deleted; 0 = never.", parsers.number(minimum=0))
+    disruption_retries: int = setting(
+        "PODFLEET_DISRUPTION_RETRIES", "3",
+        "Times a try whose pod was disrupted (a DisruptionTarget condition: preempted, "
+        "evicted or drained, deleted by the taint manager, stopped by its kubelet) is "
+        "relaunched without spending one of the task's retries; past that it fails with "
+        "the disruption's reason. 0 = a disruption fails the try like any failure.",
+        parsers.integer(minimum=0))
 
 
 @dataclass(frozen=True, slots=True)

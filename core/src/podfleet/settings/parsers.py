@@ -187,6 +187,31 @@ def queue_rates() -> Parser[dict[str, float]]:
     return Parser(parse)
 
 
+def queue_priority_classes(name_errors: Callable[[str], list[str]]
+                           ) -> Parser[dict[str, str]]:
+    """``queue=priorityclass,…``: each queue name valid (``default`` included) and listed
+    once, each PriorityClass name passing ``name_errors`` (Kubernetes' rule for its names)."""
+    def parse(name: str, raw: str) -> dict[str, str]:
+        classes: dict[str, str] = {}
+        for item in (i.strip() for i in raw.split(",")):
+            if not item:
+                continue
+            queue, equals, class_name = (part.strip() for part in item.partition("="))
+            if not equals or not class_name:
+                raise SettingsError(f"{name}: {item!r} must be queue=priorityclass "
+                                    "(e.g. etl=high)")
+            invalid([p for p in [queue_name_problem(queue)] if p], name, queue)
+            if queue in classes:
+                raise SettingsError(f"{name}: queue {queue!r} is listed twice")
+            errors = name_errors(class_name)
+            if errors:
+                raise SettingsError(f"{name}: the PriorityClass of {queue!r}, "
+                                    f"{class_name!r}, is invalid: {errors[0]}")
+            classes[queue] = class_name
+        return classes
+    return Parser(parse)
+
+
 def ip_address() -> Parser[str]:
     """A numeric IPv4 or IPv6 address (no name lookups at start)."""
     def parse(name: str, raw: str) -> str:

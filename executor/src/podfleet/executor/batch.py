@@ -24,6 +24,7 @@ from podfleet.executor.pods import PodRef
 from podfleet.executor.registry import Registration
 from podfleet.executor.rows import LostRace, select_task_rows, write_task_rows
 from podfleet.executor.transitions import Outcome, apply_event
+from podfleet.monitoring.metrics import DisruptionReason, RelaunchCause
 
 log = logging.getLogger("podfleet.executor")
 
@@ -44,6 +45,9 @@ class Applied:
     stale_pods: list[PodRef] = field(default_factory=list)
     finished: list[tuple[TaskState, float]] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
+    # Disrupted pods by DisruptionReason, and relaunches by RelaunchCause (for the metrics).
+    disruptions: Counter[str] = field(default_factory=Counter)
+    relaunches: Counter[str] = field(default_factory=Counter)
     applied: int = 0
     ignored: int = 0
 
@@ -59,12 +63,23 @@ def record_change(result: Applied, row: TaskInstance | TaskRow, executor_id: str
         result.finished.append((state, row.finished_at - row.submitted_at))
 
 
+def count_relaunch(result: Applied, event: TaskEvent, outcome: Outcome) -> None:
+    """Count a disruption the event reported, and the relaunch it (or a requeue) caused."""
+    disruption = event.failure.disruption if event.failure is not None else None
+    if disruption:
+        result.disruptions[DisruptionReason.of(disruption)] += 1
+    if outcome is Outcome.REQUEUED:
+        result.relaunches[RelaunchCause.DISRUPTION if disruption
+                          else RelaunchCause.DELETED_BEFORE_START] += 1
+
+
 class EventBatches:
     """Applies batches of one executor's events to the metadata DB."""
 
     def __init__(self, engine: Engine, registration: Registration,
-                 default_namespace: str) -> None:
+                 default_namespace: str, disruption_retries: int) -> None:
         self.engine = engine
+        self._disruption_retries = disruption_retries
         self.executor_id = registration.executor_id
         self._registration = registration
         self._default_namespace = default_namespace
@@ -125,7 +140,8 @@ class EventBatches:
             row = None if read is None else dataclasses.replace(read)
             for event in batch:
                 finished_before = row.finished_at if row is not None else None
-                done = apply_event(row, event, now)
+                done = apply_event(row, event, now,
+                                   disruption_retries=self._disruption_retries)
                 self._note(result, row, event, done.outcome, finished_before)
             if row is not None and read is not None and row != read:
                 changes.append((read, row))
@@ -139,6 +155,7 @@ class EventBatches:
         if outcome in (Outcome.APPLIED, Outcome.REQUEUED) and row is not None:
             result.applied += 1
             record_change(result, row, self.executor_id)
+            count_relaunch(result, event, outcome)
             return
         result.ignored += 1
         if (row is not None and outcome in (Outcome.REPLAY, Outcome.TERMINAL)

@@ -91,6 +91,9 @@ class TaskInstance(Base):
     finished_at: Mapped[float | None]
     reason: Mapped[str | None] = mapped_column(sa.Text())
     updated_at: Mapped[float]
+    # This try's pods disrupted so far (preempted, evicted, drained, …): each relaunched the
+    # try without spending a retry, up to PODFLEET_DISRUPTION_RETRIES.
+    disruptions: Mapped[int] = mapped_column(sa.Integer(), default=0, server_default="0")
 
     __table_args__ = (
         sa.UniqueConstraint("dag_id", "task_id", "run_id", "map_index", "try_number",
@@ -144,6 +147,7 @@ class TaskRow:
     finished_at: float | None
     reason: str | None
     updated_at: float
+    disruptions: int
 
     @property
     def key(self) -> TaskKey:

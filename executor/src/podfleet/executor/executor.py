@@ -85,8 +85,12 @@ from podfleet.kube.client import KubeClient
 from podfleet.kube.errors import KubeError, Unreachable
 from podfleet.monitoring.metrics import (
     EVENTS_APPLIED,
+    POD_DISRUPTIONS,
     TASK_END_TO_END,
+    TASK_RELAUNCHES,
     TASKS_SUBMITTED,
+    DisruptionReason,
+    RelaunchCause,
     observe_kube_request,
     preinitialise,
 )
@@ -142,6 +146,8 @@ class Executor:
         TASKS_SUBMITTED.labels(**self._labels)
         preinitialise(EVENTS_APPLIED, result=[*(o.value for o in Outcome), "malformed"])
         preinitialise(TASK_END_TO_END, state=[s for s in TaskState if s.is_terminal])
+        preinitialise(POD_DISRUPTIONS, reason=DisruptionReason)
+        preinitialise(TASK_RELAUNCHES, cause=RelaunchCause)
         self._registration = Registration(self.settings, self._sessions, clock)
         self._streams = EventStreams(self.redis, self.keys, self.executor_id, self._sessions,
                                      clock)
@@ -149,7 +155,8 @@ class Executor:
         # Builds each submitted task's pod as the launcher will, to check the pod policy.
         self._pod_factory = PodFactory(self.settings)
         self._batches = EventBatches(self.engine, self._registration,
-                                     self.settings.kubernetes.namespace)
+                                     self.settings.kubernetes.namespace,
+                                     self.settings.executor.disruption_retries)
         self._launches = LaunchSender(
             self.settings, self._registration, self._sessions, self.broker,
             MessageSigner(self.settings.require_signing_key()), clock)
@@ -433,6 +440,10 @@ class Executor:
             self.event_buffer[key] = change
         for outcome, number in result.outcomes.items():
             EVENTS_APPLIED.labels(result=outcome).inc(number)
+        for reason, number in result.disruptions.items():
+            POD_DISRUPTIONS.labels(reason=reason).inc(number)
+        for cause, number in result.relaunches.items():
+            TASK_RELAUNCHES.labels(cause=cause).inc(number)
         for state, seconds in result.finished:
             TASK_END_TO_END.labels(state=state.value).observe(max(0.0, seconds))
         if result.pods_to_delete:

@@ -27,6 +27,7 @@ from podfleet.executor.db import TaskInstance
 from podfleet.executor.transitions import fail, relaunch
 from podfleet.kube.client import KubeClient
 from podfleet.kube.errors import KubeError, Unreachable
+from podfleet.monitoring.metrics import RelaunchCause
 from podfleet.pods import task_namespace
 from podfleet.settings import Settings
 
@@ -56,7 +57,8 @@ def expire_stuck_queued(sessions: sessionmaker[Session], settings: Settings,
                 (task_namespace(row.executor_config or {}, settings.kubernetes.namespace),
                  pod_name(row.key, row.launch_id), None))
             if relaunching:
-                relaunch(row, now, reason)
+                if relaunch(row, now, reason) is TaskState.QUEUED:
+                    result.relaunches[RelaunchCause.QUEUED_TIMEOUT] += 1
             else:
                 fail(row, now, f"{reason} (PODFLEET_QUEUED_TIMEOUT_ACTION=fail)")
             if row.task_state.is_terminal:

@@ -26,7 +26,7 @@ from podfleet.contracts.naming import (
     safe_label_value,
 )
 from podfleet.contracts.states import TaskState
-from podfleet.executor.batch import Applied, record_change
+from podfleet.executor.batch import Applied, count_relaunch, record_change
 from podfleet.executor.db import ACTIVE_STATES, ExecutorRecord, ExecutorState, TaskInstance
 from podfleet.executor.pods import ExecutorPods
 from podfleet.executor.rows import TASKS, rowcount
@@ -34,6 +34,7 @@ from podfleet.executor.streams import EventStreams
 from podfleet.executor.transitions import Outcome, apply_event, fail, relaunch
 from podfleet.kube.client import KubeClient
 from podfleet.kube.errors import KubeError, NotFound, Unreachable
+from podfleet.monitoring.metrics import RelaunchCause
 from podfleet.settings import Settings
 
 log = logging.getLogger("podfleet.executor")
@@ -96,14 +97,19 @@ class Reconciler:
                 if pod is not None:
                     event = _event_from_pod(pod, row, self.executor_id,
                                             self.settings.watcher.fatal_container_reasons)
-                    outcome = apply_event(row, event, now).outcome
-                    if outcome is Outcome.APPLIED:
+                    outcome = apply_event(
+                        row, event, now,
+                        disruption_retries=self.settings.executor.disruption_retries).outcome
+                    if outcome in (Outcome.APPLIED, Outcome.REQUEUED):
                         result.applied += 1
                         record_change(result, row, self.executor_id)
+                        count_relaunch(result, event, outcome)
                 elif row.state == TaskState.QUEUED.value:
                     row.enqueued_at = None  # resent below, within the open slots
                 elif redis_lost and row.state == TaskState.LAUNCHED.value:
-                    relaunch(row, now, "pod not found after Redis lost its state")
+                    if relaunch(row, now, "pod not found after Redis lost its state"
+                                ) is TaskState.QUEUED:
+                        result.relaunches[RelaunchCause.POD_LOST] += 1
                     record_change(result, row, self.executor_id)
                 elif redis_lost and row.state == TaskState.RUNNING.value:
                     fail(row, now, "pod vanished while running (found missing after Redis "

@@ -58,6 +58,7 @@ class NewTaskRow:
     submitted_at: float
     queued_at: float
     updated_at: float
+    disruptions: int = 0
 
     @classmethod
     def queued(cls, task: ValidTask, now: float, executor_id: str) -> NewTaskRow:

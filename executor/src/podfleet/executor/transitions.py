@@ -5,6 +5,11 @@ launcher's LAUNCHED racing the watcher's RUNNING, a late event about an older la
 try). :func:`apply_event` therefore changes a row only when the event is about the row's
 *current* launch and moves it forward (``contracts.states.may_transition``); anything else is
 reported as ignored and changes nothing, which is what makes replays harmless.
+
+A FAILED event whose failure is a disruption (the pod was preempted, evicted, drained, …:
+:attr:`~podfleet.contracts.failure.Failure.disruption`) does not fail the try while its
+disruption budget lasts: the try is relaunched under a new launch id (:func:`relaunch`), its
+``disruptions`` counted, and the old launch's replayed events are stale from then on.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState, may_transition
 
 # A try launched this many times without finishing (pods deleted while Pending, stuck-queued
-# relaunches) fails instead of cycling forever (Airflow #36403).
+# relaunches) fails instead of cycling forever (Airflow #36403). Relaunches after a
+# disruption have their own budget and do not count against this one.
 MAX_LAUNCHES_PER_TRY = 5
 
 
@@ -44,6 +50,7 @@ class TaskRecord(Protocol):
     finished_at: float | None
     reason: str | None
     updated_at: float
+    disruptions: int
 
 
 class Outcome(StrEnum):
@@ -61,8 +68,14 @@ class Applied:
     state: TaskState | None = None  # the row's new state when it changed
 
 
-def apply_event(row: TaskRecord | None, event: TaskEvent, now: float) -> Applied:
-    """Apply ``event`` to ``row`` (the row whose current launch id is the event's, or None)."""
+def apply_event(row: TaskRecord | None, event: TaskEvent, now: float, *,
+                disruption_retries: int) -> Applied:
+    """Apply ``event`` to ``row`` (the row whose current launch id is the event's, or None).
+
+    ``disruption_retries`` is the ``PODFLEET_DISRUPTION_RETRIES`` budget: a disrupted FAILED
+    event relaunches the try (outcome REQUEUED) while the row's ``disruptions`` are below it,
+    and fails it with "(disrupted N times)" after.
+    """
     if row is None or row.launch_id != event.launch_id:
         return Applied(Outcome.STALE)
     if is_foreign(row, event):
@@ -81,6 +94,13 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float) -> Applied
     new = event.state
     if not may_transition(current, new):
         return Applied(Outcome.REPLAY)
+    disruption = event.failure.disruption if event.failure is not None else None
+    if new is TaskState.FAILED and disruption and event.failure is not None:
+        row.disruptions += 1
+        if row.disruptions <= disruption_retries:
+            relaunch(row, now, f"pod {event.pod_name or ''} disrupted: "
+                               f"{event.failure.summary}".replace("  ", " "))
+            return Applied(Outcome.REQUEUED, TaskState.QUEUED)
     row.state = new.value
     row.updated_at = now
     if event.pod_name:
@@ -99,6 +119,9 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float) -> Applied
         row.finished_at = at
     if event.failure is not None or new.is_terminal:
         row.reason = event.failure.summary if event.failure is not None else None
+    if disruption and row.disruptions:
+        times = "time" if row.disruptions == 1 else "times"
+        row.reason = f"{row.reason} (disrupted {row.disruptions} {times})"
     return Applied(Outcome.APPLIED, new)
 
 
@@ -118,11 +141,11 @@ def is_foreign(row: TaskRecord, event: TaskEvent) -> bool:
 def relaunch(row: TaskRecord, now: float, reason: str) -> TaskState:
     """Give ``row`` a fresh launch (new launch id, so a new pod name) and queue it again.
 
-    Past :data:`MAX_LAUNCHES_PER_TRY` the try fails instead, with ``reason`` kept. Returns
-    the row's new state.
+    Past :data:`MAX_LAUNCHES_PER_TRY` (plus one per disruption, which has its own budget) the
+    try fails instead, with ``reason`` kept. Returns the row's new state.
     """
     row.updated_at = now
-    if row.attempt >= MAX_LAUNCHES_PER_TRY:
+    if row.attempt >= MAX_LAUNCHES_PER_TRY + row.disruptions:
         row.state = TaskState.FAILED.value
         row.finished_at = now
         row.reason = f"gave up after {row.attempt} launches: {reason}"

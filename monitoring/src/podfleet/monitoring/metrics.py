@@ -134,6 +134,14 @@ EVENTS_APPLIED = Counter(
     "podfleet_executor_events_total",
     "Task events read by sync: applied, or ignored (stale launch, replay, terminal).",
     ["result"])
+POD_DISRUPTIONS = Counter(
+    "podfleet_pod_disruptions_total",
+    "Task pods disrupted (a DisruptionTarget condition), by the condition's reason, counted "
+    "once each when the executor applies it.", ["reason"])
+TASK_RELAUNCHES = Counter(
+    "podfleet_task_relaunches_total",
+    "Task tries launched again under a new launch id without spending a retry, by cause.",
+    ["cause"])
 
 # --- dramatiq (recorded by monitoring.dramatiq_metrics.DramatiqMetrics) ------------------
 # Same names and labels as dramatiq's bundled Prometheus middleware, so dashboards written for
@@ -264,6 +272,34 @@ class KubeVerb(StrEnum):
     WATCH = "watch"
     DELETE = "delete"
     PATCH = "patch"
+
+
+class DisruptionReason(StrEnum):
+    """``reason`` of ``podfleet_pod_disruptions_total``: the reasons Kubernetes gives a pod's
+    ``DisruptionTarget`` condition, and OTHER for any other (DeletionByPodGC, newer ones)."""
+
+    PREEMPTION_BY_SCHEDULER = "PreemptionByScheduler"
+    EVICTION_BY_EVICTION_API = "EvictionByEvictionAPI"
+    DELETION_BY_TAINT_MANAGER = "DeletionByTaintManager"
+    TERMINATION_BY_KUBELET = "TerminationByKubelet"
+    OTHER = "Other"
+
+    @classmethod
+    def of(cls, reason: str) -> DisruptionReason:
+        """The label of a condition's ``reason``; an open set folds into OTHER."""
+        try:
+            return cls(reason)
+        except ValueError:
+            return cls.OTHER
+
+
+class RelaunchCause(StrEnum):
+    """``cause`` of ``podfleet_task_relaunches_total``."""
+
+    DISRUPTION = "disruption"                       # the pod was preempted, evicted, drained…
+    DELETED_BEFORE_START = "deleted_before_start"   # the pod went away before it ran
+    QUEUED_TIMEOUT = "queued_timeout"               # sent, but no pod within the timeout
+    POD_LOST = "pod_lost"                           # no pod found after Redis lost its state
 
 
 def preinitialise(metric: Counter | Histogram, **values: Iterable[str]) -> None:

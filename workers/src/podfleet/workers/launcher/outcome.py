@@ -7,8 +7,9 @@ The rules, per pod (docs/architecture.md, "The launch path", says why):
 - created (201) → LAUNCHED with the pod's uid; AlreadyExists (409) → LAUNCHED with
   ``detail.already_exists`` — pod names are deterministic per launch, so a redelivered
   message never makes a second pod;
-- rejected (400, 422, and other 4xx that a retry cannot fix: RBAC 403, missing namespace) →
-  FAILED with the API server's own message;
+- rejected (400, 422, and other 4xx that a retry cannot fix: RBAC 403, a PriorityClass that
+  does not exist (403 "no PriorityClass with name …"), missing namespace) → FAILED with the API
+  server's own message;
 - 429, 5xx, 403 "exceeded quota", a 409 that is not AlreadyExists, timeouts, connection errors
   → retried with exponential backoff and jitter, honouring Retry-After, until
   ``settings.launch.max_attempts`` attempts, then FAILED with the last reason;
