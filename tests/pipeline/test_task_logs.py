@@ -163,3 +163,51 @@ def test_the_archive_written_by_the_watcher_has_the_documented_layout(
     assert path.read_text() == "laid out\n"
     found = LogArchive.open(str(tmp_path / "logs")).read(key)
     assert found is not None and found.data == b"laid out\n"
+
+
+def with_sidecar() -> dict[str, object]:
+    """An executor_config adding a second container, as a sidecar or a service mesh does."""
+    return {"pod_override": {"spec": {"containers": [
+        {"name": "sidecar", "image": "busybox", "command": ["sh", "-c", "sleep 300"]}]}}}
+
+
+def test_a_running_tasks_log_is_its_own_containers_when_the_pod_has_a_sidecar(
+        world: Pipeline, tmp_path: Path) -> None:
+    # Given a running task whose pod also has a sidecar container
+    world.start_worker()
+    executor = world.executor()
+    executor.start()
+    key = task_key(0)
+    gate = tmp_path / "gate"
+    executor.submit(key, shell(f"echo task line; while [ ! -e {gate} ]; do sleep 0.1; done"),
+                    executor_config=with_sidecar())
+
+    def live() -> bool:
+        try:
+            return "task line" in executor.task_log(key).text
+        except TaskLogUnavailable:
+            return False
+    # When its log is read while it runs
+    world.run_until(executor, live, 90, "the running task's log")
+    log = executor.task_log(key)
+    # Then it is the task container's log, read from the pod
+    assert (log.source, log.text) == ("pod", "task line\n")
+    gate.touch()
+    world.run_until_finished(executor, [key], timeout=90)
+
+
+def test_a_kept_pods_log_is_read_from_its_task_container_despite_a_sidecar(
+        world: Pipeline) -> None:
+    # Given a delete policy that keeps pods, and a finished task whose pod has a sidecar
+    world.env["PODFLEET_DELETE_POLICY"] = "never"
+    world.start_worker()
+    executor = world.executor()
+    executor.start()
+    key = task_key(0)
+    launch_id = executor.submit(key, shell("echo kept task line"),
+                                executor_config=with_sidecar())
+    world.run_until_finished(executor, [key], timeout=90)
+    # When its log is read
+    log = executor.task_log(key)
+    # Then the kept pod's task container answers
+    assert (log.source, log.launch_id, log.text) == ("pod", launch_id, "kept task line\n")
