@@ -25,6 +25,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from podfleet.contracts.states import TaskState
 from podfleet.executor.db import TaskInstance
 
 log = logging.getLogger("podfleet.executor")
@@ -103,7 +104,7 @@ class TaskTracer:
                                         ).end(end_time=_nanos(end))
             root.add_event("finished", timestamp=_nanos(row.finished_at), attributes={
                 "podfleet.state": row.state, "podfleet.reason": row.reason or ""})
-            if row.state != "success":
+            if row.state != TaskState.SUCCESS.value:
                 root.set_status(Status(StatusCode.ERROR, row.reason or row.state))
             root.end(end_time=_nanos(row.finished_at))
 
