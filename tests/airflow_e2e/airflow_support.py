@@ -66,7 +66,9 @@ class AirflowStack:
             "AIRFLOW__API_AUTH__JWT_SECRET": "airflow-tests-jwt-secret-0123456789abcdef",
             "AIRFLOW__API__SECRET_KEY": "airflow-tests-api-secret",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "25",
+            # Long enough for a cold first task on a loaded machine (the Task SDK's imports
+            # in the pod), short enough for the stuck-in-QUEUED test.
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__NUM_STUCK_IN_QUEUED_RETRIES": "0",
             # A killed scheduler's tasks are looked at for adoption within seconds.

@@ -20,6 +20,7 @@ except ImportError:
     collect_ignore_glob = ["*"]
 else:
     from airflow_support import SIGNING_KEY, AirflowStack
+    from otlp_receiver import OtlpReceiver
 
     from podfleet.local.fleet import LocalFleet
     from podfleet.local.postgres import ScratchDatabase
@@ -54,10 +55,17 @@ else:
                 "PODFLEET_HEARTBEAT_TIMEOUT_SECONDS": "30",
                 "PODFLEET_WATCHER_LEASE_SECONDS": "3",
                 "PODFLEET_LOG_ARCHIVE": str(home / "pod-logs"),
+                # Failed pods are kept (their logs are then read from the pod itself).
+                "PODFLEET_DELETE_POLICY": "on_success",
             }).start()
+        # Airflow traces (scheduler, task) and so does podfleet, to one receiver on loopback.
+        receiver = OtlpReceiver().__enter__()
         stack = AirflowStack(home=home, dags=DAGS, database_url=airflow_database_url,
                              podfleet_env=fleet.env,
-                             extra_env={"PF_MARKERS": str(markers)})
+                             extra_env={"PF_MARKERS": str(markers),
+                                        "AIRFLOW__TRACES__OTEL_ON": "True",
+                                        "OTEL_TRACES_EXPORTER": "otlp_proto_http",
+                                        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint})
         # The simulator runs each pod's command with its own environment: Airflow's settings
         # (the execution API's URL, the DAGs folder) reach the Task SDK as an image's would.
         saved = dict(os.environ)
@@ -75,6 +83,7 @@ else:
         sim.write_kubeconfig(fleet.kubeconfig)
         stack.sim = sim  # type: ignore[attr-defined]
         stack.markers = markers  # type: ignore[attr-defined]
+        stack.traces = receiver  # type: ignore[attr-defined]
         try:
             stack.boot()
             yield stack
@@ -82,6 +91,7 @@ else:
             stack.stop()
             sim.stop()
             fleet.close()
+            receiver.__exit__(None, None, None)
 
     @pytest.fixture
     def sim(airflow_stack: AirflowStack) -> RunningSimulator:

@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 from airflow_support import AirflowStack, wait_for
+from otlp_receiver import OtlpReceiver, ReceivedSpan
 
 from podfleet.kube.client import KubeClient
 from podfleet.simulator.server import RunningSimulator
@@ -126,6 +127,54 @@ def test_a_running_task_log_is_read_from_its_pod_through_the_rest_api(
     assert airflow_stack.wait_for_run("pf_slow", run_id) == "success"
 
 
+def test_a_task_beside_a_sidecar_has_its_log_read_running_and_from_its_kept_pod(
+        airflow_stack: AirflowStack) -> None:
+    # Given a task whose pod has a sidecar, and whose pod is kept once it ends (it fails)
+    run_id = airflow_stack.trigger("pf_sidecar", {"seconds": 15})
+    airflow_stack.wait_for_ti_state("pf_sidecar", run_id, "beside_a_sidecar", {"running"})
+
+    def log_with(line: str) -> str | None:
+        text = airflow_stack.task_log("pf_sidecar", run_id, "beside_a_sidecar", 1)
+        return text if line in text else None
+    # When its log is read through the REST API while it runs
+    running = wait_for(lambda: log_with("beside a sidecar 0"), 60, "the running task's log")
+    # Then it is the task container's, from the pod, with no log server error
+    assert "Found logs in the pod" in running
+    assert "served logs" not in running and "container name" not in running, running
+    # And once it finished, the kept pod's log is read the same way
+    airflow_stack.wait_for_run("pf_sidecar", run_id)
+    kept = wait_for(lambda: log_with("beside a sidecar 14"), 60, "the finished task's log")
+    assert "Found logs in the pod" in kept
+    assert "served logs" not in kept and "container name" not in kept, kept
+
+
+def test_a_task_runs_in_the_schedulers_trace_and_podfleets_spans_join_it(
+        airflow_stack: AirflowStack) -> None:
+    # Given Airflow and podfleet both tracing to one OTLP receiver
+    traces: OtlpReceiver = airflow_stack.traces  # type: ignore[attr-defined]
+    # When a task runs
+    run_id = airflow_stack.trigger("pf_traced")
+    assert airflow_stack.wait_for_run("pf_traced", run_id) == "success"
+    # Then its pod had the task's trace context as TRACEPARENT ...
+    traceparent = airflow_stack.get(f"/dags/pf_traced/dagRuns/{run_id}/taskInstances/traced"
+                                    "/xcomEntries/return_value")["value"]
+    version, trace_id, parent_id, _flags = traceparent.split("-")
+    assert (version, len(trace_id), len(parent_id)) == ("00", 32, 16), traceparent
+
+    def podfleet_span() -> ReceivedSpan | None:
+        found = [s for s in traces.spans if s.name == "podfleet.task"
+                 and s.attributes.get("podfleet.run_id") == run_id]
+        return found[0] if found else None
+    # ... and podfleet's span of the try is that context's child, with its phases
+    task = wait_for(podfleet_span, 60, "podfleet's span of the try")
+    assert (task.trace_id, task.parent_span_id) == (trace_id, parent_id)
+    phases = {s.name for s in traces.spans if s.parent_span_id == task.span_id}
+    assert phases == {"queued", "enqueued", "pod created", "running"}
+    # ... in the trace Airflow's own spans (the scheduler's, the Task SDK's in the pod) are in
+    wait_for(lambda: any(s.trace_id == trace_id and s.service != "podfleet"
+                         for s in traces.spans), 60, "Airflow's spans in the same trace")
+
+
 def _started_tries(stack: AirflowStack, run_id: str) -> list[str]:
     marker = stack.markers / f"{run_id}.started"  # type: ignore[attr-defined]
     return marker.read_text().split() if marker.exists() else []
@@ -175,14 +224,24 @@ def test_a_killed_scheduler_is_replaced_and_its_running_task_adopted_not_rerun(
 
 
 @pytest.mark.slow
-def test_cli_status_reports_podfleet_tasks(airflow_stack: AirflowStack) -> None:
+def test_cli_status_counts_airflow_states_apart_from_pod_outcomes(
+        airflow_stack: AirflowStack) -> None:
+    # Given a task that failed in Airflow (its pod may still exit 0)
     run_id = airflow_stack.trigger("pf_failing")
-    airflow_stack.wait_for_run("pf_failing", run_id)
+    assert airflow_stack.wait_for_run("pf_failing", run_id) == "failed"
+    # When status is asked for
     result = airflow_stack.run("podfleet", "status", "--dag-id", "pf_failing", "--json")
     report = json.loads(result.stdout[result.stdout.index("{"):])
-    # The pod's own end (the Task SDK may exit 0 after recording the task's failure).
-    assert report["total"] >= 1 and set(report["by_state"]) <= {"success", "failed"}, report
+    # Then Airflow's own state of each try is counted, apart from how the pods ended
+    tries = report["task_outcomes"]
+    assert tries["source"] == "airflow"
+    assert tries["by_state"] == {"failed": report["total"]}, report
+    assert report["counts"] == "pod outcomes"
+    assert set(report["by_state"]) <= {"success", "failed"}, report
     assert any(e["id"].startswith("airflow-") for e in report["executors"]), report
+    text = airflow_stack.run("podfleet", "status", "--dag-id", "pf_failing").stdout
+    assert f"task tries by airflow state: {report['total']}" in text
+    assert f"task tries by pod outcomes: {report['total']}" in text
 
 
 def test_cli_generate_dag_yaml_writes_the_pods_podfleet_would_create(

@@ -55,6 +55,21 @@ def test_submit_writes_tasks_and_status_counts_them(
     assert "queued" in capsys.readouterr().out
 
 
+def test_status_labels_its_counts_as_pod_outcomes(
+        upgraded: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given submitted tasks
+    assert main(["submit", *DB_FLAGS, "--count", "2", "--", "true"]) == 0
+    capsys.readouterr()
+    # When status is asked for, as JSON and as text
+    assert main(["status", "--json"]) == 0
+    report = orjson.loads(capsys.readouterr().out)
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    # Then both say the states counted are how the pods ended, not the tasks' own outcome
+    assert (report["counts"], report["total"]) == ("pod outcomes", 2)
+    assert "task tries by pod outcomes: 2" in text
+
+
 def test_submit_from_a_jsonl_file(upgraded: str, tmp_path: Path) -> None:
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text("\n".join(orjson.dumps(

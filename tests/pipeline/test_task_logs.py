@@ -113,13 +113,17 @@ def test_a_running_tasks_log_can_be_followed_until_it_ends(world: Pipeline,
 
 def test_an_unusable_archive_delays_no_deletion_and_loses_no_task_event(
         world: Pipeline, tmp_path: Path) -> None:
-    # Given an archive location that cannot be written (its parent is a regular file)
-    blocker = tmp_path / "not-a-directory"
-    blocker.write_text("")
-    world.env["PODFLEET_LOG_ARCHIVE"] = str(blocker / "logs")
+    # Given an archive that was usable at start (it is checked then) and is no longer: its
+    # directory was replaced by a regular file
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    world.env["PODFLEET_LOG_ARCHIVE"] = str(archive)
     world.start_worker()
     executor = world.executor()
     executor.start()
+    world.wait_for_watcher()  # the worker has read its settings
+    archive.rmdir()
+    archive.write_text("")
     keys = [task_key(n) for n in range(3)]
     executor.submit_many([TaskSubmission(key, shell("echo unarchivable")) for key in keys])
     # When the tasks finish
@@ -163,3 +167,51 @@ def test_the_archive_written_by_the_watcher_has_the_documented_layout(
     assert path.read_text() == "laid out\n"
     found = LogArchive.open(str(tmp_path / "logs")).read(key)
     assert found is not None and found.data == b"laid out\n"
+
+
+def with_sidecar() -> dict[str, object]:
+    """An executor_config adding a second container, as a sidecar or a service mesh does."""
+    return {"pod_override": {"spec": {"containers": [
+        {"name": "sidecar", "image": "busybox", "command": ["sh", "-c", "sleep 300"]}]}}}
+
+
+def test_a_running_tasks_log_is_its_own_containers_when_the_pod_has_a_sidecar(
+        world: Pipeline, tmp_path: Path) -> None:
+    # Given a running task whose pod also has a sidecar container
+    world.start_worker()
+    executor = world.executor()
+    executor.start()
+    key = task_key(0)
+    gate = tmp_path / "gate"
+    executor.submit(key, shell(f"echo task line; while [ ! -e {gate} ]; do sleep 0.1; done"),
+                    executor_config=with_sidecar())
+
+    def live() -> bool:
+        try:
+            return "task line" in executor.task_log(key).text
+        except TaskLogUnavailable:
+            return False
+    # When its log is read while it runs
+    world.run_until(executor, live, 90, "the running task's log")
+    log = executor.task_log(key)
+    # Then it is the task container's log, read from the pod
+    assert (log.source, log.text) == ("pod", "task line\n")
+    gate.touch()
+    world.run_until_finished(executor, [key], timeout=90)
+
+
+def test_a_kept_pods_log_is_read_from_its_task_container_despite_a_sidecar(
+        world: Pipeline) -> None:
+    # Given a delete policy that keeps pods, and a finished task whose pod has a sidecar
+    world.env["PODFLEET_DELETE_POLICY"] = "never"
+    world.start_worker()
+    executor = world.executor()
+    executor.start()
+    key = task_key(0)
+    launch_id = executor.submit(key, shell("echo kept task line"),
+                                executor_config=with_sidecar())
+    world.run_until_finished(executor, [key], timeout=90)
+    # When its log is read
+    log = executor.task_log(key)
+    # Then the kept pod's task container answers
+    assert (log.source, log.launch_id, log.text) == ("pod", launch_id, "kept task line\n")

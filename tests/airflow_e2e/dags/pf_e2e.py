@@ -109,6 +109,31 @@ def pf_mixed():
     local() >> in_a_pod()
 
 
+@dag(dag_id="pf_sidecar", schedule=None, catchup=False)
+def pf_sidecar():
+    # Beside a sidecar, as a service mesh would add; the task container then exits 3, so the
+    # pod fails and is kept (delete policy on_success) while the task itself succeeded.
+    @task(retries=0, executor_config={"pod_override": k8s.V1Pod(spec=k8s.V1PodSpec(containers=[
+        k8s.V1Container(name="base", command=["sh", "-c", '"$@"; exit 3', "keep-the-pod"]),
+        k8s.V1Container(name="sidecar", image="busybox", command=["sleep", "3600"]),
+    ]))})
+    def beside_a_sidecar(dag_run=None) -> None:
+        for i in range(int(dag_run.conf.get("seconds", 10))):
+            print(f"beside a sidecar {i}", flush=True)
+            time.sleep(1)
+
+    beside_a_sidecar()
+
+
+@dag(dag_id="pf_traced", schedule=None, catchup=False)
+def pf_traced():
+    @task
+    def traced() -> str:
+        return os.environ.get("TRACEPARENT", "")
+
+    traced()
+
+
 pf_pipeline()
 pf_failing()
 pf_override()
@@ -116,3 +141,5 @@ pf_slow()
 pf_stuck()
 pf_mixed()
 pf_pull()
+pf_sidecar()
+pf_traced()

@@ -154,3 +154,9 @@ class PodFactory:
         self.policy.check(pod)
         return pod
 
+
+def base_container_name(pod: dict[str, Any]) -> str:
+    """The name of the task's container (the first) in a pod built here: the container whose
+    log is the task's (a sidecar or a mesh proxy may sit beside it)."""
+    containers = (pod.get("spec") or {}).get("containers") or [{}]
+    return str(containers[0].get("name") or BASE_CONTAINER_NAME)

@@ -31,6 +31,7 @@ One instance is used from one thread (the scheduler loop), as Airflow uses its e
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import time
 from collections import OrderedDict
@@ -62,6 +63,7 @@ from podfleet.executor.pods import ExecutorPods
 from podfleet.executor.reconcile import Reconciler
 from podfleet.executor.registry import ExecutorFenced, ExecutorIdInUse, Registration
 from podfleet.executor.rows import NewTaskRow, insert_rows
+from podfleet.executor.shutdown import fail_fast_kube, fail_fast_redis, left_for_adoption
 from podfleet.executor.slots import (
     ActiveTry,
     QueuedTask,
@@ -80,6 +82,7 @@ from podfleet.executor.streams import (
     EventStreams,
 )
 from podfleet.executor.submission import TaskSubmission, validate_submissions
+from podfleet.executor.tracing import TaskTracer
 from podfleet.executor.transitions import Outcome
 from podfleet.kube.client import KubeClient
 from podfleet.kube.errors import KubeError, Unreachable
@@ -112,12 +115,13 @@ class Executor:
     Collaborators are built from ``settings`` unless given (tests and the demo pass their own):
     ``engine`` (metadata DB), ``broker`` (dramatiq, for launch messages), ``redis_client``
     (event streams, watcher lease), ``kube`` (pod list/patch/delete for reconciliation and
-    revoke; built on first use).
+    revoke; built on first use), ``tracer`` (spans of finished tries; by default from the
+    ``OTEL_EXPORTER_OTLP_*`` variables, see :mod:`~podfleet.executor.tracing`).
     """
 
     def __init__(self, settings: Settings | None = None, *, engine: Engine | None = None,
                  broker: RedisBroker | None = None, redis_client: redis.Redis | None = None,
-                 kube: KubeClient | None = None,
+                 kube: KubeClient | None = None, tracer: TaskTracer | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings = settings or Settings.from_env()
         self.executor_id = self.settings.executor.executor_id
@@ -135,6 +139,11 @@ class Executor:
         self.redis: redis.Redis = redis_client or connect_redis(
             self.settings.redis.url, socket_timeout=10, socket_connect_timeout=5)
         self._kube = kube
+        #: Spans of finished tries (see :mod:`~podfleet.executor.tracing`), or None.
+        self.tracer = tracer if tracer is not None else TaskTracer.from_environment(os.environ)
+        #: The last :meth:`sync` met an outage of Redis or the Kubernetes API.
+        self.sync_interrupted = False
+        self._ending = False
         self.event_buffer: dict[TaskKey, tuple[TaskState, EventInfo]] = {}
         self._started = False
         self._next_housekeeping = 0.0
@@ -183,23 +192,45 @@ class Executor:
         log.info("executor %s started", self.executor_id)
 
     def end(self, timeout: float | None = None, poll_seconds: float = 0.2) -> bool:
-        """Sync until no task is queued or running (or ``timeout`` passes), then stop.
+        """Sync until no task is queued or running, then stop; returns True when everything
+        finished.
 
-        Returns True when everything finished.
+        Bounded: it stops waiting when ``timeout`` passes or when a sync finds Redis or the
+        Kubernetes API out (no event would arrive), and meanwhile each call to them fails
+        fast (:mod:`~podfleet.executor.shutdown`). What is left is logged and adopted by the
+        next executor.
         """
+        self.begin_ending()
         deadline = None if timeout is None else self._clock() + timeout
         done = False
         while True:
             self.sync()
             done = self.slot_counts().active == 0
-            if done or (deadline is not None and self._clock() >= deadline):
+            if done or self.sync_interrupted or (deadline is not None
+                                                  and self._clock() >= deadline):
                 break
             time.sleep(poll_seconds)
         self.terminate()
         return done
 
+    def begin_ending(self) -> None:
+        """From now on, every Redis command and Kubernetes request fails fast (no retries,
+        :data:`~podfleet.executor.shutdown.CALL_SECONDS` at most): the executor is ending."""
+        if self._owns_redis:
+            fail_fast_redis(self.redis)
+        if self._owns_broker:
+            fail_fast_redis(self.broker.client)
+        if self._kube is not None:
+            fail_fast_kube(self._kube)
+        self._ending = True
+
     def terminate(self) -> None:
-        """Stop at once: mark this executor stopped (its unfinished tasks become adoptable)."""
+        """Stop at once: mark this executor stopped (its unfinished tasks become adoptable),
+        and log how many it leaves queued and running."""
+        try:
+            left: SlotCounts | None = self.slot_counts()
+        except sa.exc.SQLAlchemyError:
+            left = None
         self._registration.stop()
         self._started = False
         if self._owns_redis:
@@ -210,6 +241,9 @@ class Executor:
             self._kube.close()
         if self._owns_engine:
             self.engine.dispose()
+        if self.tracer is not None:
+            self.tracer.close()
+        log.info("%s", left_for_adoption(self.executor_id, left))
 
     # --- submit -----------------------------------------------------------------------------
 
@@ -320,9 +354,11 @@ class Executor:
         after their DB commit, so an outage between the two replays them, changing nothing.
         """
         self._registration.check_not_fenced()
+        self.sync_interrupted = False
         try:
             return self._sync_once()
         except (redis.RedisError, KubeError, Unreachable) as exc:
+            self.sync_interrupted = True
             now = time.monotonic()
             if now >= self._next_outage_log:
                 self._next_outage_log = now + 60.0
@@ -371,6 +407,7 @@ class Executor:
             try:
                 entries, lost = self._streams.read()
             except redis.RedisError as exc:
+                self.sync_interrupted = True
                 now = time.monotonic()
                 if now >= self._next_outage_log:
                     self._next_outage_log = now + 60.0
@@ -426,6 +463,7 @@ class Executor:
         return self._batches.apply(events, now)
 
     def _after_commit(self, result: Applied) -> None:
+        finished: list[TaskKey] = []
         for key, change in result.buffer.items():
             state = change[0]
             if state.is_terminal:
@@ -437,7 +475,10 @@ class Executor:
                 self._terminal_reported[key] = state
                 if len(self._terminal_reported) > TERMINAL_REPORTS_KEPT:
                     self._terminal_reported.popitem(last=False)
+                finished.append(key)
             self.event_buffer[key] = change
+        if finished and self.tracer is not None:
+            self._trace(finished)
         for outcome, number in result.outcomes.items():
             EVENTS_APPLIED.labels(result=outcome).inc(number)
         for reason, number in result.disruptions.items():
@@ -450,6 +491,21 @@ class Executor:
             self._pods.delete_pods(result.pods_to_delete)
         if result.stale_pods:
             self._pods.delete_pods(result.stale_pods, once=True)
+
+    def _trace(self, keys: list[TaskKey]) -> None:
+        """Emit the finished tries' spans; tracing never fails a sync."""
+        assert self.tracer is not None
+        columns = (TaskInstance.dag_id, TaskInstance.task_id, TaskInstance.run_id,
+                   TaskInstance.map_index, TaskInstance.try_number)
+        wanted = [(k.dag_id, k.task_id, k.run_id, k.map_index, k.try_number) for k in keys]
+        try:
+            with self._sessions() as session:
+                rows = list(session.scalars(sa.select(TaskInstance).where(
+                    sa.tuple_(*columns).in_(wanted))))
+            self.tracer.record(rows)
+        except Exception as exc:
+            log.warning("executor %s: cannot trace %d finished task(s): %s",
+                        self.executor_id, len(keys), exc)
 
     # --- revoke -----------------------------------------------------------------------------
 
@@ -527,6 +583,8 @@ class Executor:
         if self._kube is None:
             self._kube = KubeClient.from_settings(self.settings.kubernetes,
                                                   observe=observe_kube_request)
+            if self._ending:
+                fail_fast_kube(self._kube)
         return self._kube
 
     def _register(self) -> None:

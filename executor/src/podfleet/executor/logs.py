@@ -4,6 +4,10 @@ The watcher archives each pod's log just before it deletes the pod, so at any mo
 finished task's log is in at least one of the two places: first the pod is asked, and a 404
 (the pod is gone) sends the reader to the archive. :meth:`TaskLogs.follow` streams a
 running pod's log as it is written, waiting first for a queued task's pod to start.
+
+Only the task's container is read (the pod's first, as the archiver reads it): a pod with a
+sidecar, its own or a service mesh's, has several, and the API refuses a log request that
+does not name one.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from podfleet.executor.db import TaskInstance
 from podfleet.kube.client import KubeClient, container_not_started
 from podfleet.kube.errors import KubeError, NotFound
 from podfleet.logs.archive import LogArchive, tail_lines
+from podfleet.pods.factory import base_container_name
 from podfleet.settings import Settings
 
 #: How often :meth:`TaskLogs.follow` looks again for a pod that does not run yet.
@@ -115,8 +120,9 @@ class TaskLogs:
     def read(self, target: LogTarget, *, tail: int | None = None) -> TaskLog:
         """The log so far: the pod's, or the archived one once the pod is gone."""
         try:
+            container = self._task_container(target)
             data = self._kube().read_pod_log(target.namespace, target.pod_name,
-                                             tail_lines=tail)
+                                             container=container, tail_lines=tail)
             return TaskLog(target.key, target.launch_id, _decode(data), "pod")
         except KubeError as exc:
             if not isinstance(exc, NotFound) and not container_not_started(exc):
@@ -142,8 +148,10 @@ class TaskLogs:
         told = ""
         while True:
             try:
+                container = self._task_container(target)
                 chunks = self._kube().stream_pod_log(target.namespace, target.pod_name,
-                                                     follow=True, tail_lines=tail)
+                                                     container=container, follow=True,
+                                                     tail_lines=tail)
                 decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
                 for chunk in chunks:
                     text = decoder.decode(chunk)
@@ -171,6 +179,14 @@ class TaskLogs:
                     told = why
             time.sleep(poll_seconds)
             target = self.target(target.key)
+
+    def _task_container(self, target: LogTarget) -> str:
+        """The name of the task's container in the target's pod; raises the API's 404 when
+        the pod does not exist."""
+        pod = self._kube().get_pod(target.namespace, target.pod_name)
+        if pod is None:
+            raise NotFound(404, "NotFound", f'pods "{target.pod_name}" not found')
+        return base_container_name(pod)
 
     def _archived(self, target: LogTarget, tail: int | None) -> TaskLog | None:
         if self.archive is None:

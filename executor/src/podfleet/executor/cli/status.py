@@ -1,13 +1,17 @@
-"""``podfleet status``: tasks by state and reason, and executors with their heartbeat age.
+"""``podfleet status``: task tries by pod outcome and reason, and executors with their
+heartbeat age.
 
-Reads the metadata DB only (no Redis, no cluster), so it answers even when those are down.
+podfleet's state of a try is its pod's outcome: a pod that exited 0 is ``success`` even
+when the program in it recorded its own failure elsewhere (Airflow's task instances do), so
+the counts are labelled as pod outcomes. Reads the metadata DB only (no Redis, no cluster),
+so it answers even when those are down.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -22,6 +26,8 @@ NAME = "status"
 #: ``podfleet --help``'s line for this subcommand.
 HELP = "show tasks and executors"
 WAITING_FOR_SLOT = "waiting for a slot (parallelism) or to be resent"
+#: What ``by_state`` counts, said in the report itself (``counts``).
+POD_OUTCOMES = "pod outcomes"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, task_outcomes: TaskOutcomes | None = None) -> int:
+    """Print the report. ``task_outcomes``, when given, adds the tries' own outcomes as the
+    program that ran them recorded them (``report["task_outcomes"]``), shown first."""
     settings = Settings.from_env()
     problem = schema_problem(settings.database.url)
     if problem:
@@ -40,6 +48,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = collect(engine, dag_id=args.dag_id, state=args.state, now=time.time(),
                          heartbeat_timeout=settings.executor.heartbeat_timeout_seconds)
+        if task_outcomes is not None:
+            report["task_outcomes"] = {
+                "source": task_outcomes.source,
+                "by_state": task_outcomes.count(engine, dag_id=args.dag_id, state=args.state)}
     finally:
         engine.dispose()
     if args.json:
@@ -47,6 +59,19 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(report))
     return 0
+
+
+class TaskOutcomes(Protocol):
+    """Where the tasks' own outcomes are recorded, beside podfleet's pod outcomes."""
+
+    #: Whose states they are, as the report names them (``"airflow"``).
+    source: str
+
+    def count(self, engine: sa.Engine, *, dag_id: str | None, state: str | None
+              ) -> dict[str, int]:
+        """The own state of each try podfleet holds (``dag_id``/``state`` filtering
+        podfleet's rows as ``collect`` does), counted by state."""
+        ...
 
 
 def collect(engine: sa.Engine, *, dag_id: str | None, state: str | None, now: float,
@@ -84,18 +109,25 @@ def collect(engine: sa.Engine, *, dag_id: str | None, state: str | None, now: fl
             "state": record.state if record.state != "running" or alive else "dead",
             "heartbeat_age_seconds": round(age, 1), "adopted_by": record.adopted_by,
             "active_tasks": active_by_executor.get(record.id, 0)})
-    return {"total": sum(by_state.values()), "by_state": by_state, "by_reason": by_reason,
-            "executors": listed}
+    return {"counts": POD_OUTCOMES, "total": sum(by_state.values()), "by_state": by_state,
+            "by_reason": by_reason, "executors": listed}
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [f"tasks: {report['total']}"]
+    lines = []
+    if "task_outcomes" in report:
+        outcomes = report["task_outcomes"]
+        lines.append(f"task tries by {outcomes['source']} state: "
+                     f"{sum(outcomes['by_state'].values())}")
+        for name, number in sorted(outcomes["by_state"].items(), key=lambda e: -e[1]):
+            lines.append(f"  {name:<9} {number:>8}")
+    lines.append(f"task tries by {POD_OUTCOMES}: {report['total']}")
     for task_state in TaskState:
         if task_state.value in report["by_state"]:
             lines.append(f"  {task_state.value:<9} {report['by_state'][task_state.value]:>8}")
     reasons = [r for r in report["by_reason"] if r["reason"]]
     if reasons:
-        lines.append("by reason:")
+        lines.append(f"{POD_OUTCOMES} by reason:")
         for entry in reasons[:20]:
             lines.append(f"  {entry['state']:<9} {entry['count']:>8}  {entry['reason']}")
     lines.append("executors:" if report["executors"] else "executors: none registered")

@@ -43,12 +43,14 @@ def _settings(team: str | None = None) -> Settings:
 
 
 def status(args: argparse.Namespace) -> None:
-    """podfleet's own ``status``: tasks by state, executors and their heartbeats."""
+    """podfleet's ``status`` with Airflow's own state of each try first (a pod that exited 0
+    may have run a task that failed), then the pod outcomes, executors and heartbeats."""
+    from podfleet.airflow.task_states import AirflowTaskStates
     from podfleet.executor.cli import status as podfleet_status
 
     _settings(getattr(args, "team", None))
     raise SystemExit(podfleet_status.run(argparse.Namespace(
-        dag_id=args.dag_id, state=args.state, json=args.json)))
+        dag_id=args.dag_id, state=args.state, json=args.json), AirflowTaskStates()))
 
 
 def cleanup_pods(args: argparse.Namespace) -> None:
@@ -152,14 +154,15 @@ def command_group() -> Any:
                     type=positive_int(allow_zero=True),
                     help="delete finished pods older than this")
     dag_filter = Arg(("--dag-id",), default=None, help="only this DAG's tasks")
-    state = Arg(("--state",), default=None, help="only tasks in this state")
+    state = Arg(("--state",), default=None, help="only tries whose pod ended in this state")
     as_json = Arg(("--json",), action="store_true", help="machine-readable output")
     here = "podfleet.airflow.cli."
     return GroupCommand(
         name="podfleet",
         help="Tools for podfleet's executor (tasks as pods through a worker pool)",
         subcommands=(
-            ActionCommand(name="status", help="podfleet's tasks by state, and its executors",
+            ActionCommand(name="status", help="task tries by Airflow state and by pod outcome, "
+                          "and podfleet's executors",
                           func=lazy_load_command(here + "status"),
                           args=(dag_filter, state, as_json, team)),
             ActionCommand(name="cleanup-pods",

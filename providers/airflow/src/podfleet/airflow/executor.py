@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,10 +39,12 @@ from podfleet.airflow.config import (
 from podfleet.airflow.logs import task_logs, try_log
 from podfleet.airflow.pod_config import PodTemplates, resolve_executor_config
 from podfleet.airflow.workloads import (
+    CALLBACK_DAG,
     airflow_metadata,
     launch_id_for,
     task_key,
     token_expiry,
+    with_trace_context,
     workload_command,
 )
 from podfleet.contracts.keys import TaskKey
@@ -49,13 +52,11 @@ from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, InvalidSubmission, TaskSubmission
 from podfleet.executor.logs import TaskLogs
+from podfleet.executor.tracing import ENDPOINT_VARIABLES, TaskTracer
 from podfleet.pods import InvalidExecutorConfig
 from podfleet.settings import Settings
 
 log = logging.getLogger("podfleet.airflow")
-
-# Callbacks run as pods too; their podfleet keys live under this pseudo DAG.
-CALLBACK_DAG = "airflow-callbacks"
 
 
 @dataclass(slots=True)
@@ -81,6 +82,8 @@ class PodFleetExecutor(BaseExecutor):
     serve_logs = False
     is_local = False
     is_production = True
+    #: How long :meth:`end` goes on reporting tasks that finish before it stops.
+    end_wait_seconds = 5.0
 
     def __init__(self, parallelism: int = PARALLELISM, team_name: str | None = None) -> None:
         super().__init__(parallelism=parallelism, team_name=team_name)
@@ -114,10 +117,25 @@ class PodFleetExecutor(BaseExecutor):
         """Register with podfleet's metadata DB, adopt what dead executors left, reconcile."""
         settings = self.podfleet_settings()
         self._read_requeue_settings()
-        self.fleet = Executor(settings)
+        self.fleet = Executor(settings, tracer=self._tracer())
         self.fleet.start()
         log.info("podfleet executor %s started for scheduler job %s",
                  settings.executor.executor_id, self.job_id)
+
+    def _tracer(self) -> TaskTracer | None:
+        """podfleet's spans go where Airflow's go: the ``OTEL_EXPORTER_OTLP_*`` variables
+        (the fleet reads them itself), else ``[traces] otel_host``/``otel_port`` when
+        ``otel_on``, as Airflow reads them."""
+        if any(os.environ.get(name) for name in ENDPOINT_VARIABLES):
+            return None
+        if (self._conf_get("traces", "otel_on") or "").lower() not in ("true", "1", "t"):
+            return None
+        host, port = self._conf_get("traces", "otel_host"), self._conf_get("traces", "otel_port")
+        if not host or not port:
+            return None
+        secure = (self._conf_get("traces", "otel_ssl_active") or "").lower() in ("true", "1")
+        return TaskTracer.if_installed(
+            f"{'https' if secure else 'http'}://{host}:{port}/v1/traces")
 
     def _require_fleet(self) -> Executor:
         if self.fleet is None:
@@ -125,11 +143,20 @@ class PodFleetExecutor(BaseExecutor):
         return self.fleet
 
     def end(self) -> None:
-        """Wait for every running task to finish, then stop."""
+        """Report what finishes within :attr:`end_wait_seconds`, then stop; bounded.
+
+        Airflow calls this on the scheduler's SIGTERM. Waiting stops early when Redis or the
+        Kubernetes API is out, and every call to them fails fast meanwhile, so a scheduler
+        whose Redis is gone still exits at once. The tasks still queued or running are
+        logged; their pods go on and the next scheduler adopts them.
+        """
         fleet = self._require_fleet()
+        fleet.begin_ending()
+        deadline = time.monotonic() + self.end_wait_seconds
         while self.running:
             self.sync()
-            if not fleet.slot_counts().active:
+            if (not fleet.slot_counts().active or fleet.sync_interrupted
+                    or time.monotonic() >= deadline):
                 break
             time.sleep(1.0)
         fleet.terminate()
@@ -210,9 +237,9 @@ class PodFleetExecutor(BaseExecutor):
         key = task_key(ti)
         labels, annotations = airflow_metadata(
             ti, scheduler_job_id=self.job_id, airflow_version=compat.airflow_version())
-        config = resolve_executor_config(
+        config = with_trace_context(resolve_executor_config(
             ti.executor_config, labels=labels, annotations=annotations,
-            templates=self._templates, mutation_hook=compat.pod_mutation_hook())
+            templates=self._templates, mutation_hook=compat.pod_mutation_hook()), ti)
         launch_id = launch_id_for(ti.external_executor_id, ti.id)
         submission = TaskSubmission(key, workload_command(workload), queue=ti.queue,
                                     executor_config=config, deadline=expiry,

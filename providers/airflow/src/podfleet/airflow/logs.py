@@ -10,6 +10,11 @@ archive podfleet's watcher writes before it deletes each pod. To use it::
     logging_config_class = podfleet.airflow.logging_config.LOGGING_CONFIG
 
 It only reads; ``upload`` does nothing (the watcher archives).
+
+Airflow's file task handler also falls back to the worker's log server (port 8793) for a
+running task whose executor gave no log, or a finished one found nowhere else. A pod runs no
+log server, so that only adds "Could not read served logs … Connection refused" to the
+page: :class:`PodTaskHandler`, the task handler of podfleet's logging config, never asks it.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from airflow.utils.log.file_task_handler import FileTaskHandler
 from podfleet.airflow.workloads import task_key
 from podfleet.executor.db import make_engine, make_sessionmaker
 from podfleet.executor.logs import TaskLogs, TaskLogUnavailable
@@ -72,9 +78,13 @@ class ArchivedPodLogs:
         """Nothing to do: podfleet's watcher archives each pod's log before deleting it."""
 
     def read(self, relative_path: str, ti: Any) -> tuple[list[str], list[str]]:
-        """The try's log (its number is read from the log path's ``attempt=N``)."""
+        """The try's log (its number is read from the log path's ``attempt=N``); when there
+        is none, why, as the log's one line: an empty answer would send Airflow on to the
+        worker's log server, which pods do not run."""
         found = _ATTEMPT.search(relative_path)
-        return try_log(self._reader(), ti, int(found.group(1)) if found else int(ti.try_number))
+        messages, lines = try_log(self._reader(), ti,
+                                  int(found.group(1)) if found else int(ti.try_number))
+        return messages, lines or messages
 
     def _reader(self) -> TaskLogs:
         if self._logs is None:
@@ -88,3 +98,12 @@ class ArchivedPodLogs:
                     lambda s, o: conf.get(s, o, fallback=None))
             self._logs = task_logs(settings)
         return self._logs
+
+
+class PodTaskHandler(FileTaskHandler):
+    """Airflow's file task handler without the worker log server fallback."""
+
+    def _read_from_logs_server(self, ti: Any, worker_log_rel_path: str
+                               ) -> tuple[list[str], list[Any]]:
+        """No sources, no log: pods serve none (podfleet reads the pod or its archive)."""
+        return [], []

@@ -23,12 +23,35 @@ import orjson
 
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import safe_label_value
+from podfleet.executor.tracing import TRACEPARENT_ENV
 
 TASK_SDK_ENTRY = ("python", "-m", "airflow.sdk.execution_time.execute_workload")
 # The KubernetesExecutor's label for the task instance's UUID.
 TI_ID_LABEL = "ti_id"
 SCHEDULER_JOB_LABEL = "airflow-worker"
+# Callbacks run as pods too; their podfleet keys live under this pseudo DAG.
+CALLBACK_DAG = "airflow-callbacks"
 
+
+
+def with_trace_context(config: dict[str, Any], ti: Any) -> dict[str, Any]:
+    """``config`` with the task's trace context (Airflow's ``context_carrier``, set when
+    Airflow traces) as ``TRACEPARENT`` in the pod's env, unless the task set one itself: the
+    task's spans, and podfleet's own for the try, then join the scheduler's trace."""
+    carrier = getattr(ti, "context_carrier", None) or {}
+    parent = carrier.get("traceparent") if isinstance(carrier, dict) else None
+    if not parent:
+        return config
+    env = config.get("env")
+    if env is None:
+        return {**config, "env": {TRACEPARENT_ENV: str(parent)}}
+    if isinstance(env, dict):
+        return {**config, "env": {TRACEPARENT_ENV: str(parent), **env}}
+    if any(getattr(item, "name", None) == TRACEPARENT_ENV
+           or (isinstance(item, dict) and item.get("name") == TRACEPARENT_ENV)
+           for item in env):
+        return config
+    return {**config, "env": [*env, {"name": TRACEPARENT_ENV, "value": str(parent)}]}
 
 
 def workload_command(workload: Any) -> list[str]:
