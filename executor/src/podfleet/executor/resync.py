@@ -206,13 +206,13 @@ class Resync:
                 if row.state in ACTIVE_STATES:
                     if now - ended < self.grace:
                         continue  # its event may be on its way
+                    was = row.state
                     event = event_from_pod(pod, row, self.executor_id, fatal)
                     if apply_event(row, event, now).outcome is Outcome.APPLIED:
                         record_change(result, row, self.executor_id)
                         RESYNC_REPAIRS.labels(kind=ResyncRepair.POD_FINISHED).inc()
                         log.warning("resync: task %s was %s while its pod %s had ended; "
-                                    "now %s", row.key, event.state, meta.get("name"),
-                                    row.state)
+                                    "now %s", row.key, was, meta.get("name"), row.state)
                 elif (not meta.get("deletionTimestamp") and now - ended >= undeleted_after
                       and _policy_deletes(policy, row.task_state)):
                     undeleted.append((str(meta.get("namespace") or ""),
