@@ -216,6 +216,16 @@ class KubeClient:
             content_type=STRATEGIC_MERGE_PATCH if strategic else MERGE_PATCH)
         return result
 
+    def list_pod_page(self, namespace: str | None = None, *, label_selector: str | None = None,
+                      field_selector: str | None = None, page_size: int = 500,
+                      continue_token: str | None = None) -> dict[str, Any]:
+        """One page of a pod list (``items``, and ``metadata.continue`` while more follow);
+        Gone when ``continue_token`` has expired."""
+        page: dict[str, Any] = self.request("GET", self.pods_path(namespace), query={
+            "labelSelector": label_selector, "fieldSelector": field_selector,
+            "limit": page_size, "continue": continue_token}, verb="list")
+        return page
+
     def list_pods(self, namespace: str | None = None, *, label_selector: str | None = None,
                   field_selector: str | None = None, page_size: int = 500) -> PodList:
         """Every matching pod, read in pages; the list's resourceVersion is the first page's."""
@@ -223,9 +233,9 @@ class KubeClient:
         token: str | None = None
         resource_version = ""
         while True:
-            page = self.request("GET", self.pods_path(namespace), query={
-                "labelSelector": label_selector, "fieldSelector": field_selector,
-                "limit": page_size, "continue": token}, verb="list")
+            page = self.list_pod_page(namespace, label_selector=label_selector,
+                                      field_selector=field_selector, page_size=page_size,
+                                      continue_token=token)
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
             resource_version = resource_version or str(meta.get("resourceVersion", ""))

@@ -373,6 +373,12 @@ class WatcherSettings:
         "ErrImagePull,ImagePullBackOff,InvalidImageName,CreateContainerConfigError",
         "Waiting reasons of a Pending pod that fail its task.",
         parsers.members(KUBELET_WAITING_REASONS, "a waiting reason a kubelet reports"))
+    resync_seconds: float = setting(
+        "PODFLEET_RESYNC_SECONDS", "300",
+        "Level-triggered safety net against lost pod events: within this period each "
+        "executor compares every unfinished task with its pod (paged, label-selected lists "
+        "spread over the period) and repairs the difference, and the watcher relists and "
+        "reconciles its per-pod records; 0 = off.", parsers.number(minimum=0))
 
 
 @dataclass(frozen=True, slots=True)

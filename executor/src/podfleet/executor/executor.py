@@ -24,8 +24,9 @@ One instance is used from one thread (the scheduler loop), as Airflow uses its e
 :mod:`~podfleet.executor.streams` (reading and acknowledging event streams),
 :mod:`~podfleet.executor.batch` (applying a batch of events to its rows),
 :mod:`~podfleet.executor.pods` (pod list and delete),
-:mod:`~podfleet.executor.housekeeping` (stuck launches, watcher nudge) and
-:mod:`~podfleet.executor.reconcile` (reconciliation and adoption).
+:mod:`~podfleet.executor.housekeeping` (stuck launches, watcher nudge),
+:mod:`~podfleet.executor.reconcile` (reconciliation and adoption) and
+:mod:`~podfleet.executor.resync` (the periodic, level-triggered check of tasks against pods).
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from podfleet.executor.logs import TaskLog, TaskLogs
 from podfleet.executor.pods import ExecutorPods
 from podfleet.executor.reconcile import Reconciler
 from podfleet.executor.registry import ExecutorFenced, ExecutorIdInUse, Registration
+from podfleet.executor.resync import Resync
 from podfleet.executor.rows import NewTaskRow, insert_rows
 from podfleet.executor.shutdown import fail_fast_kube, fail_fast_redis, left_for_adoption
 from podfleet.executor.slots import (
@@ -172,6 +174,9 @@ class Executor:
         self._reconciler = Reconciler(
             self.settings, self._sessions, self._streams, self._pods, lambda: self.kube,
             clock, self._after_commit, self._launches.launch_waiting)
+        self.resync = Resync(
+            self.settings, self._sessions, self._pods, lambda: self.kube, clock,
+            self._after_commit, self._registration.check_not_fenced)
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -395,6 +400,8 @@ class Executor:
             ensure_watcher(self.redis, self.broker, self.keys, self.settings,
                            self.executor_id)
         export_gauges(counts, self.parallelism, self._labels)
+        if self._started:
+            self.resync.step()  # at most one page of pods per sync: the work is spread out
         return applied
 
     def _drain_streams(self) -> int:

@@ -33,15 +33,20 @@ class ExecutorPods:
         # (namespace, name) -> uid of pods deleted for reporting on an obsolete launch.
         self.deleted: OrderedDict[tuple[str, str], str | None] = OrderedDict()
 
+    def scopes(self) -> list[str | None]:
+        """Where this executor's pods can be: every watched namespace and the launch
+        namespace; ``[None]`` = all namespaces."""
+        namespaces = self.settings.kubernetes.watch_namespaces
+        if namespaces == ("*",):
+            return [None]
+        if self.settings.kubernetes.namespace not in namespaces:
+            namespaces = (*namespaces, self.settings.kubernetes.namespace)
+        return list(namespaces)
+
     def list_pods(self, selector: str) -> list[dict[str, Any]]:
         """Pods matching ``selector`` in every watched namespace (and the launch namespace)."""
-        namespaces = self.settings.kubernetes.watch_namespaces
-        if self.settings.kubernetes.namespace not in namespaces and namespaces != ("*",):
-            namespaces = (*namespaces, self.settings.kubernetes.namespace)
-        if namespaces == ("*",):
-            return self._kube().list_pods(None, label_selector=selector).items
         pods: list[dict[str, Any]] = []
-        for namespace in namespaces:
+        for namespace in self.scopes():
             pods.extend(self._kube().list_pods(namespace, label_selector=selector).items)
         return pods
 

@@ -93,9 +93,9 @@ class Reconciler:
                 TaskInstance.executor_id == self.executor_id,
                 TaskInstance.state.in_(ACTIVE_STATES)).with_for_update())
             for row in rows:
-                pod = _own_pod(row, by_launch.get(row.launch_id, ()))
+                pod = own_pod(row, by_launch.get(row.launch_id, ()))
                 if pod is not None:
-                    event = _event_from_pod(pod, row, self.executor_id,
+                    event = event_from_pod(pod, row, self.executor_id,
                                             self.settings.watcher.fatal_container_reasons)
                     outcome = apply_event(
                         row, event, now,
@@ -198,7 +198,7 @@ class Reconciler:
             list(pool.map(relabel, pods))
 
 
-def _own_pod(row: TaskInstance, candidates: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
+def own_pod(row: TaskInstance, candidates: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
     """The pod made for ``row``'s launch among those with its launch-id label: the one under
     the launch's name (and the row's uid, once known); a copy with its labels is not it."""
     name = pod_name(row.key, row.launch_id)
@@ -209,7 +209,7 @@ def _own_pod(row: TaskInstance, candidates: Iterable[dict[str, Any]]) -> dict[st
     return None
 
 
-def _event_from_pod(pod: dict[str, Any], row: TaskInstance, executor_id: str,
+def event_from_pod(pod: dict[str, Any], row: TaskInstance, executor_id: str,
                     fatal_reasons: frozenset[str]) -> TaskEvent:
     # A listed pod exists, so the verdict is never a requeue: always a state to move to.
     verdict = judge(pod, fatal_reasons)

@@ -142,6 +142,14 @@ TASK_RELAUNCHES = Counter(
     "podfleet_task_relaunches_total",
     "Task tries launched again under a new launch id without spending a retry, by cause.",
     ["cause"])
+RESYNC_REPAIRS = Counter(
+    "podfleet_resync_repairs_total",
+    "Differences between a task and its pod that the periodic resync repaired: each is an "
+    "event lost somewhere (a bug found), by kind.", ["kind"])
+RESYNC_DURATION = Histogram(
+    "podfleet_resync_duration_seconds",
+    "Time one resync pass spent listing, comparing and repairing (not the period it is "
+    "spread over).", buckets=LATENCY_BUCKETS)
 
 # --- dramatiq (recorded by monitoring.dramatiq_metrics.DramatiqMetrics) ------------------
 # Same names and labels as dramatiq's bundled Prometheus middleware, so dashboards written for
@@ -243,6 +251,8 @@ class WatchRestartReason(StrEnum):
     TIMEOUT = "timeout"
     ERROR = "error"
     CLOSED = "closed"    # the server ended the stream
+    REDIS_REFUSED = "redis_refused"  # a publish was refused (OOM, MISCONF, READONLY): reload
+    RESYNC = "resync"    # the periodic relist (PODFLEET_RESYNC_SECONDS)
 
 
 class PodDeleteResult(StrEnum):
@@ -261,6 +271,14 @@ class LogArchiveResult(StrEnum):
     POD_GONE = "pod_gone"
     RETRIED = "retried"
     FAILED = "failed"
+
+
+class ResyncRepair(StrEnum):
+    """``kind`` of ``podfleet_resync_repairs_total``."""
+
+    POD_FINISHED = "pod_finished"        # the pod ended, its task had not: verdict applied
+    POD_VANISHED = "pod_vanished"        # the pod is gone: requeued, or failed if it ran
+    POD_NOT_DELETED = "pod_not_deleted"  # finished, its task done, the policy's delete lost
 
 
 class KubeVerb(StrEnum):

@@ -156,7 +156,7 @@ class WatcherLease:
             try:
                 self.renew()
                 wait = interval
-            except REDIS_ERRORS as exc:
+            except redis.RedisError as exc:  # unreachable, or refusing (READONLY): retry
                 if time.monotonic() >= self._deadline:
                     self.mark_lost(f"Redis unreachable past the lease time: {exc}")
                     return

@@ -114,6 +114,9 @@ class WatchOptions:
     backoff_initial_seconds: float = 0.2
     backoff_max_seconds: float = 10.0
     list_page_size: int = 500
+    #: Relist (and reconcile the records against the list) this often even when the watch is
+    #: healthy, so records that drifted from the cluster are repaired; 0 = only on demand.
+    resync_seconds: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> WatchOptions:
@@ -126,6 +129,7 @@ class WatchOptions:
             "log_retention_days": settings.logs.retention_days,
             # Finished pods leave at the rate new ones may arrive.
             "delete_rate": settings.launch.rate,
+            "resync_seconds": settings.watcher.resync_seconds,
         }
         values.update(overrides)
         return cls(**values)
@@ -191,6 +195,10 @@ class ScopeWatch:
         self._rv_flushed_at = 0.0
         self._reader_cancel: threading.Event | None = None
         self._backoff = options.backoff_initial_seconds
+        #: Set when a write failed: the in-memory state may be ahead of Redis's.
+        self._reload = False
+        #: time.monotonic() of the last relist; another is due every ``resync_seconds``.
+        self._relisted_at = time.monotonic()
 
     # --- the outer loop -------------------------------------------------------------------
 
@@ -210,10 +218,15 @@ class ScopeWatch:
         reason: WatchRestartReason | None = None
         delay = 0.0
         try:
+            if self._reload:
+                self._reload_state()
+            if self._relist_due():
+                self.resource_version = None  # the periodic relist: level-triggered repair
             if self.resource_version is None:
                 self.resource_version = self.relist()
             received = self.watch(self.resource_version)
-            reason = WatchRestartReason.CLOSED
+            reason = (WatchRestartReason.RESYNC if self._relist_due()
+                      else WatchRestartReason.CLOSED)
             if received:
                 self._backoff = self.options.backoff_initial_seconds
         except Gone:  # as an ERROR event or as the HTTP answer: list again
@@ -233,22 +246,35 @@ class ScopeWatch:
         except LeaseLost:
             raise
         except redis.RedisError as exc:
-            # publish() retries connection errors itself; anything else is unexpected
-            reason = WatchRestartReason.ERROR
+            # publish() retries lost connections itself; this is Redis refusing the write
+            # (OOM at maxmemory, MISCONF, READONLY). The batch's records were folded into
+            # memory already, so carrying on would skip its events for good: go back to what
+            # Redis holds and watch again from there, which delivers them once more.
+            reason = WatchRestartReason.REDIS_REFUSED
             delay = self._next_backoff()
-            log.error("watch of %s: Redis error %s; retrying in %.1fs", self.scope, exc, delay)
+            log.error("watch of %s: Redis refused a write (%s); reloading state, retrying in "
+                      "%.1fs", self.scope, exc, delay)
+            self._reload = True
         except Exception:
             # A bug must not end the fleet's only watcher: start over from Redis's state.
             reason = WatchRestartReason.ERROR
             delay = self._next_backoff()
             log.exception("watch of %s failed unexpectedly; reloading state", self.scope)
-            self.records = self.publisher.load_records()
-            self.resource_version = self._rv_published = \
-                self.publisher.stored_resource_version()
+            self._reload = True
         if reason is not None and not self._stopped():
             WATCH_RESTARTS.labels(reason=reason).inc()
             if delay > 0:
                 self.stop.wait(delay)
+
+    def _reload_state(self) -> None:
+        """Replace the in-memory records and RV with what Redis holds (what was published)."""
+        self.records = self.publisher.load_records()
+        self.resource_version = self._rv_published = self.publisher.stored_resource_version()
+        self._reload = False
+
+    def _relist_due(self) -> bool:
+        period = self.options.resync_seconds
+        return bool(period) and time.monotonic() - self._relisted_at >= period
 
     def _next_backoff(self) -> float:
         delay = self._backoff * random.uniform(0.5, 1.0)
@@ -270,6 +296,7 @@ class ScopeWatch:
         The RV is stored with the last batch only: a crash part-way leaves the old RV (or none),
         so the next watcher reconciles again, and the records keep that from repeating events.
         """
+        self._relisted_at = time.monotonic()
         listed = self.kube.list_pods(self.namespace, label_selector=self.options.label_selector,
                                      page_size=self.options.list_page_size)
         now_mono = time.monotonic()
@@ -325,7 +352,7 @@ class ScopeWatch:
         handled = 0
         try:
             while True:
-                if self._stopped():
+                if self._stopped() or self._relist_due():
                     return handled
                 try:
                     first = events.get(timeout=0.2)
