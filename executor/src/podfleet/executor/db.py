@@ -91,6 +91,10 @@ class TaskInstance(Base):
     finished_at: Mapped[float | None]
     reason: Mapped[str | None] = mapped_column(sa.Text())
     updated_at: Mapped[float]
+    # While QUEUED: what its launch waits on (``waiting on quota in ns X: …``), from the
+    # launcher's WAITING event; cleared when the task moves on. The queued timeout fails the
+    # task with it instead of relaunching into the same wait.
+    waiting_reason: Mapped[str | None] = mapped_column(sa.Text())
 
     __table_args__ = (
         sa.UniqueConstraint("dag_id", "task_id", "run_id", "map_index", "try_number",
@@ -144,6 +148,7 @@ class TaskRow:
     finished_at: float | None
     reason: str | None
     updated_at: float
+    waiting_reason: str | None
 
     @property
     def key(self) -> TaskKey:

@@ -44,6 +44,7 @@ class TaskRecord(Protocol):
     finished_at: float | None
     reason: str | None
     updated_at: float
+    waiting_reason: str | None
 
 
 class Outcome(StrEnum):
@@ -70,6 +71,8 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float) -> Applied
     current = TaskState(row.state)
     if current.is_terminal:
         return Applied(Outcome.TERMINAL)
+    if event.kind is EventKind.WAITING:
+        return note_waiting(row, event, now)
     if event.kind is EventKind.REQUEUE:
         if current is TaskState.RUNNING:
             return Applied(Outcome.REPLAY)  # it ran: the watcher reports that as FAILED
@@ -83,6 +86,7 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float) -> Applied
         return Applied(Outcome.REPLAY)
     row.state = new.value
     row.updated_at = now
+    row.waiting_reason = None
     if event.pod_name:
         row.pod_name = event.pod_name
     if event.namespace:
@@ -100,6 +104,17 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float) -> Applied
     if event.failure is not None or new.is_terminal:
         row.reason = event.failure.summary if event.failure is not None else None
     return Applied(Outcome.APPLIED, new)
+
+
+def note_waiting(row: TaskRecord, event: TaskEvent, now: float) -> Applied:
+    """Record on a QUEUED row what its launch waits on (a WAITING event); a replay, or one
+    that arrives after the task moved on, changes nothing."""
+    text = (event.failure.message or event.failure.reason) if event.failure else ""
+    if row.state != TaskState.QUEUED.value or not text or row.waiting_reason == text:
+        return Applied(Outcome.REPLAY)
+    row.waiting_reason = text
+    row.updated_at = now
+    return Applied(Outcome.APPLIED, TaskState.QUEUED)
 
 
 def is_foreign(row: TaskRecord, event: TaskEvent) -> bool:
@@ -136,6 +151,7 @@ def relaunch(row: TaskRecord, now: float, reason: str) -> TaskState:
     row.running_at = None
     row.pod_name = None
     row.pod_uid = None
+    row.waiting_reason = None
     row.reason = f"relaunch {row.attempt}: {reason}"
     return TaskState.QUEUED
 
