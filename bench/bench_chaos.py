@@ -13,7 +13,9 @@ a launcher SIGKILLed, a launcher SIGSTOPped for 5 s, the watcher's worker SIGKIL
 SIGKILLed and restarted from its AOF, the API answering 429/503 for a while, forged and
 garbage launch-queue entries, every watch connection dropped after 1 s for a while, a
 forced 410 Gone (watches dropped and the next resume from a resourceVersion answered 410
-Expired, as after compaction, so the watcher must relist), the executor abandoned
+Expired, as after compaction, so the watcher must relist), a ResourceQuota created below
+the namespace's current use (launches park on it) and raised 3 s later, the busiest node
+cordoned, the executor abandoned
 mid-run (as a SIGKILLed scheduler) and a new one started under a new id. Sources:
 
 - the simulator's own record of every pod it stored (``GET /_sim/creates``: when, to the
@@ -111,6 +113,52 @@ def _inject_queue_garbage(redis_client: Any, prefix: str, settings: Any) -> Any:
     enqueue_envelopes(broker, QUEUE, [envelope])
     broker.close()
     return pod_name(request.key, forged_launch)
+
+
+def _fill_quota_then_raise(sim: Any, started: float) -> int:
+    """A ResourceQuota created below what the namespace uses now (launches park on it), held
+    for 3 s, then raised; returns the creates it refused."""
+    from podfleet.kube.client import KubeClient
+
+    kube = KubeClient(sim.api_client())
+    path = f"/api/v1/namespaces/{NAMESPACE}/resourcequotas"
+    try:
+        live = sum(1 for pod in kube.list_pods(NAMESPACE).items
+                   if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+        refused_before = sim.admin.stats().creates.rejected.get("Forbidden", 0)
+        hard = max(1, live // 2)  # 0 would be a quota no pod can ever fit: they would fail
+        print(f"t={time.monotonic() - started:5.1f}s quota pods={hard} below the "
+              f"{live} live pods, for 3 s", flush=True)
+        kube.request("POST", path, body={"metadata": {"name": "chaos-quota"},
+                                         "spec": {"hard": {"pods": str(hard)}}})
+        time.sleep(3)
+        kube.request("PATCH", f"{path}/chaos-quota", body={"spec": {"hard": {"pods": "100000"}}},
+                     content_type="application/merge-patch+json")
+        print(f"t={time.monotonic() - started:5.1f}s quota raised", flush=True)
+        return int(sim.admin.stats().creates.rejected.get("Forbidden", 0) - refused_before)
+    finally:
+        kube.close()
+
+
+def _cordon_a_busy_node(sim: Any, started: float) -> str | None:
+    """Cordon the node with the most pods (as ``kubectl drain`` starts), so new pods go
+    elsewhere; returns its name."""
+    from podfleet.kube.client import KubeClient
+
+    kube = KubeClient(sim.api_client())
+    try:
+        nodes = collections.Counter(
+            (pod.get("spec") or {}).get("nodeName") for pod in kube.list_pods(NAMESPACE).items)
+        nodes.pop(None, None)
+        if not nodes:
+            return None
+        node = nodes.most_common(1)[0][0]
+        kube.request("PATCH", f"/api/v1/nodes/{node}", body={"spec": {"unschedulable": True}},
+                     content_type="application/merge-patch+json")
+        print(f"t={time.monotonic() - started:5.1f}s node {node} cordoned", flush=True)
+        return str(node)
+    finally:
+        kube.close()
 
 
 def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
@@ -241,6 +289,8 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         gone = after.faults_injected["watch_410"]
         relists = after.requests.get("list", {}).get(200, 0) - before.requests.get(
             "list", {}).get(200, 0)
+        quota_refused = _fill_quota_then_raise(sim, started)
+        cordoned = _cordon_a_busy_node(sim, started)
         if not quick:
             at(6)
             print(f"t={time.monotonic() - started:5.1f}s executor abandoned; a new one starts",
@@ -296,6 +346,8 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         print(f"wrong outcomes        {wrong}")
         print(f"forged launched       {forged_launched}")
         print(f"takeover              {takeover_s:.1f}s (lease {lease:g}s)")
+        print(f"quota fault           {quota_refused} creates refused 403 exceeded quota; "
+              f"node cordoned: {cordoned or 'none'}")
         print(f"peak creates / 1 s    {peak} at t={peak_second - wall_start:.1f}s "
               f"(any sliding window; limit {rate:g}, ≤ {1.05 * rate:.1f} wanted)")
         # A simulator starved of CPU stores creates in clumps: a peak over the limit with

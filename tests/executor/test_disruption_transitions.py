@@ -23,7 +23,7 @@ def running_row(disruptions: int = 0) -> TaskRow:
                    attempt=1, pod_name=pod_name(KEY, "launch1"), pod_namespace="default",
                    pod_uid="uid1", queued_at=1.0, enqueued_at=1.5, launched_at=2.0,
                    running_at=3.0, finished_at=None, reason=None, updated_at=3.0,
-                   disruptions=disruptions)
+                   disruptions=disruptions, waiting_reason=None)
 
 
 def failed_event(row: TaskRow, failure: Failure) -> TaskEvent:

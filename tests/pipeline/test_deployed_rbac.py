@@ -72,6 +72,12 @@ def test_the_deployed_roles_allow_every_call_and_grant_nothing_unused(
     second.submit_many([submission(lost, SUCCESS)])
     pipeline.run_until_finished(second, [lost], timeout=90)
     pipeline.sim.admin.clear_faults()
+    # ... and a pod a ResourceQuota can never admit makes the launcher read the quotas
+    pipeline.kube.request("POST", f"/api/v1/namespaces/{pipeline.namespace}/resourcequotas",
+                          body={"metadata": {"name": "q"}, "spec": {"hard": {"pods": "0"}}})
+    never = task_key(5)
+    second.submit_many([submission(never, SUCCESS)])
+    pipeline.run_until_finished(second, [never], timeout=90)
 
     # Then the tasks ended as asked and both log reads worked
     states = {r.key: r.state for r in pipeline.reports if r.state.is_terminal}

@@ -29,6 +29,8 @@ _LEGACY_FAILURE_KEYS = ("message", "exit_code", "container", "termination_messag
 class EventKind(StrEnum):
     STATE = "state"      # the task moved to ``state``
     REQUEUE = "requeue"  # its pod vanished before it ever ran: launch the try again
+    # Its launch is parked, still QUEUED: ``failure`` says on what (a full ResourceQuota).
+    WAITING = "waiting"
 
 
 class EventSource(StrEnum):
@@ -45,7 +47,8 @@ class InvalidEvent(ValueError):
 class TaskEvent:
     """One thing that happened to one launch of one task try.
 
-    ``failure`` says why, for a FAILED state and for a REQUEUE; ``detail`` holds observations
+    ``failure`` says why, for a FAILED state, a REQUEUE and a WAITING (whose ``message`` is
+    what the task waits on, as ``podfleet status`` shows it); ``detail`` holds observations
     that decide nothing (node, start latency, create attempts, …).
     """
 

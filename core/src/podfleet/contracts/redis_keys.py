@@ -25,6 +25,12 @@ class RedisKeys:
         a redelivered or replayed launch message creates its pod at most once."""
         return f"{self.prefix}:launched:{launch_id}"
 
+    def quota_waiting(self, namespace: str) -> str:
+        """Sorted set: the launches of ``namespace`` parked on a full ResourceQuota, scored by
+        minus their priority (members start with their queue time: oldest first among equals),
+        so the gate lets them in highest priority first."""
+        return f"{self.prefix}:quota:waiting:{namespace}"
+
     def rate_limit(self, name: str) -> str:
         """String: the GCRA theoretical arrival time of a cluster-wide rate limit, in µs."""
         return f"{self.prefix}:ratelimit:{name}"

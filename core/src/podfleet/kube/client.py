@@ -178,6 +178,14 @@ class KubeClient:
             raise error_from_response(response.status, response.data, response.headers)
         return orjson.loads(response.data) if response.data else None
 
+    # --- resource quotas ----------------------------------------------------------------
+
+    def list_resource_quotas(self, namespace: str) -> list[dict[str, Any]]:
+        """The ResourceQuota objects of ``namespace`` (an empty list when it has none)."""
+        page = self.request("GET", f"/api/v1/namespaces/{quote(namespace)}/resourcequotas",
+                            verb="list")
+        return list(page.get("items") or [])
+
     # --- pods ---------------------------------------------------------------------------
 
     @staticmethod

@@ -297,7 +297,7 @@ class LaunchSettings:
                               parsers.integer(minimum=1, maximum=1000))
     max_attempts: int = setting(
         "PODFLEET_LAUNCH_MAX_ATTEMPTS", "8",
-        "Create attempts per pod on retryable errors (429, 403 quota, 5xx, timeouts) "
+        "Create attempts per pod on retryable errors (429, 5xx, timeouts) "
         "before the task fails with the last reason.", parsers.integer(minimum=1))
     backoff_seconds: float = setting("PODFLEET_LAUNCH_BACKOFF_SECONDS", "0.5",
                                      "First retry delay; doubles, jittered.",
@@ -313,6 +313,12 @@ class LaunchSettings:
         "and shares PODFLEET_LAUNCH_RATE, so the pool's total creation rate is at most "
         "the sum of the configured rates. Executors and workers must agree on it.",
         parsers.queue_rates())
+    quota_poll_seconds: float = setting(
+        "PODFLEET_QUOTA_POLL_SECONDS", "2",
+        "How often a launch parked on a full ResourceQuota (403 `exceeded quota`) looks again "
+        "for room; a worker process reads a namespace's quotas at most twice per interval. "
+        "Parked launches do not count create attempts; only PODFLEET_QUEUED_TIMEOUT_SECONDS "
+        "ends the wait.", parsers.number(minimum=0.1, maximum=600))
 
 
 @dataclass(frozen=True, slots=True)

@@ -94,6 +94,10 @@ class TaskInstance(Base):
     # This try's pods disrupted so far (preempted, evicted, drained, …): each relaunched the
     # try without spending a retry, up to PODFLEET_DISRUPTION_RETRIES.
     disruptions: Mapped[int] = mapped_column(sa.Integer(), default=0, server_default="0")
+    # While QUEUED: what its launch waits on (``waiting on quota in ns X: …``), from the
+    # launcher's WAITING event; cleared when the task moves on. The queued timeout fails the
+    # task with it instead of relaunching into the same wait.
+    waiting_reason: Mapped[str | None] = mapped_column(sa.Text())
 
     __table_args__ = (
         sa.UniqueConstraint("dag_id", "task_id", "run_id", "map_index", "try_number",
@@ -148,6 +152,7 @@ class TaskRow:
     reason: str | None
     updated_at: float
     disruptions: int
+    waiting_reason: str | None
 
     @property
     def key(self) -> TaskKey:

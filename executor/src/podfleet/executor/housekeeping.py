@@ -38,6 +38,9 @@ def expire_stuck_queued(sessions: sessionmaker[Session], settings: Settings,
                         executor_id: str, now: float) -> Applied | None:
     """Relaunch (new launch id) or fail tasks sent but still podless past the timeout.
 
+    A task whose launch waits on a full ResourceQuota (``waiting_reason``) always fails,
+    with that reason: relaunching it would only join the same wait.
+
     Returns what changed, for the caller to act on after commit (None: no timeout set).
     """
     timeout = settings.executor.queued_timeout_seconds
@@ -56,7 +59,11 @@ def expire_stuck_queued(sessions: sessionmaker[Session], settings: Settings,
             result.pods_to_delete.append(
                 (task_namespace(row.executor_config or {}, settings.kubernetes.namespace),
                  pod_name(row.key, row.launch_id), None))
-            if relaunching:
+            if row.waiting_reason:
+                # Waiting on a full quota: a relaunch would only wait again. It fails with
+                # the quota's own message.
+                fail(row, now, f"queued {timeout:g}s {row.waiting_reason}")
+            elif relaunching:
                 if relaunch(row, now, reason) is TaskState.QUEUED:
                     result.relaunches[RelaunchCause.QUEUED_TIMEOUT] += 1
             else:

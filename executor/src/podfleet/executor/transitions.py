@@ -51,6 +51,7 @@ class TaskRecord(Protocol):
     reason: str | None
     updated_at: float
     disruptions: int
+    waiting_reason: str | None
 
 
 class Outcome(StrEnum):
@@ -83,6 +84,8 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float, *,
     current = TaskState(row.state)
     if current.is_terminal:
         return Applied(Outcome.TERMINAL)
+    if event.kind is EventKind.WAITING:
+        return note_waiting(row, event, now)
     if event.kind is EventKind.REQUEUE:
         if current is TaskState.RUNNING:
             return Applied(Outcome.REPLAY)  # it ran: the watcher reports that as FAILED
@@ -103,6 +106,7 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float, *,
             return Applied(Outcome.REQUEUED, TaskState.QUEUED)
     row.state = new.value
     row.updated_at = now
+    row.waiting_reason = None
     if event.pod_name:
         row.pod_name = event.pod_name
     if event.namespace:
@@ -123,6 +127,17 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float, *,
         times = "time" if row.disruptions == 1 else "times"
         row.reason = f"{row.reason} (disrupted {row.disruptions} {times})"
     return Applied(Outcome.APPLIED, new)
+
+
+def note_waiting(row: TaskRecord, event: TaskEvent, now: float) -> Applied:
+    """Record on a QUEUED row what its launch waits on (a WAITING event); a replay, or one
+    that arrives after the task moved on, changes nothing."""
+    text = (event.failure.message or event.failure.reason) if event.failure else ""
+    if row.state != TaskState.QUEUED.value or not text or row.waiting_reason == text:
+        return Applied(Outcome.REPLAY)
+    row.waiting_reason = text
+    row.updated_at = now
+    return Applied(Outcome.APPLIED, TaskState.QUEUED)
 
 
 def is_foreign(row: TaskRecord, event: TaskEvent) -> bool:
@@ -159,6 +174,7 @@ def relaunch(row: TaskRecord, now: float, reason: str) -> TaskState:
     row.running_at = None
     row.pod_name = None
     row.pod_uid = None
+    row.waiting_reason = None
     row.reason = f"relaunch {row.attempt}: {reason}"
     return TaskState.QUEUED
 

@@ -46,6 +46,15 @@ LAUNCH_RETRIES = Counter(
     "podfleet_launch_retries_total",
     "Pod creates retried, by the reason of the failed attempt (e.g. 429, 503, quota, timeout).",
     ["reason"])
+QUOTA_WAITS = Counter(
+    "podfleet_quota_waits_total",
+    "Launches parked because a ResourceQuota of their namespace was full (a 403 "
+    "`exceeded quota`, or others already waiting there): each launch counted once per wait.",
+    ["namespace"])
+QUOTA_PARKED = Gauge(
+    "podfleet_quota_parked_launches",
+    "Launches waiting for room in their namespace's ResourceQuota, as last seen by a worker.",
+    ["namespace"], multiprocess_mode="livemax")
 LAUNCH_BATCH_SIZE = Histogram(
     "podfleet_launch_batch_size",
     "Launch requests per broker message.", buckets=BATCH_BUCKETS)
@@ -329,7 +338,11 @@ def preinitialise(metric: Counter | Histogram, **values: Iterable[str]) -> None:
 
 def preinitialise_worker_metrics(namespaces: Iterable[str]) -> None:
     """The launcher's and watcher's labelled series, at 0, for these namespaces."""
-    preinitialise(PODS_CREATED, namespace=tuple(namespaces), outcome=PodCreateOutcome)
+    namespaces = tuple(namespaces)
+    preinitialise(PODS_CREATED, namespace=namespaces, outcome=PodCreateOutcome)
+    preinitialise(QUOTA_WAITS, namespace=namespaces)
+    for namespace in namespaces:
+        QUOTA_PARKED.labels(namespace=namespace).set(0)
     preinitialise(LAUNCH_RETRIES, reason=LaunchRetryReason)
     preinitialise(MESSAGES_REJECTED, reason=MessageRejectReason)
     preinitialise(WATCH_EVENTS, type=WatchEventType)

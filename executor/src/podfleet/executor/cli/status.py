@@ -76,10 +76,15 @@ class TaskOutcomes(Protocol):
 
 def collect(engine: sa.Engine, *, dag_id: str | None, state: str | None, now: float,
             heartbeat_timeout: float) -> dict[str, Any]:
-    """Task counts by state and by (state, reason), and every executor's liveness."""
+    """Task counts by state and by (state, reason), and every executor's liveness. A QUEUED
+    task's reason is why it waits: for a slot, or on a full quota (``waiting on quota in ns
+    X: <the quota's message>``)."""
     waiting = sa.and_(TaskInstance.state == TaskState.QUEUED.value,
                       TaskInstance.enqueued_at.is_(None))
-    reason = sa.case((waiting, sa.literal(WAITING_FOR_SLOT)), else_=TaskInstance.reason)
+    parked = sa.and_(TaskInstance.state == TaskState.QUEUED.value,
+                     TaskInstance.waiting_reason.is_not(None))
+    reason = sa.case((waiting, sa.literal(WAITING_FOR_SLOT)),
+                     (parked, TaskInstance.waiting_reason), else_=TaskInstance.reason)
     query = sa.select(TaskInstance.state, reason, sa.func.count()).group_by(
         TaskInstance.state, reason)
     if dag_id:

@@ -4,14 +4,17 @@ A message holds the tasks of one task queue (the executor routes them so), highe
 first; the launcher keeps that order. It verifies the envelope (a forged or malformed one is
 dead-lettered), builds each pod, leaves out launches an earlier delivery finished
 (:mod:`podfleet.workers.launch_records`), then hands the rest to
-:class:`~podfleet.workers.launcher.slow_start.SlowStart`; what each create came to is judged
-in :mod:`podfleet.workers.launcher.outcome`. Leftovers the rounds stop on go back to the broker
-as a new signed message, delayed, each request carrying its attempt count and last reason
-(:meth:`LaunchRequest.handed_back`). The message is acked (the function returns) only after
-every pod of it is decided or handed on, and every event is published: in one round trip per
-message, or sooner — before any wait, and once the oldest unpublished one is
-:data:`~podfleet.workers.launcher.outcome.MAX_EVENT_DELAY_S` old — so none sits unpublished
-while the thread waits.
+:class:`~podfleet.workers.launcher.slow_start.SlowStart`; what each create came to is judged in
+:mod:`podfleet.workers.launcher.outcome`. Leftovers the rounds stop on go back to the broker as
+a new signed message, delayed, each request carrying its attempt count and last reason
+(:meth:`LaunchRequest.handed_back`). Launches in a namespace whose ResourceQuota is full are
+sorted out first by the :class:`~podfleet.workers.quota.QuotaGate` (go now, wait, never fit);
+those that wait, and those a create parked on a 403 "exceeded quota", go back as one more
+message, delayed by ``PODFLEET_QUOTA_POLL_SECONDS``, without counting an attempt. The message
+is acked (the function returns) only after every pod of it is decided or handed on, and every
+event is published: in one round trip per message, or sooner — before any wait, and once the
+oldest unpublished one is :data:`~podfleet.workers.launcher.outcome.MAX_EVENT_DELAY_S` old — so
+none sits unpublished while the thread waits.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from podfleet.workers.launch_records import CREATED, LaunchRecords, PriorLaunch
 from podfleet.workers.launcher.outcome import LaunchReport, Outbox, Outcomes, PendingPod
 from podfleet.workers.launcher.slow_start import SlowStart
 from podfleet.workers.middleware.dead_letter import DeadLetter
+from podfleet.workers.quota import QuotaGate
 from podfleet.workers.rate_limits import ClusterRateLimiter
 
 logger = logging.getLogger("podfleet.workers.launcher")
@@ -73,7 +77,9 @@ class Launcher:
             self._limiters[route_for(settings, None).limiter_name] = limiter
         self.limiter = self.limiter_for(None)
         self.records = LaunchRecords(redis_client, self.keys)
-        self.outcomes = Outcomes(settings, kube)
+        self.quota = QuotaGate(kube, redis_client, self.keys,
+                               poll_seconds=settings.launch.quota_poll_seconds)
+        self.outcomes = Outcomes(settings, kube, self.quota)
         self.slow_start = SlowStart(self.aio, self.loop, self.records, self.outcomes)
 
     def limiter_for(self, queue: str | None) -> ClusterRateLimiter:
@@ -153,6 +159,7 @@ class Launcher:
         report = LaunchReport()
         pending: list[PendingPod] = []
         decided: list[TaskEvent] = []
+        batch_items: list[PendingPod] = []  # every request that has a pod, for the quota lists
         for request in batch.requests:
             if request.deadline is not None and time.time() > request.deadline:
                 name = pod_name(request.key, request.launch_id)
@@ -167,7 +174,9 @@ class Launcher:
                 continue
             pending.append(PendingPod(request, pod, attempts=request.attempts,
                                       last_reason=request.last_reason))
+        batch_items = list(pending)
         pending = self._skip_finished_launches(pending, decided, report, created)
+        pending, waiting = self._sort_out_by_quota(pending, decided, report)
         # Highest priority first (stable: the executor's order among equals).
         pending.sort(key=lambda p: -p.request.priority)
         limiter = self.limiter_for(batch.requests[0].queue)
@@ -175,8 +184,13 @@ class Launcher:
         outbox.add(decided)
         try:
             leftover = self.slow_start.run(pending, report, outbox, created, limiter)
+            undecided = list(leftover.pending) if leftover is not None else []
             if leftover is not None:
                 self._hand_back(leftover.pending, leftover.delay_s, report)
+            waiting.extend(report.parked)
+            if waiting:
+                self._hand_back(waiting, self.settings.launch.quota_poll_seconds, report)
+            self._leave_waiting_lists(batch_items, waiting + undecided)
         finally:
             # Whatever is decided is published, even when something unexpected went wrong.
             outbox.flush()
@@ -194,6 +208,35 @@ class Launcher:
         decided.extend(self.outcomes.settle_finished(
             [p for p in pending if p.request.launch_id in prior], prior, report))
         return [p for p in pending if p.request.launch_id not in prior]
+
+    # --- quota-aware waiting ----------------------------------------------------------------
+
+    def _sort_out_by_quota(self, pending: list[PendingPod], decided: list[TaskEvent],
+                           report: LaunchReport) -> tuple[list[PendingPod], list[PendingPod]]:
+        """The launches to create now, and those to hand back to wait for quota; those that
+        can never fit are failed into ``decided``."""
+        if not pending:
+            return pending, []
+        answer = self.quota.sort_out([(p.request, p.pod) for p in pending])
+        for i, reason in answer.never.items():
+            decided.append(self.outcomes.failed(pending[i].request, reason, report,
+                                                outcome=PodCreateOutcome.INVALID))
+        for i, reason in answer.joined.items():
+            if i in answer.wait:
+                decided.append(self.outcomes.waiting(pending[i].request, reason))
+        go = set(answer.go)
+        return ([p for i, p in enumerate(pending) if i in go],
+                [pending[i] for i in answer.wait])
+
+    def _leave_waiting_lists(self, items: list[PendingPod], undecided: list[PendingPod]
+                             ) -> None:
+        """Take this message's launches that are decided off their namespaces' waiting lists
+        (only namespaces that have a list: most messages make no call here)."""
+        still = {id(p) for p in undecided}
+        done = [(p.request, p.pod) for p in items if id(p) not in still
+                and p.request.namespace in self.quota.namespaces_waiting]
+        if done:
+            self.quota.leave(done)
 
     # --- handing leftovers back to the broker --------------------------------------------
 

@@ -10,7 +10,11 @@ The rules, per pod (docs/architecture.md, "The launch path", says why):
 - rejected (400, 422, and other 4xx that a retry cannot fix: RBAC 403, a PriorityClass that
   does not exist (403 "no PriorityClass with name …"), missing namespace) → FAILED with the API
   server's own message;
-- 429, 5xx, 403 "exceeded quota", a 409 that is not AlreadyExists, timeouts, connection errors
+- 403 "exceeded quota" → not an attempt: FAILED at once when the pod asks more than a
+  quota's ``hard`` (it can never fit), otherwise *parked* on the namespace's waiting list
+  (:mod:`podfleet.workers.quota`) with a WAITING event that tells the executor why; the
+  launcher hands it back to the broker to look again for room;
+- 429, 5xx, a 409 that is not AlreadyExists, timeouts, connection errors
   → retried with exponential backoff and jitter, honouring Retry-After, until
   ``settings.launch.max_attempts`` attempts, then FAILED with the last reason;
 - a launch another delivery already finished → LAUNCHED if its pod still exists, otherwise
@@ -45,6 +49,7 @@ from podfleet.monitoring.metrics import (
 )
 from podfleet.settings import Settings
 from podfleet.workers.launch_records import CREATED, FAILED, LaunchRecords, PriorLaunch
+from podfleet.workers.quota import QuotaGate, quota_message, waiting_message
 
 logger = logging.getLogger("podfleet.workers.launcher")
 
@@ -62,6 +67,7 @@ class PendingPod:
     last_reason: str = ""
     not_before: float = 0.0  # time.monotonic()
     uncertain: bool = False  # an attempt got no answer: the pod may exist
+    parked: bool = False  # a full quota refused it: it goes back to wait (LaunchReport.parked)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +91,8 @@ class LaunchReport:
     requeued: int = 0
     replayed: int = 0
     retries: int = 0
+    # Parked on a full quota (403 "exceeded quota"): the launcher hands these back.
+    parked: list[PendingPod] = field(default_factory=list)
     events: list[TaskEvent] = field(default_factory=list)
 
 
@@ -115,9 +123,11 @@ def retry_label(error: KubeError | Unreachable) -> LaunchRetryReason:
 class Outcomes:
     """Judges create results and turns every decision into the task's event, counted."""
 
-    def __init__(self, settings: Settings, kube: KubeClient) -> None:
+    def __init__(self, settings: Settings, kube: KubeClient,
+                 quota: QuotaGate | None = None) -> None:
         self.settings = settings
         self.kube = kube
+        self.quota = quota
         self.max_attempts = settings.launch.max_attempts
         # Metric children, looked up once: ``labels()`` takes a lock and builds a key per call.
         self._outcomes: dict[tuple[str, PodCreateOutcome], Any] = {}
@@ -126,7 +136,8 @@ class Outcomes:
     def judge(self, item: PendingPod, result: CreateResult, report: LaunchReport
               ) -> TaskEvent | None:
         """The event that decides ``item``, or None when it is to be retried (its next
-        attempt's time set in ``item.not_before``)."""
+        attempt's time set in ``item.not_before``). A launch parked on a full quota
+        (``item.parked``) is done here either way: a WAITING event or None."""
         request = item.request
         if result.kind == "stale":
             return None  # not an attempt: it goes again with a fresh permit
@@ -143,6 +154,8 @@ class Outcomes:
         if result.kind == "rejected":
             return self.failed(request, describe(error), report, outcome=PodCreateOutcome.INVALID,
                                detail={"status": answered_status(error), "attempts": attempts})
+        if isinstance(error, QuotaExceeded):
+            return self.quota_refused(item, error, report)
         item.attempts = attempts
         item.last_reason = describe(error)
         item.uncertain = item.uncertain or isinstance(error, Unreachable)
@@ -159,6 +172,34 @@ class Outcomes:
         LAUNCH_RETRIES.labels(reason=retry_label(error)).inc()
         item.not_before = time.monotonic() + self.backoff(attempts, error.retry_after)
         return None
+
+    def quota_refused(self, item: PendingPod, error: QuotaExceeded, report: LaunchReport
+                      ) -> TaskEvent | None:
+        """A 403 "exceeded quota": FAILED at once if the pod can never fit, else parked (not
+        an attempt) with a WAITING event when it newly joins its namespace's waiting list."""
+        request = item.request
+        never = self.quota.never_fits(request.namespace, item.pod) if self.quota else None
+        if never is not None:
+            return self.failed(request, f"{describe(error)} (the pod asks more than the quota "
+                               "allows at all)", report, outcome=PodCreateOutcome.INVALID,
+                               detail={"status": error.status, "attempts": item.attempts + 1})
+        item.last_reason = describe(error)
+        item.parked = True
+        report.parked.append(item)
+        LAUNCH_RETRIES.labels(reason=LaunchRetryReason.QUOTA).inc()
+        joined = self.quota.park(request, item.pod) if self.quota else True
+        if not joined:
+            return None
+        return self.waiting(request, quota_message(error.message))
+
+    def waiting(self, request: LaunchRequest, quota_text: str) -> TaskEvent:
+        """The WAITING event of a launch parked on its namespace's quota."""
+        message = waiting_message(request.namespace, quota_text)
+        logger.info("task %s %s", request.key, message)
+        return TaskEvent(
+            key=request.key, launch_id=request.launch_id, executor_id=request.executor_id,
+            kind=EventKind.WAITING, source=EventSource.LAUNCHER, state=TaskState.QUEUED,
+            failure=Failure("QuotaExceeded", message=message), namespace=request.namespace)
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:
         """Seconds before attempt ``attempts + 1``: exponential, jittered, at least what the

@@ -121,10 +121,10 @@ class SlowStart:
             done: set[int] = set()
             for item, result in zip(batch, results, strict=True):
                 event = self.outcomes.judge(item, result, report)
-                if event is None:
+                if event is None and not item.parked:
                     failed_round = True
-                else:
-                    events.append(event)
+                else:  # decided, or parked on a full quota (the launcher hands it back)
+                    events.extend([event] if event is not None else [])
                     done.add(id(item))
             outbox.add(events)
             pending = [p for p in pending if id(p) not in done]
