@@ -102,44 +102,77 @@ def _kubectl(pipeline: Pipeline, executor: Executor, *args: str) -> str:
 
 def _assert_relaunched_without_spending_retries(
         pipeline: Pipeline, history: PodHistory, keys: list[TaskKey],
-        disrupted: dict[TaskKey, str], node: str | None) -> None:
-    """Every key succeeded; a disrupted one (key -> its first launch) ran its same try again
-    under a new launch, off ``node`` (if given); the others ran once; no try ever had two
-    live pods; the scheduler heard one success per try and nothing else."""
+        disrupted: dict[TaskKey, list[str]], off: set[str]) -> None:
+    """Every key succeeded; a disrupted one (key -> its disrupted launches) ran its same try
+    again under a new launch, last on none of the nodes ``off``; the others ran once; no try
+    ever had two live pods; the scheduler heard one success per try and nothing else."""
     rows = pipeline.rows_by_key()
     for key in keys:
         row = rows[key]
         assert (row.task_state, row.try_number) == (TaskState.SUCCESS, key.try_number), key
-        if key in disrupted:
-            assert (row.attempt, row.disruptions) == (2, 1), key
-            assert row.launch_id != disrupted[key], key
-            if node is not None:
-                relaunched_on = history.nodes_of_launch(row.launch_id)
-                assert relaunched_on and node not in relaunched_on, key
-        else:
-            assert (row.attempt, row.disruptions) == (1, 0), key
+        times = len(disrupted.get(key, ()))
+        assert (row.attempt, row.disruptions) == (1 + times, times), key
+        if times:
+            assert row.launch_id not in disrupted[key], key
+            ran_on = history.nodes_of_launch(row.launch_id)
+            assert ran_on and not ran_on & off, key
     assert pipeline.terminal_reports() == Counter({(key, TaskState.SUCCESS): 1 for key in keys})
     assert history.error is None
     assert history.most_live_pods_of_one_try() == 1
+
+
+def _launches_on(pipeline: Pipeline, node: str) -> dict[TaskKey, str]:
+    """The current launch of each task whose pod is bound to ``node``."""
+    nodes = _nodes_of(pipeline)
+    return {row.key: row.launch_id for row in pipeline.rows() if nodes.get(row.key) == node}
+
+
+def _drain(pipeline: Pipeline, executor: Executor, node: str) -> None:
+    out = _kubectl(pipeline, executor, "drain", node, "--ignore-daemonsets",
+                   "--delete-emptydir-data", "--force", "--timeout=60s")
+    assert f"node/{node} drained" in out
 
 
 def test_kubectl_drain_relaunches_the_nodes_tasks_elsewhere_without_spending_retries(
         pipeline: Pipeline, history: PodHistory) -> None:
     # Given three tasks running on a three-node cluster
     executor, keys = _start_running(pipeline, 3)
-    nodes = _nodes_of(pipeline)
-    node = _busiest(nodes)
-    launches = {row.key: row.launch_id for row in pipeline.rows() if nodes[row.key] == node}
+    node = _busiest(_nodes_of(pipeline))
+    launches = _launches_on(pipeline, node)
     counted_before = _disruptions("EvictionByEvictionAPI")
     # When an operator drains the node some of them run on
-    out = _kubectl(pipeline, executor, "drain", node, "--ignore-daemonsets",
-                   "--delete-emptydir-data", "--force", "--timeout=60s")
-    # Then its pods were evicted, and those tasks ran their same try again on another node
-    assert f"node/{node} drained" in out
+    _drain(pipeline, executor, node)
+    # Then those tasks ran their same try again on another node, without spending a retry
     pipeline.run_until_finished(executor, keys, timeout=90)
-    _assert_relaunched_without_spending_retries(pipeline, history, keys, launches, node)
+    _assert_relaunched_without_spending_retries(
+        pipeline, history, keys, {key: [launch] for key, launch in launches.items()}, {node})
     # ... and each eviction was counted as a disruption
     assert _disruptions("EvictionByEvictionAPI") == counted_before + len(launches)
+
+
+@pytest.mark.slow
+def test_draining_two_nodes_in_turn_relaunches_a_try_as_often_as_it_is_evicted(
+        pipeline: Pipeline, history: PodHistory) -> None:
+    # Given four tasks running on a three-node cluster, and one node drained
+    executor, keys = _start_running(pipeline, 4)
+    first = _busiest(_nodes_of(pipeline))
+    disrupted: dict[TaskKey, list[str]] = {}
+    for key, launch in _launches_on(pipeline, first).items():
+        disrupted.setdefault(key, []).append(launch)
+    _drain(pipeline, executor, first)
+    pipeline.run_until(executor, lambda: all(
+        row.task_state is TaskState.RUNNING and row.attempt == 1 + len(disrupted.get(row.key, ()))
+        for row in pipeline.rows()), 60, "the evicted tasks to run again")
+    # When a second node is drained, while the last one has no room left
+    second = _busiest({k: n for k, n in _nodes_of(pipeline).items() if n != first})
+    for key, launch in _launches_on(pipeline, second).items():
+        disrupted.setdefault(key, []).append(launch)
+    _drain(pipeline, executor, second)
+    # Then every try evicted (once or twice) ran again on the last node, once it had room,
+    # and succeeded, each eviction forgiven
+    pipeline.run_until_finished(executor, keys, timeout=120)
+    _assert_relaunched_without_spending_retries(pipeline, history, keys, disrupted,
+                                                {first, second})
 
 
 @pytest.fixture
@@ -183,7 +216,8 @@ def test_a_preempted_task_is_relaunched_without_spending_its_retry_and_runs_once
     pipeline.run_until_finished(executor, keys, timeout=90)
     preempted = {row.key: launches[row.key] for row in pipeline.rows() if row.disruptions}
     assert len(preempted) == 1
-    _assert_relaunched_without_spending_retries(pipeline, history, keys, preempted, None)
+    _assert_relaunched_without_spending_retries(
+        pipeline, history, keys, {key: [launch] for key, launch in preempted.items()}, set())
     urgent_pod = pipeline.kube.get_pod(pipeline.namespace, urgent)
     assert urgent_pod is not None and urgent_pod["status"]["phase"] == "Succeeded"
     # ... and the preemption was counted as a disruption
@@ -195,13 +229,13 @@ def test_a_noexecute_taint_relaunches_the_nodes_tasks_elsewhere_without_spending
         pipeline: Pipeline, history: PodHistory) -> None:
     # Given three tasks running on a three-node cluster
     executor, keys = _start_running(pipeline, 3)
-    nodes = _nodes_of(pipeline)
-    node = _busiest(nodes)
-    launches = {row.key: row.launch_id for row in pipeline.rows() if nodes[row.key] == node}
+    node = _busiest(_nodes_of(pipeline))
+    launches = _launches_on(pipeline, node)
     counted_before = _disruptions("DeletionByTaintManager")
     # When the node some of them run on is tainted NoExecute
     _kubectl(pipeline, executor, "taint", "nodes", node, "maintenance=now:NoExecute")
     # Then the taint manager evicted them, and they ran their same try again elsewhere
     pipeline.run_until_finished(executor, keys, timeout=90)
-    _assert_relaunched_without_spending_retries(pipeline, history, keys, launches, node)
+    _assert_relaunched_without_spending_retries(
+        pipeline, history, keys, {key: [launch] for key, launch in launches.items()}, {node})
     assert _disruptions("DeletionByTaintManager") == counted_before + len(launches)
