@@ -10,10 +10,18 @@ Three measurements, each against a fresh private Redis and the simulator in its 
 3. **latency** — launch latency (queued_at → the API accepted the pod) p50/p99 while tasks
    arrive steadily at half the measured capacity.
 
+``--watch`` measures a pod's whole life in the workers instead: the pods are scheduled, run for
+``--run-time`` seconds and succeed, a watcher publishes RUNNING and SUCCESS, archives each
+pod's log and deletes it. The launchers (``podfleet worker --no-watcher``) and the watcher (a
+one-process pool of its own that consumes no launch queue) are separate processes, so the CPU
+per pod is reported for each, and the run ends when every pod is gone.
+
 ``--profile`` samples the worker processes with py-spy during the capacity run and prints the
-top functions, to say where the time goes. ``--quick`` is a CI smoke of a few seconds.
+top functions, to say where the time goes. ``--quick`` is a CI smoke of a few seconds (with a
+short ``--watch`` run after it).
 
     .venv/bin/python bench/bench_launch.py [--quick] [--processes 2 --threads 8] [--profile]
+    .venv/bin/python bench/bench_launch.py --watch --capacity-only --tasks 2000 [--profile]
 """
 
 from __future__ import annotations
@@ -38,14 +46,19 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.messages import LaunchBatch, LaunchRequest, new_launch_id
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
+from podfleet.contracts.states import TaskState
+from podfleet.kube.client import KubeClient
 from podfleet.local.fleet import LocalFleet
 from podfleet.local.stats import percentile
+from podfleet.local.waiting import wait_for
 from podfleet.settings import Settings
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.server import RunningSimulator, start_simulator
 
 KEY = "bench-launch-signing-key-0123456789"
+# The watcher's pool consumes only this task queue, to which nothing is sent.
+IDLE_QUEUE = "bench-idle"
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -84,7 +97,10 @@ class Bench:
         """A fleet of its own for one measurement (a fresh Redis) on the shared simulator;
         no executor runs, so no DB."""
         env = {"PODFLEET_EXECUTOR_ID": "bench", "PODFLEET_LAUNCH_RATE": str(rate),
-               "PODFLEET_BATCH_SIZE": str(self.args.batch_size)}
+               "PODFLEET_BATCH_SIZE": str(self.args.batch_size),
+               # Launchers and watcher must agree on the task queues; the launch route of
+               # the bench's tasks (no queue) stays the default one.
+               "PODFLEET_QUEUE_RATES": f"{IDLE_QUEUE}=1"}
         if rate:
             env["PODFLEET_LAUNCH_BURST"] = str(max(1, int(rate / 20)))
         return LocalFleet(workdir=self.workdir / f"run-{self.run}", simulator=self.sim,
@@ -101,13 +117,23 @@ class Bench:
             client = redis.Redis.from_url(fleet.redis_url)
             worker = fleet.workers.start(self.args.processes, self.args.threads, watcher=False)
             self.worker = worker
+            watcher = (fleet.workers.start(1, 2, queues=[IDLE_QUEUE]) if self.args.watch
+                       else None)
             try:
                 self._wait_ready(client, broker, settings)
                 spy = self._start_profile(worker.pid) if profile else None
+                watcher_spy = (self._start_profile(watcher.pid, "-watcher")
+                               if profile and watcher is not None else None)
                 parties = {"simulator": [self.sim.process.pid],  # type: ignore[attr-defined]
                            "workers": group_pids(worker.pid),
                            "redis": [fleet.redis_server.pid],
                            "bench (enqueue + collect)": [os.getpid()]}
+                if watcher is not None:
+                    parties = {"simulator": parties["simulator"],
+                               "launchers": parties["workers"],
+                               "watcher": group_pids(watcher.pid),
+                               "redis": parties["redis"],
+                               "bench (enqueue + collect)": parties["bench (enqueue + collect)"]}
                 before = {name: cpu_seconds(pids) for name, pids in parties.items()}
                 self.started = time.time()
                 if arrival_rate:
@@ -115,13 +141,17 @@ class Bench:
                 else:
                     self._send(broker, settings, self._requests(tasks))
                 events = self._collect(client, settings, tasks)
+                if watcher is not None:
+                    self._wait_gone(fleet)
                 elapsed = time.time() - self.started
                 self.cpu = {name: cpu_seconds(pids) - before[name]
                             for name, pids in parties.items()}
                 self.cpu["wall"] = elapsed
                 if spy is not None:
                     self._stop_profile(spy)
-                return events
+                if watcher_spy is not None:
+                    self._stop_profile(watcher_spy, "-watcher")
+                return [e for e in events if e.state is TaskState.LAUNCHED]
             finally:
                 fleet.workers.stop()
                 client.close()
@@ -163,10 +193,24 @@ class Bench:
         self._collect(client, settings, 1, quiet=True)
         client.delete(RedisKeys(settings.redis.prefix).events("bench"))
 
+    def _wait_gone(self, fleet: LocalFleet) -> None:
+        """Until the watcher has deleted every pod (the warm-up's too)."""
+        kube = KubeClient.from_config(kubeconfig=str(fleet.kubeconfig))
+        try:
+            wait_for(lambda: not kube.request("GET", kube.pods_path("default"),
+                                              query={"limit": 1})["items"],
+                     timeout=300, interval=0.5, what="every pod deleted")
+        finally:
+            kube.close()
+
     def _collect(self, client: redis.Redis, settings: Settings, count: int, *,
                  quiet: bool = False) -> list[TaskEvent]:
+        """The events of ``count`` tasks: LAUNCHED each, and with ``--watch`` RUNNING and
+        SUCCESS too."""
         stream = RedisKeys(settings.redis.prefix).events("bench")
         deadline = time.monotonic() + 300
+        per_task = 3 if self.args.watch else 1
+        count *= per_task
         while client.xlen(stream) < count:
             worker = getattr(self, "worker", None)
             if worker is not None and worker.poll() is not None:
@@ -178,27 +222,34 @@ class Bench:
             time.sleep(0.01)
         events = [TaskEvent.from_fields(f) for _, f in client.xrange(stream)]
         if not quiet:
-            failed = [e for e in events if e.state is None or e.state.value != "launched"]
+            expected = ({TaskState.LAUNCHED, TaskState.RUNNING, TaskState.SUCCESS}
+                        if self.args.watch else {TaskState.LAUNCHED})
+            failed = [e for e in events if e.state not in expected]
             if failed:
                 print(f"  ! {len(failed)} tasks not launched: {failed[0].reason}")
         return events
 
-    def _start_profile(self, pid: int) -> subprocess.Popen[bytes] | None:
+    def _profile_path(self, suffix: str) -> Path:
+        out: Path = self.args.profile_out or self.workdir / "profile.txt"
+        return out.with_name(out.stem + suffix + out.suffix)
+
+    def _start_profile(self, pid: int, suffix: str = "") -> subprocess.Popen[bytes] | None:
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         if not Path(spy).exists():
             print("  (py-spy not installed: no profile)")
             return None
-        out = self.args.profile_out or self.workdir / "profile.txt"
+        out = self._profile_path(suffix)
         return subprocess.Popen(
             [spy, "record", "--pid", str(pid), "--subprocesses", "--format", "raw",
              "--output", str(out), "--rate", "250", "--nonblocking", "--gil"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def _stop_profile(self, spy: subprocess.Popen[bytes]) -> None:
+    def _stop_profile(self, spy: subprocess.Popen[bytes], suffix: str = "") -> None:
         spy.send_signal(signal.SIGINT)
         with contextlib.suppress(subprocess.TimeoutExpired):
             spy.wait(30)
-        report_profile(self.args.profile_out or self.workdir / "profile.txt")
+        print(f"  {'watcher' if suffix else 'launchers'}:")
+        report_profile(self._profile_path(suffix))
 
 
 def report_profile(path: Path, top: int = 15) -> None:
@@ -236,20 +287,39 @@ def main() -> int:
                         help="measure capacity only (skip tracking and latency)")
     parser.add_argument("--lifecycle", action="store_true",
                         help="let the simulator schedule and run the pods too")
+    parser.add_argument("--watch", action="store_true",
+                        help="whole pod lives: run, watch, archive the log and delete each pod, "
+                             "with the watcher in a process of its own (implies --lifecycle)")
+    parser.add_argument("--run-time", type=float, default=0.5,
+                        help="seconds each pod runs with --watch")
     args = parser.parse_args()
     if args.quick:
         args.tasks = min(args.tasks, 1000)
+    code = measure(args)
+    if args.quick and not args.watch:
+        # The smoke covers whole pod lives too, briefly.
+        code = code or measure(argparse.Namespace(**{**vars(args), "watch": True,
+                                                     "tasks": 200, "profile": False}))
+    return code
+
+
+def measure(args: argparse.Namespace) -> int:
+    """One simulator, and the measurements ``args`` asks for on it."""
+    args.lifecycle = args.lifecycle or args.watch
     # Pods stay Pending unless --lifecycle: the simulated kubelet's work for thousands of
     # running pods would otherwise share the two cores with the pool being measured.
     config = SimulatorConfig(default_termination_grace_period_s=1, cluster=ClusterConfig(
         nodes=50, node_pods=1000, schedule_delay_s=0.01 if args.lifecycle else 3600.0,
-        container_start_delay_s=0.05, default_run_time_s=3600.0))
+        container_start_delay_s=0.05,
+        default_run_time_s=args.run_time if args.watch else 3600.0))
     workdir = Path(tempfile.mkdtemp(prefix="podfleet-bench-"))
     sim = start_simulator(config, mode="process")
     try:
         bench = Bench(args, sim, workdir)
         print(f"pool: {args.processes} processes × {args.threads} threads, batches of "
-              f"{args.batch_size}; simulator in its own process; 2-core machine shared")
+              f"{args.batch_size}; simulator in its own process; 2-core machine shared; "
+              f"load average {os.getloadavg()[0]:.1f}"
+              + ("; whole pod lives, watcher in its own process" if args.watch else ""))
 
         events = bench.phase(args.tasks, profile=args.profile)
         started = bench.started
@@ -262,7 +332,7 @@ def main() -> int:
             f"{name} {cpu:.1f}s ({1e6 * cpu / len(events):.0f} µs/pod)"
             for name, cpu in bench.cpu.items()))
 
-        if args.capacity_only:
+        if args.capacity_only or args.watch:
             return 0
         rate = min(args.rate, capacity / 2)
         tracked = bench.phase(int(rate * (3 if args.quick else 10)), rate=rate)

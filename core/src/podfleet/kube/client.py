@@ -28,6 +28,7 @@ from podfleet.kube.errors import (
     Unreachable,
     error_from_response,
 )
+from podfleet.kube.watch_events import decode_watch_event
 
 try:
     from kubernetes import client as k8s_client
@@ -257,6 +258,9 @@ class KubeClient:
                    read_timeout: float = 60.0) -> Iterator[dict[str, Any]]:
         """Stream watch events (``{"type", "object"}`` dicts) until the server ends the stream.
 
+        Each pod carries only the fields podfleet reads
+        (:data:`podfleet.kube.watch_events.WatchedPod`), decoded without building the rest.
+
         An ERROR event is yielded as it comes (a 410 arrives that way:
         :func:`~podfleet.kube.errors.error_from_status` names it); an HTTP error before the
         stream starts raises its KubeError (Gone for a 410); silence longer than
@@ -289,14 +293,14 @@ class KubeClient:
                     *lines, pending = pending.split(b"\n")
                     for line in lines:
                         if line.strip():
-                            yield orjson.loads(line)
+                            yield decode_watch_event(line)
             except urllib3.exceptions.ReadTimeoutError:
                 raise Unreachable(
                     "Timeout", f"watch {path}: no data for {read_timeout}s") from None
             except (urllib3.exceptions.ProtocolError, urllib3.exceptions.HTTPError) as exc:
                 raise Unreachable("ConnectionError", f"watch {path}: {exc}") from None
             if pending.strip():
-                yield orjson.loads(pending)
+                yield decode_watch_event(pending)
         finally:
             response.release_conn()
 

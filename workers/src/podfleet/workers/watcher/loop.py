@@ -13,8 +13,9 @@ history) or dies on "410 Expired", and freezes silently on a dead connection. Th
   longer than the read timeout (longer than the bookmark interval) as a dead connection;
 * reconnects after dropped connections, timeouts and API errors with jittered exponential
   backoff, counting each restart by reason;
-* decodes the watch stream with orjson on a reader thread and publishes whatever has arrived
-  as one batch (one Redis round trip), so batches grow with load and latency stays low at rest.
+* decodes the watch stream on a reader thread, only the pod fields it reads
+  (``podfleet.kube.watch_events``), and publishes whatever has arrived as one batch (one Redis
+  round trip), so batches grow with load and latency stays low at rest.
 
 One :class:`ScopeWatch` runs per watch scope (a namespace, or all namespaces); a
 :class:`Watcher` runs them, the lease's renewal and the pod deleter for as long as the lease
