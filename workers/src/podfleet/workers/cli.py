@@ -163,11 +163,11 @@ def dramatiq_command(args: argparse.Namespace, queues: list[str]) -> list[str]:
     return command
 
 
-def environment(airflow_config: str | None) -> dict[str, str]:
-    """This process's environment, with the ``PODFLEET_*`` values an airflow.cfg implies
-    (:mod:`podfleet.settings.airflow_config`) when one is named; the worker processes get it."""
+def airflow_environment(airflow_config: str | None) -> dict[str, str]:
+    """The ``PODFLEET_*`` values an airflow.cfg implies (:mod:`podfleet.settings.airflow_config`)
+    when one is named, on top of this process's environment; the worker processes get them."""
     if not airflow_config:
-        return dict(os.environ)
+        return {}
     from pathlib import Path
 
     from podfleet.settings.airflow_config import (
@@ -181,14 +181,15 @@ def environment(airflow_config: str | None) -> dict[str, str]:
     ignored = ignored_options(config.get)
     if ignored:
         print(f"podfleet worker: {ignored_options_warning(ignored)}", file=sys.stderr)
-    return {**os.environ, **podfleet_environ(config.get)}
+    return {name: value for name, value in podfleet_environ(config.get).items()
+            if os.environ.get(name) != value}
 
 
 def run(args: argparse.Namespace) -> int:
     if args.processes < 1 or args.threads < 1:
         raise SettingsError("--processes and --threads must be at least 1")
-    environ = environment(args.airflow_config)
-    settings = Settings.from_env(environ)
+    from_airflow = airflow_environment(args.airflow_config)
+    settings = Settings.from_env({**os.environ, **from_airflow})
     validate(settings)
     queues = consumed_queues(settings, args.queues, watcher=not args.no_watcher)
     if args.check:
@@ -199,7 +200,8 @@ def run(args: argparse.Namespace) -> int:
 
     server, metrics_dir = _start_metrics(settings, queues)
     launch_queues = len([q for q in queues if q != WATCH_QUEUE])
-    env = {**environ, **worker_environment(args.threads, launch_queues)}
+    # os.environ as it is now: it holds the metrics directory _start_metrics exported.
+    env = {**os.environ, **from_airflow, **worker_environment(args.threads, launch_queues)}
     if args.no_watcher:
         env[NO_WATCHER_VARIABLE] = "1"
     child = subprocess.Popen(dramatiq_command(args, queues), env=env)
