@@ -31,8 +31,15 @@ from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
 from podfleet.kube.aio import DEFAULT_CONCURRENCY, AsyncKubeClient, EventLoopThread
 from podfleet.kube.client import KubeClient
-from podfleet.monitoring.metrics import LAUNCH_BATCH_SIZE, MessageRejectReason, PodCreateOutcome
+from podfleet.monitoring.metrics import (
+    CLOCK_SKEW,
+    LAUNCH_BATCH_SIZE,
+    ClockReference,
+    MessageRejectReason,
+    PodCreateOutcome,
+)
 from podfleet.pods.factory import PodFactory
+from podfleet.redis_client.clock import RedisClock
 from podfleet.settings import Settings
 from podfleet.workers.launch_records import CREATED, LaunchRecords, PriorLaunch
 from podfleet.workers.launcher.outcome import LaunchReport, Outbox, Outcomes, PendingPod
@@ -73,6 +80,9 @@ class Launcher:
             self._limiters[route_for(settings, None).limiter_name] = limiter
         self.limiter = self.limiter_for(None)
         self.records = LaunchRecords(redis_client, self.keys)
+        # Deadlines are judged on Redis' clock, the one every host and the executor share.
+        self.clock = RedisClock(redis_client,
+                                observe=CLOCK_SKEW.labels(reference=ClockReference.REDIS).set)
         self.outcomes = Outcomes(settings, kube)
         self.slow_start = SlowStart(self.aio, self.loop, self.records, self.outcomes)
 
@@ -154,7 +164,7 @@ class Launcher:
         pending: list[PendingPod] = []
         decided: list[TaskEvent] = []
         for request in batch.requests:
-            if request.deadline is not None and time.time() > request.deadline:
+            if request.deadline is not None and self.clock.now() > request.deadline:
                 name = pod_name(request.key, request.launch_id)
                 decided.append(self.outcomes.expired(
                     PendingPod(request, {"metadata": {"name": name}}), report))
