@@ -6,16 +6,15 @@ timeout, in silence. So each worker process announces, every :data:`ANNOUNCE_SEC
 launch queues it consumes: a member ``<host>:<pid>`` scored with Redis' time (``TIME``, so no
 host's clock matters) in the sorted set :meth:`RedisKeys.consumers` of each queue. A consumer
 is live while its score is younger than :data:`LIVE_SECONDS`; :func:`queue_consumers` counts
-the live ones next to the messages waiting, and :func:`unconsumed` picks the queues with
-launches waiting and nobody to take them (``podfleet status``, the executor's log, the
-``podfleet_queue_consumers`` gauge).
+the live ones next to the messages waiting, for ``podfleet status``, the executor's log and
+the ``podfleet_queue_consumers`` gauge.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,9 +65,10 @@ def withdraw(client: redis.Redis | Any, keys: RedisKeys, queues: Iterable[str],
 class QueueConsumers:
     """One launch queue: launch messages waiting in it and live worker processes on it."""
 
-    queue: str
+    queue: str  # the dramatiq queue
     waiting: int
     consumers: int
+    task_queue: str = ""  # the task queue it carries, as ``podfleet worker --queues`` names it
 
     @property
     def unconsumed(self) -> bool:
@@ -77,15 +77,15 @@ class QueueConsumers:
 
     def describe(self) -> str:
         """``queue X: N launch message(s) waiting, no worker consumes it``."""
+        task_queue = self.task_queue or self.queue
         return (f"queue {self.queue}: {self.waiting} launch message(s) waiting, no worker "
-                f"consumes it (start one with `podfleet worker --queues "
-                f"{self.queue}` or include it in the workers' --queues)")
+                f"consumes it (add {task_queue} to a worker's --queues)")
 
 
 def queue_consumers(client: redis.Redis | Any, keys: RedisKeys, namespace: str,
-                    queues: Iterable[str]) -> list[QueueConsumers]:
-    """For each dramatiq queue in ``queues`` (broker namespace ``namespace``): messages
-    ready in it and live consumers, read in one round trip besides TIME."""
+                    queues: Mapping[str, str]) -> list[QueueConsumers]:
+    """For each dramatiq queue in ``queues`` (dramatiq queue -> task queue; broker namespace
+    ``namespace``): messages ready in it and live consumers, in one round trip besides TIME."""
     names = list(queues)
     now = _redis_now(client)
     pipe = client.pipeline(transaction=False)
@@ -93,5 +93,5 @@ def queue_consumers(client: redis.Redis | Any, keys: RedisKeys, namespace: str,
         pipe.llen(redis_layout.queue_key(namespace, queue))
         pipe.zcount(keys.consumers(queue), now - LIVE_SECONDS, "+inf")
     answers = pipe.execute()
-    return [QueueConsumers(queue, int(answers[2 * i]), int(answers[2 * i + 1]))
+    return [QueueConsumers(queue, int(answers[2 * i]), int(answers[2 * i + 1]), queues[queue])
             for i, queue in enumerate(names)]

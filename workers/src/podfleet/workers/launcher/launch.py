@@ -84,7 +84,8 @@ class Launcher:
         self.clock = RedisClock(redis_client,
                                 observe=CLOCK_SKEW.labels(reference=ClockReference.REDIS).set)
         self.outcomes = Outcomes(settings, kube)
-        self.slow_start = SlowStart(self.aio, self.loop, self.records, self.outcomes)
+        self.slow_start = SlowStart(self.aio, self.loop, self.records, self.outcomes,
+                                    clock=self.clock.now)
 
     def limiter_for(self, queue: str | None) -> ClusterRateLimiter:
         """The rate limiter of task queue ``queue``'s route (shared by unlisted queues)."""
