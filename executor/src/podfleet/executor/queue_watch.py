@@ -15,7 +15,7 @@ import time
 import redis
 
 from podfleet.broker import broker_namespace
-from podfleet.broker.consumers import LIVE_SECONDS, QueueConsumers, queue_consumers
+from podfleet.broker.consumers import ANNOUNCE_SECONDS, QueueConsumers, queue_consumers
 from podfleet.contracts.queues import configured_routes
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.monitoring.metrics import QUEUE_CONSUMERS, QUEUE_WAITING_LAUNCHES
@@ -27,7 +27,7 @@ log = logging.getLogger("podfleet.executor")
 LOG_EVERY_SECONDS = 60.0
 #: A queue is reported once nobody has consumed it for this long (a worker just starting
 #: has not announced itself yet).
-GRACE_SECONDS = LIVE_SECONDS
+GRACE_SECONDS = ANNOUNCE_SECONDS
 
 
 def launch_queue_consumers(client: redis.Redis, settings: Settings) -> list[QueueConsumers]:
