@@ -1,49 +1,18 @@
-"""Running a process with its wall clock skewed, for clock-skew tests: libfaketime.
-
-``LD_PRELOAD``-ing libfaketime with ``FAKETIME="+700s"`` moves the process's wall clock
-(``time.time()``, ``datetime.now()``) and nothing else on the machine. The monotonic clock is
-left alone (``FAKETIME_DONT_FAKE_MONOTONIC=1``): faked, Python's lock and queue timeouts wait
-on the real monotonic clock for a faked deadline and hang. The library is the one the
-``libfaketime`` dev dependency builds: Debian bookworm's 0.9.10 makes Python 3.11's
-``time.sleep`` fail with EINVAL when the monotonic clock is left alone (fixed upstream later),
-so it is not used. Without the package the tests that need it are skipped, saying why.
-"""
+"""A skewed clock for one test process (:mod:`podfleet.local.skewed_clock`), or a skip that
+says what is missing."""
 
 from __future__ import annotations
 
-import importlib.util
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-
-def libfaketime_path() -> Path | None:
-    """The libfaketime shared library the ``libfaketime`` package ships, if installed."""
-    spec = importlib.util.find_spec("libfaketime")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        found = Path(folder) / "vendor" / "libfaketime" / "src" / "libfaketime.so.1"
-        if found.is_file():
-            return found
-    return None
+from podfleet.local.skewed_clock import SkewedClockUnavailable
+from podfleet.local.skewed_clock import skewed_clock_env as _skewed_clock_env
 
 
 def skewed_clock_env(seconds: float) -> dict[str, str]:
-    """The environment that runs a process ``seconds`` ahead (negative: behind); skips the
-    test when no working libfaketime is installed."""
-    library = libfaketime_path()
-    if library is None:
-        pytest.skip("clock-skew tests need libfaketime (pip install -e '.[dev]')")
-    env = {"LD_PRELOAD": str(library), "FAKETIME": f"{seconds:+.0f}s",
-           "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-    probe = subprocess.run(
-        [sys.executable, "-c", "import time, threading; time.sleep(0.01); "
-         "threading.Lock().acquire(timeout=0.01); print(time.time())"],
-        env=env, capture_output=True, text=True, timeout=30, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"libfaketime at {library} does not work with this Python: "
-                    f"{probe.stderr.strip()[-200:]}")
-    return env
+    """The environment that runs a process ``seconds`` ahead; skips the test without a
+    working libfaketime."""
+    try:
+        return _skewed_clock_env(seconds)
+    except SkewedClockUnavailable as exc:
+        pytest.skip(str(exc))

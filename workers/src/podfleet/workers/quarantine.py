@@ -21,10 +21,11 @@ from typing import Any
 
 import redis
 from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.brokers.redis import _RedisConsumer
 from dramatiq.errors import ConnectionClosed, DecodeError
 
 from podfleet.broker import redis_layout
+from podfleet.broker.redis_clock_broker import RedisClockBroker
 from podfleet.monitoring.metrics import MESSAGES_REJECTED, MessageRejectReason
 
 logger = logging.getLogger("podfleet.workers.quarantine")
@@ -94,8 +95,9 @@ def _message_id(data: bytes) -> str | None:
         return None
 
 
-class QuarantiningRedisBroker(RedisBroker):
-    """dramatiq's RedisBroker with :class:`QuarantiningConsumer` as its consumer."""
+class QuarantiningRedisBroker(RedisClockBroker):
+    """podfleet's RedisBroker (on Redis' clock) with :class:`QuarantiningConsumer` as its
+    consumer."""
 
     @property
     def consumer_class(self) -> type[QuarantiningConsumer]:
