@@ -85,6 +85,12 @@ class Scheduler:
         self._thread.join(timeout=30)
 
 
+def _resume(pid: int) -> None:
+    """SIGCONT a paused worker's group, unless the timeline killed it meanwhile."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGCONT)
+
+
 def _holder_pid(redis_client: Any, prefix: str) -> int | None:
     from podfleet.contracts.redis_keys import RedisKeys
     from podfleet.workers.watcher.lease import current_holder
@@ -194,7 +200,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         print(f"t={time.monotonic() - started:5.1f}s SIGSTOP launcher {paused.pid} for 5 s",
               flush=True)
         os.killpg(paused.pid, signal.SIGSTOP)
-        threading.Timer(5.0, os.killpg, (paused.pid, signal.SIGCONT)).start()
+        threading.Timer(5.0, _resume, (paused.pid,)).start()
         at(3)
         holder = _holder_pid(client, prefix)
         if holder:
