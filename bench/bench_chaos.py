@@ -9,6 +9,7 @@ garbage; then count, from sources independent of podfleet's own bookkeeping, wha
 Default settings throughout (delete policy ``always``, Redis with an append-only file as a
 production Redis runs), except a launch rate low enough to keep launches in flight while
 faults land, with burst 1 so that the rate is the bound of every 1 s window. The timeline:
+a worker whose clock is 700 s ahead throughout (libfaketime: podfleet.local.skewed_clock),
 a launcher SIGKILLed, a launcher SIGSTOPped for 5 s, the watcher's worker SIGKILLed, Redis
 SIGKILLed and restarted from its AOF, the API answering 429/503 for a while, forged and
 garbage launch-queue entries, every watch connection dropped after 1 s for a while, a
@@ -46,11 +47,13 @@ from typing import Any
 from bench_pipeline import database
 
 from podfleet.contracts.naming import pod_name
+from podfleet.local.skewed_clock import skewed_clock_env
 from podfleet.local.waiting import wait_for
 
 NAMESPACE = "default"
 SIGNING_KEY = "chaos-bench-signing-key-0123456789"
 QUEUE = "podfleet.launch"
+SKEW_S = 700.0  # how far the skewed worker's clock is ahead
 
 
 class Scheduler:
@@ -82,6 +85,12 @@ class Scheduler:
         """Stop syncing without terminating: to the fleet it looks like a SIGKILLed scheduler."""
         self._stop.set()
         self._thread.join(timeout=30)
+
+
+def _resume(pid: int) -> None:
+    """SIGCONT a paused worker's group, unless the timeline killed it meanwhile."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGCONT)
 
 
 def _holder_pid(redis_client: Any, prefix: str) -> int | None:
@@ -198,8 +207,12 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         assert redis_server is not None
         settings = fleet.settings()
         client = connect_redis(fleet.redis_url, socket_timeout=5)
-        for _ in range(3):
+        for _ in range(2):
             workers.start(threads=4)
+        # One worker host whose clock is SKEW_S ahead, the whole run: deadlines and dramatiq's
+        # heartbeats are judged on Redis' clock, so it launches like the others.
+        print(f"worker {workers.start(threads=4, **skewed_clock_env(SKEW_S)).pid} runs with "
+              f"its clock {SKEW_S:+.0f} s off", flush=True)
         wait_for(lambda: _holder_pid(client, prefix), 60, "a watcher")
         sim.admin.reset_stats()  # /_sim/creates from here on
 
@@ -235,7 +248,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         print(f"t={time.monotonic() - started:5.1f}s SIGSTOP launcher {paused.pid} for 5 s",
               flush=True)
         os.killpg(paused.pid, signal.SIGSTOP)
-        threading.Timer(5.0, os.killpg, (paused.pid, signal.SIGCONT)).start()
+        threading.Timer(5.0, _resume, (paused.pid,)).start()
         at(3)
         holder = _holder_pid(client, prefix)
         if holder:

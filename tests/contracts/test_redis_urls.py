@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import pytest
+import redis
 
-from podfleet.redis_client import InvalidRedisUrl, SentinelUrl, is_sentinel_url, parse_sentinel_url
+from podfleet.local.ports import free_port
+from podfleet.redis_client import (
+    InvalidRedisUrl,
+    SentinelUrl,
+    connect,
+    is_sentinel_url,
+    parse_sentinel_url,
+)
 from podfleet.settings import Settings
 
 
@@ -40,3 +48,18 @@ def test_plain_urls_are_not_sentinel_urls_and_settings_take_both() -> None:
     assert not is_sentinel_url("redis://r:6379/0")
     url = "redis+sentinel://s1:26379,s2:26379/mymaster/0"
     assert Settings.from_env({"PODFLEET_REDIS_URL": url}).redis.url == url
+
+
+def test_unreachable_sentinels_are_named_in_one_line_not_in_a_pool_repr() -> None:
+    # Given a sentinel URL whose sentinels nobody listens on (free ports, nothing bound)
+    ports = [free_port(), free_port()]
+    url = f"redis+sentinel://127.0.0.1:{ports[0]},127.0.0.1:{ports[1]}/mymaster"
+    client = connect(url, socket_timeout=1, socket_connect_timeout=1)
+    # When a command needs the primary
+    with pytest.raises(redis.ConnectionError) as failure:
+        client.ping()
+    # Then the error names both sentinels and the service, on one short line
+    message = str(failure.value)
+    assert f"127.0.0.1:{ports[0]}" in message and f"127.0.0.1:{ports[1]}" in message
+    assert "'mymaster'" in message
+    assert "ConnectionPool" not in message and "\n" not in message and len(message) < 300

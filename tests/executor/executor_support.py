@@ -18,7 +18,7 @@ from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
 from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor
-from podfleet.executor.db import TaskInstance, make_engine
+from podfleet.executor.db import ExecutorRecord, TaskInstance, make_engine
 from podfleet.kube.client import KubeClient
 
 SIGNING_KEY = "executor-tests-signing-key-0123456789"
@@ -35,6 +35,16 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def age_heartbeat(database_url: str, executor_id: str, seconds: float) -> None:
+    """Make ``executor_id``'s last heartbeat ``seconds`` older, on the database's clock
+    (heartbeats are judged there, not on any executor's clock)."""
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(sa.update(ExecutorRecord).where(ExecutorRecord.id == executor_id)
+                           .values(heartbeat_at=ExecutorRecord.heartbeat_at - seconds))
+    engine.dispose()
 
 
 def key(task: str = "t", map_index: int = -1, try_number: int = 1) -> TaskKey:

@@ -124,3 +124,30 @@ def test_an_api_server_refusing_connections_does_not_stop_sync_which_catches_up(
     finally:
         executor.terminate()
 
+
+
+def test_could_not_enqueue_is_logged_once_per_outage_and_when_it_clears(
+        make_executor: ExecutorFactory, private_redis: RedisServer, database_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Given an executor whose Redis refuses writes (full: maxmemory reached, noeviction)
+    executor = make_executor(redis_url=private_redis.url)
+    executor.start()
+    admin = redis.Redis.from_url(private_redis.url)
+    admin.config_set("maxmemory-policy", "noeviction")
+    admin.config_set("maxmemory", 1)
+    # When a task is submitted and the scheduler loop syncs again and again
+    with caplog.at_level(logging.INFO, logger="podfleet"):
+        executor.submit(key("a"), CMD)
+        for _ in range(5):
+            executor.sync()
+        failing = [r for r in caplog.records if "could not enqueue" in r.getMessage()]
+        # Then the failure was logged once, not at every sync, and the task waits to be sent
+        assert len(failing) == 1, [r.getMessage() for r in failing]
+        assert row_of(database_url, key("a")).enqueued_at is None
+        # When Redis takes writes again
+        admin.config_set("maxmemory", 0)
+        executor.sync()
+    # Then the task is sent and the log says the outage cleared
+    assert row_of(database_url, key("a")).enqueued_at is not None
+    assert any("enqueueing launches works again" in r.getMessage() for r in caplog.records)
+    admin.close()

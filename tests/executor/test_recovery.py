@@ -9,6 +9,7 @@ import pytest
 from executor_support import (
     Clock,
     ExecutorFactory,
+    age_heartbeat,
     create_pod,
     deleted,
     event,
@@ -87,8 +88,9 @@ def test_a_dead_executors_tasks_pods_and_stream_are_adopted(
     created = create_pod(kube, namespace, row)
     # ... and whose stream still holds an event nobody applied
     publish(redis_url, [event(row, TaskState.RUNNING)])
-    # When another executor starts after the heartbeat timeout
+    # When another executor starts after the heartbeat timeout (61 s later)
     clock.advance(61)
+    age_heartbeat(database_url, "exec-dead", 61)
     heir = make_executor(clock=clock, executor_id="exec-heir")
     heir.start()
     # Then it owns the task, applied the dead executor's pending event, relabelled the pod
@@ -113,8 +115,9 @@ def test_a_live_executor_is_never_adopted(
     live = make_executor(clock=clock, executor_id="exec-live")
     live.start()
     live.submit(key("a"), CMD)
-    # When another executor starts just inside the heartbeat timeout
-    clock.advance(59)
+    # When another executor starts inside the heartbeat timeout (60 s; 45 leaves room for
+    # the real seconds this test takes on the database's clock)
+    age_heartbeat(database_url, "exec-live", 45)
     other = make_executor(clock=clock, executor_id="exec-other")
     other.start()
     # Then it adopted nothing
@@ -128,7 +131,7 @@ def test_two_heirs_racing_for_one_dead_executor_adopt_it_once(
     clock = Clock()
     dead = make_executor(clock=clock, executor_id="exec-dead")
     dead.submit_many([TaskSubmission(key("t", i), CMD) for i in range(5)])
-    clock.advance(61)
+    age_heartbeat(database_url, "exec-dead", 61)
     one = make_executor(clock=clock, executor_id="exec-one")
     two = make_executor(clock=clock, executor_id="exec-two")
     one.sync()

@@ -8,7 +8,15 @@ from collections.abc import Callable
 import pytest
 import redis
 import sqlalchemy as sa
-from executor_support import Clock, ExecutorFactory, event, key, publish, row_of
+from executor_support import (
+    Clock,
+    ExecutorFactory,
+    age_heartbeat,
+    event,
+    key,
+    publish,
+    row_of,
+)
 
 from podfleet.broker import queue_sizes
 from podfleet.contracts.events import EventKind
@@ -354,7 +362,7 @@ def test_an_executor_adopted_while_applying_events_leaves_them_to_its_heir(
     heir = make_executor(clock=clock, executor_id="exec-heir")
 
     def adopt() -> None:
-        clock.advance(61)
+        age_heartbeat(database_url, "exec-slow", 61)
         heir.adopt_dead_executors()
 
     run_once_before_the_bulk_update(slow.engine, adopt)

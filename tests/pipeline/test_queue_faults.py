@@ -8,8 +8,10 @@ import time
 import uuid
 from collections import Counter
 
+import dramatiq
 from pipeline_support import Pipeline, submission, task_key, wait_for
 
+from podfleet.broker import LAUNCH_ACTOR_NAME
 from podfleet.contracts.states import TaskState
 from podfleet.local.redis_server import RedisServer
 from podfleet.simulator.cluster import fate
@@ -72,3 +74,26 @@ def test_redis_killed_mid_launch_and_restarted_from_its_aof_loses_no_task_and_ma
     assert pipeline.terminal_reports() == Counter({(k, TaskState.SUCCESS): 1 for k in keys})
     assert pipeline.stats().creates.accepted == len(keys)
     assert "Redis unreachable mid-launch" in pipeline.worker_logs()
+
+
+def test_a_message_without_a_redis_message_id_is_dead_lettered_once_not_rerun(
+        pipeline: Pipeline) -> None:
+    # Given a decodable launch message pushed into the queue by hand, without the
+    # redis_message_id option dramatiq's broker acks by
+    entry_id = str(uuid.uuid4())
+    message = dramatiq.Message(queue_name=QUEUE, actor_name=LAUNCH_ACTOR_NAME,
+                               args=({"v": 1, "body": "{}", "sig": "0"},), kwargs={},
+                               options={})
+    pipeline.redis.hset(_queue_key(pipeline, ".msgs"), entry_id, message.encode())
+    pipeline.redis.lpush(_queue_key(pipeline), entry_id)
+    # When a worker consumes the queue
+    pipeline.start_worker()
+    # Then the entry is dead-lettered, no worker holds it unacked (it would run again after
+    # every restart), and the worker's log says why
+    wait_for(lambda: pipeline.redis.zrange(_queue_key(pipeline, ".XQ"), 0, -1)
+             == [entry_id.encode()], timeout=30, what="the entry in the dead-letter set")
+    held = [key for key in pipeline.redis.scan_iter(f"{pipeline.prefix}:dramatiq:__acks__.*")
+            if pipeline.redis.sismember(key, entry_id)]
+    assert held == []
+    assert "it has no redis_message_id option" in pipeline.worker_logs()
+    pipeline.check_workers_alive()

@@ -4,10 +4,14 @@ queue's launches; short slots go to the highest priorities."""
 
 from __future__ import annotations
 
+import logging
 import random
 import statistics
+import subprocess
 
-from pipeline_support import SUCCESS, Pipeline, submission, task_key
+import pytest
+from pipeline_support import PODFLEET, SUCCESS, Pipeline, submission, task_key, wait_for
+from prometheus_client import REGISTRY
 
 from podfleet.contracts.states import TaskState
 from podfleet.executor import TaskSubmission
@@ -98,3 +102,33 @@ def test_a_task_of_an_unlisted_queue_launches_through_the_default_queue(
     # Then all of them run to success
     pipeline.run_until_finished(executor, keys, timeout=60)
     assert {pipeline.rows_by_key()[k].task_state for k in keys} == {TaskState.SUCCESS}
+
+
+def test_a_queue_nobody_consumes_is_said_in_status_the_log_and_a_gauge(
+        pipeline: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
+    # Given task queue "etl" configured, and the only worker consuming just the default queue
+    pipeline.env["PODFLEET_QUEUE_RATES"] = "etl=50"
+    pipeline.start_worker(queues=["default"])
+    executor = pipeline.executor()
+    executor.start()
+    wait_for(lambda: pipeline.redis.zcard(pipeline.keys.consumers("podfleet.launch")), 60,
+             "the worker to announce the default queue")
+    # When a task is submitted to "etl"
+    executor.submit_many([TaskSubmission(task_key(0, "etl"), ["true"], queue="etl",
+                                         executor_config={"annotations": SUCCESS})])
+    # Then `podfleet status` says the queue has a launch waiting and no worker
+    expected = "queue podfleet.launch.etl: 1 launch message(s) waiting, no worker consumes it"
+    status = subprocess.run([PODFLEET, "status"], env=dict(pipeline.env), capture_output=True,
+                            text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    assert expected in status.stdout
+    assert "podfleet.launch:" not in status.stdout  # the consumed queue is not named
+    # ... and the executor logs it, and exports no consumer for it, as it syncs
+    with caplog.at_level(logging.WARNING, logger="podfleet.executor"):
+        pipeline.run_until(executor, lambda: expected in caplog.text, 60,
+                           "the executor to log the unconsumed queue")
+    consumers = REGISTRY.get_sample_value("podfleet_queue_consumers",
+                                          {"queue": "podfleet.launch.etl"})
+    assert consumers == 0
+    assert REGISTRY.get_sample_value("podfleet_queue_consumers",
+                                     {"queue": "podfleet.launch"}) == 1

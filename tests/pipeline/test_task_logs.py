@@ -5,6 +5,7 @@ followed; a broken archive delays no deletion and loses no task event."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import threading
 from collections import Counter
@@ -113,16 +114,15 @@ def test_a_running_tasks_log_can_be_followed_until_it_ends(world: Pipeline,
 
 def test_an_unusable_archive_delays_no_deletion_and_loses_no_task_event(
         world: Pipeline, tmp_path: Path) -> None:
-    # Given an archive that was usable at start (it is checked then) and is no longer: its
-    # directory was replaced by a regular file
-    archive = tmp_path / "archive"
-    archive.mkdir()
-    world.env["PODFLEET_LOG_ARCHIVE"] = str(archive)
+    # Given an archive that stops being writable after the fleet started (its folder is
+    # replaced by a regular file; a missing one is refused at start)
     world.start_worker()
     executor = world.executor()
     executor.start()
-    world.wait_for_watcher()  # the worker has read its settings
-    archive.rmdir()
+    world.wait_for_watcher()  # the worker checked its archive at start
+    archive = Path(world.env["PODFLEET_LOG_ARCHIVE"])
+    archive.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(archive)
     archive.write_text("")
     keys = [task_key(n) for n in range(3)]
     executor.submit_many([TaskSubmission(key, shell("echo unarchivable")) for key in keys])
@@ -133,9 +133,21 @@ def test_an_unusable_archive_delays_no_deletion_and_loses_no_task_event(
     world.run_until(executor, lambda: not world.pods(), 90, "the pods to be deleted anyway")
     wait_for(lambda: "giving up archiving the log of pod" in world.worker_logs(), 30,
              "the worker to say it gave up archiving")
-    # ... and asking for the log says plainly that there is none
-    with pytest.raises(TaskLogUnavailable, match="no log was archived"):
+    # ... and asking for the log says the archive write failed, when and why, rather than
+    # that there is none: through the executor and through `podfleet logs`
+    with pytest.raises(TaskLogUnavailable,
+                       match=r"the archive write for this pod failed at .* UTC: "):
         executor.task_log(keys[0])
+    # ... also once the archive works again (`podfleet logs` checks it at start)
+    archive.unlink()
+    archive.mkdir()
+    launch_id = world.rows_by_key()[keys[0]].launch_id
+    env = {**world.env, "PATH": str(Path(PODFLEET).parent) + ":/usr/bin:/bin"}
+    command = subprocess.run([PODFLEET, "logs", launch_id], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=60)
+    assert command.returncode != 0 and "Traceback" not in command.stderr, command.stderr
+    assert "the archive write for this pod failed at" in command.stderr
+    assert "Error" in command.stderr  # the archive's own error, named
 
 
 def test_a_queued_task_has_no_log_yet_and_an_unknown_one_is_named(world: Pipeline) -> None:

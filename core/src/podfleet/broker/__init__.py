@@ -63,14 +63,20 @@ def broker_namespace(settings: Settings) -> str:
 
 def make_broker(settings: Settings, *, middleware: Sequence[Middleware] = (),
                 heartbeat_timeout_s: float | None = None,
-                broker_class: type[RedisBroker] = RedisBroker) -> RedisBroker:
+                broker_class: type[RedisBroker] | None = None) -> RedisBroker:
     """A RedisBroker on ``settings.redis.url`` with podfleet's middleware.
 
     Kept from dramatiq's defaults: AgeLimit, TimeLimit, ShutdownNotifications, Callbacks,
     Pipelines, Retries (with a short, bounded policy instead of 20 retries over 7 days), plus
     CurrentMessage so an actor can re-enqueue or inspect its own message. ``middleware`` is
-    appended (workers add theirs here); workers pass their own ``broker_class``.
+    appended (workers add theirs here); workers pass their own ``broker_class``. The default
+    is :class:`~podfleet.broker.redis_clock_broker.RedisClockBroker`: heartbeats and
+    maintenance on Redis' clock.
     """
+    if broker_class is None:
+        from podfleet.broker.redis_clock_broker import RedisClockBroker
+
+        broker_class = RedisClockBroker
     timeout_s = heartbeat_timeout_s if heartbeat_timeout_s is not None \
         else settings.broker.heartbeat_timeout_seconds
     stack: list[Middleware] = [

@@ -141,9 +141,14 @@ def redis_message_id(message: dramatiq.Message[Any]) -> str:
 # --- calling dispatch.lua -------------------------------------------------------------------
 
 def dispatch_args(broker: RedisBroker, command: str, queue_name: str, *args: Any,
-                  maintenance: bool = False) -> list[Any]:
-    """The ARGV of one ``dispatch.lua`` call, as ``RedisBroker._dispatch`` builds it."""
-    return [command, current_millis(), queue_name, broker.broker_id, broker.heartbeat_timeout,
+                  maintenance: bool = False, now_ms: int | None = None) -> list[Any]:
+    """The ARGV of one ``dispatch.lua`` call, as ``RedisBroker._dispatch`` builds it; the
+    time is ``now_ms``, else the broker's (``now_ms()``, on Redis' clock, when it has one),
+    else this host's."""
+    if now_ms is None:
+        broker_now = getattr(broker, "now_ms", None)
+        now_ms = broker_now() if callable(broker_now) else current_millis()
+    return [command, now_ms, queue_name, broker.broker_id, broker.heartbeat_timeout,
             broker.dead_message_ttl, 1 if maintenance else 0,
             broker._max_unpack_size(), *args]  # type: ignore[no-untyped-call]
 

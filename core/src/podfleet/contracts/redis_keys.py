@@ -35,6 +35,15 @@ class RedisKeys:
         """String: the GCRA theoretical arrival time of a cluster-wide rate limit, in µs."""
         return f"{self.prefix}:ratelimit:{name}"
 
+    def log_archive_failure(self, launch_id: str) -> str:
+        """String with an expiry: when and why archiving this launch's pod log failed."""
+        return f"{self.prefix}:logs:archive-failed:{launch_id}"
+
+    def consumers(self, dramatiq_queue: str) -> str:
+        """Sorted set: worker process -> the last time (Redis' clock) it said it consumes
+        this dramatiq queue; members older than a few heartbeats are gone."""
+        return f"{self.prefix}:consumers:{dramatiq_queue}"
+
     @property
     def watcher_lease(self) -> str:
         """Hash: holder, token and expiry of the singleton watcher's lease."""

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import redis
-from redis.sentinel import Sentinel
+from redis.sentinel import MasterNotFoundError, Sentinel
 
 SENTINEL_SCHEME = "redis+sentinel://"
 DEFAULT_SENTINEL_PORT = 26379
@@ -84,6 +84,26 @@ def parse_sentinel_url(url: str) -> SentinelUrl:
     return SentinelUrl(tuple(sentinels), unquote(parts[0]), db, username, password)
 
 
+class NamingSentinel(Sentinel):
+    """redis-py's Sentinel, whose "no primary" error names the sentinels and the service
+    (redis-py's own carries the repr of every sentinel's connection pool, a kilobyte and more,
+    and names neither address)."""
+
+    def discover_master(self, service_name: str) -> tuple[str, int]:
+        try:
+            found: tuple[str, int] = super().discover_master(  # type: ignore[no-untyped-call]
+                service_name)
+        except MasterNotFoundError:
+            addresses = ", ".join(
+                f"{pool.connection_kwargs.get('host')}:{pool.connection_kwargs.get('port')}"
+                for pool in (s.connection_pool for s in self.sentinels))
+            raise MasterNotFoundError(
+                f"no Redis primary for service {service_name!r} from the sentinels "
+                f"{addresses}: none answered with a primary it monitors under that name "
+                "(sentinels unreachable, or the service name is wrong)") from None
+        return found
+
+
 def connect(url: str, **kwargs: Any) -> redis.Redis:
     """A client for ``url``; ``kwargs`` are redis-py connection options (timeouts, …), used
     for the sentinels as well as for the primary."""
@@ -92,7 +112,7 @@ def connect(url: str, **kwargs: Any) -> redis.Redis:
     found = parse_sentinel_url(url)
     timeouts = {k: v for k, v in kwargs.items()
                 if k in ("socket_timeout", "socket_connect_timeout")}
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = NamingSentinel(  # type: ignore[no-untyped-call]
         list(found.sentinels), sentinel_kwargs=timeouts, **timeouts)
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         found.service_name, db=found.db, username=found.username, password=found.password,

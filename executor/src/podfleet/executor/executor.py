@@ -61,6 +61,7 @@ from podfleet.executor.housekeeping import (
 from podfleet.executor.launches import LaunchSender
 from podfleet.executor.logs import TaskLog, TaskLogs
 from podfleet.executor.pods import ExecutorPods
+from podfleet.executor.queue_watch import UnconsumedQueues
 from podfleet.executor.reconcile import Reconciler
 from podfleet.executor.registry import ExecutorFenced, ExecutorIdInUse, Registration
 from podfleet.executor.resync import Resync
@@ -89,11 +90,13 @@ from podfleet.executor.transitions import Outcome
 from podfleet.kube.client import KubeClient
 from podfleet.kube.errors import KubeError, Unreachable
 from podfleet.monitoring.metrics import (
+    CLOCK_SKEW,
     EVENTS_APPLIED,
     POD_DISRUPTIONS,
     TASK_END_TO_END,
     TASK_RELAUNCHES,
     TASKS_SUBMITTED,
+    ClockReference,
     DisruptionReason,
     RelaunchCause,
     observe_kube_request,
@@ -101,6 +104,7 @@ from podfleet.monitoring.metrics import (
 )
 from podfleet.pods import PodFactory, task_namespace
 from podfleet.redis_client import connect as connect_redis
+from podfleet.redis_client.clock import RedisClock
 from podfleet.settings import Settings
 
 # Terminal reports remembered per executor, so a replayed one is not reported twice.
@@ -159,10 +163,16 @@ class Executor:
         preinitialise(TASK_END_TO_END, state=[s for s in TaskState if s.is_terminal])
         preinitialise(POD_DISRUPTIONS, reason=DisruptionReason)
         preinitialise(TASK_RELAUNCHES, cause=RelaunchCause)
-        self._registration = Registration(self.settings, self._sessions, clock)
+        self._registration = Registration(
+            self.settings, self._sessions, clock,
+            observe_skew=CLOCK_SKEW.labels(reference=ClockReference.DATABASE).set)
+        # Deadlines are judged on Redis' clock, as the launcher judges them.
+        self._deadline_clock = RedisClock(
+            self.redis, observe=CLOCK_SKEW.labels(reference=ClockReference.REDIS).set)
         self._streams = EventStreams(self.redis, self.keys, self.executor_id, self._sessions,
                                      clock)
         self._pods = ExecutorPods(self.settings, lambda: self.kube)
+        self._unconsumed = UnconsumedQueues(self.redis, self.settings)
         # Builds each submitted task's pod as the launcher will, to check the pod policy.
         self._pod_factory = PodFactory(self.settings)
         self._batches = EventBatches(self.engine, self._registration,
@@ -170,7 +180,8 @@ class Executor:
                                      self.settings.executor.disruption_retries)
         self._launches = LaunchSender(
             self.settings, self._registration, self._sessions, self.broker,
-            MessageSigner(self.settings.require_signing_key()), clock)
+            MessageSigner(self.settings.require_signing_key()), clock,
+            deadline_clock=self._deadline_clock.now)
         self._reconciler = Reconciler(
             self.settings, self._sessions, self._streams, self._pods, lambda: self.kube,
             clock, self._after_commit, self._launches.launch_waiting)
@@ -280,7 +291,7 @@ class Executor:
         tasks = validate_submissions(
             submissions, default_namespace=self.settings.kubernetes.namespace,
             watched_namespaces=self.settings.kubernetes.watch_namespaces, pods=self._pod_factory,
-            now=time.time())  # the launcher judges deadlines by its wall clock too
+            now=self._deadline_clock.now())
         self._register()
         now = self._clock()
         rows = [NewTaskRow.queued(task, now, self.executor_id) for task in tasks]
@@ -399,6 +410,7 @@ class Executor:
             self._next_watcher_check = now + self.settings.watcher.lease_seconds
             ensure_watcher(self.redis, self.broker, self.keys, self.settings,
                            self.executor_id)
+            self._unconsumed.check()
         export_gauges(counts, self.parallelism, self._labels)
         if self._started:
             self.resync.step()  # at most one page of pods per sync: the work is spread out

@@ -64,7 +64,8 @@ class LaunchSender:
 
     def __init__(self, settings: Settings, registration: Registration,
                  sessions: sessionmaker[Session], broker: RedisBroker, signer: MessageSigner,
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float],
+                 deadline_clock: Callable[[], float] | None = None) -> None:
         self.settings = settings
         self.executor_id = registration.executor_id
         self.parallelism = settings.executor.parallelism
@@ -73,6 +74,10 @@ class LaunchSender:
         self._broker = broker
         self._signer = signer
         self._clock = clock
+        # The clock deadlines are judged on (Redis' TIME, as the launcher judges them).
+        self._deadline_clock = deadline_clock or clock
+        # While enqueueing fails, the warning is logged once, and once more when it clears.
+        self._enqueue_failing = False
 
     def request_for(self, task: LaunchableTask) -> LaunchRequest:
         """The launch request of a QUEUED task, owned by this executor."""
@@ -91,7 +96,8 @@ class LaunchSender:
         timeout = self.settings.executor.queued_timeout_seconds
         if timeout <= 0:
             return None
-        return self._clock() + timeout + 2 * self.settings.executor.heartbeat_seconds + 5.0
+        return (self._deadline_clock() + timeout
+                + 2 * self.settings.executor.heartbeat_seconds + 5.0)
 
     def send(self, requests: list[LaunchRequest]) -> bool:
         """Enqueue ``requests`` as signed batches, one round trip per task queue among them
@@ -111,10 +117,16 @@ class LaunchSender:
             try:
                 enqueue_envelopes(self._broker, queue, envelopes)
             except redis.RedisError as exc:
-                log.warning("could not enqueue %d launch(es), they stay queued and are "
-                            "resent: %s", len(requests) - len(sent), exc)
+                if not self._enqueue_failing:
+                    self._enqueue_failing = True
+                    log.warning("could not enqueue %d launch(es), they stay queued and are "
+                                "resent once Redis answers (logged once per outage): %s",
+                                len(requests) - len(sent), exc)
                 break
             sent.extend(queued)
+        if self._enqueue_failing and len(sent) == len(requests):
+            self._enqueue_failing = False
+            log.info("enqueueing launches works again; waiting launches are being sent")
         self._mark_sent(sent)
         return len(sent) == len(requests)
 

@@ -23,12 +23,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name
+from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
 from podfleet.executor.db import TaskInstance
 from podfleet.kube.client import KubeClient, container_not_started
 from podfleet.kube.errors import KubeError, NotFound
 from podfleet.logs.archive import LogArchive, tail_lines
+from podfleet.logs.failures import ArchiveFailures
 from podfleet.pods.factory import base_container_name
+from podfleet.redis_client import connect as connect_redis
 from podfleet.settings import Settings
 
 #: How often :meth:`TaskLogs.follow` looks again for a pod that does not run yet.
@@ -66,11 +69,14 @@ class TaskLogs:
     """Finds task tries in the DB and reads their logs from the pod or the archive."""
 
     def __init__(self, sessions: sessionmaker[Session], kube: Callable[[], KubeClient],
-                 archive: LogArchive | None, namespace: str) -> None:
+                 archive: LogArchive | None, namespace: str,
+                 failures: ArchiveFailures | None = None) -> None:
         self._sessions = sessions
         self._kube = kube
         self.archive = archive
         self.namespace = namespace
+        # Where the watcher records archive writes that failed (None: not looked up).
+        self.failures = failures
 
     @classmethod
     def for_settings(cls, settings: Settings, sessions: sessionmaker[Session],
@@ -78,7 +84,7 @@ class TaskLogs:
         """The reader ``settings`` describe: their archive (if any) and default namespace."""
         location = settings.logs.archive
         return cls(sessions, kube, LogArchive.open(location) if location else None,
-                   settings.kubernetes.namespace)
+                   settings.kubernetes.namespace, archive_failures(settings))
 
     def read_key(self, key: TaskKey, *, tail: int | None = None) -> TaskLog:
         """Task try ``key``'s log: :meth:`read` of its :meth:`target`."""
@@ -130,7 +136,7 @@ class TaskLogs:
             archived = self._archived(target, tail)
             if archived is not None:
                 return archived
-            raise TaskLogUnavailable(_why_none(target, exc)) from None
+            raise TaskLogUnavailable(self._why_none(target, exc)) from None
 
     def follow(self, target: LogTarget, *, tail: int | None = None,
                poll_seconds: float = FOLLOW_POLL_SECONDS,
@@ -167,7 +173,7 @@ class TaskLogs:
                 if target.state.is_terminal:
                     archived = self._archived(target, tail)
                     if archived is None:
-                        raise TaskLogUnavailable(_why_none(target, exc)) from None
+                        raise TaskLogUnavailable(self._why_none(target, exc)) from None
                     yield archived.text
                     return
                 why = _why_none(target, exc)
@@ -196,6 +202,23 @@ class TaskLogs:
             return None
         return TaskLog(target.key, target.launch_id, _decode(tail_lines(found.data, tail)),
                        "archive")
+
+    def _why_none(self, target: LogTarget, exc: KubeError) -> str:
+        """Why no log can be shown; a recorded failed archive write says so first."""
+        if self.archive is not None and self.failures is not None:
+            failure = self.failures.read(target.launch_id)
+            if failure is not None:
+                return (f"task {target.key} (pod {target.namespace}/{target.pod_name}): "
+                        f"{failure.describe()}")
+        return _why_none(target, exc)
+
+
+def archive_failures(settings: Settings) -> ArchiveFailures | None:
+    """Where ``settings``' watchers record failed archive writes (None: no archive)."""
+    if not settings.logs.archive:
+        return None
+    client = connect_redis(settings.redis.url, socket_timeout=5, socket_connect_timeout=5)
+    return ArchiveFailures(client, RedisKeys(settings.redis.prefix))
 
 
 def _key_filter(key: TaskKey) -> sa.ColumnElement[bool]:

@@ -28,6 +28,7 @@ from podfleet.contracts.naming import (
 from podfleet.contracts.states import TaskState
 from podfleet.executor.batch import Applied, count_relaunch, record_change
 from podfleet.executor.db import ACTIVE_STATES, ExecutorRecord, ExecutorState, TaskInstance
+from podfleet.executor.db_clock import db_now
 from podfleet.executor.pods import ExecutorPods
 from podfleet.executor.rows import TASKS, rowcount
 from podfleet.executor.streams import EventStreams
@@ -137,7 +138,8 @@ class Reconciler:
         executors racing for the same dead one exactly one wins. Returns the adopted ids.
         """
         now = self._clock()
-        cutoff = now - self.settings.executor.heartbeat_timeout_seconds
+        # On the database's clock: a host whose clock is ahead must not see live ones as dead.
+        cutoff = db_now() - self.settings.executor.heartbeat_timeout_seconds
         forced = sorted(set(declared_dead) - {self.executor_id})
         gone = sa.and_(
             ExecutorRecord.id != self.executor_id,

@@ -3,19 +3,23 @@
 The record is how executors find out about each other: a live one (fresh heartbeat) cannot be
 started twice under the same id, and a dead one's tasks are adopted by another. An executor
 whose record was adopted meanwhile is *fenced*: it must stop changing tasks, since its
-adopter owns them now.
+adopter owns them now. Heartbeats are written and judged on the database's clock
+(:mod:`podfleet.executor.db_clock`), never a host's, so a host whose clock is off neither
+looks dead nor takes a live executor for dead.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import time
 from collections.abc import Callable
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from podfleet.executor.db import ExecutorRecord, ExecutorState
+from podfleet.executor.db_clock import SkewWatch, db_now, read_db_now
 from podfleet.executor.rows import rowcount
 from podfleet.settings import Settings
 
@@ -25,14 +29,16 @@ class ExecutorFenced(RuntimeError):
 
 
 class ExecutorIdInUse(RuntimeError):
-    """A live executor (fresh heartbeat, other process) already runs under this id."""
+    """A live executor (fresh heartbeat, other process) already runs under this id; its
+    message is one line: the id, who holds it and since when, and how to pick another."""
 
 
 class Registration:
     """One executor's registration: writes its record, keeps its heartbeat, knows if fenced."""
 
     def __init__(self, settings: Settings, sessions: sessionmaker[Session],
-                 clock: Callable[[], float]) -> None:
+                 clock: Callable[[], float],
+                 observe_skew: Callable[[float], None] | None = None) -> None:
         self.settings = settings
         self.executor_id = settings.executor.executor_id
         self._sessions = sessions
@@ -40,27 +46,33 @@ class Registration:
         self.registered = False
         self.fenced = False
         self.next_heartbeat = 0.0
+        self._skew = SkewWatch(observe=observe_skew)
 
     def register(self) -> None:
         """Claim the record under this id (refused while another live process holds it)."""
         now = self._clock()
         hostname, pid = socket.gethostname(), os.getpid()
         with self._sessions.begin() as session:
+            db_time = read_db_now(session)
+            self._skew.compare(db_time)
             record = session.get(ExecutorRecord, self.executor_id, with_for_update=True)
             if record is None:
                 session.add(ExecutorRecord(
-                    id=self.executor_id, hostname=hostname, pid=pid, started_at=now,
-                    heartbeat_at=now, state=ExecutorState.RUNNING, adopted_by=None))
+                    id=self.executor_id, hostname=hostname, pid=pid, started_at=db_time,
+                    heartbeat_at=db_time, state=ExecutorState.RUNNING, adopted_by=None))
             else:
-                alive = (record.state == ExecutorState.RUNNING and record.heartbeat_at
-                         > now - self.settings.executor.heartbeat_timeout_seconds)
+                age = db_time - record.heartbeat_at
+                alive = (record.state == ExecutorState.RUNNING
+                         and age < self.settings.executor.heartbeat_timeout_seconds)
                 if alive and (record.hostname, record.pid) != (hostname, pid):
+                    started = time.strftime("%Y-%m-%d %H:%M:%S UTC",
+                                            time.gmtime(record.started_at))
                     raise ExecutorIdInUse(
                         f"executor id {self.executor_id!r} is in use by pid {record.pid} on "
-                        f"{record.hostname} (heartbeat {now - record.heartbeat_at:.0f}s ago); "
-                        "set a different PODFLEET_EXECUTOR_ID")
+                        f"{record.hostname} since {started} (heartbeat {age:.0f}s ago); "
+                        "set a different PODFLEET_EXECUTOR_ID, or stop that one first")
                 record.hostname, record.pid = hostname, pid
-                record.started_at = record.heartbeat_at = now
+                record.started_at = record.heartbeat_at = db_time
                 record.state = ExecutorState.RUNNING
                 record.adopted_by = None
         self.registered = True
@@ -73,7 +85,7 @@ class Registration:
                 sa.update(ExecutorRecord)
                 .where(ExecutorRecord.id == self.executor_id,
                        ExecutorRecord.state == ExecutorState.RUNNING)
-                .values(heartbeat_at=now)))
+                .values(heartbeat_at=db_now())))
         if not updated:
             self.fence()
         self.next_heartbeat = now + self.settings.executor.heartbeat_seconds
@@ -97,5 +109,5 @@ class Registration:
                     sa.update(ExecutorRecord)
                     .where(ExecutorRecord.id == self.executor_id,
                            ExecutorRecord.state == ExecutorState.RUNNING)
-                    .values(state=ExecutorState.STOPPED, heartbeat_at=self._clock()))
+                    .values(state=ExecutorState.STOPPED, heartbeat_at=db_now()))
         self.registered = False

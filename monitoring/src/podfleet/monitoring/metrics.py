@@ -127,6 +127,22 @@ POD_LOGS_ARCHIVED = Counter(
     "retried (an attempt failed, tried again); failed (gave up: the pod was deleted "
     "without its log).", ["result"])
 
+# --- clocks and consumers ----------------------------------------------------------------
+CLOCK_SKEW = Gauge(
+    "podfleet_clock_skew_seconds",
+    "How far this host's clock is ahead of the reference clock deadlines and heartbeats are "
+    "judged on (negative: behind), by reference: redis (TIME) or database (now()).",
+    ["reference"], multiprocess_mode="livemax")
+QUEUE_CONSUMERS = Gauge(
+    "podfleet_queue_consumers",
+    "Live worker processes consuming each launch queue (dramatiq queue), as the executor "
+    "last saw them; 0 with launches waiting means nobody will ever start them.",
+    ["queue"], multiprocess_mode="livemax")
+QUEUE_WAITING_LAUNCHES = Gauge(
+    "podfleet_queue_waiting_launches",
+    "Launch messages waiting in each launch queue (dramatiq queue), as the executor last saw "
+    "them.", ["queue"], multiprocess_mode="livemax")
+
 # --- executor ----------------------------------------------------------------------------
 EXECUTOR_OPEN_SLOTS = Gauge(
     "podfleet_executor_open_slots", "Tasks this executor may still start (parallelism left).",
@@ -288,6 +304,13 @@ class ResyncRepair(StrEnum):
     POD_FINISHED = "pod_finished"        # the pod ended, its task had not: verdict applied
     POD_VANISHED = "pod_vanished"        # the pod is gone: requeued, or failed if it ran
     POD_NOT_DELETED = "pod_not_deleted"  # finished, its task done, the policy's delete lost
+
+
+class ClockReference(StrEnum):
+    """``reference`` of ``podfleet_clock_skew_seconds``."""
+
+    REDIS = "redis"
+    DATABASE = "database"
 
 
 class KubeVerb(StrEnum):

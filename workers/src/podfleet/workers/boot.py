@@ -18,11 +18,13 @@ from dramatiq.brokers.redis import RedisBroker
 
 from podfleet.broker import WATCH_QUEUE, make_broker
 from podfleet.contracts.queues import configured_routes
+from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.monitoring.dramatiq_metrics import DramatiqMetrics
 from podfleet.settings import Settings
 from podfleet.workers.cli import NO_WATCHER_VARIABLE
 from podfleet.workers.launcher.actor import declare_launch_actor
 from podfleet.workers.middleware import DeadLetters, DeadWorkerRedelivery
+from podfleet.workers.middleware.consumers import ConsumerAnnouncement
 from podfleet.workers.quarantine import QuarantiningRedisBroker
 from podfleet.workers.watcher.actor import (
     WatcherSupervisor,
@@ -72,13 +74,15 @@ def boot(settings: Settings, *, watcher: bool = True) -> WorkerApp:
     """
     broker = build_broker(settings)
     launch_actor = declare_launch_actor(broker, settings)
+    launch_queues = tuple(route.broker_queue for route in configured_routes(settings))
+    # Which launch queues this process consumes, so a queue nobody consumes is seen.
+    broker.add_middleware(ConsumerAnnouncement(RedisKeys(settings.redis.prefix), launch_queues))
     watch_actor = supervisor = None
     if watcher:
         watch_actor = declare_watch_actor(broker, settings)
         supervisor = install_supervisor(broker, settings)
     return WorkerApp(
-        broker=broker, launch_actor=launch_actor,
-        launch_queues=tuple(route.broker_queue for route in configured_routes(settings)),
+        broker=broker, launch_actor=launch_actor, launch_queues=launch_queues,
         watch_actor=watch_actor, supervisor=supervisor)
 
 

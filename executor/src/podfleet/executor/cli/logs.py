@@ -18,7 +18,13 @@ import sys
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.executor.cli.preflight import fail, schema_problem
 from podfleet.executor.db import make_engine, make_sessionmaker
-from podfleet.executor.logs import FOLLOW_WAIT_SECONDS, LogTarget, TaskLogs, TaskLogUnavailable
+from podfleet.executor.logs import (
+    FOLLOW_WAIT_SECONDS,
+    LogTarget,
+    TaskLogs,
+    TaskLogUnavailable,
+    archive_failures,
+)
 from podfleet.kube.client import KubeClient
 from podfleet.kube.errors import KubeError, Unreachable
 from podfleet.logs.archive import LogArchive
@@ -113,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         archive = LogArchive.open(settings.logs.archive) if settings.logs.archive else None
         logs = TaskLogs(make_sessionmaker(engine), kube_client, archive,
-                        settings.kubernetes.namespace)
+                        settings.kubernetes.namespace, archive_failures(settings))
         target = find(logs, args.task)
         if args.follow:
             def waiting(what: str) -> None:

@@ -21,8 +21,11 @@ import threading
 import time
 from types import FrameType
 
+import sqlalchemy as sa
+
 from podfleet.executor.cli.preflight import fail, schema_problem
-from podfleet.executor.registry import ExecutorFenced
+from podfleet.executor.db_errors import describe_db_error
+from podfleet.executor.registry import ExecutorFenced, ExecutorIdInUse
 from podfleet.settings import Settings
 
 NAME = "executor"
@@ -75,6 +78,13 @@ class ExecutorService:
                     executor.sync()
                 except ExecutorFenced:
                     raise
+                except sa.exc.DBAPIError as exc:  # read-only, full, gone: one line, no trace
+                    if now >= next_complaint:
+                        log.error("sync failed (retrying every %gs): %s", self.interval,
+                                  describe_db_error(exc, self.executor.engine.url))
+                        next_complaint = now + 60
+                    self._stopping.wait(self.interval)
+                    continue
                 except Exception as exc:  # a daemon outlives its dependencies' outages
                     if now >= next_complaint:
                         log.exception("sync failed (retrying every %gs): %s", self.interval,
@@ -129,6 +139,10 @@ def run(args: argparse.Namespace) -> int:
     except ExecutorFenced as exc:
         print(f"podfleet {NAME}: stopped: {exc}", file=sys.stderr)
         return 1
+    except ExecutorIdInUse as exc:
+        return fail(NAME, str(exc))
+    except sa.exc.DBAPIError as exc:
+        return fail(NAME, describe_db_error(exc, settings.database.url))
     finally:
         if server is not None:
             server.close()

@@ -3,23 +3,25 @@ heartbeat age.
 
 podfleet's state of a try is its pod's outcome: a pod that exited 0 is ``success`` even
 when the program in it recorded its own failure elsewhere (Airflow's task instances do), so
-the counts are labelled as pod outcomes. Reads the metadata DB only (no Redis, no cluster),
-so it answers even when those are down.
+the counts are labelled as pod outcomes. Reads the metadata DB, and Redis for launch queues nobody
+consumes (a Redis that cannot be reached is said in one line; the DB's report stands),
+never the cluster.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
 from typing import Any, Protocol
 
 import orjson
+import redis
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from podfleet.contracts.states import TaskState
 from podfleet.executor.cli.preflight import fail, schema_problem
 from podfleet.executor.db import ACTIVE_STATES, ExecutorRecord, TaskInstance, make_engine
+from podfleet.executor.db_clock import read_db_now
 from podfleet.settings import Settings
 
 NAME = "status"
@@ -46,7 +48,7 @@ def run(args: argparse.Namespace, task_outcomes: TaskOutcomes | None = None) -> 
         return fail(NAME, problem)
     engine = make_engine(settings.database.url)
     try:
-        report = collect(engine, dag_id=args.dag_id, state=args.state, now=time.time(),
+        report = collect(engine, dag_id=args.dag_id, state=args.state,
                          heartbeat_timeout=settings.executor.heartbeat_timeout_seconds)
         if task_outcomes is not None:
             report["task_outcomes"] = {
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace, task_outcomes: TaskOutcomes | None = None) -> 
                 "by_state": task_outcomes.count(engine, dag_id=args.dag_id, state=args.state)}
     finally:
         engine.dispose()
+    report["queues"] = queue_report(settings)
     if args.json:
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -74,11 +77,11 @@ class TaskOutcomes(Protocol):
         ...
 
 
-def collect(engine: sa.Engine, *, dag_id: str | None, state: str | None, now: float,
-            heartbeat_timeout: float) -> dict[str, Any]:
-    """Task counts by state and by (state, reason), and every executor's liveness. A QUEUED
-    task's reason is why it waits: for a slot, or on a full quota (``waiting on quota in ns
-    X: <the quota's message>``)."""
+def collect(engine: sa.Engine, *, dag_id: str | None, state: str | None,
+            heartbeat_timeout: float, now: float | None = None) -> dict[str, Any]:
+    """Task counts by state and by (state, reason), and every executor's liveness (judged on
+    the database's clock unless ``now`` is given). A QUEUED task's reason is why it waits: for
+    a slot, or on a full quota (``waiting on quota in ns X: <the quota's message>``)."""
     waiting = sa.and_(TaskInstance.state == TaskState.QUEUED.value,
                       TaskInstance.enqueued_at.is_(None))
     parked = sa.and_(TaskInstance.state == TaskState.QUEUED.value,
@@ -94,6 +97,8 @@ def collect(engine: sa.Engine, *, dag_id: str | None, state: str | None, now: fl
     active = sa.select(TaskInstance.executor_id, sa.func.count()).where(
         TaskInstance.state.in_(ACTIVE_STATES)).group_by(TaskInstance.executor_id)
     with Session(engine) as session:
+        if now is None:
+            now = read_db_now(session)
         rows = session.execute(query).all()
         active_by_executor: dict[str, int] = {
             executor_id: number for executor_id, number in session.execute(active)}
@@ -118,6 +123,23 @@ def collect(engine: sa.Engine, *, dag_id: str | None, state: str | None, now: fl
             "by_reason": by_reason, "executors": listed}
 
 
+def queue_report(settings: Settings) -> dict[str, Any]:
+    """Launch queues with messages waiting and no live consumer, or why Redis cannot say."""
+    from podfleet.executor.queue_watch import launch_queue_consumers
+    from podfleet.redis_client import connect
+
+    client = connect(settings.redis.url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        found = launch_queue_consumers(client, settings)
+    except redis.RedisError as exc:
+        return {"error": f"cannot read the launch queues from Redis: {exc}", "unconsumed": []}
+    finally:
+        client.close()
+    return {"error": None, "unconsumed": [
+        {"queue": q.queue, "waiting": q.waiting, "consumers": q.consumers,
+         "message": q.describe()} for q in found if q.unconsumed]}
+
+
 def render(report: dict[str, Any]) -> str:
     lines = []
     if "task_outcomes" in report:
@@ -140,4 +162,9 @@ def render(report: dict[str, Any]) -> str:
         adopted = f", adopted by {e['adopted_by']}" if e["adopted_by"] else ""
         lines.append(f"  {e['id']:<40} {e['state']:<8} heartbeat {e['heartbeat_age_seconds']}s"
                      f" ago, {e['active_tasks']} active task(s){adopted}")
+    queues = report.get("queues") or {}
+    if queues.get("error"):
+        lines.append(f"queues: {queues['error']}")
+    for entry in queues.get("unconsumed", []):
+        lines.append(entry["message"])
     return "\n".join(lines)

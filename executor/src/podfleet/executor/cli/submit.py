@@ -89,7 +89,10 @@ def run(args: argparse.Namespace) -> int:
     problem = schema_problem(settings.database.url)
     if problem:
         return fail(NAME, problem)
-    from podfleet.executor import Executor
+    import sqlalchemy as sa
+
+    from podfleet.executor import Executor, ExecutorIdInUse
+    from podfleet.executor.db_errors import describe_db_error
 
     executor = Executor(settings)
     try:
@@ -97,6 +100,10 @@ def run(args: argparse.Namespace) -> int:
             launch_ids = executor.submit_many(submissions)
         except InvalidSubmission as exc:
             return fail(NAME, str(exc))
+        except ExecutorIdInUse as exc:
+            return fail(NAME, str(exc))
+        except sa.exc.DBAPIError as exc:
+            return fail(NAME, describe_db_error(exc, settings.database.url))
         unsent = _report_sent(executor, len(launch_ids), settings, quiet=args.json)
         if args.json:
             print(orjson.dumps({"executor_id": executor.executor_id,

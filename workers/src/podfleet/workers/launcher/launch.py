@@ -34,8 +34,15 @@ from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
 from podfleet.kube.aio import DEFAULT_CONCURRENCY, AsyncKubeClient, EventLoopThread
 from podfleet.kube.client import KubeClient
-from podfleet.monitoring.metrics import LAUNCH_BATCH_SIZE, MessageRejectReason, PodCreateOutcome
+from podfleet.monitoring.metrics import (
+    CLOCK_SKEW,
+    LAUNCH_BATCH_SIZE,
+    ClockReference,
+    MessageRejectReason,
+    PodCreateOutcome,
+)
 from podfleet.pods.factory import PodFactory
+from podfleet.redis_client.clock import RedisClock
 from podfleet.settings import Settings
 from podfleet.workers.launch_records import CREATED, LaunchRecords, PriorLaunch
 from podfleet.workers.launcher.outcome import LaunchReport, Outbox, Outcomes, PendingPod
@@ -79,8 +86,12 @@ class Launcher:
         self.records = LaunchRecords(redis_client, self.keys)
         self.quota = QuotaGate(kube, redis_client, self.keys,
                                poll_seconds=settings.launch.quota_poll_seconds)
+        # Deadlines are judged on Redis' clock, the one every host and the executor share.
+        self.clock = RedisClock(redis_client,
+                                observe=CLOCK_SKEW.labels(reference=ClockReference.REDIS).set)
         self.outcomes = Outcomes(settings, kube, self.quota)
-        self.slow_start = SlowStart(self.aio, self.loop, self.records, self.outcomes)
+        self.slow_start = SlowStart(self.aio, self.loop, self.records, self.outcomes,
+                                    clock=self.clock.now)
 
     def limiter_for(self, queue: str | None) -> ClusterRateLimiter:
         """The rate limiter of task queue ``queue``'s route (shared by unlisted queues)."""
@@ -161,7 +172,7 @@ class Launcher:
         decided: list[TaskEvent] = []
         batch_items: list[PendingPod] = []  # every request that has a pod, for the quota lists
         for request in batch.requests:
-            if request.deadline is not None and time.time() > request.deadline:
+            if request.deadline is not None and self.clock.now() > request.deadline:
                 name = pod_name(request.key, request.launch_id)
                 decided.append(self.outcomes.expired(
                     PendingPod(request, {"metadata": {"name": name}}), report))

@@ -5,7 +5,9 @@ A pod's log lives on its node and goes with the pod, so with the default delete 
 calls :meth:`PodLogKeeper.keep` before each delete; the archive is written to a temporary
 name and published whole, so ``podfleet logs`` finds either the pod or the complete log.
 Archiving is best effort with a bound: a failing archive is retried a few times and then
-the pod is deleted anyway (counted as ``failed``), because a stuck archive must not keep
+the pod is deleted anyway (counted as ``failed``; each failed attempt is recorded in
+:class:`~podfleet.logs.failures.ArchiveFailures`, so ``podfleet logs`` says the archive write
+failed, when and why, instead of "no log"), because a stuck archive must not keep
 finished pods - and their node resources - forever. The task's event was published before
 the pod was handed to the deleter, so the task's outcome never depends on its log.
 
@@ -25,6 +27,7 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.kube.client import container_not_started
 from podfleet.kube.errors import KubeError, NotFound, Unreachable
 from podfleet.logs.archive import LogArchive
+from podfleet.logs.failures import ArchiveFailures
 from podfleet.monitoring.metrics import POD_LOGS_ARCHIVED, LogArchiveResult
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,10 @@ class PodLogKeeper:
     """Copies one pod's log into the archive (opened on first use, so that an archive that
     cannot be opened is an archive failure like any other, not a watcher that cannot start)."""
 
-    def __init__(self, kube: PodLogSource, archive: Callable[[], LogArchive]) -> None:
+    def __init__(self, kube: PodLogSource, archive: Callable[[], LogArchive],
+                 failures: ArchiveFailures | None = None) -> None:
         self.kube = kube
+        self.failures = failures
         self._open_archive = archive
         self._archive: LogArchive | None = None
         self._lock = threading.Lock()
@@ -81,11 +86,22 @@ class PodLogKeeper:
             if container_not_started(exc):
                 return Kept.NO_LOG
             log.warning("cannot read the log of pod %s/%s: %s", namespace, name, exc)
+            self._record_failure(launch_id, f"cannot read the pod's log: {exc}")
             return Kept.FAILED
         except Exception as exc:
             log.warning("cannot archive the log of pod %s/%s: %s", namespace, name, exc)
+            self._record_failure(launch_id, f"{type(exc).__name__}: {exc}")
             return Kept.FAILED
         return Kept.ARCHIVED
+
+    def _record_failure(self, launch_id: str, error: str) -> None:
+        if self.failures is None:
+            return
+        try:
+            self.failures.record(launch_id, error)
+        except Exception as exc:  # Redis gone too: the log line above is all there is
+            log.warning("cannot record the failed archive write of launch %s: %s",
+                        launch_id, exc)
 
 
 def count(result: Kept, *, final: bool) -> None:

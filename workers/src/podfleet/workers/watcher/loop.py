@@ -44,6 +44,7 @@ from podfleet.contracts.states import TaskState
 from podfleet.kube.client import PodList
 from podfleet.kube.errors import Gone, KubeError, Unreachable, error_from_status
 from podfleet.logs.archive import LogArchive
+from podfleet.logs.failures import ArchiveFailures
 from podfleet.monitoring.metrics import (
     POD_START_LATENCY,
     WATCH_EVENTS,
@@ -528,7 +529,10 @@ class Watcher:
         keeper = pruner = None
         location = self.options.log_archive
         if location is not None:
-            keeper = PodLogKeeper(self.kube, lambda: LogArchive.open(location))
+            retention = self.options.log_retention_days
+            keeper = PodLogKeeper(self.kube, lambda: LogArchive.open(location), ArchiveFailures(
+                self.client, self.keys, **({"keep_seconds": retention * 86_400}
+                                           if retention > 0 else {})))
             pruner = ArchivePruner(keeper, self.options.log_retention_days).start()
         deleter = PodDeleter(self.kube, self.lease,
                              policy=self.options.delete_policy,
