@@ -68,3 +68,41 @@ def pod_requests(spec: Mapping[str, Any]) -> Requests:
     if cpu == 0 and memory == 0:
         return NO_REQUESTS
     return Requests(cpu, memory)
+
+
+def qos_class(spec: dict[str, Any]) -> str:
+    """The pod's QoS class as Kubernetes computes it: BestEffort, Burstable or Guaranteed.
+
+    From the cpu and memory requests and limits of every container and init container: none
+    set → BestEffort; each limit set and every request equal to its limit → Guaranteed. The
+    API server's defaulting (``apiserver.validation``) and the simulated kubelet both use
+    this one function.
+    """
+    containers = [
+        c for key in ("containers", "initContainers") for c in (spec.get(key) or [])
+        if isinstance(c, dict)
+    ]
+    any_set = False
+    guaranteed = True
+    for container in containers:
+        resources = container.get("resources") or {}
+        requests = resources.get("requests") or {}
+        limits = resources.get("limits") or {}
+        if requests or limits:
+            any_set = True
+        for name in ("cpu", "memory"):
+            limit = limits.get(name)
+            request = requests.get(name, limit)
+            if limit is None or request is None or not _same_quantity(request, limit):
+                guaranteed = False
+    if not any_set:
+        return "BestEffort"
+    return "Guaranteed" if guaranteed else "Burstable"
+
+
+def _same_quantity(a: Any, b: Any) -> bool:
+    """Equal amounts ("1" and "1000m" are); unparsable values compare as text."""
+    try:
+        return parse_quantity(a) == parse_quantity(b)
+    except ValueError:
+        return str(a) == str(b)

@@ -12,7 +12,6 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from podfleet.simulator.apiserver.validation import qos_class
 from podfleet.simulator.cluster import status as statuses
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.cluster.disruption import (
@@ -29,7 +28,7 @@ from podfleet.simulator.cluster.kubelet import Kubelet
 from podfleet.simulator.cluster.local import container_command, container_env
 from podfleet.simulator.cluster.placement import NO_EXECUTE, Placement, tolerates
 from podfleet.simulator.cluster.podlog import ContainerLog
-from podfleet.simulator.cluster.resources import pod_requests
+from podfleet.simulator.cluster.resources import pod_requests, qos_class
 from podfleet.simulator.cluster.scheduler import Scheduler, SimNode
 from podfleet.simulator.cluster.state import PodRecord, Stage
 from podfleet.simulator.cluster.termination import FALLBACK_TO_LOGS, MAX_LOG_LINES
