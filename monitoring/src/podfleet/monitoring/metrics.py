@@ -66,6 +66,11 @@ RATE_LIMIT_CONFIGURED = Gauge(
     "podfleet_rate_limit_per_second",
     "The configured cluster-wide pod creation limit of a task queue (0 = unlimited).",
     ["queue"], multiprocess_mode="max")
+ADMISSION_WAITS = Counter(
+    "podfleet_admission_waits_total",
+    "Launch permits refused, by task queue and the budget that refused (pending: the cap on "
+    "pods not yet Running; share: the queue's weighted share of the launch rate; ceiling: "
+    "its PODFLEET_QUEUE_RATES rate; rate: the cluster's launch rate).", ["queue", "budget"])
 
 # --- Kubernetes API ----------------------------------------------------------------------
 KUBE_REQUESTS = Counter(
@@ -180,6 +185,15 @@ BROKER_UP_NAME = "podfleet_broker_up"
 # would never fire an alert. Every closed set of label values is therefore a StrEnum here,
 # recorded by its members, and each of its series is created at 0 when a process starts
 # (not at import: a worker's multiprocess directory must be set up first).
+
+
+class Budget(StrEnum):
+    """``budget`` of ``podfleet_admission_waits_total``: which budget refused a permit."""
+
+    PENDING = "pending"
+    SHARE = "share"
+    CEILING = "ceiling"
+    RATE = "rate"
 
 
 class PodCreateOutcome(StrEnum):

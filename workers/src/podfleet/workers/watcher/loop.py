@@ -51,6 +51,7 @@ from podfleet.monitoring.metrics import (
     WatchRestartReason,
 )
 from podfleet.settings import DeletePolicy, Settings
+from podfleet.workers.admission.pending_view import pending_change
 from podfleet.workers.launch_records import LaunchRecords
 from podfleet.workers.watcher import phases
 from podfleet.workers.watcher.deleter import PodDeleter
@@ -276,6 +277,9 @@ class ScopeWatch:
         now = time.time()
         seen: set[str] = set()
         pending = _Pending()
+        # What the list shows Pending, per namespace: the admission view is rebuilt from it.
+        listed_pending: dict[str, list[str]] = {
+            namespace: [] for namespace in self._view_namespaces()}
         for pod in listed.items:
             meta = pod.get("metadata") or {}
             uid = str(meta.get("uid") or "")
@@ -289,6 +293,9 @@ class ScopeWatch:
                 continue
             self._apply(uid, prior, transition, pending, now_mono, pod)
             after = transition.after
+            if after is not None and after.stage is Stage.PENDING:
+                listed_pending.setdefault(str(meta.get("namespace") or ""), []).append(
+                    str(meta.get("name") or ""))
             if (transition.event is None and after is not None and after.stage.is_final
                     and not meta.get("deletionTimestamp")):
                 # Finished and published before, but maybe never deleted (watcher died).
@@ -300,10 +307,18 @@ class ScopeWatch:
             prior = self.records[uid]
             self._apply(uid, prior, phases.vanished(uid, prior, now), pending, now_mono, None)
         pending.batch.resource_version = listed.resource_version
+        pending.batch.pending_listed = listed_pending
         self._flush(pending)
         log.info("relisted %s: %d pods, resourceVersion %s", self.scope, len(listed.items),
                  listed.resource_version)
         return listed.resource_version
+
+    def _view_namespaces(self) -> list[str]:
+        """The namespaces whose pending view a relist of this scope replaces."""
+        if self.namespace is not None:
+            return [self.namespace]
+        return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in
+                      self.publisher.client.smembers(self.publisher.keys.admission_namespaces))
 
     # --- watch ----------------------------------------------------------------------------
 
@@ -427,6 +442,13 @@ class ScopeWatch:
         """Fold one transition into the batch and the in-memory records (which mirror Redis:
         only this watcher writes them while it holds the lease)."""
         after = transition.after
+        where = pod.get("metadata") or {} if pod is not None else {}
+        ident = prior.identity if prior is not None else None
+        change = pending_change(
+            prior, after, str(where.get("namespace") or (ident.namespace if ident else "")),
+            str(where.get("name") or (ident.name if ident else "")))
+        if change is not None:
+            pending.batch.pending_changes.append(change)
         if after != prior:
             if after is None:
                 self.records.pop(uid, None)

@@ -16,9 +16,20 @@
 -- ARGV[5]  number of events E
 -- ARGV[6]  number of records to set S
 -- ARGV[7]  number of records to delete D
+-- ARGV[8]  prefix of the admission pending views: <prefix>:admission:pending:<namespace>,
+--          ZSet pod name -> reservation expiry (ms) or +inf once seen here (permit.lua in
+--          podfleet/workers/admission, which reserves names, documents it)
+-- ARGV[9]  <prefix>:admission:namespaces, Set of the namespaces with a pending view
+-- ARGV[10] number of pending-view changes V
+-- ARGV[11] number of namespaces whose confirmed pending pods a relist replaces L
 -- then E events, each: <index into KEYS of its stream> <2 x field count> <field> <value> ...
 -- then S pairs: <pod uid> <record>
 -- then D pod uids
+-- then V triples: <namespace> <pod name> <'c': the pod is Pending, confirm it | 'r': it
+--   runs, ended or is gone, remove it>
+-- then L groups: <namespace> <count M> <M pod names>: what the list shows Pending there;
+--   confirmed names not among them are removed (unconfirmed reservations stay: the list
+--   cannot show a create still in flight)
 --
 -- Returns 1 when written, 2 when this batch id was already written, 0 when the token is stale.
 local batch_field = 'batch:' .. KEYS[2]
@@ -29,7 +40,7 @@ end
 if lease[3] == ARGV[3] then
   return 2
 end
-local i = 8
+local i = 12
 for _ = 1, tonumber(ARGV[5]) do
   local stream = KEYS[tonumber(ARGV[i])]
   local n = tonumber(ARGV[i + 1])
@@ -51,6 +62,36 @@ while remaining > 0 do
   redis.call('HDEL', KEYS[3], unpack(ARGV, i, i + take - 1))
   i = i + take
   remaining = remaining - take
+end
+for _ = 1, tonumber(ARGV[10]) do
+  local key = ARGV[8] .. ARGV[i]
+  if ARGV[i + 2] == 'c' then
+    redis.call('ZADD', key, 'inf', ARGV[i + 1])
+    redis.call('SADD', ARGV[9], ARGV[i])
+  else
+    redis.call('ZREM', key, ARGV[i + 1])
+  end
+  i = i + 3
+end
+for _ = 1, tonumber(ARGV[11]) do
+  local key = ARGV[8] .. ARGV[i]
+  local n = tonumber(ARGV[i + 1])
+  local listed = {}
+  for j = i + 2, i + 1 + n do
+    listed[ARGV[j]] = true
+  end
+  for _, name in ipairs(redis.call('ZRANGEBYSCORE', key, 'inf', 'inf')) do
+    if not listed[name] then
+      redis.call('ZREM', key, name)
+    end
+  end
+  for j = i + 2, i + 1 + n do
+    redis.call('ZADD', key, 'inf', ARGV[j])
+  end
+  if n > 0 then
+    redis.call('SADD', ARGV[9], ARGV[i])
+  end
+  i = i + 2 + n
 end
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[2], ARGV[4])
