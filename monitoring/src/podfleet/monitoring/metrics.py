@@ -177,6 +177,11 @@ BROKER_DEAD_LETTERS_NAME = "podfleet_broker_dead_letters"
 BROKER_IN_FLIGHT_NAME = "podfleet_broker_in_flight_messages"
 BROKER_DELAYED_NAME = "podfleet_broker_delayed_messages"
 BROKER_UP_NAME = "podfleet_broker_up"
+# Admission's fleet-wide state, produced by monitoring.admission_collector.AdmissionCollector
+# from Redis at scrape time (every worker host reports the same values: max, not sum).
+PENDING_PODS_NAME = "podfleet_pending_pods"
+PENDING_CAP_NAME = "podfleet_pending_cap"
+QUEUE_WEIGHT_SHARE_NAME = "podfleet_queue_weight_share"
 
 
 # --- series that exist from the start ----------------------------------------------------
