@@ -1,14 +1,14 @@
 """The pending view: which podfleet pods exist but are not yet Running, per namespace.
 
-The launcher reserves a pod's name in its namespace's view with the permit
-(``permit.lua``); the watcher, which alone sees pods change, keeps the view true inside its
-fenced publish (``workers/watcher/publish.lua``): it confirms a pod it sees Pending (adding
-one it did not know, e.g. created before a Redis restart) and removes one it sees Running,
-ended or gone. A relist replaces the confirmed part with what the list shows, keeping the
-unconfirmed reservations, which the list cannot show yet and which expire on their own. So
-the count survives a watcher takeover (the view is in Redis, written only under the lease),
-a launcher crash (its reservations expire) and a Redis that restarts empty (the watcher
-relists when its resourceVersion is gone, rebuilding the view).
+The launcher reserves a pod's name in its namespace's view with the permit (``permit.lua``);
+the watcher, which alone sees pods change, keeps the view true inside its fenced publish
+(``publish.lua`` of :mod:`podfleet.workers.watcher`): it confirms a pod it sees Pending
+(adding one it did not know, e.g. created before a Redis restart) and removes one it sees
+Running, ended or gone. A relist replaces the confirmed part with what the list shows,
+keeping the unconfirmed reservations, which the list cannot show yet and which expire on
+their own. So the count survives a watcher takeover (the view is in Redis, written only
+under the lease), a launcher crash (its reservations expire) and a Redis that restarts empty
+(the watcher relists when its resourceVersion is gone, rebuilding the view).
 """
 
 from __future__ import annotations
