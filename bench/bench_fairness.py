@@ -59,11 +59,11 @@ def requests(queue: str, count: int, executor_id: str) -> list[LaunchRequest]:
         queue=None if queue == "default" else queue) for n in range(count)]
 
 
-def send(broker: Any, queue_name: str, batch: list[LaunchRequest]) -> None:
+def sealed(batch: list[LaunchRequest]) -> list[dict[str, Any]]:
+    """``batch`` as signed launch messages of 50, as an executor sends them."""
     signer = MessageSigner(KEY.encode())
-    envelopes = [LaunchBatch(requests=tuple(batch[i:i + 50])).seal(signer)
-                 for i in range(0, len(batch), 50)]
-    enqueue_envelopes(broker, queue_name, envelopes)
+    return [LaunchBatch(requests=tuple(batch[i:i + 50])).seal(signer)
+            for i in range(0, len(batch), 50)]
 
 
 def sample_pending(kube: KubeClient, stop: threading.Event, out: list[int]) -> None:
@@ -105,12 +105,16 @@ def main() -> int:
         sampler = threading.Thread(target=sample_pending, args=(kube, stop, pending),
                                    daemon=True)
         sampler.start()
+        # Sealed beforehand: the clock measures podfleet, not this driver's signing.
+        default = sealed(requests("default", backlog, executor_id))
+        etl = sealed(requests("etl", backlog, executor_id))
+        ml = sealed(requests("ml", backlog, executor_id))
         started = time.time()
-        send(broker, settings.launch.queue, requests("default", backlog, executor_id))
-        send(broker, f"{settings.launch.queue}.etl", requests("etl", backlog, executor_id))
+        enqueue_envelopes(broker, settings.launch.queue, default)
+        enqueue_envelopes(broker, f"{settings.launch.queue}.etl", etl)
         time.sleep(WINDOW_S)
         ml_sent_at = time.time()
-        send(broker, f"{settings.launch.queue}.ml", requests("ml", backlog, executor_id))
+        enqueue_envelopes(broker, f"{settings.launch.queue}.ml", ml)
         time.sleep(max(0.0, started + seconds - time.time()))
         stop.set()
         sampler.join(5)

@@ -49,7 +49,7 @@ def test_a_released_reservation_makes_room(client: redis.Redis, redis_url: str) 
     gate = admission(client, redis_url, PODFLEET_MAX_PENDING_PODS="2", PODFLEET_LAUNCH_RATE="0")
     assert gate.reserve(None, "default", ["a", "b"]).granted == 2
     # When one create fails and gives its reservation back
-    gate.release("default", ["a"])
+    gate.release(None, "default", ["a"])
     # Then one more create fits
     assert gate.reserve(None, "default", ["c", "d"]).granted == 1
 
@@ -163,3 +163,22 @@ def test_a_zero_weight_queue_waits_while_another_has_work(client: redis.Redis,
     # Then it is refused by its share, and the reason is kept for `podfleet status`
     assert refused.granted == 0 and refused.budget is Budget.SHARE
     assert client.hget(RedisKeys().admission_waiting, "etl").startswith(b"share ")
+
+
+def test_a_queue_at_its_pool_cap_waits_and_others_do_not(client: redis.Redis,
+                                                         redis_url: str) -> None:
+    # Given etl may have 2 pods not finished (a pool) and no other cap
+    gate = admission(client, redis_url, PODFLEET_QUEUE_RATES="etl=0",
+                     PODFLEET_QUEUE_MAX_RUNNING="etl=2", PODFLEET_MAX_PENDING_PODS="0",
+                     PODFLEET_LAUNCH_RATE="0")
+    # When etl asks for 3 creates, then 1 more, and the default queue asks for 3
+    first = gate.reserve("etl", "default", names("e", 3))
+    second = gate.reserve("etl", "default", ["e-3"])
+    default = gate.reserve(None, "default", names("d", 3))
+    # Then etl got 2 and waits at its pool; the default queue is not held by it
+    assert first.granted == 2
+    assert second.granted == 0 and second.budget is Budget.POOL
+    assert default.granted == 3
+    # And once one of etl's pods ends (the watcher removes it), etl may launch one more
+    client.zrem(RedisKeys().admission_active("etl", "default"), "e-0")
+    assert gate.reserve("etl", "default", ["e-3"]).granted == 1

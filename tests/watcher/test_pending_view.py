@@ -150,3 +150,24 @@ def _quiet(read: Any) -> Any:
         return read()
     except redis.RedisError:
         return None
+
+
+def test_a_queues_pool_holds_its_pods_until_they_finish(run: WatcherRun,
+                                                        kube: KubeClient) -> None:
+    from podfleet.contracts.naming import QUEUE_ANNOTATION
+
+    # Given a watcher, and pods of queue etl: one that runs for long, one that ends at once
+    run.start()
+    running = task_pod(new_key(), fate=QUICK)
+    done = task_pod(new_key(), fate={fate.START_DELAY: "0.01", fate.DURATION: "0.05"})
+    for pod in (running, done):
+        pod["metadata"]["annotations"][QUEUE_ANNOTATION] = "etl"
+        kube.create_pod("default", pod)
+    pool_key = run.keys.admission_active("etl", "default")
+
+    def pool() -> set[str]:
+        return {n.decode() for n in run.client.zrange(pool_key, 0, -1)}
+
+    # Then etl's pool holds the running pod and not the finished one
+    wait_for(lambda: pool() == {running["metadata"]["name"]} and not run.view(), 30,
+             "etl's pool to hold only its running pod")

@@ -40,6 +40,17 @@ class RedisKeys:
         """The prefix of every :meth:`admission_pending` key (the scripts build them)."""
         return f"{self.prefix}:admission:pending:"
 
+    def admission_active(self, queue: str, namespace: str) -> str:
+        """Sorted set: pods of task queue ``queue`` in ``namespace`` that exist (or are being
+        created) and have not finished, scored as :meth:`admission_pending` (pools:
+        PODFLEET_QUEUE_MAX_RUNNING)."""
+        return f"{self.admission_prefix}active:{queue}:{namespace}"
+
+    @property
+    def admission_prefix(self) -> str:
+        """The prefix of every admission key (the watcher's fenced script builds them)."""
+        return f"{self.prefix}:admission:"
+
     @property
     def admission_namespaces(self) -> str:
         """Set: every namespace with an :meth:`admission_pending` view (for the total)."""

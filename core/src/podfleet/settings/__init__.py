@@ -327,6 +327,12 @@ class LaunchSettings:
         "`namespace=count,…` (e.g. `team-a=200`); each must be a task namespace "
         "(PODFLEET_TASK_NAMESPACES). Unlisted namespaces have PODFLEET_MAX_PENDING_PODS.",
         parsers.namespace_caps(dns1123_label_errors))
+    queue_max_running: dict[str, int] = setting(
+        "PODFLEET_QUEUE_MAX_RUNNING", "",
+        "Pools: most pods of a task queue that exist and are not finished (pending + "
+        "running), as `queue=count,…` (e.g. `etl=100`); at the cap the queue's launches wait "
+        "until its pods end. Each must be `default` or listed in PODFLEET_QUEUE_RATES; "
+        "unlisted queues have no cap.", parsers.queue_caps())
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +449,8 @@ class Settings:
         if launch["burst"] is None:
             launch["burst"] = max(1, int(launch["rate"]))
         _check_queue_weights(launch["queue_weights"], launch["queue_rates"])
+        _check_known_queues("PODFLEET_QUEUE_MAX_RUNNING", launch["queue_max_running"],
+                            launch["queue_rates"])
         _check_namespace_caps(launch["namespace_max_pending_pods"], kube["task_namespaces"])
         executor["executor_id"] = executor["executor_id"] or default_executor_id()
         heartbeat = executor["heartbeat_seconds"]
@@ -471,13 +479,18 @@ def _check_task_namespaces(task: tuple[str, ...], watched: tuple[str, ...]) -> N
             "seen to finish")
 
 
-def _check_queue_weights(weights: dict[str, float], rates: dict[str, float]) -> None:
-    """A weight for a queue no worker routes would never be used: most likely a typo."""
-    unknown = [name for name in weights if name != "default" and name not in rates]
+def _check_known_queues(setting_name: str, listed: Mapping[str, object],
+                        rates: dict[str, float]) -> None:
+    """A value for a queue no worker routes would never be used: most likely a typo."""
+    unknown = [name for name in listed if name != "default" and name not in rates]
     if unknown:
         raise SettingsError(
-            f"PODFLEET_QUEUE_WEIGHTS: unknown queue {unknown[0]!r} (a weighted queue must be "
-            "`default` or listed in PODFLEET_QUEUE_RATES)")
+            f"{setting_name}: unknown queue {unknown[0]!r} (it must be `default` or listed "
+            "in PODFLEET_QUEUE_RATES)")
+
+
+def _check_queue_weights(weights: dict[str, float], rates: dict[str, float]) -> None:
+    _check_known_queues("PODFLEET_QUEUE_WEIGHTS", weights, rates)
     if not any(weights.get(name, 1.0) for name in ("default", *rates)):
         raise SettingsError("PODFLEET_QUEUE_WEIGHTS: every queue weighs 0; at least one needs "
                             "a weight above 0 (an unlisted queue weighs 1)")

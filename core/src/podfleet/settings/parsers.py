@@ -198,16 +198,26 @@ def queue_weights() -> Parser[dict[str, float]]:
 def namespace_caps(rule: Callable[[str], list[str]]) -> Parser[dict[str, int]]:
     """``namespace=count,…``: each namespace valid by ``rule`` and listed once, each count a
     whole number ≥ 1."""
+    def problem(item: str) -> str | None:
+        errors = rule(item)
+        return errors[0] if errors else None
+    return _caps("namespace=count (e.g. team-a=200)", problem)
+
+
+def queue_caps() -> Parser[dict[str, int]]:
+    """``queue=count,…``: each queue name valid and listed once, each count a whole number
+    ≥ 1."""
+    return _caps("queue=count (e.g. etl=100)", queue_name_problem)
+
+
+def _caps(form: str, problem: Callable[[str], str | None]) -> Parser[dict[str, int]]:
     def parse(name: str, raw: str) -> dict[str, int]:
-        def problem(item: str) -> str | None:
-            errors = rule(item)
-            return errors[0] if errors else None
-        caps = _pairs(name, raw, "namespace=count (e.g. team-a=200)", problem)
-        for namespace, value in caps.items():
+        caps = _pairs(name, raw, form, problem)
+        for key, value in caps.items():
             if value != int(value) or value < 1:
-                raise SettingsError(f"{name}: the cap of {namespace!r} must be a whole "
+                raise SettingsError(f"{name}: the cap of {key!r} must be a whole "
                                     f"number ≥ 1, got {value:g}")
-        return {namespace: int(value) for namespace, value in caps.items()}
+        return {key: int(value) for key, value in caps.items()}
     return Parser(parse)
 
 

@@ -68,7 +68,8 @@ RATE_LIMIT_CONFIGURED = Gauge(
     ["queue"], multiprocess_mode="max")
 ADMISSION_WAITS = Counter(
     "podfleet_admission_waits_total",
-    "Launch permits refused, by task queue and the budget that refused (pending: the cap on "
+    "Launch permits refused, by task queue and the budget that refused (pool: the queue's "
+    "PODFLEET_QUEUE_MAX_RUNNING; pending: the cap on "
     "pods not yet Running; share: the queue's weighted share of the launch rate; ceiling: "
     "its PODFLEET_QUEUE_RATES rate; rate: the cluster's launch rate).", ["queue", "budget"])
 
@@ -195,6 +196,7 @@ QUEUE_WEIGHT_SHARE_NAME = "podfleet_queue_weight_share"
 class Budget(StrEnum):
     """``budget`` of ``podfleet_admission_waits_total``: which budget refused a permit."""
 
+    POOL = "pool"
     PENDING = "pending"
     SHARE = "share"
     CEILING = "ceiling"

@@ -18,21 +18,44 @@ from typing import Any
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.workers.watcher.phases import Published, Stage
 
-__all__ = ["pending_change", "pending_counts"]
+__all__ = ["ViewChange", "active_view", "pending_counts", "pending_view", "view_changes"]
+
+#: (key suffix under ``<prefix>:admission:``, namespace, pod name, True to confirm / False
+#: to remove): one change of a view, as the watcher's fenced script takes it.
+ViewChange = tuple[str, str, str, bool]
 
 
-def pending_change(prior: Published | None, after: Published | None, namespace: str,
-                   name: str) -> tuple[str, str, bool] | None:
-    """The view's change for one pod whose record went from ``prior`` to ``after``:
-    ``(namespace, name, True)`` to confirm it as pending, ``False`` to remove it, or None
-    when the view already says so."""
+def pending_view(namespace: str) -> str:
+    """The key suffix of ``namespace``'s pending view (RedisKeys.admission_pending)."""
+    return f"pending:{namespace}"
+
+
+def active_view(queue: str, namespace: str) -> str:
+    """The key suffix of a queue's pods not finished in ``namespace`` (its pool)."""
+    return f"active:{queue}:{namespace}"
+
+
+def view_changes(prior: Published | None, after: Published | None, namespace: str,
+                 name: str, queue: str | None) -> list[ViewChange]:
+    """The views' changes for one pod whose record went from ``prior`` to ``after``: in the
+    pending view while it is Pending, in its queue's pool (when ``queue`` is known) until
+    it finishes or goes; nothing when the views already say so."""
     if after == prior or not name:
-        return None
+        return []
+    changes: list[ViewChange] = []
+    pending = pending_view(namespace)
     if after is not None and after.stage is Stage.PENDING:
-        return (namespace, name, True)
-    if prior is None or prior.stage is Stage.PENDING:
-        return (namespace, name, False)
-    return None
+        changes.append((pending, namespace, name, True))
+    elif prior is None or prior.stage is Stage.PENDING:
+        changes.append((pending, namespace, name, False))
+    if queue is not None:
+        pool = active_view(queue, namespace)
+        if after is not None and not after.stage.is_final:
+            if prior is None:
+                changes.append((pool, namespace, name, True))
+        elif prior is None or not prior.stage.is_final:
+            changes.append((pool, namespace, name, False))
+    return changes
 
 
 def pending_counts(client: Any, keys: RedisKeys) -> dict[str, int]:

@@ -5,8 +5,8 @@
 --   keys=[total, share, ceiling, demand, pending, namespaces, waiting],
 --   args=[queue, namespace, total_interval_us, total_burst, ceiling_interval_us,
 --         ceiling_burst, horizon_us, ns_cap, total_cap, reservation_ttl_ms,
---         pending_prefix, demand_window_us, default_weight, W, <W pairs: queue weight>,
---         N, <N pod names>]
+--         pending_prefix, demand_window_us, default_weight, queue_cap, active_prefix,
+--         W, <W pairs: queue weight>, N, <N pod names>]
 -- ) -> {granted, wait_us, budget, delay_us_1, ..., delay_us_granted}
 --
 -- KEYS[1] $prefix:ratelimit:launch        String  GCRA TAT (µs) of the cluster's launch
@@ -23,9 +23,13 @@
 -- KEYS[6] $prefix:admission:namespaces    Set     namespaces with a pending view
 -- KEYS[7] $prefix:admission:waiting       Hash    queue -> '<budget> <ms>' of its last refusal
 -- and, read for the total, $pending_prefix$ns for every member of KEYS[6] (the same kind of
--- key as KEYS[5]; a single Redis, not a cluster, so keys built here are fine).
+-- key as KEYS[5]); with a queue_cap, $prefix:admission:active:$queue:$ns (active_prefix..ns)
+-- for every member of KEYS[6] and the namespace: ZSet pod name -> reservation expiry (ms)
+-- or +inf once the watcher saw it, the queue's pods that exist and have not finished. A
+-- single Redis, not a cluster, so keys built here are fine.
 --
--- Budgets, in order: 'pending' (the namespace's or the total cap of pods not yet Running),
+-- Budgets, in order: 'pool' (the queue's cap on its pods not finished, PODFLEET_QUEUE_MAX_
+-- RUNNING), 'pending' (the namespace's or the total cap of pods not yet Running),
 -- then 'share' (the queue's weighted share of the launch rate among the queues with demand),
 -- 'ceiling' (the queue's own rate) and 'rate' (the cluster's launch rate). The grant is the
 -- largest k <= N that every budget allows with its last permit conforming within horizon_us;
@@ -47,9 +51,11 @@ local ttl_ms = tonumber(ARGV[10])
 local pending_prefix = ARGV[11]
 local demand_window = tonumber(ARGV[12])
 local default_weight = tonumber(ARGV[13])
-local nweights = tonumber(ARGV[14])
+local queue_cap = tonumber(ARGV[14])
+local active_prefix = ARGV[15]
+local nweights = tonumber(ARGV[16])
 local weights = {}
-local i = 15
+local i = 17
 for _ = 1, nweights do
   weights[ARGV[i]] = tonumber(ARGV[i + 1])
   i = i + 2
@@ -70,8 +76,30 @@ end
 redis.call('ZADD', KEYS[4], now, queue)
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - demand_window)
 
--- 1. Pods not yet Running: drop reservations nobody confirmed in time, then count.
 local room = requested
+
+-- 0. The queue's pool: its pods that exist and have not finished, in every namespace.
+local active_key = active_prefix .. namespace
+if queue_cap > 0 then
+  local active = 0
+  local counted = {}
+  local namespaces = redis.call('SMEMBERS', KEYS[6])
+  table.insert(namespaces, namespace)
+  for _, ns in ipairs(namespaces) do
+    if not counted[ns] then
+      counted[ns] = true
+      local key = active_prefix .. ns
+      redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)
+      active = active + redis.call('ZCARD', key)
+    end
+  end
+  room = math.min(room, queue_cap - active)
+  if room < 1 then
+    return refuse('pool', 200000)
+  end
+end
+
+-- 1. Pods not yet Running: drop reservations nobody confirmed in time, then count.
 if ns_cap > 0 or total_cap > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms)
   local in_ns = redis.call('ZCARD', KEYS[5])
@@ -118,7 +146,13 @@ if total_interval > 0 then
   if ceiling_interval > 0 then
     table.insert(gcras, {KEYS[3], ceiling_interval, ceiling_burst, 'ceiling'})
   end
-  table.insert(gcras, {KEYS[1], total_interval, total_burst, 'rate'})
+  -- The shares add up to the rate (and their bursts to the burst), so the cluster's own
+  -- GCRA is a ceiling that binds only when they do not: while shares change, the busy
+  -- queues' reservations made at their old shares (at most the horizon ahead) overlap the
+  -- new ones, which its tolerance absorbs instead of refusing whoever asks next (that
+  -- would hand the rate out first-come-first-served, not by weight).
+  table.insert(gcras, {KEYS[1], total_interval,
+                       total_burst + math.floor(horizon / total_interval), 'rate'})
 elseif ceiling_interval > 0 then
   table.insert(gcras, {KEYS[3], ceiling_interval, ceiling_burst, 'ceiling'})
 end
@@ -155,11 +189,18 @@ for _, g in ipairs(gcras) do
              'PX', math.floor((new_tat - now) / 1000) + 1000)
 end
 
--- 3. Reserve the names: the pods about to be created count as pending from now on.
+-- 3. Reserve the names: the pods about to be created count as pending (and in their
+-- queue's pool) from now on.
+local expiry = now_ms + ttl_ms
 if ns_cap > 0 or total_cap > 0 then
-  local expiry = now_ms + ttl_ms
   for n = 0, k - 1 do
     redis.call('ZADD', KEYS[5], 'NX', expiry, ARGV[names_at + n])
+  end
+  redis.call('SADD', KEYS[6], namespace)
+end
+if queue_cap > 0 then
+  for n = 0, k - 1 do
+    redis.call('ZADD', active_key, 'NX', expiry, ARGV[names_at + n])
   end
   redis.call('SADD', KEYS[6], namespace)
 end

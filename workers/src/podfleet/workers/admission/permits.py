@@ -73,6 +73,7 @@ class Admission:
         self.burst = launch.burst
         self.max_pending = launch.max_pending_pods
         self.namespace_caps = launch.namespace_max_pending_pods
+        self.queue_caps = launch.queue_max_running
         self._weights: list[str | float] = []
         for name, weight in launch.queue_weights.items():
             self._weights += [name, weight]
@@ -85,7 +86,7 @@ class Admission:
         """No budget at all: permits need no Redis call."""
         ceiling = any(r > 0 for r in self.settings.launch.queue_rates.values())
         return self.rate <= 0 and self.max_pending <= 0 and not self.namespace_caps \
-            and not ceiling
+            and not ceiling and not self.queue_caps
 
     def pending_cap(self, namespace: str) -> int:
         """The cap on pods of ``namespace`` that exist but are not yet Running (0: none)."""
@@ -110,7 +111,8 @@ class Admission:
                   _interval_us(ceiling), route.burst, int(horizon_s * 1_000_000),
                   self.pending_cap(namespace), self.max_pending,
                   int(self.reservation_ttl_s * 1000), keys.admission_pending_prefix,
-                  int(DEMAND_WINDOW_S * 1_000_000), 1, len(self._weights) // 2,
+                  int(DEMAND_WINDOW_S * 1_000_000), 1, self.queue_caps.get(route.name, 0),
+                  f"{keys.admission_prefix}active:{route.name}:", len(self._weights) // 2,
                   *self._weights, len(names), *names])
         granted, wait_us = int(reply[0]), int(reply[1])
         if granted == 0:
@@ -145,10 +147,15 @@ class Admission:
             # Asking again keeps the queue's demand fresh, so its share is held for it.
             time.sleep(min(max(permit.wait_s, 0.01), remaining, DEMAND_WINDOW_S / 2))
 
-    def release(self, namespace: str, names: list[str]) -> None:
+    def release(self, queue: str | None, namespace: str, names: list[str]) -> None:
         """Give back the reservations of creates that certainly made no pod."""
-        if names and (self.max_pending > 0 or self.namespace_caps):
-            self._redis.zrem(self.keys.admission_pending(namespace), *names)
+        if not names:
+            return
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.zrem(self.keys.admission_pending(namespace), *names)
+        pipe.zrem(self.keys.admission_active(route_for(self.settings, queue).name, namespace),
+                  *names)
+        pipe.execute()
 
 
 def _interval_us(rate: float) -> int:

@@ -124,14 +124,14 @@ class SlowStart:
                 p.request.launch_id for p in batch if p.request.launch_id not in created)
             if done_elsewhere:
                 finished = [p for p in batch if p.request.launch_id in done_elsewhere]
-                admission.release(namespace, [_name(p) for p in batch])
+                admission.release(queue, namespace, [_name(p) for p in batch])
                 outbox.add(self.outcomes.settle_finished(finished, done_elsewhere, report))
                 pending = [p for p in pending if p.request.launch_id not in done_elsewhere]
                 continue
             results = self.loop.run(self._round(batch, grant, created, stale_s))
             # A create that certainly made no pod gives its pending reservation back; one
             # that got no answer may have made it (the watcher confirms it, or it expires).
-            admission.release(namespace, [
+            admission.release(queue, namespace, [
                 _name(p) for p, r in zip(batch, results, strict=True)
                 if r.kind in ("rejected", "stale")
                 or (r.kind == "retry" and not isinstance(r.error, Unreachable))])
