@@ -29,6 +29,7 @@ HELP = "show tasks and executors"
 WAITING_FOR_SLOT = "waiting for a slot (parallelism) or to be resent"
 #: What each admission budget that refused a queue's last permit means, for people.
 WHY_IT_WAITS = {
+    "pool": "at its pool, the cap on its pods not finished (PODFLEET_QUEUE_MAX_RUNNING)",
     "pending": "at the cap on pods not yet Running (PODFLEET_MAX_PENDING_PODS)",
     "share": "at its fair share of the launch rate (PODFLEET_QUEUE_WEIGHTS)",
     "ceiling": "at its own rate (PODFLEET_QUEUE_RATES)",
