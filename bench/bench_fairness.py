@@ -68,7 +68,9 @@ def sealed(batch: list[LaunchRequest]) -> list[dict[str, Any]]:
 
 def sample_pending(kube: KubeClient, stop: threading.Event, out: list[int]) -> None:
     while not stop.wait(0.2):
-        pods = kube.list_pods("default", label_selector=MANAGED_SELECTOR).items
+        # One page: a paged list's pages are read at different moments (no instant's count).
+        pods = kube.list_pods("default", label_selector=MANAGED_SELECTOR,
+                              page_size=100_000).items
         out.append(sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Pending"))
 
 
