@@ -84,7 +84,10 @@ class Bench:
         """A fleet of its own for one measurement (a fresh Redis) on the shared simulator;
         no executor runs, so no DB."""
         env = {"PODFLEET_EXECUTOR_ID": "bench", "PODFLEET_LAUNCH_RATE": str(rate),
-               "PODFLEET_BATCH_SIZE": str(self.args.batch_size)}
+               "PODFLEET_BATCH_SIZE": str(self.args.batch_size),
+               # No watcher runs here (it measures launches), so nothing would see pods
+               # start and make room under the pending cap.
+               "PODFLEET_MAX_PENDING_PODS": "0"}
         if rate:
             env["PODFLEET_LAUNCH_BURST"] = str(max(1, int(rate / 20)))
         return LocalFleet(workdir=self.workdir / f"run-{self.run}", simulator=self.sim,
