@@ -100,7 +100,10 @@ class Bench:
                "PODFLEET_BATCH_SIZE": str(self.args.batch_size),
                # Launchers and watcher must agree on the task queues; the launch route of
                # the bench's tasks (no queue) stays the default one.
-               "PODFLEET_QUEUE_RATES": f"{IDLE_QUEUE}=1"}
+               "PODFLEET_QUEUE_RATES": f"{IDLE_QUEUE}=1",
+               # No watcher runs here (it measures launches), so nothing would see pods
+               # start and make room under the pending cap.
+               "PODFLEET_MAX_PENDING_PODS": "0"}
         if rate:
             env["PODFLEET_LAUNCH_BURST"] = str(max(1, int(rate / 20)))
         return LocalFleet(workdir=self.workdir / f"run-{self.run}", simulator=self.sim,

@@ -158,3 +158,43 @@ def test_configuration_doc_lists_every_variable() -> None:
     doc = Path(__file__).parents[2] / "docs" / "configuration.md"
     assert doc.read_text() == variables_markdown(), (
         "docs/configuration.md is stale: python -m podfleet.settings > docs/configuration.md")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"PODFLEET_QUEUE_WEIGHTS": "etl="}, "PODFLEET_QUEUE_WEIGHTS: 'etl=' must be queue=weight"),
+        ({"PODFLEET_QUEUE_WEIGHTS": "=3"}, "PODFLEET_QUEUE_WEIGHTS: '=3' must be queue=weight"),
+        ({"PODFLEET_QUEUE_WEIGHTS": "default=-1"},
+         "PODFLEET_QUEUE_WEIGHTS: the value of 'default' must be a finite number ≥ 0"),
+        ({"PODFLEET_QUEUE_WEIGHTS": "default=0"},
+         "PODFLEET_QUEUE_WEIGHTS: every queue weighs 0"),
+        ({"PODFLEET_QUEUE_WEIGHTS": "default=1,default=2"},
+         "PODFLEET_QUEUE_WEIGHTS: 'default' is listed twice"),
+        ({"PODFLEET_QUEUE_WEIGHTS": "etl=3"}, "PODFLEET_QUEUE_WEIGHTS: unknown queue 'etl'"),
+        ({"PODFLEET_QUEUE_MAX_RUNNING": "etl=5"},
+         "PODFLEET_QUEUE_MAX_RUNNING: unknown queue 'etl'"),
+        ({"PODFLEET_QUEUE_MAX_RUNNING": "default=0"},
+         "PODFLEET_QUEUE_MAX_RUNNING: the cap of 'default' must be a whole number ≥ 1"),
+        ({"PODFLEET_QUEUE_MAX_RUNNING": "default=1.5"},
+         "PODFLEET_QUEUE_MAX_RUNNING: the cap of 'default' must be a whole number ≥ 1"),
+        ({"PODFLEET_MAX_PENDING_PODS": "-1"}, "PODFLEET_MAX_PENDING_PODS must be an integer ≥ 0"),
+        ({"PODFLEET_NAMESPACE_MAX_PENDING_PODS": "default=0"},
+         "PODFLEET_NAMESPACE_MAX_PENDING_PODS: the cap of 'default' must be a whole number ≥ 1"),
+        ({"PODFLEET_NAMESPACE_MAX_PENDING_PODS": "Team_A=5"},
+         "PODFLEET_NAMESPACE_MAX_PENDING_PODS='Team_A' is invalid"),
+        ({"PODFLEET_NAMESPACE_MAX_PENDING_PODS": "team-b=5"},
+         "PODFLEET_NAMESPACE_MAX_PENDING_PODS: 'team-b' is not a task namespace"),
+    ],
+)
+def test_bad_admission_settings_fail_at_start_in_one_line(env: dict[str, str],
+                                                          expected: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env(env)
+    assert expected in str(error.value) and "\n" not in str(error.value)
+
+
+def test_queue_weights_map_each_queue_to_its_weight() -> None:
+    settings = Settings.from_env({"PODFLEET_QUEUE_RATES": "etl=0,ml=0",
+                                  "PODFLEET_QUEUE_WEIGHTS": "etl=3, ml=1,default=1"})
+    assert settings.launch.queue_weights == {"etl": 3.0, "ml": 1.0, "default": 1.0}

@@ -173,3 +173,29 @@ def test_a_worker_for_a_queue_nobody_configured_is_refused_at_start(
     monkeypatch.setenv("PODFLEET_QUEUE_RATES", "etl=5")
     assert main(["worker", "--queues", queues]) == 2
     assert expected in capsys.readouterr().err
+
+
+def test_status_shows_each_queue_and_why_it_waits(
+        upgraded: str, redis_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import time
+
+    import redis
+
+    from podfleet.contracts.redis_keys import RedisKeys
+
+    # Given 3 tasks waiting on the default queue, whose last launch permit was refused at
+    # the pending cap a moment ago (as a launcher records it)
+    assert main(["submit", *DB_FLAGS, "--count", "3", "--", "true"]) == 0
+    client = redis.Redis.from_url(redis_url)
+    client.hset(RedisKeys().admission_waiting, "default", f"pending {int(time.time() * 1000)}")
+    client.close()
+    capsys.readouterr()
+    # When status is asked
+    assert main(["status", "--json"]) == 0
+    (queue,) = orjson.loads(capsys.readouterr().out)["queues"]
+    # Then the queue shows its waiting tasks and the cap it waits at
+    assert (queue["queue"], queue["waiting"], queue["pending"], queue["running"]) == (
+        "default", 3, 0, 0)
+    assert "PODFLEET_MAX_PENDING_PODS" in queue["why"]
+    assert main(["status"]) == 0
+    assert "waits at the cap on pods not yet Running" in capsys.readouterr().out

@@ -51,6 +51,9 @@ class Fleet:
             signing_key=SIGNING_KEY, env={
                 "PODFLEET_EXECUTOR_ID": self.executor_id,
                 "PODFLEET_LAUNCH_RATE": "0",
+                # No watcher runs here (these tests read launches), so nothing would see
+                # pods start and free the pending cap's room.
+                "PODFLEET_MAX_PENDING_PODS": "0",
                 "PODFLEET_LAUNCH_BACKOFF_SECONDS": "0.05",
                 "PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS": "0.5",
                 "PODFLEET_KUBE_TIMEOUT_SECONDS": "2",

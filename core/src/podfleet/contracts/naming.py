@@ -31,6 +31,9 @@ LAUNCH_ID_LABEL = LABEL_PREFIX + "launch-id"
 # Annotation-only: when the task was queued, and the full key as JSON.
 QUEUED_AT_ANNOTATION = LABEL_PREFIX + "queued-at"
 TASK_KEY_ANNOTATION = LABEL_PREFIX + "task-key"
+# Annotation-only: the task queue whose route launched the pod (``default`` for unlisted
+# queues), so the watcher can count a queue's pods (PODFLEET_QUEUE_MAX_RUNNING).
+QUEUE_ANNOTATION = LABEL_PREFIX + "queue"
 
 MANAGED_SELECTOR = f"{MANAGED_LABEL}={MANAGED_VALUE}"
 

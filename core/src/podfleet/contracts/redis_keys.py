@@ -44,6 +44,49 @@ class RedisKeys:
         this dramatiq queue; members older than a few heartbeats are gone."""
         return f"{self.prefix}:consumers:{dramatiq_queue}"
 
+    def admission_pending(self, namespace: str) -> str:
+        """Sorted set: podfleet pods of ``namespace`` that exist (or are being created) but
+        are not yet Running; score = when an unconfirmed reservation expires (ms, Redis'
+        clock), ``+inf`` once the watcher has seen the pod (podfleet.workers.admission)."""
+        return f"{self.admission_pending_prefix}{namespace}"
+
+    @property
+    def admission_pending_prefix(self) -> str:
+        """The prefix of every :meth:`admission_pending` key (the scripts build them)."""
+        return f"{self.prefix}:admission:pending:"
+
+    def admission_active(self, queue: str, namespace: str) -> str:
+        """Sorted set: pods of task queue ``queue`` in ``namespace`` that exist (or are being
+        created) and have not finished, scored as :meth:`admission_pending` (pools:
+        PODFLEET_QUEUE_MAX_RUNNING)."""
+        return f"{self.admission_prefix}active:{queue}:{namespace}"
+
+    @property
+    def admission_prefix(self) -> str:
+        """The prefix of every admission key (the watcher's fenced script builds them)."""
+        return f"{self.prefix}:admission:"
+
+    @property
+    def admission_namespaces(self) -> str:
+        """Set: every namespace with an :meth:`admission_pending` view (for the total)."""
+        return f"{self.prefix}:admission:namespaces"
+
+    @property
+    def admission_demand(self) -> str:
+        """Sorted set: task queue -> when it last asked for a launch permit (µs, Redis'
+        clock); a queue that asked within the last second shares the launch rate."""
+        return f"{self.prefix}:admission:demand"
+
+    def admission_share(self, queue: str) -> str:
+        """String: the GCRA theoretical arrival time (µs) of one task queue's fair share."""
+        return f"{self.prefix}:admission:share:{queue}"
+
+    @property
+    def admission_waiting(self) -> str:
+        """Hash: task queue -> why its last permit was refused and when (``<budget> <ms>``),
+        deleted when it is granted one (``podfleet status``, metrics)."""
+        return f"{self.prefix}:admission:waiting"
+
     @property
     def watcher_lease(self) -> str:
         """Hash: holder, token and expiry of the singleton watcher's lease."""

@@ -30,8 +30,8 @@ import orjson
 import yaml
 
 from podfleet.contracts.messages import LaunchRequest
-from podfleet.contracts.naming import pod_name, task_annotations, task_labels
-from podfleet.contracts.queues import DEFAULT_QUEUE
+from podfleet.contracts.naming import QUEUE_ANNOTATION, pod_name, task_annotations, task_labels
+from podfleet.contracts.queues import DEFAULT_QUEUE, route_for
 from podfleet.pods.config import InvalidExecutorConfig, apply_task_fields
 from podfleet.pods.merge import BASE_CONTAINER_NAME, merge_keyed, reconcile_pods
 from podfleet.pods.policy import PodPolicy, pod_service_account
@@ -104,6 +104,7 @@ class PodFactory:
         self._template = load_pod_template(settings.pods.template_file)
         self._image = settings.pods.image
         self._pull_policy = settings.pods.pull_policy
+        self._settings = settings
         self.policy = PodPolicy(settings, pod_service_account(orjson.loads(self._template)))
         self._queue_priority_classes = settings.pods.queue_priority_classes
 
@@ -143,7 +144,8 @@ class PodFactory:
         meta["labels"] = {**(meta.get("labels") or {}),
                           **task_labels(request.key, request.launch_id, request.executor_id)}
         meta["annotations"] = {**(meta.get("annotations") or {}), **task_annotations(
-            request.key, request.launch_id, request.executor_id, request.queued_at)}
+            request.key, request.launch_id, request.executor_id, request.queued_at),
+            QUEUE_ANNOTATION: route_for(self._settings, request.queue).name}
         spec = pod["spec"]
         spec["restartPolicy"] = "Never"
         pod.pop("status", None)

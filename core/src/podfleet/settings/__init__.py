@@ -319,6 +319,34 @@ class LaunchSettings:
         "for room; a worker process reads a namespace's quotas at most twice per interval. "
         "Parked launches do not count create attempts; only PODFLEET_QUEUED_TIMEOUT_SECONDS "
         "ends the wait.", parsers.number(minimum=0.1, maximum=600))
+    #: Task queue -> weight; a queue not listed weighs 1.
+    queue_weights: dict[str, float] = setting(
+        "PODFLEET_QUEUE_WEIGHTS", "",
+        "Weights by which the task queues that have work share PODFLEET_LAUNCH_RATE, as "
+        "`queue=weight,…` (e.g. `etl=3,ml=1,default=1`); a queue not listed weighs 1. "
+        "Work-conserving: a queue without work for about a second takes no share, and its "
+        "share returns within about a second once it has work. Each queue must be "
+        "`default` or listed in PODFLEET_QUEUE_RATES. Executors and workers must agree on it.",
+        parsers.queue_weights())
+    max_pending_pods: int = setting(
+        "PODFLEET_MAX_PENDING_PODS", "500",
+        "Most podfleet pods that exist but are not yet Running, across every namespace and "
+        "in each namespace unless PODFLEET_NAMESPACE_MAX_PENDING_PODS says otherwise; at "
+        "the cap launches wait in their queue (no attempt spent) until pods start. Size it "
+        "as creation rate × seconds a pod takes to start (docs/admission.md); 0 = no cap.",
+        parsers.integer(minimum=0))
+    namespace_max_pending_pods: dict[str, int] = setting(
+        "PODFLEET_NAMESPACE_MAX_PENDING_PODS", "",
+        "Per-namespace caps on pods that exist but are not yet Running, as "
+        "`namespace=count,…` (e.g. `team-a=200`); each must be a task namespace "
+        "(PODFLEET_TASK_NAMESPACES). Unlisted namespaces have PODFLEET_MAX_PENDING_PODS.",
+        parsers.namespace_caps(dns1123_label_errors))
+    queue_max_running: dict[str, int] = setting(
+        "PODFLEET_QUEUE_MAX_RUNNING", "",
+        "Pools: most pods of a task queue that exist and are not finished (pending + "
+        "running), as `queue=count,…` (e.g. `etl=100`); at the cap the queue's launches wait "
+        "until its pods end. Each must be `default` or listed in PODFLEET_QUEUE_RATES; "
+        "unlisted queues have no cap.", parsers.queue_caps())
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,6 +475,10 @@ class Settings:
         kube["task_namespaces"] = kube["task_namespaces"] or (kube["namespace"],)
         if launch["burst"] is None:
             launch["burst"] = max(1, int(launch["rate"]))
+        _check_queue_weights(launch["queue_weights"], launch["queue_rates"])
+        _check_known_queues("PODFLEET_QUEUE_MAX_RUNNING", launch["queue_max_running"],
+                            launch["queue_rates"])
+        _check_namespace_caps(launch["namespace_max_pending_pods"], kube["task_namespaces"])
         executor["executor_id"] = executor["executor_id"] or default_executor_id()
         heartbeat = executor["heartbeat_seconds"]
         heartbeat_timeout = executor["heartbeat_timeout_seconds"]
@@ -472,6 +504,34 @@ def _check_task_namespaces(task: tuple[str, ...], watched: tuple[str, ...]) -> N
             f"PODFLEET_TASK_NAMESPACES: {', '.join(map(repr, unwatched))} not in "
             f"PODFLEET_WATCH_NAMESPACES ({','.join(watched)}): a pod there would never be "
             "seen to finish")
+
+
+def _check_known_queues(setting_name: str, listed: Mapping[str, object],
+                        rates: dict[str, float]) -> None:
+    """A value for a queue no worker routes would never be used: most likely a typo."""
+    unknown = [name for name in listed if name != "default" and name not in rates]
+    if unknown:
+        raise SettingsError(
+            f"{setting_name}: unknown queue {unknown[0]!r} (it must be `default` or listed "
+            "in PODFLEET_QUEUE_RATES)")
+
+
+def _check_queue_weights(weights: dict[str, float], rates: dict[str, float]) -> None:
+    _check_known_queues("PODFLEET_QUEUE_WEIGHTS", weights, rates)
+    if not any(weights.get(name, 1.0) for name in ("default", *rates)):
+        raise SettingsError("PODFLEET_QUEUE_WEIGHTS: every queue weighs 0; at least one needs "
+                            "a weight above 0 (an unlisted queue weighs 1)")
+
+
+def _check_namespace_caps(caps: dict[str, int], task: tuple[str, ...]) -> None:
+    """A cap for a namespace no task may use caps nothing: most likely a typo."""
+    if task == ("*",):
+        return
+    unknown = [name for name in caps if name not in task]
+    if unknown:
+        raise SettingsError(
+            f"PODFLEET_NAMESPACE_MAX_PENDING_PODS: {unknown[0]!r} is not a task namespace "
+            f"(PODFLEET_TASK_NAMESPACES: {','.join(task)})")
 
 
 #: Settings' groups by field name, in declaration order.

@@ -212,6 +212,65 @@ def queue_priority_classes(name_errors: Callable[[str], list[str]]
     return Parser(parse)
 
 
+def queue_weights() -> Parser[dict[str, float]]:
+    """``queue=weight,…``: each queue name valid and listed once, each weight finite, ≥ 0
+    (that not every queue weighs 0 is checked with PODFLEET_QUEUE_RATES, which names them)."""
+    def parse(name: str, raw: str) -> dict[str, float]:
+        return _pairs(name, raw, "queue=weight (e.g. etl=3)", queue_name_problem)
+    return Parser(parse)
+
+
+def namespace_caps(rule: Callable[[str], list[str]]) -> Parser[dict[str, int]]:
+    """``namespace=count,…``: each namespace valid by ``rule`` and listed once, each count a
+    whole number ≥ 1."""
+    def problem(item: str) -> str | None:
+        errors = rule(item)
+        return errors[0] if errors else None
+    return _caps("namespace=count (e.g. team-a=200)", problem)
+
+
+def queue_caps() -> Parser[dict[str, int]]:
+    """``queue=count,…``: each queue name valid and listed once, each count a whole number
+    ≥ 1."""
+    return _caps("queue=count (e.g. etl=100)", queue_name_problem)
+
+
+def _caps(form: str, problem: Callable[[str], str | None]) -> Parser[dict[str, int]]:
+    def parse(name: str, raw: str) -> dict[str, int]:
+        caps = _pairs(name, raw, form, problem)
+        for key, value in caps.items():
+            if value != int(value) or value < 1:
+                raise SettingsError(f"{name}: the cap of {key!r} must be a whole "
+                                    f"number ≥ 1, got {value:g}")
+        return {key: int(value) for key, value in caps.items()}
+    return Parser(parse)
+
+
+def _pairs(name: str, raw: str, form: str,
+           problem: Callable[[str], str | None]) -> dict[str, float]:
+    """``key=number,…`` with every key valid (``problem`` says why not) and listed once, every
+    number finite and ≥ 0; the first fault raises naming ``name`` and the item."""
+    pairs: dict[str, float] = {}
+    for item in (i.strip() for i in raw.split(",")):
+        if not item:
+            continue
+        key, equals, value_text = (part.strip() for part in item.partition("="))
+        if not equals or not key or not value_text:
+            raise SettingsError(f"{name}: {item!r} must be {form}")
+        invalid([p for p in [problem(key)] if p], name, key)
+        if key in pairs:
+            raise SettingsError(f"{name}: {key!r} is listed twice")
+        try:
+            value = float(value_text)
+        except ValueError:
+            value = -1.0
+        if not math.isfinite(value) or value < 0:
+            raise SettingsError(f"{name}: the value of {key!r} must be a finite number ≥ 0, "
+                                f"got {value_text!r}")
+        pairs[key] = value
+    return pairs
+
+
 def ip_address() -> Parser[str]:
     """A numeric IPv4 or IPv6 address (no name lookups at start)."""
     def parse(name: str, raw: str) -> str:

@@ -63,6 +63,11 @@ class BrokerCollector(Collector):
                                max_connections=4)
         return cls(client, queues, **kwargs)
 
+    @property
+    def client(self) -> redis.Redis:
+        """The collector's Redis client (short timeouts; shared by the admission collector)."""
+        return self._client
+
     def describe(self) -> Iterable[Metric]:
         # Describing would need Redis at registration time; an empty describe skips that.
         return ()

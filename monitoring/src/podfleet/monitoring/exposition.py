@@ -251,10 +251,13 @@ def serve_worker_metrics(settings: Settings, queues: Iterable[str] = (),
     if port is None and chosen == 0:
         return None
     from podfleet.broker import broker_namespace
+    from podfleet.monitoring.admission_collector import AdmissionCollector
     from podfleet.monitoring.broker_collector import BrokerCollector
 
     broker = BrokerCollector.from_url(settings.redis.url,
                                       tuple(queues) or (settings.launch.queue,),
                                       namespace=broker_namespace(settings), discover=True)
-    return serve_metrics(chosen, multiprocess_registry(extra=[broker]),
+    # The broker collector's small pool (short timeouts) serves admission's reads too.
+    admission = AdmissionCollector(broker.client, settings)
+    return serve_metrics(chosen, multiprocess_registry(extra=[broker, admission]),
                          host=settings.metrics.host if host is None else host)

@@ -75,6 +75,12 @@ RATE_LIMIT_CONFIGURED = Gauge(
     "podfleet_rate_limit_per_second",
     "The configured cluster-wide pod creation limit of a task queue (0 = unlimited).",
     ["queue"], multiprocess_mode="max")
+ADMISSION_WAITS = Counter(
+    "podfleet_admission_waits_total",
+    "Launch permits refused, by task queue and the budget that refused (pool: the queue's "
+    "PODFLEET_QUEUE_MAX_RUNNING; pending: the cap on "
+    "pods not yet Running; share: the queue's weighted share of the launch rate; ceiling: "
+    "its PODFLEET_QUEUE_RATES rate; rate: the cluster's launch rate).", ["queue", "budget"])
 
 # --- Kubernetes API ----------------------------------------------------------------------
 KUBE_REQUESTS = Counter(
@@ -213,6 +219,11 @@ BROKER_DEAD_LETTERS_NAME = "podfleet_broker_dead_letters"
 BROKER_IN_FLIGHT_NAME = "podfleet_broker_in_flight_messages"
 BROKER_DELAYED_NAME = "podfleet_broker_delayed_messages"
 BROKER_UP_NAME = "podfleet_broker_up"
+# Admission's fleet-wide state, produced by monitoring.admission_collector.AdmissionCollector
+# from Redis at scrape time (every worker host reports the same values: max, not sum).
+PENDING_PODS_NAME = "podfleet_pending_pods"
+PENDING_CAP_NAME = "podfleet_pending_cap"
+QUEUE_WEIGHT_SHARE_NAME = "podfleet_queue_weight_share"
 
 
 # --- series that exist from the start ----------------------------------------------------
@@ -221,6 +232,16 @@ BROKER_UP_NAME = "podfleet_broker_up"
 # would never fire an alert. Every closed set of label values is therefore a StrEnum here,
 # recorded by its members, and each of its series is created at 0 when a process starts
 # (not at import: a worker's multiprocess directory must be set up first).
+
+
+class Budget(StrEnum):
+    """``budget`` of ``podfleet_admission_waits_total``: which budget refused a permit."""
+
+    POOL = "pool"
+    PENDING = "pending"
+    SHARE = "share"
+    CEILING = "ceiling"
+    RATE = "rate"
 
 
 class PodCreateOutcome(StrEnum):

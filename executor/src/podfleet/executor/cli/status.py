@@ -1,16 +1,18 @@
-"""``podfleet status``: task tries by pod outcome and reason, and executors with their
-heartbeat age.
+"""``podfleet status``: task tries by pod outcome and reason, per task queue (waiting,
+pending, running and why it waits), and executors with their heartbeat age.
 
 podfleet's state of a try is its pod's outcome: a pod that exited 0 is ``success`` even
 when the program in it recorded its own failure elsewhere (Airflow's task instances do), so
-the counts are labelled as pod outcomes. Reads the metadata DB, and Redis for launch queues nobody
-consumes (a Redis that cannot be reached is said in one line; the DB's report stands),
-never the cluster.
+the counts are labelled as pod outcomes. Reads the metadata DB, and from Redis (with a short
+timeout) why each queue's launches wait (admission's last refusal,
+``podfleet.workers.admission``) and which launch queues no worker consumes; when Redis
+cannot be reached it says so in one line and the DB's report stands. Never the cluster.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any, Protocol
 
 import orjson
@@ -18,6 +20,8 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from podfleet.contracts.queues import DEFAULT_QUEUE
+from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
 from podfleet.executor.cli.preflight import fail, schema_problem
 from podfleet.executor.db import ACTIVE_STATES, ExecutorRecord, TaskInstance, make_engine
@@ -30,6 +34,16 @@ HELP = "show tasks and executors"
 WAITING_FOR_SLOT = "waiting for a slot (parallelism) or to be resent"
 #: What ``by_state`` counts, said in the report itself (``counts``).
 POD_OUTCOMES = "pod outcomes"
+#: What each admission budget that refused a queue's last permit means, for people.
+WHY_IT_WAITS = {
+    "pool": "at its pool, the cap on its pods not finished (PODFLEET_QUEUE_MAX_RUNNING)",
+    "pending": "at the cap on pods not yet Running (PODFLEET_MAX_PENDING_PODS)",
+    "share": "at its fair share of the launch rate (PODFLEET_QUEUE_WEIGHTS)",
+    "ceiling": "at its own rate (PODFLEET_QUEUE_RATES)",
+    "rate": "at the cluster's launch rate (PODFLEET_LAUNCH_RATE)",
+}
+#: A refusal older than this is history, not why the queue waits now.
+REFUSAL_FRESH_S = 5.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,7 +70,8 @@ def run(args: argparse.Namespace, task_outcomes: TaskOutcomes | None = None) -> 
                 "by_state": task_outcomes.count(engine, dag_id=args.dag_id, state=args.state)}
     finally:
         engine.dispose()
-    report["queues"] = queue_report(settings)
+    report["queues"] = with_reasons(report["queues"], settings, now=time.time())
+    report["launch_queues"] = queue_report(settings)
     if args.json:
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -94,12 +109,18 @@ def collect(engine: sa.Engine, *, dag_id: str | None, state: str | None,
         query = query.where(TaskInstance.dag_id == dag_id)
     if state:
         query = query.where(TaskInstance.state == state)
+    queue_name = sa.func.coalesce(TaskInstance.queue, DEFAULT_QUEUE)
+    per_queue = sa.select(queue_name, TaskInstance.state, sa.func.count()).where(
+        TaskInstance.state.in_(ACTIVE_STATES)).group_by(queue_name, TaskInstance.state)
+    if dag_id:
+        per_queue = per_queue.where(TaskInstance.dag_id == dag_id)
     active = sa.select(TaskInstance.executor_id, sa.func.count()).where(
         TaskInstance.state.in_(ACTIVE_STATES)).group_by(TaskInstance.executor_id)
     with Session(engine) as session:
         if now is None:
             now = read_db_now(session)
         rows = session.execute(query).all()
+        queue_rows = session.execute(per_queue).all()
         active_by_executor: dict[str, int] = {
             executor_id: number for executor_id, number in session.execute(active)}
         executors = list(session.scalars(sa.select(ExecutorRecord).order_by(
@@ -119,8 +140,16 @@ def collect(engine: sa.Engine, *, dag_id: str | None, state: str | None,
             "state": record.state if record.state != "running" or alive else "dead",
             "heartbeat_age_seconds": round(age, 1), "adopted_by": record.adopted_by,
             "active_tasks": active_by_executor.get(record.id, 0)})
+    queues: dict[str, dict[str, Any]] = {}
+    for name, task_state, number in queue_rows:
+        entry = queues.setdefault(name, {"queue": name, "waiting": 0, "pending": 0,
+                                         "running": 0, "why": None})
+        column = {TaskState.QUEUED.value: "waiting", TaskState.LAUNCHED.value: "pending",
+                  TaskState.RUNNING.value: "running"}[task_state]
+        entry[column] += number
     return {"counts": POD_OUTCOMES, "total": sum(by_state.values()), "by_state": by_state,
-            "by_reason": by_reason, "executors": listed}
+            "by_reason": by_reason, "queues": [queues[name] for name in sorted(queues)],
+            "executors": listed}
 
 
 def queue_report(settings: Settings) -> dict[str, Any]:
@@ -140,6 +169,37 @@ def queue_report(settings: Settings) -> dict[str, Any]:
          "message": q.describe()} for q in found if q.unconsumed]}
 
 
+def with_reasons(queues: list[dict[str, Any]], settings: Settings, *,
+                 now: float) -> list[dict[str, Any]]:
+    """``queues`` with ``why``: the budget that refused each waiting queue's last launch
+    permit within :data:`REFUSAL_FRESH_S`, or "unknown" when Redis cannot be read."""
+    if not any(q["waiting"] for q in queues):
+        return queues
+    from podfleet.redis_client import connect
+
+    try:
+        client = connect(settings.redis.url, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            waiting_key = RedisKeys(settings.redis.prefix).admission_waiting
+            refusals: dict[Any, Any] = client.hgetall(waiting_key)
+        finally:
+            client.close()
+    except Exception as exc:  # any Redis failure: the DB's answer still stands
+        for entry in queues:
+            if entry["waiting"]:
+                entry["why"] = f"unknown (Redis: {type(exc).__name__})"
+        return queues
+    for entry in queues:
+        raw = refusals.get(str(entry["queue"]).encode())
+        if not entry["waiting"] or raw is None:
+            continue
+        text = raw.decode() if isinstance(raw, bytes) else str(raw)
+        budget, _, at_ms = text.partition(" ")
+        if at_ms.isdigit() and now - int(at_ms) / 1000 <= REFUSAL_FRESH_S:
+            entry["why"] = WHY_IT_WAITS.get(budget, budget)
+    return queues
+
+
 def render(report: dict[str, Any]) -> str:
     lines = []
     if "task_outcomes" in report:
@@ -157,14 +217,20 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"{POD_OUTCOMES} by reason:")
         for entry in reasons[:20]:
             lines.append(f"  {entry['state']:<9} {entry['count']:>8}  {entry['reason']}")
+    if report.get("queues"):
+        lines.append(f"queues: {'':<22} {'waiting':>8} {'pending':>8} {'running':>8}")
+        for q in report["queues"]:
+            why = f"  waits {q['why']}" if q["why"] else ""
+            lines.append(f"  {q['queue']:<28} {q['waiting']:>8} {q['pending']:>8} "
+                         f"{q['running']:>8}{why}")
     lines.append("executors:" if report["executors"] else "executors: none registered")
     for e in report["executors"]:
         adopted = f", adopted by {e['adopted_by']}" if e["adopted_by"] else ""
         lines.append(f"  {e['id']:<40} {e['state']:<8} heartbeat {e['heartbeat_age_seconds']}s"
                      f" ago, {e['active_tasks']} active task(s){adopted}")
-    queues = report.get("queues") or {}
-    if queues.get("error"):
-        lines.append(f"queues: {queues['error']}")
-    for entry in queues.get("unconsumed", []):
+    launch_queues = report.get("launch_queues") or {}
+    if launch_queues.get("error"):
+        lines.append(f"launch queues: {launch_queues['error']}")
+    for entry in launch_queues.get("unconsumed", []):
         lines.append(entry["message"])
     return "\n".join(lines)

@@ -29,7 +29,7 @@ import redis
 from podfleet.contracts.events import TaskEvent
 from podfleet.contracts.messages import InvalidMessage, LaunchBatch, open_envelope
 from podfleet.contracts.naming import pod_name
-from podfleet.contracts.queues import QueueRoute, route_for
+from podfleet.contracts.queues import configured_routes
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
 from podfleet.kube.aio import DEFAULT_CONCURRENCY, AsyncKubeClient, EventLoopThread
@@ -37,6 +37,7 @@ from podfleet.kube.client import KubeClient
 from podfleet.monitoring.metrics import (
     CLOCK_SKEW,
     LAUNCH_BATCH_SIZE,
+    RATE_LIMIT_CONFIGURED,
     ClockReference,
     MessageRejectReason,
     PodCreateOutcome,
@@ -44,12 +45,12 @@ from podfleet.monitoring.metrics import (
 from podfleet.pods.factory import PodFactory
 from podfleet.redis_client.clock import RedisClock
 from podfleet.settings import Settings
+from podfleet.workers.admission import Admission
 from podfleet.workers.launch_records import CREATED, LaunchRecords, PriorLaunch
 from podfleet.workers.launcher.outcome import LaunchReport, Outbox, Outcomes, PendingPod
 from podfleet.workers.launcher.slow_start import SlowStart
 from podfleet.workers.middleware.dead_letter import DeadLetter
 from podfleet.workers.quota import QuotaGate
-from podfleet.workers.rate_limits import ClusterRateLimiter
 
 logger = logging.getLogger("podfleet.workers.launcher")
 
@@ -64,7 +65,6 @@ class Launcher:
 
     def __init__(self, settings: Settings, *, kube: KubeClient, redis_client: Any,
                  signer: MessageSigner, requeue: Requeue, factory: PodFactory | None = None,
-                 limiter: ClusterRateLimiter | None = None,
                  concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.settings = settings
         # Rare calls (the GET that looks for an existing pod) stay on the sync client; the
@@ -77,12 +77,10 @@ class Launcher:
         self.requeue = requeue
         self.keys = RedisKeys(settings.redis.prefix)
         self.factory = factory or PodFactory(settings)
-        # One bucket per task queue route, made on first use; ``limiter`` replaces the
-        # default route's (tests).
-        self._limiters: dict[str, ClusterRateLimiter] = {}
-        if limiter is not None:
-            self._limiters[route_for(settings, None).limiter_name] = limiter
-        self.limiter = self.limiter_for(None)
+        # Every create takes its permit here: pending cap, fair share, ceilings, rate.
+        self.admission = Admission(settings, redis_client)
+        for route in configured_routes(settings):
+            RATE_LIMIT_CONFIGURED.labels(queue=route.name).set(route.rate)
         self.records = LaunchRecords(redis_client, self.keys)
         self.quota = QuotaGate(kube, redis_client, self.keys,
                                poll_seconds=settings.launch.quota_poll_seconds)
@@ -91,17 +89,7 @@ class Launcher:
                                 observe=CLOCK_SKEW.labels(reference=ClockReference.REDIS).set)
         self.outcomes = Outcomes(settings, kube, self.quota)
         self.slow_start = SlowStart(self.aio, self.loop, self.records, self.outcomes,
-                                    clock=self.clock.now)
-
-    def limiter_for(self, queue: str | None) -> ClusterRateLimiter:
-        """The rate limiter of task queue ``queue``'s route (shared by unlisted queues)."""
-        route: QueueRoute = route_for(self.settings, queue)
-        limiter = self._limiters.get(route.limiter_name)
-        if limiter is None:
-            limiter = self._limiters.setdefault(route.limiter_name, ClusterRateLimiter(
-                self.redis, self.keys.rate_limit(route.limiter_name), route.rate, route.burst,
-                queue=route.name))
-        return limiter
+                                    self.admission, clock=self.clock.now)
 
     def close(self) -> None:
         """Close the session and stop the event loop (at worker shutdown)."""
@@ -190,11 +178,11 @@ class Launcher:
         pending, waiting = self._sort_out_by_quota(pending, decided, report)
         # Highest priority first (stable: the executor's order among equals).
         pending.sort(key=lambda p: -p.request.priority)
-        limiter = self.limiter_for(batch.requests[0].queue)
         outbox = Outbox(self.redis, self.keys, self.records, report)
         outbox.add(decided)
         try:
-            leftover = self.slow_start.run(pending, report, outbox, created, limiter)
+            leftover = self.slow_start.run(pending, report, outbox, created,
+                                          batch.requests[0].queue)
             undecided = list(leftover.pending) if leftover is not None else []
             if leftover is not None:
                 self._hand_back(leftover.pending, leftover.delay_s, report)

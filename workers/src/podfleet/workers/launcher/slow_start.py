@@ -1,12 +1,15 @@
 """Creating a message's pods in slow-start rounds, each round's permits granted first.
 
-Creates go out in rounds of 1, 2, 4, … :data:`MAX_ROUND` at once, each round's size granted
-first by the cluster-wide rate limiter of the message's task queue
-(:mod:`podfleet.contracts.queues`: its own bucket, or the default's); a retryable failure
+Creates go out in rounds of 1, 2, 4, … :data:`MAX_ROUND` at once (the pods of one namespace
+per round), each create's permit granted first by admission
+(:class:`podfleet.workers.admission.Admission`: the pending cap, the queue's fair share, its
+ceiling and the cluster's rate, in one call per round); a retryable failure
 halves the round and stops its growth, as Kubernetes' own controllers do, so a sick API server
 or an exhausted quota is not hammered. A worker thread only sleeps through short waits: when
 every pod left must wait longer than :data:`LONG_WAIT_S`, or the message has used
 :data:`MESSAGE_BUDGET_S`, the rounds stop and the leftovers are handed back (:class:`HandBack`).
+A round refused a permit for :data:`LONG_WAIT_S` hands the leftovers back too, with no attempt
+spent: at the pending cap they wait in the broker, not in a thread, until pods start.
 
 The creates of a round run as coroutines on the process's event loop
 (:class:`podfleet.kube.aio.EventLoopThread`) through one aiohttp session: the worker thread
@@ -24,7 +27,8 @@ from typing import Any
 from podfleet.contracts.events import TaskEvent
 from podfleet.kube.aio import AsyncKubeClient, EventLoopThread
 from podfleet.kube.errors import AlreadyExists, Conflict, KubeError, Unreachable
-from podfleet.monitoring.metrics import KUBE_REQUEST_DURATION, KUBE_REQUESTS, KubeVerb
+from podfleet.monitoring.metrics import KUBE_REQUEST_DURATION, KUBE_REQUESTS, Budget, KubeVerb
+from podfleet.workers.admission import Admission, Permit
 from podfleet.workers.launch_records import LaunchRecords
 from podfleet.workers.launcher.outcome import (
     CreateResult,
@@ -33,7 +37,6 @@ from podfleet.workers.launcher.outcome import (
     Outcomes,
     PendingPod,
 )
-from podfleet.workers.rate_limits import ClusterRateLimiter, Grant
 
 # A worker thread sleeps through retry waits up to this long; longer ones are handed back to
 # the broker as a delayed message, so a long outage does not pin worker threads.
@@ -42,8 +45,9 @@ LONG_WAIT_S = 2.0
 MESSAGE_BUDGET_S = 30.0
 # Largest slow-start round.
 MAX_ROUND = 64
-# Longest single wait for rate-limiter permits before the budget is checked again.
-LIMITER_MAX_WAIT_S = 5.0
+# A message refused at the pending cap comes back after this long (pods take seconds to
+# start; sooner would only spin through the broker).
+PENDING_RETRY_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +62,10 @@ class SlowStart:
     """Runs the rounds of creates of one message after another; one per Launcher."""
 
     def __init__(self, aio: AsyncKubeClient, loop: EventLoopThread, records: LaunchRecords,
-                 outcomes: Outcomes, clock: Callable[[], float] = time.time) -> None:
+                 outcomes: Outcomes, admission: Admission,
+                 clock: Callable[[], float] = time.time) -> None:
         self.aio = aio
+        self.admission = admission
         # The clock deadlines are judged on (the launcher's: Redis' TIME).
         self.clock = clock
         self.loop = loop
@@ -70,15 +76,17 @@ class SlowStart:
         self._create_codes: dict[int, Any] = {}
 
     def run(self, pending: list[PendingPod], report: LaunchReport, outbox: Outbox,
-            created: set[str], limiter: ClusterRateLimiter) -> HandBack | None:
-        """Create ``pending`` in rounds until each is decided (None) or the rest must wait
-        too long (the :class:`HandBack`; the outbox is flushed first either way)."""
+            created: set[str], queue: str | None) -> HandBack | None:
+        """Create ``pending`` (of task queue ``queue``) in rounds until each is decided (None)
+        or the rest must wait too long (the :class:`HandBack`; the outbox is flushed first
+        either way)."""
+        admission = self.admission
         started = time.monotonic()
         # A permit used later than this after its conformance time is stale (the process was
         # paused: SIGSTOP, a GC pause, a frozen VM) and is not spent: a fresh one is taken.
         # Lateness L lets L × rate extra creates into a 1 s window: keep that near half a
         # create, but never below 20 ms (an event loop's ordinary jitter on a busy host).
-        stale_s = (max(0.02, min(0.05, 0.5 / limiter.rate)) if limiter.rate > 0
+        stale_s = (max(0.02, min(0.05, 0.5 / admission.rate)) if admission.rate > 0
                    else float("inf"))
         window = 1
         growing = True
@@ -102,23 +110,35 @@ class SlowStart:
                 gone = {id(p) for p in expired}
                 pending = [p for p in pending if id(p) not in gone]
                 continue
-            size = min(window, len(ready))
-            if not limiter.unlimited or outbox.overdue():
-                outbox.flush()  # the limiter may make this thread wait
-            grant = limiter.acquire(size, min(LIMITER_MAX_WAIT_S, max(
+            namespace = ready[0].request.namespace
+            group = [p for p in ready if p.request.namespace == namespace]
+            size = min(window, len(group))
+            if not admission.unlimited or outbox.overdue():
+                outbox.flush()  # admission may make this thread wait
+            grant = self._permit(queue, namespace, group[:size], min(LONG_WAIT_S, max(
                 0.1, MESSAGE_BUDGET_S - (time.monotonic() - started))))
             if not grant.granted:
-                continue
-            batch = ready[:grant.granted]
+                # Refused for a while: wait in the broker, not in this thread (no attempt
+                # is spent: attempts count create failures only).
+                outbox.flush()
+                delay = PENDING_RETRY_S if grant.budget is Budget.PENDING else grant.wait_s
+                return HandBack(pending, max(0.1, delay))
+            batch = group[:grant.granted]
             done_elsewhere = self.records.finished(
                 p.request.launch_id for p in batch if p.request.launch_id not in created)
             if done_elsewhere:
-                outbox.add(self.outcomes.settle_finished(
-                    [p for p in batch if p.request.launch_id in done_elsewhere],
-                    done_elsewhere, report))
+                finished = [p for p in batch if p.request.launch_id in done_elsewhere]
+                admission.release(queue, namespace, [_name(p) for p in batch])
+                outbox.add(self.outcomes.settle_finished(finished, done_elsewhere, report))
                 pending = [p for p in pending if p.request.launch_id not in done_elsewhere]
                 continue
             results = self.loop.run(self._round(batch, grant, created, stale_s))
+            # A create that certainly made no pod gives its pending reservation back; one
+            # that got no answer may have made it (the watcher confirms it, or it expires).
+            admission.release(queue, namespace, [
+                _name(p) for p, r in zip(batch, results, strict=True)
+                if r.kind in ("rejected", "stale")
+                or (r.kind == "retry" and not isinstance(r.error, Unreachable))])
             events: list[TaskEvent] = []
             failed_round = False
             done: set[int] = set()
@@ -138,11 +158,15 @@ class SlowStart:
                 window = min(MAX_ROUND, window * 2)
         return None
 
-    async def _round(self, batch: list[PendingPod], grant: Grant, created: set[str],
+    def _permit(self, queue: str | None, namespace: str, items: list[PendingPod],
+                max_wait_s: float) -> Permit:
+        return self.admission.acquire(queue, namespace, [_name(p) for p in items], max_wait_s)
+
+    async def _round(self, batch: list[PendingPod], grant: Permit, created: set[str],
                      stale_s: float) -> list[CreateResult]:
         """One slow-start round: the creates of ``batch`` concurrently, results in order.
 
-        Each create waits for its own rate-limiter permit (``grant.due_at(i)``), so the pool
+        Each create waits for its own permit (``grant.due_at(i)``), so the pool
         never sends faster than the cluster-wide rate, even within one round.
         """
         return list(await asyncio.gather(
@@ -193,3 +217,7 @@ class SlowStart:
             child = self._create_codes[status] = KUBE_REQUESTS.labels(verb=KubeVerb.CREATE,
                                                                       code=str(status))
         child.inc()
+
+
+def _name(item: PendingPod) -> str:
+    return str(item.pod["metadata"]["name"])

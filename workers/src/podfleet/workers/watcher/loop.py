@@ -38,7 +38,7 @@ import redis
 
 from podfleet.contracts import pod_status
 from podfleet.contracts.keys import TaskKey
-from podfleet.contracts.naming import MANAGED_SELECTOR, task_identity
+from podfleet.contracts.naming import MANAGED_SELECTOR, QUEUE_ANNOTATION, task_identity
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
 from podfleet.kube.client import PodList
@@ -53,6 +53,7 @@ from podfleet.monitoring.metrics import (
     WatchRestartReason,
 )
 from podfleet.settings import DeletePolicy, Settings
+from podfleet.workers.admission.pending_view import active_view, pending_view, view_changes
 from podfleet.workers.launch_records import LaunchRecords
 from podfleet.workers.watcher import phases
 from podfleet.workers.watcher.deleter import PodDeleter
@@ -103,6 +104,9 @@ class WatchOptions:
     log_archive: str | None
     log_retention_days: float
     label_selector: str = MANAGED_SELECTOR
+    #: Task queues whose pools (pods not finished) a relist rebuilds, besides those its pods
+    #: name.
+    queues: tuple[str, ...] = ("default",)
     #: Pod deletions at once.
     delete_concurrency: int = 8
     #: The API server ends each watch after about this long (jittered), as client-go does.
@@ -132,6 +136,7 @@ class WatchOptions:
             # Finished pods leave at the rate new ones may arrive.
             "delete_rate": settings.launch.rate,
             "resync_seconds": settings.watcher.resync_seconds,
+            "queues": ("default", *settings.launch.queue_rates),
         }
         values.update(overrides)
         return cls(**values)
@@ -305,6 +310,13 @@ class ScopeWatch:
         now = time.time()
         seen: set[str] = set()
         pending = _Pending()
+        # What the list shows Pending, and each queue's pods not finished, per namespace:
+        # admission's views are rebuilt from it.
+        listed_views: dict[str, tuple[str, list[str]]] = {}
+        for namespace in self._view_namespaces():
+            listed_views[pending_view(namespace)] = (namespace, [])
+            for queue_name in self.options.queues:
+                listed_views[active_view(queue_name, namespace)] = (namespace, [])
         for pod in listed.items:
             meta = pod.get("metadata") or {}
             uid = str(meta.get("uid") or "")
@@ -318,6 +330,13 @@ class ScopeWatch:
                 continue
             self._apply(uid, prior, transition, pending, now_mono, pod)
             after = transition.after
+            namespace, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
+            if after is not None and after.stage is Stage.PENDING:
+                listed_views.setdefault(pending_view(namespace), (namespace, []))[1].append(name)
+            pool = _queue_of(pod)
+            if pool is not None and after is not None and not after.stage.is_final:
+                listed_views.setdefault(active_view(pool, namespace),
+                                        (namespace, []))[1].append(name)
             if (transition.event is None and after is not None and after.stage.is_final
                     and not meta.get("deletionTimestamp")):
                 # Finished and published before, but maybe never deleted (watcher died).
@@ -329,10 +348,18 @@ class ScopeWatch:
             prior = self.records[uid]
             self._apply(uid, prior, phases.vanished(uid, prior, now), pending, now_mono, None)
         pending.batch.resource_version = listed.resource_version
+        pending.batch.view_listed = listed_views
         self._flush(pending)
         log.info("relisted %s: %d pods, resourceVersion %s", self.scope, len(listed.items),
                  listed.resource_version)
         return listed.resource_version
+
+    def _view_namespaces(self) -> list[str]:
+        """The namespaces whose pending view a relist of this scope replaces."""
+        if self.namespace is not None:
+            return [self.namespace]
+        return sorted(n.decode() if isinstance(n, bytes) else str(n) for n in
+                      self.publisher.client.smembers(self.publisher.keys.admission_namespaces))
 
     # --- watch ----------------------------------------------------------------------------
 
@@ -456,6 +483,12 @@ class ScopeWatch:
         """Fold one transition into the batch and the in-memory records (which mirror Redis:
         only this watcher writes them while it holds the lease)."""
         after = transition.after
+        where = pod.get("metadata") or {} if pod is not None else {}
+        ident = prior.identity if prior is not None else None
+        pending.batch.view_changes += view_changes(
+            prior, after, str(where.get("namespace") or (ident.namespace if ident else "")),
+            str(where.get("name") or (ident.name if ident else "")),
+            _queue_of(pod) if pod is not None else None)
         if after != prior:
             if after is None:
                 self.records.pop(uid, None)
@@ -502,6 +535,12 @@ class ScopeWatch:
         if (self.resource_version and self.resource_version != self._rv_published
                 and self._rv_due()):
             self._flush(_Pending(), with_rv=True)
+
+
+def _queue_of(pod: dict[str, Any]) -> str | None:
+    """The task queue whose pool ``pod`` counts in (None: a pod from before pools)."""
+    queue_name = ((pod.get("metadata") or {}).get("annotations") or {}).get(QUEUE_ANNOTATION)
+    return str(queue_name) if queue_name else None
 
 
 def _watch_error(obj: dict[str, Any]) -> KubeError:

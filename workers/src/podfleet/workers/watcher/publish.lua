@@ -16,9 +16,22 @@
 -- ARGV[5]  number of events E
 -- ARGV[6]  number of records to set S
 -- ARGV[7]  number of records to delete D
+-- ARGV[8]  prefix of admission's views, <prefix>:admission: ; a view's key is the prefix
+--          and its suffix, pending:<namespace> (pods not yet Running) or
+--          active:<queue>:<namespace> (a queue's pods not finished): ZSet pod name ->
+--          reservation expiry (ms), or +inf once seen here (permit.lua of
+--          podfleet.workers.admission, which reserves names, documents them)
+-- ARGV[9]  <prefix>:admission:namespaces, Set of the namespaces with a view
+-- ARGV[10] number of view changes V
+-- ARGV[11] number of views a relist replaces L
 -- then E events, each: <index into KEYS of its stream> <2 x field count> <field> <value> ...
 -- then S pairs: <pod uid> <record>
 -- then D pod uids
+-- then V quadruples: <view suffix> <namespace> <pod name> <'c': confirm it (the pod is in
+--   the view's state) | 'r': remove it (it left that state, or is gone)>
+-- then L groups: <view suffix> <namespace> <count M> <M pod names>: what the list shows in
+--   that view; confirmed names not among them are removed (unconfirmed reservations stay:
+--   the list cannot show a create still in flight)
 --
 -- Returns 1 when written, 2 when this batch id was already written, 0 when the token is stale.
 local batch_field = 'batch:' .. KEYS[2]
@@ -29,7 +42,7 @@ end
 if lease[3] == ARGV[3] then
   return 2
 end
-local i = 8
+local i = 12
 for _ = 1, tonumber(ARGV[5]) do
   local stream = KEYS[tonumber(ARGV[i])]
   local n = tonumber(ARGV[i + 1])
@@ -51,6 +64,38 @@ while remaining > 0 do
   redis.call('HDEL', KEYS[3], unpack(ARGV, i, i + take - 1))
   i = i + take
   remaining = remaining - take
+end
+for _ = 1, tonumber(ARGV[10]) do
+  local key = ARGV[8] .. ARGV[i]
+  if ARGV[i + 3] == 'c' then
+    redis.call('ZADD', key, 'inf', ARGV[i + 2])
+    redis.call('SADD', ARGV[9], ARGV[i + 1])
+  else
+    redis.call('ZREM', key, ARGV[i + 2])
+  end
+  i = i + 4
+end
+for _ = 1, tonumber(ARGV[11]) do
+  local key = ARGV[8] .. ARGV[i]
+  local namespace = ARGV[i + 1]
+  i = i + 1
+  local n = tonumber(ARGV[i + 1])
+  local listed = {}
+  for j = i + 2, i + 1 + n do
+    listed[ARGV[j]] = true
+  end
+  for _, name in ipairs(redis.call('ZRANGEBYSCORE', key, 'inf', 'inf')) do
+    if not listed[name] then
+      redis.call('ZREM', key, name)
+    end
+  end
+  for j = i + 2, i + 1 + n do
+    redis.call('ZADD', key, 'inf', ARGV[j])
+  end
+  if n > 0 then
+    redis.call('SADD', ARGV[9], namespace)
+  end
+  i = i + 2 + n
 end
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[2], ARGV[4])

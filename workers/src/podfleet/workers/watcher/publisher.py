@@ -49,6 +49,12 @@ class Batch:
     #: pod uid -> encoded record, or None to delete the record (the pod is gone).
     records: dict[str, str | None] = field(default_factory=dict)
     resource_version: str | None = None
+    #: (view suffix, namespace, pod name, confirm): changes of admission's views of pods
+    #: not yet Running and of each queue's pods not finished
+    #: (:mod:`podfleet.workers.admission.pending_view`).
+    view_changes: list[tuple[str, str, str, bool]] = field(default_factory=list)
+    #: view suffix -> (namespace, names a relist shows in it): the confirmed part, replaced.
+    view_listed: dict[str, tuple[str, list[str]]] = field(default_factory=dict)
 
     def add(self, event: TaskEvent, received: float) -> None:
         self.events.append(event)
@@ -56,10 +62,11 @@ class Batch:
 
     @property
     def empty(self) -> bool:
-        return not self.events and not self.records and self.resource_version is None
+        return (not self.events and not self.records and self.resource_version is None
+                and not self.view_changes and not self.view_listed)
 
     def __len__(self) -> int:
-        return len(self.events) + len(self.records)
+        return len(self.events) + len(self.records) + len(self.view_changes)
 
 
 class FencedPublisher:
@@ -125,7 +132,9 @@ class FencedPublisher:
         deletes = [uid for uid, rec in batch.records.items() if rec is None]
         args: list[str | int] = [token, self.lease.holder, batch_id,
                                  batch.resource_version or "", len(batch.events), len(sets),
-                                 len(deletes)]
+                                 len(deletes), self.keys.admission_prefix,
+                                 self.keys.admission_namespaces, len(batch.view_changes),
+                                 len(batch.view_listed)]
         for event in batch.events:
             stream = self.keys.events(event.executor_id)
             index = stream_index.get(stream)
@@ -142,6 +151,10 @@ class FencedPublisher:
             args.append(uid)
             args.append(rec)
         args.extend(deletes)
+        for view, namespace, name, confirm in batch.view_changes:
+            args += [view, namespace, name, "c" if confirm else "r"]
+        for view, (namespace, names) in batch.view_listed.items():
+            args += [view, namespace, len(names), *names]
         return keys, args
 
     @staticmethod

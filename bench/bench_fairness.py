@@ -1,0 +1,192 @@
+"""Fair-share benchmark: three task queues, weights 3:1:1, each with a backlog, one launch rate.
+
+A local fleet (the simulator with 20 nodes in its own process, a private Redis, two
+``podfleet worker`` processes with the watcher) gets signed launch messages straight into
+each queue's dramatiq queue, as an executor sends them: ``etl`` (weight 3) and ``default``
+(weight 1) from the start, ``ml`` (weight 1) only after the first window, so it is a queue
+that was idle and receives work. It prints, from the launcher's own send times in the events:
+
+* each queue's share of the launches in every 5 s window against its weight's share among
+  the queues that had work (goal: within 5 percentage points);
+* Jain's fairness index of the weight-normalised shares per window (1.0 = exactly fair);
+* how long ``ml`` waited from its first enqueue to its first create (goal: ≤ 1 s);
+* pending pods (sampled from the simulator's pod list) against PODFLEET_MAX_PENDING_PODS
+  (goal: never above), and the most creates in any sliding 1 s window against the rate.
+
+    .venv/bin/python bench/bench_fairness.py [--quick] [--rate 100] [--seconds 60]
+
+Exits 1 when a goal is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from podfleet.broker import enqueue_envelopes, make_broker
+from podfleet.contracts.events import TaskEvent
+from podfleet.contracts.keys import TaskKey
+from podfleet.contracts.messages import LaunchBatch, LaunchRequest, new_launch_id
+from podfleet.contracts.naming import MANAGED_SELECTOR
+from podfleet.contracts.redis_keys import RedisKeys
+from podfleet.contracts.signing import MessageSigner
+from podfleet.contracts.states import TaskState
+from podfleet.kube.client import KubeClient
+from podfleet.local.fleet import LocalFleet
+from podfleet.simulator.cluster import fate
+from podfleet.simulator.cluster.config import ClusterConfig
+from podfleet.simulator.config import SimulatorConfig
+
+KEY = "bench-fairness-signing-key-0123456789"
+WEIGHTS = {"etl": 3.0, "default": 1.0, "ml": 1.0}
+WINDOW_S = 5.0
+
+
+def requests(queue: str, count: int, executor_id: str) -> list[LaunchRequest]:
+    now = time.time()
+    return [LaunchRequest(
+        key=TaskKey(f"fair-{queue}", f"t-{n}", "run-1", -1, 1), launch_id=new_launch_id(),
+        command=("true",), executor_id=executor_id, namespace="default", queued_at=now,
+        executor_config={"annotations": {fate.DURATION: "1"}},
+        queue=None if queue == "default" else queue) for n in range(count)]
+
+
+def sealed(batch: list[LaunchRequest]) -> list[dict[str, Any]]:
+    """``batch`` as signed launch messages of 50, as an executor sends them."""
+    signer = MessageSigner(KEY.encode())
+    return [LaunchBatch(requests=tuple(batch[i:i + 50])).seal(signer)
+            for i in range(0, len(batch), 50)]
+
+
+def sample_pending(kube: KubeClient, stop: threading.Event, out: list[int]) -> None:
+    while not stop.wait(0.2):
+        # One page: a paged list's pages are read at different moments (no instant's count).
+        pods = kube.list_pods("default", label_selector=MANAGED_SELECTOR,
+                              page_size=100_000).items
+        out.append(sum(1 for p in pods if (p.get("status") or {}).get("phase") == "Pending"))
+
+
+def jain(values: list[float]) -> float:
+    return sum(values) ** 2 / (len(values) * sum(v * v for v in values)) if values else 1.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a smoke of about 30 s (CI)")
+    parser.add_argument("--rate", type=float, default=None, help="PODFLEET_LAUNCH_RATE")
+    parser.add_argument("--seconds", type=float, default=None, help="length of the run")
+    args = parser.parse_args()
+    rate = args.rate or (40.0 if args.quick else 100.0)
+    seconds = args.seconds or (3 * WINDOW_S if args.quick else 60.0)
+    executor_id = f"bench-{uuid.uuid4().hex[:6]}"
+    sim = SimulatorConfig(default_termination_grace_period_s=1,
+                          cluster=ClusterConfig(nodes=20))
+    env = {"PODFLEET_LAUNCH_RATE": f"{rate:g}", "PODFLEET_QUEUE_RATES": "etl=0,ml=0",
+           "PODFLEET_QUEUE_WEIGHTS": ",".join(f"{q}={w:g}" for q, w in WEIGHTS.items()),
+           "PODFLEET_EXECUTOR_ID": executor_id}
+    with LocalFleet(simulator=sim, signing_key=KEY, migrate=False, env=env) as fleet:
+        settings = fleet.settings()
+        broker = make_broker(settings)
+        client = redis.Redis.from_url(fleet.redis_url)
+        kube = KubeClient.from_config(kubeconfig=fleet.env["PODFLEET_KUBECONFIG"])
+        fleet.workers.start(2, 8)
+        time.sleep(3.0)  # the workers boot and a watcher takes the lease
+        # Enough backlog for every queue to have work for the whole run.
+        backlog = int(rate * seconds) + 100
+        stop = threading.Event()
+        pending: list[int] = []
+        sampler = threading.Thread(target=sample_pending, args=(kube, stop, pending),
+                                   daemon=True)
+        sampler.start()
+        # Sealed beforehand: the clock measures podfleet, not this driver's signing.
+        default = sealed(requests("default", backlog, executor_id))
+        etl = sealed(requests("etl", backlog, executor_id))
+        ml = sealed(requests("ml", backlog, executor_id))
+        started = time.time()
+        enqueue_envelopes(broker, settings.launch.queue, default)
+        enqueue_envelopes(broker, f"{settings.launch.queue}.etl", etl)
+        time.sleep(WINDOW_S)
+        ml_sent_at = time.time()
+        enqueue_envelopes(broker, f"{settings.launch.queue}.ml", ml)
+        time.sleep(max(0.0, started + seconds - time.time()))
+        stop.set()
+        sampler.join(5)
+        stream = RedisKeys(settings.redis.prefix).events(executor_id)
+        events = [TaskEvent.from_fields(f) for _, f in client.xrange(stream)]
+        client.close()
+        kube.close()
+        broker.close()
+    launched = [(e.detail["sent_at"], e.key.dag_id.removeprefix("fair-")) for e in events
+                if e.state is TaskState.LAUNCHED and "sent_at" in e.detail
+                and e.detail["sent_at"] <= started + seconds]
+    return report(launched, started, seconds, ml_sent_at, pending,
+                  settings.launch.max_pending_pods, rate)
+
+
+def report(launched: list[tuple[float, str]], started: float, seconds: float,
+           ml_sent_at: float, pending: list[int], cap: int, rate: float) -> int:
+    ok = True
+    windows: dict[int, Counter[str]] = defaultdict(Counter)
+    for sent_at, queue in launched:
+        windows[int((sent_at - started) // WINDOW_S)][queue] += 1
+    print(f"launch rate {rate:g}/s, weights "
+          + ", ".join(f"{q}={w:g}" for q, w in WEIGHTS.items()) + f"; ml gets work at "
+          f"{ml_sent_at - started:.1f}s")
+    print("window   " + "  ".join(f"{q:>18}" for q in WEIGHTS) + "   Jain")
+    for index in sorted(windows):
+        if (index + 1) * WINDOW_S > seconds + 0.01:
+            continue
+        counts = windows[index]
+        total = sum(counts.values())
+        active = [q for q in WEIGHTS if counts[q] > 0]
+        weight_sum = sum(WEIGHTS[q] for q in active)
+        cells = []
+        normalised = []
+        for queue in WEIGHTS:
+            share = counts[queue] / total if total else 0.0
+            goal = WEIGHTS[queue] / weight_sum if queue in active else 0.0
+            cells.append(f"{100 * share:5.1f}% vs {100 * goal:5.1f}%")
+            if queue in active:
+                normalised.append(share / goal)
+                # The window in which ml joins mixes two regimes: judged from the next one.
+                if index > 0 and ml_sent_at - started < index * WINDOW_S and \
+                        abs(share - goal) > 0.05:
+                    ok = False
+        print(f"{index * WINDOW_S:4.0f}-{(index + 1) * WINDOW_S:<3.0f} " + "  ".join(
+            f"{c:>18}" for c in cells) + f"   {jain(normalised):.3f}")
+    ml_first = min((t for t, q in launched if q == "ml"), default=None)
+    if ml_first is None:
+        print("ml never launched")
+        ok = False
+    else:
+        wait = ml_first - ml_sent_at
+        print(f"ml (idle, then work): first launch {wait:.2f}s after its first enqueue "
+              f"(goal ≤ 1 s)")
+        ok = ok and wait <= 1.0
+    peak = max(pending, default=0)
+    print(f"pending pods: peak {peak} against the cap {cap} (goal never above)")
+    ok = ok and (cap == 0 or peak <= cap)
+    times = sorted(t for t, _ in launched)
+    j = 0
+    busiest = 0
+    for i, t in enumerate(times):
+        while times[j] < t - 1.0:
+            j += 1
+        busiest = max(busiest, i - j + 1)
+    print(f"most creates in any 1 s window: {busiest} (rate {rate:g}/s)")
+    print("goals met" if ok else "GOALS MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).parent))
+    sys.exit(main())

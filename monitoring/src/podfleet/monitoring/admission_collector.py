@@ -1,0 +1,96 @@
+"""Admission's state, read from Redis when Prometheus scrapes: pods not yet Running per
+namespace against their cap, and each task queue's weight share among the queues with work.
+
+Like the broker's queues, these are fleet-wide facts no one process observes: the launchers
+reserve and the watcher confirms in Redis (``podfleet.workers.admission``), so every worker
+host reads and reports the same values — aggregate them with ``max``, never ``sum``. The
+launches each queue actually got are ``podfleet_rate_limit_granted_total{queue}`` (the
+recording rule ``podfleet:queue_share:ratio_rate1m`` turns them into shares).
+
+If Redis cannot be read the scrape leaves these series out (``podfleet_broker_up`` says why).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import redis
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from podfleet.contracts.queues import DEFAULT_QUEUE
+from podfleet.contracts.redis_keys import RedisKeys
+from podfleet.monitoring import metrics
+from podfleet.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: A queue that asked for a permit within this long has work (as admission counts it).
+DEMAND_WINDOW_S = 1.0
+
+
+class AdmissionCollector(Collector):
+    """Collect the pending view and the queues' weight shares for one podfleet installation."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self._client = client
+        self._keys = RedisKeys(settings.redis.prefix)
+        launch = settings.launch
+        self._total_cap = launch.max_pending_pods
+        self._caps = launch.namespace_max_pending_pods
+        self._weights = launch.queue_weights
+        self._queues = [DEFAULT_QUEUE, *launch.queue_rates]
+
+    def describe(self) -> Iterable[Metric]:
+        return ()
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            pending_by_ns, active = self._read()
+        except redis.RedisError as exc:
+            log.warning("admission metrics: cannot read Redis: %s", exc)
+            return []
+        pending = GaugeMetricFamily(
+            metrics.PENDING_PODS_NAME,
+            "podfleet pods of a namespace that exist (or are being created) but are not yet "
+            "Running, as admission counts them.", labels=["namespace"])
+        cap = GaugeMetricFamily(
+            metrics.PENDING_CAP_NAME,
+            "The cap on a namespace's pods not yet Running (0 = none); namespace=\"*\" is the "
+            "cap of all namespaces together.", labels=["namespace"])
+        for namespace in sorted(set(pending_by_ns) | set(self._caps)):
+            pending.add_metric([namespace], pending_by_ns.get(namespace, 0))
+            cap.add_metric([namespace], self._caps.get(namespace, self._total_cap))
+        pending.add_metric(["*"], sum(pending_by_ns.values()))
+        cap.add_metric(["*"], self._total_cap)
+        share = GaugeMetricFamily(
+            metrics.QUEUE_WEIGHT_SHARE_NAME,
+            "A task queue's weight over the weights of the queues with work now: the share "
+            "of the launch rate it is due (0 while it has no work).", labels=["queue"])
+        weight_sum = sum(self._weights.get(q, 1.0) for q in active)
+        for queue in self._queues:
+            due = self._weights.get(queue, 1.0) / weight_sum if queue in active and \
+                weight_sum > 0 else 0.0
+            share.add_metric([queue], due)
+        return [pending, cap, share]
+
+    def _read(self) -> tuple[dict[str, int], set[str]]:
+        now = time.time()
+        namespaces = sorted(_text(n) for n in self._client.smembers(
+            self._keys.admission_namespaces))
+        pipe: Any = self._client.pipeline(transaction=False)
+        for namespace in namespaces:
+            pipe.zcount(self._keys.admission_pending(namespace), int(now * 1000), "+inf")
+        pipe.zrangebyscore(self._keys.admission_demand,
+                           int((now - DEMAND_WINDOW_S) * 1_000_000), "+inf")
+        values = pipe.execute()
+        pending = {ns: int(v) for ns, v in zip(namespaces, values[:-1], strict=True)}
+        return pending, {_text(q) for q in values[-1]}
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
