@@ -13,8 +13,10 @@ import os
 from collections.abc import Iterator
 
 import pytest
+import sqlalchemy as sa
 from service_checks import missing_service
 
+from podfleet.executor.migrate import upgrade
 from podfleet.local.postgres import PostgresUnavailable, ScratchDatabase
 from podfleet.local.redis_server import RedisServer, RedisServerError
 
@@ -22,14 +24,18 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """A private redis-server for the whole session (do not kill it: use ``private_redis``)."""
+def _started_redis(*, appendonly: bool = False) -> RedisServer:
     try:
-        server = RedisServer().start()
+        return RedisServer(appendonly=appendonly).start()
     except RedisServerError as exc:
         missing_service(str(exc))
         raise
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A private redis-server for the whole session (do not kill it: use ``private_redis``)."""
+    server = _started_redis()
     yield server
     server.close()
 
@@ -38,11 +44,7 @@ def redis_server() -> Iterator[RedisServer]:
 def private_redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     """A redis-server of this test's own, to kill and restart at will; a test whose name
     says ``aof`` gets one that keeps an append-only file (restarts keep the data)."""
-    try:
-        server = RedisServer(appendonly="aof" in request.node.name).start()
-    except RedisServerError as exc:
-        missing_service(str(exc))
-        raise
+    server = _started_redis(appendonly="aof" in request.node.name)
     yield server
     server.close()
 
@@ -68,3 +70,20 @@ def postgres_database_url() -> Iterator[str]:
         raise
     yield scratch.url
     scratch.drop()
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres_url(postgres_database_url: str) -> str:
+    """The session's PostgreSQL database with podfleet's tables (migrated once)."""
+    upgrade(postgres_database_url)
+    return postgres_database_url
+
+
+@pytest.fixture
+def database_url(migrated_postgres_url: str) -> Iterator[str]:
+    """The session's PostgreSQL database, with podfleet's tables emptied for this test."""
+    engine = sa.create_engine(migrated_postgres_url)
+    with engine.begin() as connection:
+        connection.execute(sa.text("TRUNCATE task_instances, executors RESTART IDENTITY"))
+    engine.dispose()
+    yield migrated_postgres_url

@@ -16,34 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
 from executor_support import SIGNING_KEY, Clock
 from kubernetes import client as k8s_client
 
 from podfleet.executor import Executor
-from podfleet.executor.migrate import upgrade
 from podfleet.kube.client import KubeClient
 from podfleet.local.fleet import LocalFleet
 from podfleet.settings import Settings
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.server import ThreadSimulator, start_simulator
-
-
-@pytest.fixture(scope="session")
-def migrated_postgres_url(postgres_database_url: str) -> str:
-    upgrade(postgres_database_url)
-    return postgres_database_url
-
-
-@pytest.fixture
-def database_url(migrated_postgres_url: str) -> Iterator[str]:
-    """The session's PostgreSQL database, with podfleet's tables emptied for this test."""
-    engine = sa.create_engine(migrated_postgres_url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("TRUNCATE task_instances, executors RESTART IDENTITY"))
-    engine.dispose()
-    yield migrated_postgres_url
 
 
 @pytest.fixture(scope="session")

@@ -14,29 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from pipeline_support import Pipeline, sim_config
 
-from podfleet.executor.migrate import upgrade
 from podfleet.kube.client import KubeClient
 from podfleet.local.redis_server import RedisServer
 from podfleet.simulator.server import RunningSimulator, start_simulator
-
-
-@pytest.fixture(scope="session")
-def pipeline_postgres_url(postgres_database_url: str) -> str:
-    upgrade(postgres_database_url)
-    return postgres_database_url
-
-
-@pytest.fixture
-def pipeline_database_url(pipeline_postgres_url: str) -> Iterator[str]:
-    """The session's PostgreSQL database with podfleet's tables emptied for this test."""
-    engine = sa.create_engine(pipeline_postgres_url)
-    with engine.begin() as connection:
-        connection.execute(sa.text("TRUNCATE task_instances, executors RESTART IDENTITY"))
-    engine.dispose()
-    yield pipeline_postgres_url
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +59,9 @@ def _pipeline(sim: RunningSimulator, database_url: str, redis_url: str, namespac
 
 
 @pytest.fixture
-def pipeline(sim: RunningSimulator, pipeline_database_url: str, redis_url: str,
+def pipeline(sim: RunningSimulator, database_url: str, redis_url: str,
              namespace: str, tmp_path: Path) -> Iterator[Pipeline]:
-    world = _pipeline(sim, pipeline_database_url, redis_url, namespace, tmp_path)
+    world = _pipeline(sim, database_url, redis_url, namespace, tmp_path)
     yield world
     world.close()
 
@@ -95,20 +77,20 @@ def local_simulator() -> Iterator[RunningSimulator]:
 
 
 @pytest.fixture
-def local_pipeline(local_simulator: RunningSimulator, pipeline_database_url: str,
+def local_pipeline(local_simulator: RunningSimulator, database_url: str,
                    redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
     """A pipeline on the local-mode simulator, in a namespace of its own."""
-    world = _pipeline(local_simulator, pipeline_database_url, redis_url,
+    world = _pipeline(local_simulator, database_url, redis_url,
                       _new_namespace(local_simulator, "l"), tmp_path)
     yield world
     world.close()
 
 
 @pytest.fixture
-def private_pipeline(sim: RunningSimulator, pipeline_database_url: str,
+def private_pipeline(sim: RunningSimulator, database_url: str,
                      private_redis: RedisServer, namespace: str,
                      tmp_path: Path) -> Iterator[Pipeline]:
     """A pipeline on a Redis of its own, which the test may kill and restart."""
-    world = _pipeline(sim, pipeline_database_url, private_redis.url, namespace, tmp_path)
+    world = _pipeline(sim, database_url, private_redis.url, namespace, tmp_path)
     yield world
     world.close()

@@ -30,10 +30,10 @@ def sentinels() -> Iterator[SentinelGroup]:
 
 
 @pytest.fixture
-def sentinel_pipeline(sim: RunningSimulator, pipeline_database_url: str,
+def sentinel_pipeline(sim: RunningSimulator, database_url: str,
                       sentinels: SentinelGroup, namespace: str,
                       tmp_path: Path) -> Iterator[Pipeline]:
-    world = Pipeline(sim=sim, database_url=pipeline_database_url, redis_url=sentinels.url,
+    world = Pipeline(sim=sim, database_url=database_url, redis_url=sentinels.url,
                      namespace=namespace, tmp_path=tmp_path)
     yield world
     world.close()

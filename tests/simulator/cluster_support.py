@@ -8,26 +8,19 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from podfleet.simulator.cluster.config import ClusterConfig
+from fast_cluster import FAST_CLUSTER
+
+from podfleet.local.waiting import wait_for as wait_until
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.faults import FaultConfig
 from podfleet.simulator.server import RunningSimulator, start_simulator
 
 T = TypeVar("T")
 
-FAST = ClusterConfig(
-    nodes=2,
-    schedule_delay_s=0.002,
-    container_start_delay_s=0.01,
-    default_run_time_s=0.03,
-    image_pull_backoff_s=0.02,
-    termination_delay_s=0.01,
-    reschedule_delay_s=0.005,
-)
+FAST = FAST_CLUSTER
 
 _names = itertools.count()
 
@@ -80,11 +73,6 @@ def pod_body(
 
 def wait_for(probe: Callable[[], T | None], timeout_s: float = 10.0, what: str = "") -> T:
     """Poll ``probe`` until it returns something truthy; fail after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or probe}")
-        time.sleep(0.01)
+    value = wait_until(probe, timeout_s, what or str(probe), interval=0.01)
+    assert value is not None
+    return value

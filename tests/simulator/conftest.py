@@ -19,7 +19,7 @@ from kubernetes import client
 
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
-from podfleet.simulator.server import ThreadSimulator, start_simulator
+from podfleet.simulator.server import RunningSimulator, ThreadSimulator, start_simulator
 
 
 def fast_config(**overrides: Any) -> SimulatorConfig:
@@ -49,23 +49,23 @@ def sim() -> Iterator[ThreadSimulator]:
 
 
 @pytest.fixture
-def api_client(sim: ThreadSimulator) -> Iterator[client.ApiClient]:
+def api_client(sim: RunningSimulator) -> Iterator[client.ApiClient]:
+    """The official client's connection to this test's simulator: the session's, or the one a
+    module starts as its own ``sim`` fixture (of any scope)."""
     api = sim.api_client()
     yield api
     api.close()
 
 
-@pytest.fixture(scope="module")
-def api(sim: ThreadSimulator) -> Iterator[client.CoreV1Api]:
-    """The official client on this module's simulator (a module may start its own ``sim``)."""
-    api_client = sim.api_client()
-    yield client.CoreV1Api(api_client)
-    api_client.close()
+@pytest.fixture
+def api(api_client: client.ApiClient) -> client.CoreV1Api:
+    """The core/v1 API on this test's simulator (see ``api_client``)."""
+    return client.CoreV1Api(api_client)
 
 
 @pytest.fixture
-def core(api_client: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api_client)
+def core(api: client.CoreV1Api) -> client.CoreV1Api:
+    return api
 
 
 @pytest.fixture

@@ -27,13 +27,6 @@ def sim() -> Iterator[RunningSimulator]:
         yield simulator
 
 
-@pytest.fixture
-def api(sim: RunningSimulator) -> Iterator[client.CoreV1Api]:
-    api_client = sim.api_client()
-    yield client.CoreV1Api(api_client)
-    api_client.close()
-
-
 def _pod(name: str, **spec: Any) -> dict[str, Any]:
     return {"metadata": {"name": name},
             "spec": {"restartPolicy": "Always", "terminationGracePeriodSeconds": 1,

@@ -26,18 +26,6 @@ def sim() -> Iterator[RunningSimulator]:
 
 
 @pytest.fixture
-def api_client(sim: RunningSimulator) -> Iterator[client.ApiClient]:
-    api_client = sim.api_client()
-    yield api_client
-    api_client.close()
-
-
-@pytest.fixture
-def api(api_client: client.ApiClient) -> client.CoreV1Api:
-    return client.CoreV1Api(api_client)
-
-
-@pytest.fixture
 def classes(api_client: client.ApiClient) -> None:
     scheduling = client.SchedulingV1Api(api_client)
     scheduling.create_priority_class({"metadata": {"name": "high"}, "value": 1000})

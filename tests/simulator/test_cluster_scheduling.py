@@ -22,13 +22,6 @@ def sim() -> Iterator[RunningSimulator]:
         yield simulator
 
 
-@pytest.fixture
-def api(sim: RunningSimulator) -> Iterator[client.CoreV1Api]:
-    api_client = sim.api_client()
-    yield client.CoreV1Api(api_client)
-    api_client.close()
-
-
 def _scheduled_condition(api: client.CoreV1Api, name: str) -> Any:
     conditions = api.read_namespaced_pod(name, NS).status.conditions or []
     return next((c for c in conditions if c.type == "PodScheduled"), None)

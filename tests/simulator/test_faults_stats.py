@@ -21,13 +21,6 @@ def sim() -> Iterator[RunningSimulator]:
         yield simulator
 
 
-@pytest.fixture
-def api(sim: RunningSimulator) -> Iterator[client.CoreV1Api]:
-    api_client = sim.api_client()
-    yield client.CoreV1Api(api_client)
-    api_client.close()
-
-
 def test_pods_are_counted_by_phase_and_peak(sim: RunningSimulator, api: client.CoreV1Api) -> None:
     names = [unique("counted") for _ in range(3)]
     api.create_namespaced_pod(NS, pod_body(names[0], {fate.EXIT_CODE: "1"}))

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import redis
+from fast_cluster import FAST_CLUSTER
 
 from podfleet.contracts.events import TaskEvent
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name, task_annotations, task_labels
 from podfleet.contracts.redis_keys import RedisKeys
+from podfleet.local.waiting import wait_for as wait_until
 from podfleet.settings import DeletePolicy
-from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
 from podfleet.simulator.faults import FaultConfig
 from podfleet.simulator.server import RunningSimulator, start_simulator
@@ -31,15 +32,7 @@ FATAL = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
 EXECUTOR = "exec-a"
 _numbers = itertools.count()
 
-FAST = ClusterConfig(
-    nodes=2,
-    schedule_delay_s=0.002,
-    container_start_delay_s=0.01,
-    default_run_time_s=0.05,
-    image_pull_backoff_s=0.02,
-    termination_delay_s=0.01,
-    reschedule_delay_s=0.005,
-)
+FAST = dataclasses.replace(FAST_CLUSTER, default_run_time_s=0.05)
 
 
 def fast_simulator(faults: FaultConfig | None = None, mode: str = "thread",
@@ -131,14 +124,7 @@ def per_launch(events: list[TaskEvent]) -> Counter[tuple[str, str]]:
 def wait_for(check: Callable[[], T], timeout: float = 15.0, interval: float = 0.05,
              what: str = "condition") -> T:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last value {value!r}")
-        time.sleep(interval)
+    return wait_until(check, timeout, what, interval)
 
 
 def options(namespaces: tuple[str, ...] = ("default",), **overrides: Any) -> WatchOptions:

@@ -110,53 +110,58 @@ def merge_containers(base: list[dict[str, Any]] | None,
     return result
 
 
-def merge_metadata(base: dict[str, Any] | None,
-                   override: dict[str, Any] | None) -> dict[str, Any] | None:
+def _merge_maps(base: dict[str, Any] | None,
+                override: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not override and not base:
+        return None
+    return {**(base or {}), **(override or {})}
+
+
+_Merger = Callable[[Any, Any], Any]
+
+
+def _merge_object(base: dict[str, Any] | None, override: dict[str, Any] | None,
+                  fields: dict[str, _Merger]) -> dict[str, Any] | None:
+    """``override``'s non-null fields set on a copy of ``base``, but each of ``fields`` merged
+    by its merger (a merger's None keeps the base's)."""
     if not override:
         return base
     if not base:
         return dict(override)
     merged = dict(base)
-    _overlay(merged, override, ("labels", "annotations", "finalizers", "ownerReferences"))
-    for field in ("labels", "annotations"):
-        if override.get(field) or base.get(field):
-            merged[field] = {**(base.get(field) or {}), **(override.get(field) or {})}
-    for field in ("finalizers", "ownerReferences"):
-        value = _extend(base.get(field), override.get(field))
+    _overlay(merged, override, tuple(fields))
+    for field, merge in fields.items():
+        value = merge(base.get(field), override.get(field))
         if value is not None:
             merged[field] = value
     return merged
+
+
+def _merge_by_name(base: list[Any] | None, override: list[Any] | None) -> list[Any] | None:
+    return merge_keyed(base, override, lambda item: item.get("name"))
+
+
+_METADATA_FIELDS: dict[str, _Merger] = {
+    "labels": _merge_maps, "annotations": _merge_maps,
+    "finalizers": _extend, "ownerReferences": _extend,
+}
+_SPEC_FIELDS: dict[str, _Merger] = {
+    "containers": merge_containers, "initContainers": _merge_by_name, "volumes": _merge_by_name,
+}
+
+
+def merge_metadata(base: dict[str, Any] | None,
+                   override: dict[str, Any] | None) -> dict[str, Any] | None:
+    return _merge_object(base, override, _METADATA_FIELDS)
 
 
 def merge_spec(base: dict[str, Any] | None,
                override: dict[str, Any] | None) -> dict[str, Any] | None:
-    if not override:
-        return base
-    if not base:
-        return dict(override)
-    merged = dict(base)
-    _overlay(merged, override, ("containers", "initContainers", "volumes"))
-    containers = merge_containers(base.get("containers"), override.get("containers"))
-    if containers is not None:
-        merged["containers"] = containers
-    name = lambda item: item.get("name")  # noqa: E731
-    for field in ("initContainers", "volumes"):
-        value = merge_keyed(base.get(field), override.get(field), name)
-        if value is not None:
-            merged[field] = value
-    return merged
+    return _merge_object(base, override, _SPEC_FIELDS)
 
 
 def reconcile_pods(base: dict[str, Any], override: dict[str, Any] | None) -> dict[str, Any]:
     """``override`` merged onto ``base`` (neither is modified); see the module docstring."""
-    if not override:
-        return base
-    merged = dict(base)
-    _overlay(merged, override, ("metadata", "spec"))
-    metadata = merge_metadata(base.get("metadata"), override.get("metadata"))
-    if metadata is not None:
-        merged["metadata"] = metadata
-    spec = merge_spec(base.get("spec"), override.get("spec"))
-    if spec is not None:
-        merged["spec"] = spec
+    merged = _merge_object(base, override, {"metadata": merge_metadata, "spec": merge_spec})
+    assert merged is not None  # base is a dict
     return merged

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -54,7 +54,31 @@ class Base(DeclarativeBase):
     }
 
 
-class TaskInstance(Base):
+class _TaskColumns(Protocol):
+    dag_id: str
+    task_id: str
+    run_id: str
+    map_index: int
+    try_number: int
+    state: str
+
+
+class TaskIdentity:
+    """What a task row (ORM or plain) says about its task beyond its columns."""
+
+    __slots__ = ()
+
+    @property
+    def key(self: _TaskColumns) -> TaskKey:
+        return TaskKey(self.dag_id, self.task_id, self.run_id, self.map_index,
+                       self.try_number)
+
+    @property
+    def task_state(self: _TaskColumns) -> TaskState:
+        return TaskState(self.state)
+
+
+class TaskInstance(Base, TaskIdentity):
     """One try of one task instance, and its current launch."""
 
     __tablename__ = "task_instances"
@@ -111,18 +135,9 @@ class TaskInstance(Base):
         sa.Index("ix_task_instances_state", "state", "dag_id"),
     )
 
-    @property
-    def key(self) -> TaskKey:
-        return TaskKey(self.dag_id, self.task_id, self.run_id, self.map_index,
-                       self.try_number)
-
-    @property
-    def task_state(self) -> TaskState:
-        return TaskState(self.state)
-
 
 @dataclass(slots=True)
-class TaskRow:
+class TaskRow(TaskIdentity):
     """A task row as plain data: what sync's hot path reads with one Core SELECT per batch.
 
     Loading ORM objects costs far more per row than applying an event does; this carries the
@@ -153,15 +168,6 @@ class TaskRow:
     updated_at: float
     disruptions: int
     waiting_reason: str | None
-
-    @property
-    def key(self) -> TaskKey:
-        return TaskKey(self.dag_id, self.task_id, self.run_id, self.map_index,
-                       self.try_number)
-
-    @property
-    def task_state(self) -> TaskState:
-        return TaskState(self.state)
 
 
 #: Columns of :class:`TaskRow`, in its field order.

@@ -16,42 +16,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, TypeAlias
 
 from podfleet.contracts.events import EventKind, TaskEvent
 from podfleet.contracts.messages import new_launch_id
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState, may_transition
 
+if TYPE_CHECKING:
+    from podfleet.executor.db import TaskInstance, TaskRow
+
+#: A task row as the rules below read and write it: the ORM's
+#: :class:`~podfleet.executor.db.TaskInstance` or the plain
+#: :class:`~podfleet.executor.db.TaskRow` (the sync hot path's Core rows), so the rules are
+#: written once for both.
+TaskRecord: TypeAlias = "TaskInstance | TaskRow"
+
 # A try launched this many times without finishing (pods deleted while Pending, stuck-queued
 # relaunches) fails instead of cycling forever (Airflow #36403). Relaunches after a
 # disruption have their own budget and do not count against this one.
 MAX_LAUNCHES_PER_TRY = 5
-
-
-class TaskRecord(Protocol):
-    """The columns of a task row the state machine reads and writes.
-
-    Both the ORM's :class:`~podfleet.executor.db.TaskInstance` and the plain
-    :class:`~podfleet.executor.db.TaskRow` (the sync hot path's Core rows) have them, so the
-    rules below are written once for both.
-    """
-
-    state: str
-    launch_id: str
-    attempt: int
-    pod_name: str | None
-    pod_namespace: str | None
-    pod_uid: str | None
-    queued_at: float
-    enqueued_at: float | None
-    launched_at: float | None
-    running_at: float | None
-    finished_at: float | None
-    reason: str | None
-    updated_at: float
-    disruptions: int
-    waiting_reason: str | None
 
 
 class Outcome(StrEnum):

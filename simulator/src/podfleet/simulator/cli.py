@@ -35,6 +35,21 @@ def _cluster_cli() -> Any:
         return None
 
 
+#: Flags that set one SimulatorConfig field each, defaulting to its default:
+#: (flag, field, type, help).
+_CONFIG_FLAGS: tuple[tuple[str, str, type, str], ...] = (
+    ("--grace-period", "default_termination_grace_period_s", int,
+     "default terminationGracePeriodSeconds of pods, in seconds"),
+    ("--bookmark-interval", "bookmark_interval_seconds", float,
+     "seconds between BOOKMARK events on watches that allow them"),
+    ("--events", "record_events", bool,
+     "record Event objects as a real scheduler and kubelet do (default: on)"),
+    ("--event-ttl", "event_ttl_seconds", float,
+     "seconds an event is kept after its last write (the API server's --event-ttl)"),
+    ("--event-limit", "event_limit", int, "most events kept; the oldest are dropped beyond it"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `podfleet sim` (and `python -m podfleet.simulator`)."""
     defaults = SimulatorConfig()
@@ -73,36 +88,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="serve HTTPS with a generated CA, written into the kubeconfig (default: on); "
         "--no-tls serves plain HTTP (benchmarks, docker-compose)",
     )
-    parser.add_argument(
-        "--grace-period",
-        type=int,
-        default=defaults.default_termination_grace_period_s,
-        help="default terminationGracePeriodSeconds of pods, in seconds",
-    )
-    parser.add_argument(
-        "--bookmark-interval",
-        type=float,
-        default=defaults.bookmark_interval_seconds,
-        help="seconds between BOOKMARK events on watches that allow them",
-    )
-    parser.add_argument(
-        "--events",
-        action=argparse.BooleanOptionalAction,
-        default=defaults.record_events,
-        help="record Event objects as a real scheduler and kubelet do (default: on)",
-    )
-    parser.add_argument(
-        "--event-ttl",
-        type=float,
-        default=defaults.event_ttl_seconds,
-        help="seconds an event is kept after its last write (the API server's --event-ttl)",
-    )
-    parser.add_argument(
-        "--event-limit",
-        type=int,
-        default=defaults.event_limit,
-        help="most events kept; the oldest are dropped beyond it",
-    )
+    for flag, field, kind, text in _CONFIG_FLAGS:
+        if kind is bool:
+            parser.add_argument(flag, dest=field, action=argparse.BooleanOptionalAction,
+                                default=getattr(defaults, field), help=text)
+        else:
+            parser.add_argument(flag, dest=field, type=kind, default=getattr(defaults, field),
+                                metavar=flag[2:].upper().replace("-", "_"), help=text)
     parser.add_argument("--config-json", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--log-level", default="WARNING", help="logging level")
     cluster_cli = _cluster_cli()
@@ -122,12 +114,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         history_window_seconds=args.history_seconds,
         namespaces=list(args.namespaces),
         token=args.token,
-        default_termination_grace_period_s=args.grace_period,
-        bookmark_interval_seconds=args.bookmark_interval,
-        record_events=args.events,
-        event_ttl_seconds=args.event_ttl,
-        event_limit=args.event_limit,
         tls=TlsConfig(enabled=args.tls),
+        **{field: getattr(args, field) for _, field, _, _ in _CONFIG_FLAGS},
     )
     if args.nodes is not None:
         config.cluster.nodes = args.nodes

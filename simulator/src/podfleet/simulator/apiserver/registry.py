@@ -1,6 +1,7 @@
 """The kinds one API server serves, looked up by group, version and resource.
 
-Adding a kind is writing its `Kind` subclass in a module of its own and adding an instance to
+Adding a kind is writing its `Kind` subclass in a module of its own (kinds that differ only in
+names and scope share one, as the RBAC kinds do in `rbacobjects.py`) and adding an instance to
 `served_kinds()`; routing, discovery, OpenAPI, tables, selectors and the verbs follow.
 """
 
@@ -8,17 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from podfleet.simulator.apiserver.clusterrolebindings import ClusterRoleBindingKind
-from podfleet.simulator.apiserver.clusterroles import ClusterRoleKind
 from podfleet.simulator.apiserver.events import EventKind
 from podfleet.simulator.apiserver.kind import Kind
 from podfleet.simulator.apiserver.namespaces import NamespaceKind
 from podfleet.simulator.apiserver.nodes import NodeKind
 from podfleet.simulator.apiserver.pods import PodKind
 from podfleet.simulator.apiserver.priorityclasses import PriorityClassKind
+from podfleet.simulator.apiserver.rbacobjects import (
+    ClusterRoleBindingKind,
+    ClusterRoleKind,
+    RoleBindingKind,
+    RoleKind,
+)
 from podfleet.simulator.apiserver.resourcequotas import ResourceQuotaKind
-from podfleet.simulator.apiserver.rolebindings import RoleBindingKind
-from podfleet.simulator.apiserver.roles import RoleKind
 from podfleet.simulator.apiserver.selfsubjectaccessreviews import SelfSubjectAccessReviewKind
 from podfleet.simulator.apiserver.serviceaccounts import ServiceAccountKind
 
