@@ -189,7 +189,8 @@ def test_a_template_that_is_not_a_pod_is_a_settings_error(tmp_path: Path, conten
 
 def test_a_queues_priority_class_is_the_pods_unless_the_task_names_its_own(
         tmp_path: Path) -> None:
-    made = PodFactory(Settings.from_env({"PODFLEET_QUEUE_PRIORITY_CLASSES": "etl=high"}))
+    made = PodFactory(Settings.from_env({"PODFLEET_NAMESPACE": "jobs",
+                                         "PODFLEET_QUEUE_PRIORITY_CLASSES": "etl=high"}))
     etl = dataclasses.replace(request(), queue="etl")
 
     assert made.build(etl)["spec"]["priorityClassName"] == "high"
