@@ -133,10 +133,11 @@ def enqueue_envelopes(broker: RedisBroker, queue_name: str, envelopes: list[dict
     broker.declare_queue(queue_name)
     messages: list[dramatiq.Message[Any]] = []
     calls: list[list[Any]] = []
+    now_ms = redis_layout.broker_now_ms(broker) if delay_ms is not None else None
     for envelope in envelopes:
         message = redis_layout.stored_message(dramatiq.Message(
             queue_name=queue_name, actor_name=LAUNCH_ACTOR_NAME, args=(envelope,), kwargs={},
-            options={}), delay_ms)
+            options={}), delay_ms, now_ms=now_ms)
         broker.emit_before("enqueue", message, delay_ms)
         messages.append(message)
         calls.append(redis_layout.enqueue_args(broker, message))

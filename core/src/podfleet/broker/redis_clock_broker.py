@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.common import current_millis
 
 from podfleet.broker import redis_layout
 from podfleet.redis_client.clock import RedisClock
@@ -31,6 +32,13 @@ class RedisClockBroker(RedisBroker):
     def now_ms(self) -> int:
         """Redis' time now, in epoch milliseconds."""
         return int(self.clock.now() * 1000)
+
+    def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
+        """dramatiq's enqueue, with a delayed message's ``eta`` on Redis' clock (dramatiq adds
+        ``delay`` to this host's clock, which a skewed host would push far off)."""
+        if delay is not None:
+            delay = delay + self.now_ms() - current_millis()
+        return super().enqueue(message, delay=delay)
 
     def _dispatch(self, command: str) -> Callable[..., Any]:
         script = self.scripts["dispatch"]

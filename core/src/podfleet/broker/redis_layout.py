@@ -121,16 +121,25 @@ def queue_of_key(namespace: str, key: str) -> str | None:
 
 # --- messages -------------------------------------------------------------------------------
 
-def stored_message(message: dramatiq.Message[Any], delay_ms: int | None = None
-                   ) -> dramatiq.Message[Any]:
+def stored_message(message: dramatiq.Message[Any], delay_ms: int | None = None, *,
+                   now_ms: int | None = None) -> dramatiq.Message[Any]:
     """``message`` as ``RedisBroker.enqueue`` stores it: a fresh ``redis_message_id`` and,
     when delayed, moved to the delay queue with an ``eta`` (the options in dramatiq's order,
-    so the encoded bytes are the same)."""
+    so the encoded bytes are the same). The ``eta`` counts from ``now_ms`` (Redis' clock, from
+    a broker that has one), else from this host's clock: a worker whose clock runs ahead would
+    otherwise write an eta that every other worker holds back for as long as its skew."""
     stored = message.copy(options={"redis_message_id": str(uuid.uuid4())})
     if delay_ms is not None:
+        start = current_millis() if now_ms is None else now_ms
         stored = stored.copy(queue_name=delay_queue(message.queue_name),
-                             options={"eta": current_millis() + int(delay_ms)})
+                             options={"eta": start + int(delay_ms)})
     return stored
+
+
+def broker_now_ms(broker: RedisBroker) -> int | None:
+    """The broker's "now" in epoch ms when it keeps one (Redis' clock), else None."""
+    now = getattr(broker, "now_ms", None)
+    return int(now()) if callable(now) else None
 
 
 def redis_message_id(message: dramatiq.Message[Any]) -> str:
@@ -146,8 +155,7 @@ def dispatch_args(broker: RedisBroker, command: str, queue_name: str, *args: Any
     time is ``now_ms``, else the broker's (``now_ms()``, on Redis' clock, when it has one),
     else this host's."""
     if now_ms is None:
-        broker_now = getattr(broker, "now_ms", None)
-        now_ms = broker_now() if callable(broker_now) else current_millis()
+        now_ms = broker_now_ms(broker) or current_millis()
     return [command, now_ms, queue_name, broker.broker_id, broker.heartbeat_timeout,
             broker.dead_message_ttl, 1 if maintenance else 0,
             broker._max_unpack_size(), *args]  # type: ignore[no-untyped-call]
