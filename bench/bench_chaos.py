@@ -16,19 +16,26 @@ garbage launch-queue entries, every watch connection dropped after 1 s for a whi
 forced 410 Gone (watches dropped and the next resume from a resourceVersion answered 410
 Expired, as after compaction, so the watcher must relist), a ResourceQuota created below
 the namespace's current use (launches park on it) and raised 3 s later, the busiest node
-cordoned, the executor abandoned
-mid-run (as a SIGKILLed scheduler) and a new one started under a new id. Sources:
+drained (cordoned and each of its pods evicted through ``pods/eviction``: the executor
+relaunches them without spending a retry), Redis refusing writes with OOM for 3 s
+(``maxmemory`` just above its use, ``noeviction``), with ``--sentinel`` the killed primary
+back as a replica and a ``SENTINEL FAILOVER`` (clients still on the demoted primary get
+``READONLY``), the executor abandoned mid-run (as a SIGKILLed scheduler) and a new one
+started under a new id. Sources:
 
 - the simulator's own record of every pod it stored (``GET /_sim/creates``: when, to the
   microsecond, and under which name; a name twice is a launch made twice: duplicate pods),
   which no watch drop can make it miss, and the peak creates in any sliding 1 s window;
 - the metadata DB: tasks not terminal (lost), outcomes other than the fate asked (wrong);
 - the event buffers the two executors filled: terminal reports per task (double terminal);
-- the watcher lease: how long the takeover took after its worker was killed.
+- the watcher lease: how long the takeover took after its worker was killed;
+- the simulator's pods at the end: under the default delete policy none may be left;
+- the executors' ``podfleet_task_relaunches_total{cause="disruption"}``: the drain's relaunches.
 
-Prints the numbers and exits 1 unless lost, duplicate pods, double terminal, wrong outcomes
-and forged-launched are all 0, the peak is within 1.05 × the rate, and the takeover within
-the lease time plus its supervisor interval, and the forced 410 was met and relisted.
+Prints the numbers and exits 1 unless lost, duplicate pods, double terminal, wrong outcomes,
+forged-launched and pods left undeleted are all 0, the peak is within 1.05 × the rate, the
+takeover within the lease time plus its supervisor interval, and the forced 410 was met and
+relisted.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ from bench_pipeline import database
 
 from podfleet.contracts.naming import pod_name
 from podfleet.local.skewed_clock import skewed_clock_env
-from podfleet.local.waiting import wait_for
+from podfleet.local.waiting import WaitTimedOut, wait_for
 
 NAMESPACE = "default"
 SIGNING_KEY = "chaos-bench-signing-key-0123456789"
@@ -149,25 +156,76 @@ def _fill_quota_then_raise(sim: Any, started: float) -> int:
         kube.close()
 
 
-def _cordon_a_busy_node(sim: Any, started: float) -> str | None:
-    """Cordon the node with the most pods (as ``kubectl drain`` starts), so new pods go
-    elsewhere; returns its name."""
+def _drain_a_busy_node(sim: Any, started: float) -> tuple[str | None, int, int]:
+    """Drain the node with the most running pods as ``kubectl drain`` does: cordon it, then
+    evict each of its pods through the ``pods/eviction`` subresource (policy/v1). Returns the
+    node, the evictions the API accepted and how many of those pods had not finished."""
     from podfleet.kube.client import KubeClient
+    from podfleet.kube.errors import KubeError
 
     kube = KubeClient(sim.api_client())
     try:
         nodes = collections.Counter(
-            (pod.get("spec") or {}).get("nodeName") for pod in kube.list_pods(NAMESPACE).items)
+            (pod.get("spec") or {}).get("nodeName") for pod in kube.list_pods(NAMESPACE).items
+            if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
         nodes.pop(None, None)
         if not nodes:
-            return None
-        node = nodes.most_common(1)[0][0]
+            return None, 0, 0
+        node = str(nodes.most_common(1)[0][0])
         kube.request("PATCH", f"/api/v1/nodes/{node}", body={"spec": {"unschedulable": True}},
                      content_type="application/merge-patch+json")
-        print(f"t={time.monotonic() - started:5.1f}s node {node} cordoned", flush=True)
-        return str(node)
+        evicted = 0
+        live = 0
+        for pod in kube.list_pods(NAMESPACE, field_selector=f"spec.nodeName={node}").items:
+            name = pod["metadata"]["name"]
+            live += (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+            with contextlib.suppress(KubeError):  # gone meanwhile: nothing to evict
+                kube.request(
+                    "POST", f"/api/v1/namespaces/{NAMESPACE}/pods/{name}/eviction",
+                    body={"apiVersion": "policy/v1", "kind": "Eviction",
+                          "metadata": {"name": name, "namespace": NAMESPACE}})
+                evicted += 1
+        print(f"t={time.monotonic() - started:5.1f}s node {node} drained: cordoned, "
+              f"{evicted} pods evicted ({live} not finished)", flush=True)
+        return node, evicted, live
     finally:
         kube.close()
+
+
+def _refuse_writes_oom(address: tuple[str, int], started: float, hold_s: float = 3.0) -> int:
+    """Redis refuses writes with OOM for ``hold_s``: ``maxmemory`` just above what it uses,
+    under ``noeviction``, then lifted. Returns the writes it refused (its own count)."""
+    import redis
+
+    client = redis.Redis(host=address[0], port=address[1], socket_timeout=5)
+    try:
+        before = int(client.info("stats").get("total_error_replies", 0))
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "noeviction")
+        used = int(client.info("memory")["used_memory"])
+        client.config_set("maxmemory-policy", "noeviction")
+        client.config_set("maxmemory", str(used + 64 * 1024))
+        print(f"t={time.monotonic() - started:5.1f}s Redis maxmemory {used + 64 * 1024} "
+              f"(used {used}), noeviction: writes refused OOM for {hold_s:g} s", flush=True)
+        time.sleep(hold_s)
+        client.config_set("maxmemory", "0")
+        client.config_set("maxmemory-policy", policy)
+        print(f"t={time.monotonic() - started:5.1f}s Redis maxmemory lifted", flush=True)
+        # Error replies of any kind in the window; OOM is the only one it was made to answer.
+        return int(client.info("stats").get("total_error_replies", 0)) - before
+    finally:
+        client.close()
+
+
+def _disruption_relaunches() -> float:
+    """Relaunches of pods that went away under their task (disrupted, or deleted before they
+    started), from podfleet_task_relaunches_total of the executors in this process."""
+    from prometheus_client import REGISTRY
+
+    from podfleet.monitoring.metrics import RelaunchCause
+
+    return sum(REGISTRY.get_sample_value("podfleet_task_relaunches_total", {"cause": cause})
+               or 0.0 for cause in (RelaunchCause.DISRUPTION,
+                                    RelaunchCause.DELETED_BEFORE_START))
 
 
 def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
@@ -175,6 +233,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
     from podfleet.contracts.states import TaskState
     from podfleet.executor import TaskSubmission
     from podfleet.executor.db import TaskInstance, make_engine
+    from podfleet.kube.client import KubeClient
     from podfleet.local.fleet import LocalFleet
     from podfleet.local.redis_sentinel import SentinelGroup
     from podfleet.redis_client import connect as connect_redis
@@ -191,7 +250,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         # Redis keeps an append-only file, as a production Redis runs: its fault is a
         # SIGKILL and a restart from it.
         fleet = stack.enter_context(LocalFleet(
-            simulator=SimulatorConfig(cluster=ClusterConfig(nodes=40, node_pods=200)),
+            simulator=SimulatorConfig(cluster=ClusterConfig(nodes=10, node_pods=200)),
             redis_url=group.url if group is not None else None, redis_appendonly=True,
             database_url=database_url, redis_prefix=prefix, signing_key=SIGNING_KEY,
             namespace=NAMESPACE, env={
@@ -220,7 +279,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         submissions = []
         for n in range(tasks):
             failing = n % 10 == 0
-            annotations = {fate.DURATION: f"{0.2 + (n % 7) * 0.15:.2f}"}
+            annotations = {fate.DURATION: f"{0.2 + (n % 7) * 0.3:.2f}"}
             if failing:
                 annotations[fate.EXIT_CODE] = "3"
             key = ("chaos", f"t{n}", "r1", -1, 1)
@@ -249,6 +308,10 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
               flush=True)
         os.killpg(paused.pid, signal.SIGSTOP)
         threading.Timer(5.0, _resume, (paused.pid,)).start()
+        at(2.5)
+        # Mid-launch, so the busiest node has running pods to evict.
+        relaunches_before = _disruption_relaunches()
+        drained, evicted, evicted_live = _drain_a_busy_node(sim, started)
         at(3)
         holder = _holder_pid(client, prefix)
         if holder:
@@ -292,7 +355,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         # As after compaction: the watcher's resume from its resourceVersion is Gone, so it
         # must relist (once: its watch from the list's resourceVersion is served).
         sim.admin.set_faults(watch_drop_s=0.3, expire_watches=1)
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(WaitTimedOut):
             wait_for(lambda: sim.admin.stats().faults_injected["watch_410"] >= 1, 10,
                  "the forced 410", interval=0.1)
         time.sleep(0.5)  # the relist it causes
@@ -303,7 +366,20 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         relists = after.requests.get("list", {}).get(200, 0) - before.requests.get(
             "list", {}).get(200, 0)
         quota_refused = _fill_quota_then_raise(sim, started)
-        cordoned = _cordon_a_busy_node(sim, started)
+        primary = (redis_server.host, redis_server.port) if group is None \
+            else group.primary_address()
+        assert primary is not None
+        oom_refused = _refuse_writes_oom(primary, started)
+        demoted = None
+        if group is not None:
+            # The primary killed at step 4 comes back (the sentinels make it a replica), then
+            # a deliberate failover demotes the current primary under its connected clients.
+            group.primary.start()
+            demoted = primary
+            promoted = group.fail_over()
+            print(f"t={time.monotonic() - started:5.1f}s SENTINEL FAILOVER: {demoted[1]} "
+                  f"demoted (writes to it answer READONLY), {promoted[1]} promoted",
+                  flush=True)
         if not quick:
             at(6)
             print(f"t={time.monotonic() - started:5.1f}s executor abandoned; a new one starts",
@@ -321,19 +397,36 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
                                         ["queued", "launched", "running"]))).scalar_one()
             return left == 0
 
-        with contextlib.suppress(RuntimeError):
+        with contextlib.suppress(WaitTimedOut):
             wait_for(all_terminal, 180, "every task to end", interval=0.5)
         elapsed = time.monotonic() - started
         time.sleep(2)  # the last reports reach the buffers
+        relaunched = _disruption_relaunches() - relaunches_before
+        # Delete policy "always": every finished pod is deleted; none may be left behind.
+        kube = KubeClient(sim.api_client())
+        try:
+            with contextlib.suppress(WaitTimedOut):
+                wait_for(lambda: not kube.list_pods(NAMESPACE).items, 30,
+                         "every finished pod deleted", interval=0.5)
+            undeleted = len(kube.list_pods(NAMESPACE).items)
+        finally:
+            kube.close()
         for scheduler in schedulers:
             scheduler.abandon()
         import sqlalchemy as sa
 
         with engine.connect() as conn:
+            left_behind = conn.execute(sa.select(
+                TaskInstance.task_id, TaskInstance.state, TaskInstance.attempt,
+                TaskInstance.disruptions, TaskInstance.enqueued_at, TaskInstance.reason)
+                .where(TaskInstance.state.in_(["queued", "launched", "running"]))
+                .limit(10)).all()
             rows = conn.execute(sa.select(
                 TaskInstance.dag_id, TaskInstance.task_id, TaskInstance.run_id,
                 TaskInstance.map_index, TaskInstance.try_number, TaskInstance.state)).all()
         states = {tuple(r[:5]): TaskState(r[5]) for r in rows}
+        stuck = collections.Counter(state.value for state in states.values()
+                                    if not state.is_terminal)
         lost = sum(1 for k in expected if not states.get(k, TaskState.QUEUED).is_terminal)
         wrong = sum(1 for k, want in expected.items()
                     if states.get(k) is not None and states[k].is_terminal and states[k] != want)
@@ -353,14 +446,18 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
               f"{len(created)}")
         print(f"watch faults          {watches} watches opened, {gone} answered 410, "
               f"{relists} relists")
-        print(f"lost tasks            {lost}")
+        print(f"lost tasks            {lost}" + (f" ({dict(stuck)})" if stuck else ""))
         print(f"duplicate pods        {duplicates}")
         print(f"double terminal       {double}")
         print(f"wrong outcomes        {wrong}")
         print(f"forged launched       {forged_launched}")
         print(f"takeover              {takeover_s:.1f}s (lease {lease:g}s)")
-        print(f"quota fault           {quota_refused} creates refused 403 exceeded quota; "
-              f"node cordoned: {cordoned or 'none'}")
+        print(f"quota fault           {quota_refused} creates refused 403 exceeded quota")
+        print(f"drain                 {evicted} pods evicted from {drained or 'no node'} "
+              f"({evicted_live} not finished), {relaunched:.0f} relaunched without a retry")
+        print(f"redis OOM             {oom_refused} writes refused"
+              + (f"; READONLY after the failover from :{demoted[1]}" if demoted else ""))
+        print(f"pods left undeleted   {undeleted}")
         print(f"peak creates / 1 s    {peak} at t={peak_second - wall_start:.1f}s "
               f"(any sliding window; limit {rate:g}, ≤ {1.05 * rate:.1f} wanted)")
         # A simulator starved of CPU stores creates in clumps: a peak over the limit with
@@ -368,12 +465,17 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         lateness = sim.admin.stats().raw.get("cluster", {}).get("timer_lateness_max_ms")
         if lateness is not None:
             print(f"simulator stall       {lateness:.0f} ms at worst (its timers' lateness)")
+        for task_id, state, attempt, disruptions, enqueued_at, reason in left_behind:
+            sent = "unsent" if enqueued_at is None else f"sent t={enqueued_at - wall_start:.1f}s"
+            print(f"  not ended: {task_id} {state} attempt {attempt} disruptions "
+                  f"{disruptions} {sent}: {reason}")
         if duplicate_at:
             print("pods of a duplicated name created at t=" + ", ".join(
                 f"{t - wall_start:.1f}s" for t in duplicate_at[:20]))
         # The faults must have happened: a forced 410 that nobody met proves nothing.
         faults_ok = gone >= 1 and relists >= 1
-        ok = not (lost or duplicates or double or wrong or forged_launched) and limit_ok \
+        ok = not (lost or duplicates or double or wrong or forged_launched or undeleted) \
+            and limit_ok \
             and takeover_ok and faults_ok
         print("chaos: " + ("all goals met" if ok else "GOALS MISSED"), flush=True)
         return 0 if ok else 1

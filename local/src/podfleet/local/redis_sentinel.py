@@ -109,6 +109,44 @@ class SentinelGroup:
         self._wait(promoted, timeout, "the sentinels to promote the replica")
         return wanted
 
+    def fail_over(self, timeout: float = 30.0) -> tuple[str, int]:
+        """``SENTINEL FAILOVER``: the sentinels promote the replica and demote the primary to a
+        replica of it, so clients still connected to the old primary get ``READONLY`` on their
+        next write. Needs a replica in sync (retried until one is, within ``timeout``); returns
+        the new primary's address once it accepts writes."""
+        before = self.primary_address()
+        sentinel = redis.Redis(host=self.host, port=self.sentinel_ports[0], socket_timeout=2)
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                try:  # NOGOODSLAVE until the replica is in sync; INPROG while one runs
+                    sentinel.execute_command(  # type: ignore[no-untyped-call]
+                        "SENTINEL", "FAILOVER", SERVICE_NAME)
+                    break
+                except redis.ResponseError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
+        finally:
+            sentinel.close()
+
+        def moved() -> bool:
+            address = self.primary_address()
+            if address is None or address == before:
+                return False
+            client = redis.Redis(host=address[0], port=address[1], socket_timeout=1)
+            try:
+                return bool(client.info("replication").get("role") == "master")
+            except redis.RedisError:
+                return False
+            finally:
+                client.close()
+
+        self._wait(moved, max(1.0, deadline - time.monotonic()), "the failover")
+        address = self.primary_address()
+        assert address is not None
+        return address
+
     def _replica_in_sync(self) -> bool:
         client = redis.Redis(host=self.host, port=self.replica.port, socket_timeout=1)
         try:
