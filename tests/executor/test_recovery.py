@@ -41,10 +41,11 @@ def wait_for_phase(kube: KubeClient, namespace: str, name: str, phase: str) -> N
     raise AssertionError(f"pod {name} never reached {phase}")
 
 
-def pod_lists(simulator: ThreadSimulator) -> int:
+def pod_requests(simulator: ThreadSimulator, verb: str) -> int:
+    """How many ``verb`` requests on pods the simulator has answered, whatever their code."""
     assert simulator.runtime is not None
-    return sum(n for (verb, resource, _code), n in simulator.runtime.stats.requests.items()
-               if verb == "list" and resource == "pods")
+    return sum(n for (asked, resource, _code), n in simulator.runtime.stats.requests.items()
+               if asked == verb and resource == "pods")
 
 
 def test_start_completes_finished_pods_and_resends_podless_tasks_with_one_list(
@@ -60,7 +61,7 @@ def test_start_completes_finished_pods_and_resends_podless_tasks_with_one_list(
         create_pod(kube, namespace, row, pod_fate)
         wait_for_phase(kube, namespace, row.pod_name or pod_name(row.key, row.launch_id),
                        "Succeeded" if name == "ok" else "Failed")
-    lists_before = pod_lists(simulator)
+    lists_before = pod_requests(simulator, "list")
     # When a new executor starts
     second = make_executor()
     second.start()
@@ -72,7 +73,7 @@ def test_start_completes_finished_pods_and_resends_podless_tasks_with_one_list(
     lost = row_of(database_url, key("lost"))
     assert lost.state == "queued" and lost.executor_id == second.executor_id
     # And it took one pod list for the reconciliation plus one to find pods to relabel
-    assert pod_lists(simulator) - lists_before == 2
+    assert pod_requests(simulator, "list") - lists_before == 2
     assert second.get_event_buffer()[key("ok")] == (TaskState.SUCCESS, None)
 
 
@@ -253,12 +254,6 @@ def test_end_drains_then_stops_and_reports_whether_everything_finished(
     assert heir.end(timeout=5) is True
 
 
-def pod_deletes(simulator: ThreadSimulator) -> int:
-    assert simulator.runtime is not None
-    return sum(n for (verb, resource, _code), n in simulator.runtime.stats.requests.items()
-               if verb == "delete" and resource == "pods")
-
-
 def test_a_pod_of_an_obsolete_launch_gets_one_delete_however_often_it_reports(
         make_executor: ExecutorFactory, database_url: str, kube: KubeClient, namespace: str,
         redis_url: str, simulator: ThreadSimulator) -> None:
@@ -272,12 +267,12 @@ def test_a_pod_of_an_obsolete_launch_gets_one_delete_however_often_it_reports(
     clock.advance(601)
     executor.sync()
     create_pod(kube, namespace, old)
-    deletes_before = pod_deletes(simulator)
+    deletes_before = pod_requests(simulator, "delete")
     # When that pod reports again and again, over several syncs (launcher and watcher, and
     # a replay)
     for state in (TaskState.LAUNCHED, TaskState.RUNNING, TaskState.RUNNING):
         publish(redis_url, [event(old, state)])
         executor.sync()
     # Then it was asked to be deleted exactly once, and is gone
-    assert pod_deletes(simulator) - deletes_before == 1
+    assert pod_requests(simulator, "delete") - deletes_before == 1
     assert deleted(kube, namespace, pod_name(old.key, old.launch_id))

@@ -12,24 +12,20 @@ from pathlib import Path
 
 import pytest
 from launcher_support import Fleet, sim_config
+from session_simulator import clean_simulator, session_simulator
 
-from podfleet.simulator.server import RunningSimulator, start_simulator
+from podfleet.simulator.server import RunningSimulator
 
 
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[RunningSimulator]:
-    sim = start_simulator(sim_config(), mode="process")
-    yield sim
-    sim.stop()
+    yield from session_simulator(sim_config())
 
 
 @pytest.fixture
 def sim(simulator: RunningSimulator) -> Iterator[RunningSimulator]:
     """The session simulator with no faults and fresh stats."""
-    simulator.admin.clear_faults()
-    simulator.admin.reset_stats()
-    yield simulator
-    simulator.admin.clear_faults()
+    yield from clean_simulator(simulator)
 
 
 @pytest.fixture

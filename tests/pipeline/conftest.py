@@ -15,26 +15,22 @@ from pathlib import Path
 
 import pytest
 from pipeline_support import Pipeline, sim_config
+from session_simulator import clean_simulator, session_simulator
 
 from podfleet.kube.client import KubeClient
 from podfleet.local.redis_server import RedisServer
-from podfleet.simulator.server import RunningSimulator, start_simulator
+from podfleet.simulator.server import RunningSimulator
 
 
 @pytest.fixture(scope="session")
 def pipeline_simulator() -> Iterator[RunningSimulator]:
-    sim = start_simulator(sim_config(), mode="process")
-    yield sim
-    sim.stop()
+    yield from session_simulator(sim_config())
 
 
 @pytest.fixture
 def sim(pipeline_simulator: RunningSimulator) -> Iterator[RunningSimulator]:
     """The session simulator with no faults and fresh stats."""
-    pipeline_simulator.admin.clear_faults()
-    pipeline_simulator.admin.reset_stats()
-    yield pipeline_simulator
-    pipeline_simulator.admin.clear_faults()
+    yield from clean_simulator(pipeline_simulator)
 
 
 def _new_namespace(sim: RunningSimulator, prefix: str) -> str:
@@ -70,10 +66,8 @@ def pipeline(sim: RunningSimulator, database_url: str, redis_url: str,
 def local_simulator() -> Iterator[RunningSimulator]:
     """A simulator in local mode: each pod's command really runs, as a subprocess."""
     config = sim_config()
-    sim = start_simulator(dataclasses.replace(
-        config, cluster=dataclasses.replace(config.cluster, local_mode=True)), mode="process")
-    yield sim
-    sim.stop()
+    yield from session_simulator(dataclasses.replace(
+        config, cluster=dataclasses.replace(config.cluster, local_mode=True)))
 
 
 @pytest.fixture

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from pipeline_support import PODFLEET, ROOT, Pipeline, task_key, wait_for
 
+from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.states import TaskState
-from podfleet.executor import TaskSubmission
+from podfleet.executor import Executor, TaskSubmission
 from podfleet.executor.logs import TaskLogUnavailable
 from podfleet.logs.archive import LogArchive
 
@@ -36,16 +37,25 @@ def shell(script: str) -> list[str]:
     return ["sh", "-c", script]
 
 
-def test_a_finished_tasks_log_is_read_from_the_archive_after_its_pod_is_deleted(
-        world: Pipeline) -> None:
-    # Given a worker and an executor at default settings (delete policy always)
+def finished_task(world: Pipeline, script: str,
+                  executor_config: dict[str, object] | None = None,
+                  ) -> tuple[Executor, TaskKey, str]:
+    """A worker and a started executor that ran one task of ``script`` to its end:
+    (the executor, the task's key, its launch id)."""
     world.start_worker()
     executor = world.executor()
     executor.start()
     key = task_key(0)
-    # When a task that writes to stdout and stderr runs to success
-    launch_id = executor.submit(key, shell("echo hello from the task; echo oops >&2"))
+    launch_id = executor.submit(key, shell(script), executor_config=executor_config)
     world.run_until_finished(executor, [key], timeout=90)
+    return executor, key, launch_id
+
+
+def test_a_finished_tasks_log_is_read_from_the_archive_after_its_pod_is_deleted(
+        world: Pipeline) -> None:
+    # Given a worker and an executor at default settings (delete policy always)
+    # When a task that writes to stdout and stderr runs to success
+    executor, key, launch_id = finished_task(world, "echo hello from the task; echo oops >&2")
     # Then its pod is deleted ...
     world.run_until(executor, lambda: launch_id not in world.pods_by_launch(), 60,
                     "the finished pod to be deleted")
@@ -59,12 +69,7 @@ def test_a_finished_tasks_log_is_read_from_the_archive_after_its_pod_is_deleted(
 def test_podfleet_logs_prints_a_deleted_pods_log_by_key_and_by_launch_id(
         world: Pipeline) -> None:
     # Given a failed task whose pod was deleted
-    world.start_worker()
-    executor = world.executor()
-    executor.start()
-    key = task_key(0)
-    launch_id = executor.submit(key, shell("echo line one; echo line two; exit 3"))
-    world.run_until_finished(executor, [key], timeout=90)
+    executor, key, launch_id = finished_task(world, "echo line one; echo line two; exit 3")
     world.run_until(executor, lambda: launch_id not in world.pods_by_launch(), 60,
                     "the finished pod to be deleted")
     env = {**world.env, "PATH": str(Path(PODFLEET).parent) + ":/usr/bin:/bin"}
@@ -166,12 +171,7 @@ def test_a_queued_task_has_no_log_yet_and_an_unknown_one_is_named(world: Pipelin
 def test_the_archive_written_by_the_watcher_has_the_documented_layout(
         world: Pipeline, tmp_path: Path) -> None:
     # Given a task that ran to completion with the default delete policy
-    world.start_worker()
-    executor = world.executor()
-    executor.start()
-    key = task_key(0)
-    launch_id = executor.submit(key, shell("echo laid out"))
-    world.run_until_finished(executor, [key], timeout=90)
+    _, key, launch_id = finished_task(world, "echo laid out")
     # Then its log is a file at dag_id=/run_id=/task_id=/map_index=/try=/<launch id>.log
     path = (tmp_path / "logs" / "dag_id=pipeline" / "run_id=run-1" / "task_id=task-0"
             / "map_index=-1" / "try=1" / f"{launch_id}.log")
@@ -216,13 +216,7 @@ def test_a_kept_pods_log_is_read_from_its_task_container_despite_a_sidecar(
         world: Pipeline) -> None:
     # Given a delete policy that keeps pods, and a finished task whose pod has a sidecar
     world.env["PODFLEET_DELETE_POLICY"] = "never"
-    world.start_worker()
-    executor = world.executor()
-    executor.start()
-    key = task_key(0)
-    launch_id = executor.submit(key, shell("echo kept task line"),
-                                executor_config=with_sidecar())
-    world.run_until_finished(executor, [key], timeout=90)
+    executor, key, launch_id = finished_task(world, "echo kept task line", with_sidecar())
     # When its log is read
     log = executor.task_log(key)
     # Then the kept pod's task container answers

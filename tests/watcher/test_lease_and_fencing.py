@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -15,18 +13,6 @@ from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
 from podfleet.workers.watcher.lease import LeaseLost, WatcherLease, current_holder
 from podfleet.workers.watcher.publisher import Batch, FencedPublisher, pod_records_key
-
-
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_url)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def keys() -> RedisKeys:
-    return RedisKeys(f"t{uuid.uuid4().hex[:8]}")
 
 
 def event(executor: str = "exec-a") -> TaskEvent:

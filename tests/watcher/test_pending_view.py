@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import redis
-from watcher_support import fast_simulator, new_key, task_pod
+from watcher_support import new_key, task_pod
 
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.kube.client import KubeClient
@@ -24,20 +24,6 @@ from podfleet.workers.watcher.actor import WatcherSupervisor
 
 SLOW_START = {fate.START_DELAY: "600"}  # stays Pending for the whole test
 QUICK = {fate.START_DELAY: "0.01", fate.DURATION: "600"}  # Running at once, for long
-
-
-@pytest.fixture
-def sim() -> Iterator[RunningSimulator]:
-    simulator = fast_simulator()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
-def kube(sim: RunningSimulator) -> Iterator[KubeClient]:
-    made = KubeClient(sim.api_client(), timeout_seconds=5)
-    yield made
-    made.close()
 
 
 class WatcherRun:

@@ -41,32 +41,6 @@ from podfleet.workers.watcher.loop import WatchOptions
 TERMINAL = {"success", "failed", "requeue"}
 
 
-@pytest.fixture
-def client(redis_url: str) -> Iterator[redis.Redis]:
-    c = redis.Redis.from_url(redis_url)
-    yield c
-    c.close()
-
-
-@pytest.fixture
-def keys() -> RedisKeys:
-    return RedisKeys(f"t{uuid.uuid4().hex[:8]}")
-
-
-@pytest.fixture
-def sim() -> Iterator[RunningSimulator]:
-    simulator = fast_simulator()
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
-def kube(sim: RunningSimulator) -> Iterator[KubeClient]:
-    k = KubeClient(sim.api_client(), timeout_seconds=5)
-    yield k
-    k.close()
-
-
 class Harness:
     """A simulator, a Redis and watchers started and stopped at will."""
 

@@ -58,15 +58,24 @@ def fleet(sim: RunningSimulator, redis_url: str, prefix: str, tmp: Path) -> Loca
                       })
 
 
-def test_takeover_after_sigkill_loses_and_repeats_nothing(
-        sim: RunningSimulator, redis_url: str, tmp_path: Path) -> None:
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    keys = RedisKeys(prefix)
-    client = redis.Redis.from_url(redis_url)
-    kube = KubeClient(sim.api_client(), timeout_seconds=5)
-    local = fleet(sim, redis_url, prefix, tmp_path).start()
+@pytest.fixture
+def two_workers(sim: RunningSimulator, redis_url: str, keys: RedisKeys,
+                tmp_path: Path) -> Iterator[LocalFleet]:
+    """Two worker processes, each with a watcher supervisor, under ``keys``' prefix; at the
+    end they are woken (a test may have stopped one) and closed."""
+    local = fleet(sim, redis_url, keys.prefix, tmp_path).start()
     for _ in range(2):
         local.workers.start(1, 1)
+    yield local
+    for proc in local.workers.processes:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGCONT)
+    local.close()
+
+
+def test_takeover_after_sigkill_loses_and_repeats_nothing(
+        two_workers: LocalFleet, keys: RedisKeys, client: redis.Redis,
+        kube: KubeClient) -> None:
     stop_creating = threading.Event()
     try:
         # Given two worker processes, one of which holds the watcher lease
@@ -108,20 +117,11 @@ def test_takeover_after_sigkill_loses_and_repeats_nothing(
         print(f"takeover after SIGKILL: {takeover:.2f}s (lease {LEASE_SECONDS}s)")
     finally:
         stop_creating.set()
-        local.close()
-        kube.close()
-        client.close()
 
 
 def test_a_paused_watcher_that_wakes_up_after_a_takeover_writes_nothing(
-        sim: RunningSimulator, redis_url: str, tmp_path: Path) -> None:
-    prefix = f"t{uuid.uuid4().hex[:8]}"
-    keys = RedisKeys(prefix)
-    client = redis.Redis.from_url(redis_url)
-    kube = KubeClient(sim.api_client(), timeout_seconds=5)
-    local = fleet(sim, redis_url, prefix, tmp_path).start()
-    for _ in range(2):
-        local.workers.start(1, 1)
+        two_workers: LocalFleet, keys: RedisKeys, client: redis.Redis,
+        kube: KubeClient) -> None:
     launches: list[str] = []
 
     def create(n: int) -> None:
@@ -129,34 +129,26 @@ def test_a_paused_watcher_that_wakes_up_after_a_takeover_writes_nothing(
             pod = task_pod(new_key(), fate={fate.DURATION: "0.2"})
             kube.create_pod("default", pod)
             launches.append(pod["metadata"]["labels"]["podfleet.io/launch-id"])
-    try:
-        # Given a watcher that is frozen (SIGSTOP) past its lease while pods keep finishing
-        first = wait_for(lambda: current_holder(client, keys), timeout=60, what="a watcher")
-        pid = int(first.holder.split(":")[1])
-        os.kill(pid, signal.SIGSTOP)
-        create(10)
-        wait_for(lambda: (h := current_holder(client, keys)) and h.token != first.token,
-                 timeout=30, what="a takeover")
-        # When it wakes up, with whatever it had buffered, and more pods run
-        os.kill(pid, signal.SIGCONT)
-        create(10)
+    # Given a watcher that is frozen (SIGSTOP) past its lease while pods keep finishing
+    first = wait_for(lambda: current_holder(client, keys), timeout=60, what="a watcher")
+    pid = int(first.holder.split(":")[1])
+    os.kill(pid, signal.SIGSTOP)
+    create(10)
+    wait_for(lambda: (h := current_holder(client, keys)) and h.token != first.token,
+             timeout=30, what="a takeover")
+    # When it wakes up, with whatever it had buffered, and more pods run
+    os.kill(pid, signal.SIGCONT)
+    create(10)
 
-        # Then every outcome is in the stream exactly once: the old watcher wrote nothing
-        def all_done() -> bool:
-            ended = {e.launch_id for e in stream_events(client, keys)
-                     if e.state and e.state.is_terminal}
-            return set(launches) <= ended
-        wait_for(all_done, timeout=60, what="every outcome")
-        time.sleep(0.5)
-        counts = per_launch(stream_events(client, keys))
-        assert {n for n in counts.values()} == {1}, {k: n for k, n in counts.items() if n > 1}
-    finally:
-        for proc in local.workers.processes:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGCONT)
-        local.close()
-        kube.close()
-        client.close()
+    # Then every outcome is in the stream exactly once: the old watcher wrote nothing
+    def all_done() -> bool:
+        ended = {e.launch_id for e in stream_events(client, keys)
+                 if e.state and e.state.is_terminal}
+        return set(launches) <= ended
+    wait_for(all_done, timeout=60, what="every outcome")
+    time.sleep(0.5)
+    counts = per_launch(stream_events(client, keys))
+    assert {n for n in counts.values()} == {1}, {k: n for k, n in counts.items() if n > 1}
 
 
 def test_two_watchers_started_at_once_one_works(redis_url: str) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 import math
 import socket
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -163,26 +163,10 @@ def queue_name() -> Parser[str]:
 def queue_rates() -> Parser[dict[str, float]]:
     """``queue=rate,…``: each queue name valid and listed once, each rate finite, ≥ 0."""
     def parse(name: str, raw: str) -> dict[str, float]:
-        rates: dict[str, float] = {}
-        for item in (i.strip() for i in raw.split(",")):
-            if not item:
-                continue
-            queue, equals, rate_text = (part.strip() for part in item.partition("="))
-            if not equals:
-                raise SettingsError(f"{name}: {item!r} must be queue=rate (e.g. etl=50)")
-            invalid([p for p in [queue_name_problem(queue)] if p], name, queue)
-            if queue == DEFAULT_QUEUE:
-                raise SettingsError(f"{name}: the default queue's rate is PODFLEET_LAUNCH_RATE")
-            if queue in rates:
-                raise SettingsError(f"{name}: queue {queue!r} is listed twice")
-            try:
-                rate = float(rate_text)
-            except ValueError:
-                rate = -1.0
-            if not math.isfinite(rate) or rate < 0:
-                raise SettingsError(f"{name}: the rate of {queue!r} must be a finite number "
-                                    f"≥ 0 (creations per second), got {rate_text!r}")
-            rates[queue] = rate
+        rates = _pairs(name, raw, "queue=rate (e.g. etl=50)", queue_name_problem,
+                       what="rate", unit=" (creations per second)")
+        if DEFAULT_QUEUE in rates:
+            raise SettingsError(f"{name}: the default queue's rate is PODFLEET_LAUNCH_RATE")
         return rates
     return Parser(parse)
 
@@ -193,16 +177,8 @@ def queue_priority_classes(name_errors: Callable[[str], list[str]]
     once, each PriorityClass name passing ``name_errors`` (Kubernetes' rule for its names)."""
     def parse(name: str, raw: str) -> dict[str, str]:
         classes: dict[str, str] = {}
-        for item in (i.strip() for i in raw.split(",")):
-            if not item:
-                continue
-            queue, equals, class_name = (part.strip() for part in item.partition("="))
-            if not equals or not class_name:
-                raise SettingsError(f"{name}: {item!r} must be queue=priorityclass "
-                                    "(e.g. etl=high)")
-            invalid([p for p in [queue_name_problem(queue)] if p], name, queue)
-            if queue in classes:
-                raise SettingsError(f"{name}: queue {queue!r} is listed twice")
+        for queue, class_name in _entries(name, raw, "queue=priorityclass (e.g. etl=high)",
+                                          queue_name_problem):
             errors = name_errors(class_name)
             if errors:
                 raise SettingsError(f"{name}: the PriorityClass of {queue!r}, "
@@ -246,11 +222,12 @@ def _caps(form: str, problem: Callable[[str], str | None]) -> Parser[dict[str, i
     return Parser(parse)
 
 
-def _pairs(name: str, raw: str, form: str,
-           problem: Callable[[str], str | None]) -> dict[str, float]:
-    """``key=number,…`` with every key valid (``problem`` says why not) and listed once, every
-    number finite and ≥ 0; the first fault raises naming ``name`` and the item."""
-    pairs: dict[str, float] = {}
+def _entries(name: str, raw: str, form: str,
+             problem: Callable[[str], str | None]) -> Iterator[tuple[str, str]]:
+    """The ``key=value`` items of a comma-separated list, in order, each with both sides,
+    its key valid (``problem`` says why not) and listed once; the first fault raises naming
+    ``name`` and the item (``form`` says what an item must look like)."""
+    seen: set[str] = set()
     for item in (i.strip() for i in raw.split(",")):
         if not item:
             continue
@@ -258,15 +235,25 @@ def _pairs(name: str, raw: str, form: str,
         if not equals or not key or not value_text:
             raise SettingsError(f"{name}: {item!r} must be {form}")
         invalid([p for p in [problem(key)] if p], name, key)
-        if key in pairs:
+        if key in seen:
             raise SettingsError(f"{name}: {key!r} is listed twice")
+        seen.add(key)
+        yield key, value_text
+
+
+def _pairs(name: str, raw: str, form: str, problem: Callable[[str], str | None], *,
+           what: str = "value", unit: str = "") -> dict[str, float]:
+    """:func:`_entries` whose every value is a number, finite and ≥ 0 (else an error about
+    "the ``what`` of" the key, ``unit`` after the bound)."""
+    pairs: dict[str, float] = {}
+    for key, value_text in _entries(name, raw, form, problem):
         try:
             value = float(value_text)
         except ValueError:
             value = -1.0
         if not math.isfinite(value) or value < 0:
-            raise SettingsError(f"{name}: the value of {key!r} must be a finite number ≥ 0, "
-                                f"got {value_text!r}")
+            raise SettingsError(f"{name}: the {what} of {key!r} must be a finite number "
+                                f"≥ 0{unit}, got {value_text!r}")
         pairs[key] = value
     return pairs
 
