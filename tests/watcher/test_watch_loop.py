@@ -135,7 +135,10 @@ def test_running_then_success_with_exit_code_and_node(harness: Harness) -> None:
     assert success.detail["exit_code"] == 0 and success.detail["node"].startswith("sim-node-")
 
 
-@pytest.mark.parametrize(("mode", "reason"), [("fail", "NodeLost"), ("evict", "Evicted"),
+# A kubelet's node-pressure eviction marks the pod DisruptionTarget/TerminationByKubelet (as
+# Kubernetes does): a disruption, which the executor relaunches without spending a retry.
+@pytest.mark.parametrize(("mode", "reason"), [("fail", "NodeLost"),
+                                              ("evict", "TerminationByKubelet"),
                                               ("vanish", judgement.POD_DELETED)])
 def test_node_failure_fails_running_tasks(harness: Harness, mode: str, reason: str) -> None:
     # Given long-running pods on a node
