@@ -266,7 +266,7 @@ def parent(args: argparse.Namespace) -> None:
                     "timeout": args.timeout,
                     "redis_pid": fleet.redis_server.pid if fleet.redis_server else None}
             results = {}
-            for kind in ("kubernetes", "podfleet"):
+            for kind in args.executors:
                 print(f"\n--- {kind}", flush=True)
                 extra = fleet.env if kind == "podfleet" else {}
                 results[kind] = run_child(kind, spec, {**env, **extra}, tmp, sim,
@@ -464,6 +464,7 @@ def child(kind: str, spec_file: str) -> None:
     from airflow.utils.session import create_session
 
     from podfleet.airflow.compat import ti_key  # the scheduler's key for a TI, per version
+    from podfleet.local.stats import percentile
 
     with create_session() as session:
         job = Job(job_type="SchedulerJob", state="running")
@@ -525,8 +526,8 @@ def child(kind: str, spec_file: str) -> None:
         "heartbeat_mean_ms": round(statistics.fmean(durations) * 1000, 2),
         "heartbeat_max_ms": round(max(durations) * 1000, 2),
         "heartbeat_first_ms": round(durations[0] * 1000, 2),
-        "heartbeat_p50_ms": round(percentile(durations, 0.50) * 1000, 2),
-        "heartbeat_p99_ms": round(percentile(durations, 0.99) * 1000, 2),
+        "heartbeat_p50_ms": round(percentile(durations, 50) * 1000, 2),
+        "heartbeat_p99_ms": round(percentile(durations, 99) * 1000, 2),
         "scheduler_cpu_ms_per_task": round(scheduler_cpu / n * 1000, 3),
         "cpu_s": round(cpu_s, 2),
         "cpu_self_s": round(own, 2),
@@ -538,12 +539,6 @@ def child(kind: str, spec_file: str) -> None:
         result["redis_cpu_s"] = round(redis_after - redis_before, 2)
         result["redis_cpu_s_per_pod"] = round((redis_after - redis_before) / n, 5)
     Path(spec["out"]).write_text(json.dumps(result))
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The ``q`` quantile of ``values`` (nearest rank: the value at or above it)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered) + 0.5) - 1))]
 
 
 def main() -> None:
@@ -562,6 +557,8 @@ def main() -> None:
     parser.add_argument("--ke-async", action="store_true",
                         help="KubernetesExecutor: async_pod_creation=True (a batch's creates "
                              "concurrently; default off, as in Airflow)")
+    parser.add_argument("--only", choices=("kubernetes", "podfleet"),
+                        help="run this executor alone (no ratio)")
     parser.add_argument("--keep-logs", metavar="DIR",
                         help="copy the executors' and podfleet workers' logs here")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
@@ -571,6 +568,7 @@ def main() -> None:
         child(*args.child)
         return
     args.timeout = args.timeout or (60.0 if args.quick else 600.0)
+    args.executors = [args.only] if args.only else ["kubernetes", "podfleet"]
     parent(args)
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from executor_support import Clock, ExecutorFactory, age_heartbeat, key, row_of, rows
 
 from podfleet.executor import Executor, ExecutorFenced, TaskSubmission
-from podfleet.executor.executor_thread import ExecutorThread, Ready
+from podfleet.executor.executor_thread import Deferred, ExecutorThread, Ready
 
 CMD = ["true"]
 #: A correctness bound on waiting for the thread, not a performance target.
@@ -133,3 +133,24 @@ def test_a_fenced_executor_stops_applying_and_the_caller_is_told(
         eventually(fenced)
     finally:
         thread.stop(WAIT_SECONDS)
+
+
+def test_a_deferred_submission_is_built_on_the_thread_and_a_failed_build_is_refused(
+        thread: ExecutorThread, database_url: str) -> None:
+    # When one deferred submission builds and another's build raises
+    def broken() -> TaskSubmission:
+        raise ValueError("executor_config: bad")
+
+    thread.submit([Deferred(key("a"), lambda: TaskSubmission(key("a"), CMD)),
+                   Deferred(key("b"), broken)])
+    # Then the first is written and the second refused with the build's message
+    ready = Ready()
+
+    def refused() -> bool:
+        ready.refusals.extend(thread.take().refusals)
+        return bool(ready.refusals)
+
+    eventually(refused)
+    assert [(r.key, r.reason) for r in ready.refusals] == [(key("b"), "executor_config: bad")]
+    eventually(lambda: thread.in_flight == 0)
+    assert {r.task_id for r in rows(database_url)} == {"a"}

@@ -24,7 +24,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -54,6 +54,18 @@ class Refusal:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A submission the thread builds itself (building costs CPU the caller's thread must not
+    spend); a build that raises is refused with the exception's message."""
+
+    key: TaskKey
+    build: Callable[[], TaskSubmission]
+
+
+Handed = TaskSubmission | Deferred
+
+
 @dataclass(slots=True)
 class Ready:
     """What the thread has for the caller since the last :meth:`ExecutorThread.take`."""
@@ -75,7 +87,7 @@ class ExecutorThread:
                  hand_off_limit: int = HAND_OFF_LIMIT) -> None:
         self.fleet = fleet
         self.sync_interval = sync_interval
-        self._hand_offs: queue.Queue[list[TaskSubmission] | _Revoke] = queue.Queue(
+        self._hand_offs: queue.Queue[list[Handed] | _Revoke] = queue.Queue(
             maxsize=hand_off_limit)
         self._fleet_lock = threading.RLock()
         self._ready_lock = threading.Lock()
@@ -97,8 +109,9 @@ class ExecutorThread:
                                         daemon=True)
         self._thread.start()
 
-    def submit(self, submissions: list[TaskSubmission]) -> None:
-        """Hand ``submissions`` over; they are written and launched on the thread."""
+    def submit(self, submissions: list[Handed]) -> None:
+        """Hand ``submissions`` over; they are built (if deferred), written and launched on
+        the thread."""
         if not submissions:
             return
         with self._ready_lock:
@@ -176,7 +189,7 @@ class ExecutorThread:
                               self.fleet.executor_id)
                 time.sleep(self.sync_interval)
 
-    def _next_work(self, wait: float) -> list[list[TaskSubmission] | _Revoke]:
+    def _next_work(self, wait: float) -> list[list[Handed] | _Revoke]:
         """Every hand-off waiting now (waiting up to ``wait`` seconds for the first)."""
         try:
             first = self._hand_offs.get(timeout=wait) if wait > 0 else \
@@ -190,7 +203,7 @@ class ExecutorThread:
             except queue.Empty:
                 return work
 
-    def _do(self, work: list[list[TaskSubmission] | _Revoke]) -> None:
+    def _do(self, work: list[list[Handed] | _Revoke]) -> None:
         batch: list[TaskSubmission] = []
         for item in work:
             if isinstance(item, _Revoke):
@@ -198,8 +211,25 @@ class ExecutorThread:
                 batch = []
                 self._revoke(item.key)
             else:
-                batch.extend(item)
+                batch.extend(self._built(item))
         self._write(batch)
+
+    def _built(self, handed: list[Handed]) -> list[TaskSubmission]:
+        built: list[TaskSubmission] = []
+        refusals: list[Refusal] = []
+        for item in handed:
+            if isinstance(item, TaskSubmission):
+                built.append(item)
+                continue
+            try:
+                built.append(item.build())
+            except Exception as exc:
+                refusals.append(Refusal(item.key, str(exc)))
+        if refusals:
+            with self._ready_lock:
+                self._in_flight -= len(refusals)
+                self._ready.refusals.extend(refusals)
+        return built
 
     def _write(self, submissions: list[TaskSubmission]) -> None:
         """Write ``submissions`` in one batch; refuse invalid ones one by one; keep the

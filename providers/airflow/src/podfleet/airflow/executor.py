@@ -25,6 +25,7 @@ The constructor does no I/O (Airflow's API server builds executors only to read 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -58,7 +59,7 @@ from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, TaskSubmission
-from podfleet.executor.executor_thread import ExecutorThread
+from podfleet.executor.executor_thread import Deferred, ExecutorThread, Handed
 from podfleet.executor.logs import TaskLogs
 from podfleet.executor.tracing import ENDPOINT_VARIABLES, TaskTracer
 from podfleet.pods import InvalidExecutorConfig
@@ -190,50 +191,60 @@ class PodFleetExecutor(BaseExecutor):
     # --- workloads --------------------------------------------------------------------------
 
     def _process_workloads(self, workload_items: Sequence[Any]) -> None:
-        """Report the workloads QUEUED and hand them to the background thread as one batch;
-        refuse bad ones one by one."""
+        """Report the workloads QUEUED and hand them to the background thread as one batch.
+
+        Only what the scheduler must see is done here (keys, launch ids, events); building
+        each pod's config and command happens on the background thread, and a workload it
+        refuses (an invalid ``executor_config``) becomes a FAILED event with the reason."""
         thread = self._require_thread()
-        batch: list[TaskSubmission] = []
+        batch: list[Handed] = []
         for workload in workload_items:
             compat.pop_queued(self, workload)
-            try:
-                key, tracked = self._submission_for(workload)
-            except InvalidExecutorConfig as exc:
-                airflow_key = compat.workload_key(self, workload)
-                log.error("refusing %s: %s", airflow_key, exc)
-                self.fail(airflow_key, info=f"Invalid executor_config: {exc}")
-                continue
-            assert tracked.submission is not None
+            key, tracked = self._tracked_for(workload)
             self.running.add(tracked.airflow_key)
             self._tracked[key] = tracked
             # QUEUED with the pod name as info (it becomes the try's external_executor_id)
             self.change_state(tracked.airflow_key, compat.queued_state(tracked.airflow_key),
                               pod_name(key, tracked.launch_id), remove_running=False)
-            batch.append(tracked.submission)
+            batch.append(Deferred(key, functools.partial(self._build, workload, key,
+                                                         tracked)))
         thread.submit(batch)
 
-    def _submission_for(self, workload: Any) -> tuple[TaskKey, Tracked]:
-        expiry = token_expiry(getattr(workload, "token", None))
+    def _tracked_for(self, workload: Any) -> tuple[TaskKey, Tracked]:
+        """The workload's podfleet key and launch id (cheap: the scheduler's thread)."""
         if isinstance(workload, af_workloads.ExecuteCallback):
             callback_id = str(workload.callback.id)
             key = TaskKey(CALLBACK_DAG, callback_id, "callback", -1, 1)
-            launch_id = launch_id_for(None, f"callback:{callback_id}")
-            submission = TaskSubmission(key, workload_command(workload), deadline=expiry,
-                                        launch_id=launch_id)
-            return key, Tracked(workload.key, launch_id, submission, is_callback=True)
+            return key, Tracked(workload.key, launch_id_for(None, f"callback:{callback_id}"),
+                                is_callback=True)
         ti = workload.ti
-        key = task_key(ti)
-        labels, annotations = airflow_metadata(
-            ti, scheduler_job_id=self.job_id, airflow_version=compat.airflow_version())
-        config = with_trace_context(resolve_executor_config(
-            ti.executor_config, labels=labels, annotations=annotations,
-            templates=self._templates, mutation_hook=compat.pod_mutation_hook()), ti)
-        launch_id = launch_id_for(ti.external_executor_id, ti.id)
-        submission = TaskSubmission(key, workload_command(workload), queue=ti.queue,
-                                    executor_config=config, deadline=expiry,
-                                    priority=int(ti.priority_weight or 0), launch_id=launch_id)
-        return key, Tracked(compat.workload_key(self, workload), launch_id, submission,
-                            ti.external_executor_id, str(ti.id))
+        return task_key(ti), Tracked(compat.workload_key(self, workload),
+                                     launch_id_for(ti.external_executor_id, ti.id), None,
+                                     ti.external_executor_id, str(ti.id))
+
+    def _build(self, workload: Any, key: TaskKey, tracked: Tracked) -> TaskSubmission:
+        """The workload's submission (on the background thread); kept on ``tracked`` so a
+        pod that fails before its task starts can be replaced."""
+        expiry = token_expiry(getattr(workload, "token", None))
+        if tracked.is_callback:
+            submission = TaskSubmission(key, workload_command(workload), deadline=expiry,
+                                        launch_id=tracked.launch_id)
+        else:
+            ti = workload.ti
+            labels, annotations = airflow_metadata(
+                ti, scheduler_job_id=self.job_id, airflow_version=compat.airflow_version())
+            try:
+                config = with_trace_context(resolve_executor_config(
+                    ti.executor_config, labels=labels, annotations=annotations,
+                    templates=self._templates, mutation_hook=compat.pod_mutation_hook()), ti)
+            except InvalidExecutorConfig as exc:
+                raise InvalidExecutorConfig(f"Invalid executor_config: {exc}") from exc
+            submission = TaskSubmission(key, workload_command(workload), queue=ti.queue,
+                                        executor_config=config, deadline=expiry,
+                                        priority=int(ti.priority_weight or 0),
+                                        launch_id=tracked.launch_id)
+        tracked.submission = submission
+        return submission
 
     # --- sync -------------------------------------------------------------------------------
 
