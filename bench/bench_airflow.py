@@ -4,6 +4,7 @@
     python bench/bench_airflow.py --quick      100 tasks per executor (CI smoke, about 25 s)
     python bench/bench_airflow.py --ke-async   the KubernetesExecutor with async_pod_creation
     python bench/bench_airflow.py --ke-batch 64     its worker_pods_creation_batch_size
+    python bench/bench_airflow.py --only podfleet --tasks 10000   one executor, 10,000 tasks
     python bench/bench_airflow.py --keep-logs DIR   keep the executors' and workers' logs
                                                     (BENCH_AF_LOG=INFO: Airflow's INFO lines)
 
