@@ -4,6 +4,7 @@
     python bench/bench_airflow.py --quick      100 tasks per executor (CI smoke, about 25 s)
     python bench/bench_airflow.py --ke-async   the KubernetesExecutor with async_pod_creation
     python bench/bench_airflow.py --ke-batch 64     its worker_pods_creation_batch_size
+    python bench/bench_airflow.py --only podfleet --tasks 10000   one executor, 10,000 tasks
     python bench/bench_airflow.py --keep-logs DIR   keep the executors' and workers' logs
                                                     (BENCH_AF_LOG=INFO: Airflow's INFO lines)
 
@@ -32,10 +33,14 @@ Reported per executor:
   N: this interpreter and its children (the KubernetesExecutor's multiprocessing Manager and
   watcher process; podfleet's ``podfleet worker`` processes with launchers and the watcher).
   podfleet's Redis is shown apart (it is a server, as the Kubernetes API is);
-* **heartbeat()**: mean and max duration of the scheduler-side calls, over the run (all N
+* **heartbeat()**: p50, p99, mean and max duration of the scheduler-side calls, over the run (all N
   tasks queued at the first one). The KubernetesExecutor creates and deletes its pods inside
   ``heartbeat()`` (up to a batch per call) and reads the DB per finished pod; podfleet's
   ``heartbeat()`` writes one batch of submissions and applies events, the workers create.
+* **scheduler CPU per task**: CPU time of the calling thread (the scheduler loop's) spent in
+  ``queue_workload``, ``heartbeat()`` and ``get_event_buffer()``, divided by N; an executor's
+  own background threads and processes are in the process tree's CPU above, not here. The
+  ratio KubernetesExecutor / PodFleetExecutor is printed for each scheduler-side figure.
 
 Settings that shape the result are printed: the KubernetesExecutor's
 ``worker_pods_creation_batch_size`` (pods created per heartbeat, sequentially), podfleet's
@@ -262,12 +267,13 @@ def parent(args: argparse.Namespace) -> None:
                     "timeout": args.timeout,
                     "redis_pid": fleet.redis_server.pid if fleet.redis_server else None}
             results = {}
-            for kind in ("kubernetes", "podfleet"):
+            for kind in args.executors:
                 print(f"\n--- {kind}", flush=True)
                 extra = fleet.env if kind == "podfleet" else {}
                 results[kind] = run_child(kind, spec, {**env, **extra}, tmp, sim,
                                           timeout=args.timeout + 120)
                 report(kind, results[kind])
+            compare(results)
         finally:
             if args.keep_logs:
                 keep = Path(args.keep_logs)
@@ -280,7 +286,9 @@ def parent(args: argparse.Namespace) -> None:
                "podfleet_launch_rate": PODFLEET_RATE,
                **{f"{kind}_{k}": v for kind, r in results.items() for k, v in r.items()
                   if k in ("pods_per_s", "all_finished_s", "cpu_s_per_pod",
-                           "heartbeat_mean_ms", "heartbeat_max_ms", "redis_cpu_s_per_pod")}}
+                           "heartbeat_mean_ms", "heartbeat_max_ms", "heartbeat_p50_ms",
+                           "heartbeat_p99_ms", "scheduler_cpu_ms_per_task",
+                           "redis_cpu_s_per_pod")}}
     print("summary: " + json.dumps(summary), flush=True)
 
 
@@ -296,9 +304,24 @@ def report(kind: str, r: dict[str, Any]) -> None:
     if r.get("redis_cpu_s") is not None:
         print(f"Redis CPU {r['redis_cpu_s']}s = {r['redis_cpu_s_per_pod'] * 1000:.2f} ms per pod",
               flush=True)
-    print(f"heartbeat(): mean {r['heartbeat_mean_ms']} ms, max {r['heartbeat_max_ms']} ms, "
+    print(f"heartbeat(): p50 {r['heartbeat_p50_ms']} ms, p99 {r['heartbeat_p99_ms']} ms, "
+          f"max {r['heartbeat_max_ms']} ms, mean {r['heartbeat_mean_ms']} ms, "
           f"first {r['heartbeat_first_ms']} ms (all {r['tasks']} queued)", flush=True)
+    print(f"scheduler CPU {r['scheduler_cpu_ms_per_task']} ms per task (the scheduler thread "
+          f"in queue_workload, heartbeat and get_event_buffer)", flush=True)
     print(f"final states: {r['final_states']}", flush=True)
+
+
+def compare(results: dict[str, dict[str, Any]]) -> None:
+    """KubernetesExecutor over PodFleetExecutor, per scheduler-side figure."""
+    ke, pf = results.get("kubernetes"), results.get("podfleet")
+    if not ke or not pf:
+        return
+    print("\n--- KubernetesExecutor / PodFleetExecutor", flush=True)
+    for name in ("heartbeat_p50_ms", "heartbeat_p99_ms", "heartbeat_max_ms",
+                 "scheduler_cpu_ms_per_task"):
+        ratio = ke[name] / pf[name] if pf[name] else float("inf")
+        print(f"{name}: {ke[name]} / {pf[name]} = {ratio:.1f}x", flush=True)
 
 
 # --- the child: one executor, driven like the scheduler would ------------------------------
@@ -442,6 +465,7 @@ def child(kind: str, spec_file: str) -> None:
     from airflow.utils.session import create_session
 
     from podfleet.airflow.compat import ti_key  # the scheduler's key for a TI, per version
+    from podfleet.local.stats import percentile
 
     with create_session() as session:
         job = Job(job_type="SchedulerJob", state="running")
@@ -465,19 +489,26 @@ def child(kind: str, spec_file: str) -> None:
     final_states: dict[str, int] = {}
     keys = set()
     t0 = time.monotonic()
+    # The scheduler thread's CPU in the executor's calls (queue_workload, heartbeat,
+    # get_event_buffer): what the scheduler loop pays; background threads are not counted.
+    scheduler_cpu = 0.0
+    c0 = time.thread_time()
     for workload in workloads:
         executor.queue_workload(workload, session=None)
         keys.add(ti_key(executor, workload.ti))
+    scheduler_cpu += time.thread_time() - c0
     deadline = t0 + float(spec["timeout"])
     try:
         while len(finished_at) < n:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{len(finished_at)}/{n} finished after {spec['timeout']}s")
-            h0 = time.monotonic()
+            h0, c0 = time.monotonic(), time.thread_time()
             executor.heartbeat()
             durations.append(time.monotonic() - h0)
             now = time.monotonic()
-            for key, (state, _info) in executor.get_event_buffer().items():
+            events = executor.get_event_buffer()
+            scheduler_cpu += time.thread_time() - c0
+            for key, (state, _info) in events.items():
                 if key in keys and key not in executor.running and key not in finished_at:
                     finished_at[key] = now - t0
                     final_states[str(state)] = final_states.get(str(state), 0) + 1
@@ -496,6 +527,9 @@ def child(kind: str, spec_file: str) -> None:
         "heartbeat_mean_ms": round(statistics.fmean(durations) * 1000, 2),
         "heartbeat_max_ms": round(max(durations) * 1000, 2),
         "heartbeat_first_ms": round(durations[0] * 1000, 2),
+        "heartbeat_p50_ms": round(percentile(durations, 50) * 1000, 2),
+        "heartbeat_p99_ms": round(percentile(durations, 99) * 1000, 2),
+        "scheduler_cpu_ms_per_task": round(scheduler_cpu / n * 1000, 3),
         "cpu_s": round(cpu_s, 2),
         "cpu_self_s": round(own, 2),
         "processes": processes,
@@ -524,6 +558,8 @@ def main() -> None:
     parser.add_argument("--ke-async", action="store_true",
                         help="KubernetesExecutor: async_pod_creation=True (a batch's creates "
                              "concurrently; default off, as in Airflow)")
+    parser.add_argument("--only", choices=("kubernetes", "podfleet"),
+                        help="run this executor alone (no ratio)")
     parser.add_argument("--keep-logs", metavar="DIR",
                         help="copy the executors' and podfleet workers' logs here")
     parser.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
@@ -533,6 +569,7 @@ def main() -> None:
         child(*args.child)
         return
     args.timeout = args.timeout or (60.0 if args.quick else 600.0)
+    args.executors = [args.only] if args.only else ["kubernetes", "podfleet"]
     parent(args)
 
 

@@ -15,7 +15,9 @@ Its shape is Airflow's ``BaseExecutor`` (``start``, ``execute_async``, ``sync``/
   which is idempotent (replayed events change nothing; a resent launch reuses its launch id,
   so its pod name, and the API answers 409).
 
-One instance is used from one thread (the scheduler loop), as Airflow uses its executor.
+One instance is used from one thread at a time: the caller's, or the background thread of
+an :class:`~podfleet.executor.executor_thread.ExecutorThread` driving it (Airflow's
+``PodFleetExecutor`` does, so its scheduler loop never waits on the DB, Redis or the API).
 :class:`Executor` is the facade over small collaborators, one idea each:
 :mod:`~podfleet.executor.registry` (registration, heartbeat, fencing),
 :mod:`~podfleet.executor.rows` (bulk SQL over task rows),

@@ -1,8 +1,11 @@
 """``PodFleetExecutor``: Airflow's executor interface on podfleet's pipeline.
 
-The scheduler hands over workloads; they become podfleet submissions in one batch per
-heartbeat (one DB transaction, one Redis round trip), and podfleet's launcher pool creates
-the pods under its cluster-wide rate limit. ``sync`` turns podfleet's task events back into
+The scheduler hands over workloads; the scheduler's thread turns them into podfleet
+submissions, reports them QUEUED and hands them to the executor's background thread
+(:class:`~podfleet.executor.executor_thread.ExecutorThread`), which writes them in one batch
+(one DB transaction, one Redis round trip) while podfleet's launcher pool creates the pods
+under its cluster-wide rate limit. The same thread reads and applies podfleet's task events,
+keeps house, resyncs and reconciles; ``sync`` only drains what it has ready and turns it into
 Airflow executor events, following the KubernetesExecutor's rules:
 
 * a pod that succeeded does not mean the task did: the task writes its own state through
@@ -11,6 +14,10 @@ Airflow executor events, following the KubernetesExecutor's rules:
 * a pod that failed before its task started (the task instance is still QUEUED) is replaced
   by a new pod without using one of the task's retries, up to ``pod_launch_failure_retries``.
 
+A refused submission (invalid) becomes a FAILED event. A workload handed over but not yet
+written when the scheduler dies leaves no trace in podfleet, so it is not adopted and Airflow
+resets and resends it.
+
 The constructor does no I/O (Airflow's API server builds executors only to read logs);
 :meth:`start` connects.
 """
@@ -18,6 +25,7 @@ The constructor does no I/O (Airflow's API server builds executors only to read 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -50,7 +58,8 @@ from podfleet.airflow.workloads import (
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState
-from podfleet.executor import Executor, InvalidSubmission, TaskSubmission
+from podfleet.executor import Executor, TaskSubmission
+from podfleet.executor.executor_thread import Deferred, ExecutorThread, Handed
 from podfleet.executor.logs import TaskLogs
 from podfleet.executor.tracing import ENDPOINT_VARIABLES, TaskTracer
 from podfleet.pods import InvalidExecutorConfig
@@ -88,6 +97,7 @@ class PodFleetExecutor(BaseExecutor):
     def __init__(self, parallelism: int = PARALLELISM, team_name: str | None = None) -> None:
         super().__init__(parallelism=parallelism, team_name=team_name)
         self.fleet: Executor | None = None
+        self._thread: ExecutorThread | None = None
         self._tracked: dict[TaskKey, Tracked] = {}
         self._templates = PodTemplates()
         self._logs: TaskLogs | None = None
@@ -119,6 +129,8 @@ class PodFleetExecutor(BaseExecutor):
         self._read_requeue_settings()
         self.fleet = Executor(settings, tracer=self._tracer())
         self.fleet.start()
+        self._thread = ExecutorThread(self.fleet)
+        self._thread.start()
         log.info("podfleet executor %s started for scheduler job %s",
                  settings.executor.executor_id, self.job_id)
 
@@ -142,119 +154,112 @@ class PodFleetExecutor(BaseExecutor):
             raise RuntimeError("PodFleetExecutor.start() was not called")
         return self.fleet
 
+    def _require_thread(self) -> ExecutorThread:
+        if self._thread is None:
+            raise RuntimeError("PodFleetExecutor.start() was not called")
+        return self._thread
+
     def end(self) -> None:
         """Report what finishes within :attr:`end_wait_seconds`, then stop; bounded.
 
         Airflow calls this on the scheduler's SIGTERM. Waiting stops early when Redis or the
         Kubernetes API is out, and every call to them fails fast meanwhile, so a scheduler
         whose Redis is gone still exits at once. The tasks still queued or running are
-        logged; their pods go on and the next scheduler adopts them.
+        logged; their pods go on and the next scheduler adopts them. Workloads handed to the
+        background thread are written first (within the same bound); any still unwritten
+        were never adoptable, and Airflow resends them.
         """
-        fleet = self._require_fleet()
+        fleet, thread = self._require_fleet(), self._require_thread()
         fleet.begin_ending()
         deadline = time.monotonic() + self.end_wait_seconds
         while self.running:
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
             self.sync()
-            if (not fleet.slot_counts().active or fleet.sync_interrupted
+            if (not thread.slot_counts().active or fleet.sync_interrupted
                     or time.monotonic() >= deadline):
                 break
-            time.sleep(1.0)
+        thread.stop(max(0.0, deadline - time.monotonic()))
         fleet.terminate()
 
     def terminate(self) -> None:
         """Stop at once; running pods go on and are adopted by the next scheduler."""
+        if self._thread is not None:
+            self._thread.stop(0.0)
         if self.fleet is not None:
             self.fleet.terminate()
 
     # --- workloads --------------------------------------------------------------------------
 
     def _process_workloads(self, workload_items: Sequence[Any]) -> None:
-        """Submit the workloads to podfleet as one batch; refuse bad ones one by one."""
-        fleet = self._require_fleet()
-        batch: list[tuple[Any, TaskKey, Tracked]] = []
+        """Report the workloads QUEUED and hand them to the background thread as one batch.
+
+        Only what the scheduler must see is done here (keys, launch ids, events); building
+        each pod's config and command happens on the background thread, and a workload it
+        refuses (an invalid ``executor_config``) becomes a FAILED event with the reason."""
+        thread = self._require_thread()
+        batch: list[Handed] = []
         for workload in workload_items:
             compat.pop_queued(self, workload)
-            try:
-                tracked_key, tracked = self._submission_for(workload)
-            except InvalidExecutorConfig as exc:
-                key = compat.workload_key(self, workload)
-                log.error("refusing %s: %s", key, exc)
-                self.fail(key, info=f"Invalid executor_config: {exc}")
-                continue
+            key, tracked = self._tracked_for(workload)
             self.running.add(tracked.airflow_key)
-            batch.append((workload, tracked_key, tracked))
-        if not batch:
-            return
-        try:
-            fleet.submit_many([t.submission for _, _, t in batch if t.submission is not None])
-            accepted = [(key, tracked) for _, key, tracked in batch]
-        except InvalidSubmission:
-            accepted = self._submit_one_by_one([(key, tracked) for _, key, tracked in batch])
-        except Exception as exc:
-            # podfleet's DB refused the batch (nothing was written): hand the workloads back
-            # to the queue, so the next heartbeat tries again instead of losing them.
-            log.warning("cannot submit %d workload(s), retrying next heartbeat: %s",
-                        len(batch), exc)
-            for workload, _, tracked in batch:
-                self.running.discard(tracked.airflow_key)
-                compat.requeue(self, tracked.airflow_key, workload)
-            return
-        for key, tracked in accepted:
             self._tracked[key] = tracked
             # QUEUED with the pod name as info (it becomes the try's external_executor_id)
             self.change_state(tracked.airflow_key, compat.queued_state(tracked.airflow_key),
                               pod_name(key, tracked.launch_id), remove_running=False)
+            batch.append(Deferred(key, functools.partial(self._build, workload, key,
+                                                         tracked)))
+        thread.submit(batch)
 
-    def _submit_one_by_one(self, batch: list[tuple[TaskKey, Tracked]]
-                           ) -> list[tuple[TaskKey, Tracked]]:
-        fleet = self._require_fleet()
-        accepted = []
-        for key, tracked in batch:
-            assert tracked.submission is not None
-            try:
-                fleet.submit_many([tracked.submission])
-            except InvalidSubmission as exc:
-                if fleet.active_tries([key]).get(key) is not None:
-                    # Already queued or running here (a resent workload): keep following it.
-                    accepted.append((key, tracked))
-                    continue
-                log.error("podfleet refused %s: %s", tracked.airflow_key, exc)
-                self.fail(tracked.airflow_key, info=str(exc))
-                continue
-            accepted.append((key, tracked))
-        return accepted
-
-    def _submission_for(self, workload: Any) -> tuple[TaskKey, Tracked]:
-        expiry = token_expiry(getattr(workload, "token", None))
+    def _tracked_for(self, workload: Any) -> tuple[TaskKey, Tracked]:
+        """The workload's podfleet key and launch id (cheap: the scheduler's thread)."""
         if isinstance(workload, af_workloads.ExecuteCallback):
             callback_id = str(workload.callback.id)
             key = TaskKey(CALLBACK_DAG, callback_id, "callback", -1, 1)
-            launch_id = launch_id_for(None, f"callback:{callback_id}")
-            submission = TaskSubmission(key, workload_command(workload), deadline=expiry,
-                                        launch_id=launch_id)
-            return key, Tracked(workload.key, launch_id, submission, is_callback=True)
+            return key, Tracked(workload.key, launch_id_for(None, f"callback:{callback_id}"),
+                                is_callback=True)
         ti = workload.ti
-        key = task_key(ti)
-        labels, annotations = airflow_metadata(
-            ti, scheduler_job_id=self.job_id, airflow_version=compat.airflow_version())
-        config = with_trace_context(resolve_executor_config(
-            ti.executor_config, labels=labels, annotations=annotations,
-            templates=self._templates, mutation_hook=compat.pod_mutation_hook()), ti)
-        launch_id = launch_id_for(ti.external_executor_id, ti.id)
-        submission = TaskSubmission(key, workload_command(workload), queue=ti.queue,
-                                    executor_config=config, deadline=expiry,
-                                    priority=int(ti.priority_weight or 0), launch_id=launch_id)
-        return key, Tracked(compat.workload_key(self, workload), launch_id, submission,
-                            ti.external_executor_id, str(ti.id))
+        return task_key(ti), Tracked(compat.workload_key(self, workload),
+                                     launch_id_for(ti.external_executor_id, ti.id), None,
+                                     ti.external_executor_id, str(ti.id))
+
+    def _build(self, workload: Any, key: TaskKey, tracked: Tracked) -> TaskSubmission:
+        """The workload's submission (on the background thread); kept on ``tracked`` so a
+        pod that fails before its task starts can be replaced."""
+        expiry = token_expiry(getattr(workload, "token", None))
+        if tracked.is_callback:
+            submission = TaskSubmission(key, workload_command(workload), deadline=expiry,
+                                        launch_id=tracked.launch_id)
+        else:
+            ti = workload.ti
+            labels, annotations = airflow_metadata(
+                ti, scheduler_job_id=self.job_id, airflow_version=compat.airflow_version())
+            try:
+                config = with_trace_context(resolve_executor_config(
+                    ti.executor_config, labels=labels, annotations=annotations,
+                    templates=self._templates, mutation_hook=compat.pod_mutation_hook()), ti)
+            except InvalidExecutorConfig as exc:
+                raise InvalidExecutorConfig(f"Invalid executor_config: {exc}") from exc
+            submission = TaskSubmission(key, workload_command(workload), queue=ti.queue,
+                                        executor_config=config, deadline=expiry,
+                                        priority=int(ti.priority_weight or 0),
+                                        launch_id=tracked.launch_id)
+        tracked.submission = submission
+        return submission
 
     # --- sync -------------------------------------------------------------------------------
 
     def sync(self) -> None:
-        """Apply podfleet's task events and turn them into Airflow executor events."""
-        fleet = self._require_fleet()
-        fleet.sync()
+        """Turn what the background thread has ready into Airflow executor events.
+
+        Raises :class:`~podfleet.executor.ExecutorFenced` once a newer executor took over."""
+        ready = self._require_thread().take()
+        for refusal in ready.refusals:
+            refused = self._tracked.pop(refusal.key, None)
+            if refused is not None:
+                log.error("podfleet refused %s: %s", refused.airflow_key, refusal.reason)
+                self.fail(refused.airflow_key, info=refusal.reason)
         finished: list[tuple[TaskKey, Tracked, TaskState, str | None]] = []
-        for key, (state, reason) in fleet.get_event_buffer().items():
+        for key, (state, reason) in ready.events.items():
             tracked = self._tracked.get(key)
             if tracked is None:
                 continue  # not ours (any more): revoked, or a different scheduler's
@@ -310,11 +315,8 @@ class PodFleetExecutor(BaseExecutor):
         log.warning("pod for %s failed before the task started (%s); replacing it "
                     "(pod attempt %d), no task retry used", tracked.airflow_key, reason,
                     tracked.pod_attempt)
-        try:
-            self._require_fleet().submit_many([tracked.submission])
-        except InvalidSubmission as exc:
-            log.error("cannot replace the pod of %s: %s", tracked.airflow_key, exc)
-            return False
+        # A refusal comes back as a FAILED event through the next sync.
+        self._require_thread().submit([tracked.submission])
         return True
 
     def _forget(self, key: TaskKey) -> None:
@@ -329,10 +331,8 @@ class PodFleetExecutor(BaseExecutor):
         self._forget(key)
         self.running.discard(airflow_key)
         compat.pop_queued_key(self, airflow_key)
-        try:
-            self._require_fleet().revoke(key)
-        except Exception as exc:
-            log.warning("revoking %s: %s", airflow_key, exc)
+        # The background thread revokes it (after any submit of it handed over before).
+        self._require_thread().revoke(key)
 
     def try_adopt_task_instances(self, tis: Sequence[Any]) -> Sequence[Any]:
         """Adopt tries that podfleet still runs or will launch; return the others.
@@ -343,11 +343,11 @@ class PodFleetExecutor(BaseExecutor):
         is the try's ``external_executor_id``; a try with neither pod nor launch message is
         returned, and Airflow resets it.
         """
-        fleet = self._require_fleet()
         dead = {executor_id_for_job(ti.queued_by_job_id, self.team_name)
                 for ti in tis if ti.queued_by_job_id is not None}
-        fleet.adopt_dead_executors({d for d in dead if d})
-        active = fleet.active_tries([task_key(ti) for ti in tis])
+        with self._require_thread().using_fleet() as fleet:
+            fleet.adopt_dead_executors({d for d in dead if d})
+            active = fleet.active_tries([task_key(ti) for ti in tis])
         not_adopted = []
         for ti in tis:
             key = task_key(ti)

@@ -1,0 +1,156 @@
+"""ExecutorThread: what a caller hands over is written and launched on the background thread;
+stopping writes what was handed over; a DB refusal is logged and retried, an invalid
+submission comes back as a refusal; a fenced executor's thread stops and says so."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from executor_support import Clock, ExecutorFactory, age_heartbeat, key, row_of, rows
+
+from podfleet.executor import Executor, ExecutorFenced, TaskSubmission
+from podfleet.executor.executor_thread import Deferred, ExecutorThread, Ready
+
+CMD = ["true"]
+#: A correctness bound on waiting for the thread, not a performance target.
+WAIT_SECONDS = 20.0
+
+
+def eventually(check: Callable[[], bool]) -> None:
+    give_up = time.monotonic() + WAIT_SECONDS
+    while not check():
+        assert time.monotonic() < give_up, "not within the bound"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def executor(make_executor: ExecutorFactory) -> Executor:
+    started = make_executor()
+    started.start()
+    return started
+
+
+@pytest.fixture
+def thread(executor: Executor) -> Iterator[ExecutorThread]:
+    running = ExecutorThread(executor)
+    running.start()
+    yield running
+    running.stop(WAIT_SECONDS)
+
+
+def test_a_handed_over_submission_is_written_and_launched(
+        thread: ExecutorThread, database_url: str) -> None:
+    # When the caller hands a submission over
+    thread.submit([TaskSubmission(key("a"), CMD)])
+    # Then the thread writes its row and sends its launch message
+    eventually(lambda: any(r.enqueued_at is not None for r in rows(database_url)))
+    assert row_of(database_url, key("a")).state == "queued"
+    assert thread.in_flight == 0
+    assert thread.take().refusals == []
+
+
+def test_stopping_writes_what_was_handed_over(
+        executor: Executor, database_url: str) -> None:
+    # Given a thread that has been handed submissions
+    thread = ExecutorThread(executor)
+    thread.start()
+    thread.submit([TaskSubmission(key("a"), CMD), TaskSubmission(key("b"), CMD)])
+    # When it is stopped at once
+    thread.stop(WAIT_SECONDS)
+    # Then both were written before it stopped
+    assert {r.task_id for r in rows(database_url)} == {"a", "b"}
+    assert thread.in_flight == 0
+
+
+def test_a_submit_the_db_refuses_is_logged_and_retried_not_lost(
+        thread: ExecutorThread, database_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a DB refusing every new task row
+    engine = sa.create_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE task_instances ADD CONSTRAINT refuse_all "
+                             "CHECK (false) NOT VALID"))
+    try:
+        with caplog.at_level(logging.WARNING, logger="podfleet.executor"):
+            # When a submission is handed over
+            thread.submit([TaskSubmission(key("a"), CMD)])
+            # Then the refusal is logged and the submission kept in flight
+            eventually(lambda: "retrying in" in caplog.text)
+        assert thread.in_flight == 1
+        assert rows(database_url) == []
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE task_instances DROP CONSTRAINT refuse_all"))
+        engine.dispose()
+    # ... and once the DB accepts rows again, it is written
+    eventually(lambda: thread.in_flight == 0)
+    assert row_of(database_url, key("a")).state == "queued"
+
+
+def test_an_invalid_submission_comes_back_as_a_refusal(
+        thread: ExecutorThread, database_url: str) -> None:
+    # When a valid and an invalid submission are handed over together
+    thread.submit([TaskSubmission(key("a"), CMD), TaskSubmission(key("b"), [])])
+    # Then the valid one is written and the invalid one is refused with its reason
+    ready = Ready()
+
+    def refused() -> bool:
+        ready.refusals.extend(thread.take().refusals)
+        return bool(ready.refusals)
+
+    eventually(refused)
+    assert [r.key for r in ready.refusals] == [key("b")]
+    assert "command" in ready.refusals[0].reason
+    assert {r.task_id for r in rows(database_url)} == {"a"}
+
+
+def test_a_fenced_executor_stops_applying_and_the_caller_is_told(
+        make_executor: ExecutorFactory, database_url: str) -> None:
+    # Given an executor driven by its thread, whose tasks an heir adopted
+    clock = Clock()
+    slow = make_executor(clock=clock, executor_id="exec-slow")
+    slow.start()
+    slow.submit(key("a"), CMD)
+    heir = make_executor(clock=clock, executor_id="exec-heir")
+    age_heartbeat(database_url, "exec-slow", 3600)
+    heir.start()
+    clock.advance(3600)  # the slow executor's next heartbeat finds its record adopted
+    thread = ExecutorThread(slow)
+    thread.start()
+    try:
+        # When the caller takes what is ready
+        # Then it learns the executor was fenced
+        def fenced() -> bool:
+            try:
+                thread.take()
+            except ExecutorFenced:
+                return True
+            return False
+
+        eventually(fenced)
+    finally:
+        thread.stop(WAIT_SECONDS)
+
+
+def test_a_deferred_submission_is_built_on_the_thread_and_a_failed_build_is_refused(
+        thread: ExecutorThread, database_url: str) -> None:
+    # When one deferred submission builds and another's build raises
+    def broken() -> TaskSubmission:
+        raise ValueError("executor_config: bad")
+
+    thread.submit([Deferred(key("a"), lambda: TaskSubmission(key("a"), CMD)),
+                   Deferred(key("b"), broken)])
+    # Then the first is written and the second refused with the build's message
+    ready = Ready()
+
+    def refused() -> bool:
+        ready.refusals.extend(thread.take().refusals)
+        return bool(ready.refusals)
+
+    eventually(refused)
+    assert [(r.key, r.reason) for r in ready.refusals] == [(key("b"), "executor_config: bad")]
+    eventually(lambda: thread.in_flight == 0)
+    assert {r.task_id for r in rows(database_url)} == {"a"}
