@@ -71,8 +71,10 @@ def _named(kind: str, name: str, docs: list[dict[str, Any]] | None = None) -> di
 
 #: Kubernetes authorises a pod's log (pods/log) apart from the pod: both read logs.
 LOG_RULE = {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}
+# The workers also list resourcequotas: a launch parked on a full quota waits for room.
 WORKER_RULES = [{"apiGroups": [""], "resources": ["pods"],
-                 "verbs": ["create", "get", "list", "watch", "delete"]}, LOG_RULE]
+                 "verbs": ["create", "get", "list", "watch", "delete"]}, LOG_RULE,
+                {"apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["list"]}]
 EXECUTOR_RULES = [{"apiGroups": [""], "resources": ["pods"],
                    "verbs": ["get", "list", "patch", "delete"]}, LOG_RULE]
 
