@@ -100,6 +100,16 @@ def _resume(pid: int) -> None:
         os.killpg(pid, signal.SIGCONT)
 
 
+def _redis_ready(redis_client: Any) -> bool:
+    """Redis answers and has finished loading its data (no BusyLoadingError)."""
+    import redis
+
+    try:
+        return bool(redis_client.ping())
+    except redis.RedisError:
+        return False
+
+
 def _watcher_pool(workers: Any, redis_client: Any, prefix: str) -> Any:
     """The worker pool whose dramatiq process holds the watcher lease, or None: the lease
     names a dramatiq process, and the fleet's pools are their parents' process groups."""
@@ -343,6 +353,8 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
             redis_server.kill()
             time.sleep(2)
             redis_server.start()
+            # The next steps write to Redis themselves: wait until it has loaded its AOF.
+            wait_for(lambda: _redis_ready(client), 30, "Redis to load its AOF")
         else:
             print(f"t={time.monotonic() - started:5.1f}s SIGKILL the Redis primary; the "
                   "sentinels promote its replica", flush=True)
