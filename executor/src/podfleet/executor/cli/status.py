@@ -70,8 +70,16 @@ def run(args: argparse.Namespace, task_outcomes: TaskOutcomes | None = None) -> 
                 "by_state": task_outcomes.count(engine, dag_id=args.dag_id, state=args.state)}
     finally:
         engine.dispose()
-    report["queues"] = with_reasons(report["queues"], settings, now=time.time())
-    report["launch_queues"] = queue_report(settings)
+    from podfleet.redis_client import connect
+
+    # One short-timeout connection for both of Redis' answers (why queues wait, and which
+    # launch queues nobody consumes); each says in one line when Redis cannot be read.
+    client = connect(settings.redis.url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        report["queues"] = with_reasons(report["queues"], client, settings, now=time.time())
+        report["launch_queues"] = queue_report(client, settings)
+    finally:
+        client.close()
     if args.json:
         print(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode())
     else:
@@ -152,38 +160,28 @@ def collect(engine: sa.Engine, *, dag_id: str | None, state: str | None,
             "executors": listed}
 
 
-def queue_report(settings: Settings) -> dict[str, Any]:
+def queue_report(client: redis.Redis, settings: Settings) -> dict[str, Any]:
     """Launch queues with messages waiting and no live consumer, or why Redis cannot say."""
     from podfleet.executor.queue_watch import launch_queue_consumers
-    from podfleet.redis_client import connect
 
-    client = connect(settings.redis.url, socket_timeout=5, socket_connect_timeout=5)
     try:
         found = launch_queue_consumers(client, settings)
     except redis.RedisError as exc:
         return {"error": f"cannot read the launch queues from Redis: {exc}", "unconsumed": []}
-    finally:
-        client.close()
     return {"error": None, "unconsumed": [
         {"queue": q.queue, "waiting": q.waiting, "consumers": q.consumers,
          "message": q.describe()} for q in found if q.unconsumed]}
 
 
-def with_reasons(queues: list[dict[str, Any]], settings: Settings, *,
+def with_reasons(queues: list[dict[str, Any]], client: redis.Redis, settings: Settings, *,
                  now: float) -> list[dict[str, Any]]:
     """``queues`` with ``why``: the budget that refused each waiting queue's last launch
     permit within :data:`REFUSAL_FRESH_S`, or "unknown" when Redis cannot be read."""
     if not any(q["waiting"] for q in queues):
         return queues
-    from podfleet.redis_client import connect
-
     try:
-        client = connect(settings.redis.url, socket_timeout=2, socket_connect_timeout=2)
-        try:
-            waiting_key = RedisKeys(settings.redis.prefix).admission_waiting
-            refusals: dict[Any, Any] = client.hgetall(waiting_key)
-        finally:
-            client.close()
+        waiting_key = RedisKeys(settings.redis.prefix).admission_waiting
+        refusals: dict[Any, Any] = client.hgetall(waiting_key)
     except Exception as exc:  # any Redis failure: the DB's answer still stands
         for entry in queues:
             if entry["waiting"]:
