@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_support import fast_simulator, pod_body, unique, wait_for
+from cluster_support import asyncio_core_api, fast_simulator, pod_body, unique, wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -315,19 +315,14 @@ def test_kubectl_logs_of_a_waiting_pod_prints_the_servers_reason(
 
 def test_kubernetes_asyncio_reads_a_log(api: client.CoreV1Api, sim: RunningSimulator,
                                         tmp_path: Path) -> None:
-    kubernetes_asyncio = pytest.importorskip("kubernetes_asyncio")
+    pytest.importorskip("kubernetes_asyncio")
     name = unique("async")
     api.create_namespaced_pod(NS, pod_body(name, command=["sh", "-c", SCRIPT]))
     _phase(api, name, "Succeeded")
 
     async def read() -> str:
         # Its own kubeconfig loading: the CA and the token, as a user's program does
-        configuration = kubernetes_asyncio.client.Configuration()
-        await kubernetes_asyncio.config.load_kube_config(
-            config_file=str(sim.write_kubeconfig(tmp_path / "kubeconfig")),
-            client_configuration=configuration)
-        async with kubernetes_asyncio.client.ApiClient(configuration) as api_client:
-            core = kubernetes_asyncio.client.CoreV1Api(api_client)
+        async with asyncio_core_api(sim, tmp_path) as core:
             text: str = await core.read_namespaced_pod_log(name, NS, tail_lines=1)
             return text
 
