@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, get_type_hints
 
 from podfleet.contracts.pod_status import KUBELET_WAITING_REASONS
+from podfleet.contracts.states import TaskState
 from podfleet.kube.rules import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
@@ -61,6 +62,17 @@ class DeletePolicy(StrEnum):
     ON_SUCCESS = "on_success"
     ON_FAILURE = "on_failure"
     NEVER = "never"
+
+    def deletes(self, state: TaskState) -> bool:
+        """Whether this policy deletes a finished pod whose task ended in ``state`` (the
+        watcher's deletes and the executor's resync both ask)."""
+        if self is DeletePolicy.ALWAYS:
+            return True
+        if self is DeletePolicy.ON_SUCCESS:
+            return state is TaskState.SUCCESS
+        if self is DeletePolicy.ON_FAILURE:
+            return state is TaskState.FAILED
+        return False
 
 
 class PodSecurityLevel(StrEnum):

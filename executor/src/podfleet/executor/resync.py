@@ -48,7 +48,7 @@ from podfleet.executor.transitions import Outcome, apply_event, fail, relaunch
 from podfleet.kube.client import KubeClient
 from podfleet.kube.errors import Gone, KubeError, Unreachable
 from podfleet.monitoring.metrics import RESYNC_DURATION, RESYNC_REPAIRS, ResyncRepair, preinitialise
-from podfleet.settings import DeletePolicy, Settings
+from podfleet.settings import Settings
 
 log = logging.getLogger("podfleet.executor")
 
@@ -59,17 +59,6 @@ VANISHED_CHECKS_PER_STEP = 100
 #: Longest a repair waits for an event that may still be on its way (shorter periods wait a
 #: quarter of the period).
 MAX_GRACE_SECONDS = 30.0
-
-
-def _policy_deletes(policy: DeletePolicy, state: TaskState) -> bool:
-    """Whether ``policy`` deletes the finished pod of a task that ended in ``state``."""
-    if policy is DeletePolicy.ALWAYS:
-        return True
-    if policy is DeletePolicy.ON_SUCCESS:
-        return state is TaskState.SUCCESS
-    if policy is DeletePolicy.ON_FAILURE:
-        return state is TaskState.FAILED
-    return False
 
 
 @dataclass(slots=True)
@@ -218,7 +207,7 @@ class Resync:
                         log.warning("resync: task %s was %s while its pod %s had ended; "
                                     "now %s", row.key, was, meta.get("name"), row.state)
                 elif (not meta.get("deletionTimestamp") and now - ended >= undeleted_after
-                      and _policy_deletes(policy, row.task_state)):
+                      and policy.deletes(row.task_state)):
                     undeleted.append((str(meta.get("namespace") or ""),
                                       str(meta.get("name") or ""), meta.get("uid")))
         self._after_commit(result)
