@@ -82,6 +82,12 @@ class RedisKeys:
         return f"{self.prefix}:admission:share:{queue}"
 
     @property
+    def admission_scratch(self) -> str:
+        """Sorted set: the permit script's scratch for counting a queue's pending pods,
+        deleted before the script returns."""
+        return f"{self.prefix}:admission:scratch"
+
+    @property
     def admission_waiting(self) -> str:
         """Hash: task queue -> why its last permit was refused and when (``<budget> <ms>``),
         deleted when it is granted one (``podfleet status``, metrics)."""

@@ -239,6 +239,7 @@ class Budget(StrEnum):
 
     POOL = "pool"
     PENDING = "pending"
+    PENDING_SHARE = "pending_share"
     SHARE = "share"
     CEILING = "ceiling"
     RATE = "rate"
