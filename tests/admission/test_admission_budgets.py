@@ -230,10 +230,26 @@ def test_a_queue_over_its_share_takes_what_no_queue_is_owed(client: redis.Redis,
     # When etl asks for 4 more
     # Then it gets the 2 free slots: nobody else is owed them
     assert gate.reserve("etl", "default", names("e2", 4)).granted == 2
-    # And once one of the default queue's pods starts, its slot is the default queue's
+    # And once one of the default queue's pods starts while it waits at the cap, the slot
+    # is the default queue's
+    assert gate.reserve(None, "default", ["d-2"]).budget is Budget.PENDING
     started(client, "default", "d-0")
     assert gate.reserve("etl", "default", ["e3"]).budget is Budget.PENDING_SHARE
     assert gate.reserve(None, "default", ["d-2"]).granted == 1
+
+
+def test_a_queue_under_its_share_that_is_not_waiting_at_the_cap_is_owed_nothing(
+        client: redis.Redis, redis_url: str) -> None:
+    # Given etl filled the cap of 8 alone, and the default queue (share 2) has work but its
+    # last permit was refused by its share of the launch rate, not by the cap
+    gate = split_gate(client, redis_url)
+    assert gate.reserve("etl", "default", names("e", 8)).granted == 8
+    assert gate.reserve(None, "default", ["d-0"]).budget is Budget.PENDING
+    client.hset(RedisKeys().admission_waiting, "default", f"share {int(time.time() * 1000)}")
+    # When two of etl's pods start
+    started(client, "default", "e-0", "e-1")
+    # Then etl may take the free slots: the default queue could not use them now
+    assert gate.reserve("etl", "default", names("e2", 2)).granted == 2
 
 
 def test_a_queue_without_work_is_owed_no_share_of_the_pending_cap(client: redis.Redis,

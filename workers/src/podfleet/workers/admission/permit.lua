@@ -119,9 +119,16 @@ local own = weight(queue)
 
 -- The room a cap leaves this queue when the queues with demand split it by weight, work-
 -- conserving: each may fill up to its share (cap x weight / the weights of the queues with
--- demand) from the free room, and beyond its share only what the others are not owed (a
--- queue under its share with demand is owed the difference). Pods of queues without demand
+-- demand) from the free room, and beyond its share only what the others are not owed. A
+-- queue is owed the difference to its share while it is under it and its last permit was
+-- refused at a pending budget: one waiting at its rate share, or given what it asked for,
+-- cannot use a slot now, so it leaves its slots to the queues that can (they would stand
+-- empty otherwise); it is owed again at its next refusal. Pods of queues without demand
 -- hold their slots and are owed nothing. held(name) counts a queue's pods under the cap.
+local function blocked_at_pending(name)
+  local why = redis.call('HGET', KEYS[7], name)
+  return why and (why:find('^pending ') or why:find('^pending_share ')) ~= nil
+end
 local function split(cap, used, held)
   local free = cap - used
   if #active < 2 or free < 1 then
@@ -136,7 +143,7 @@ local function split(cap, used, held)
   end
   local owed = 0
   for _, name in ipairs(active) do
-    if name ~= queue then
+    if name ~= queue and blocked_at_pending(name) then
       owed = owed + math.max(0, due(name) - held(name))
     end
   end
