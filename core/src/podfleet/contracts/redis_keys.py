@@ -88,6 +88,13 @@ class RedisKeys:
         return f"{self.prefix}:admission:scratch"
 
     @property
+    def admission_at_cap(self) -> str:
+        """Sorted set: task queue -> when (µs, Redis' clock) a pending cap last refused it or
+        held it to less than it asked: a queue under its share of the cap waiting there is
+        owed the slots that free."""
+        return f"{self.prefix}:admission:at_cap"
+
+    @property
     def admission_waiting(self) -> str:
         """Hash: task queue -> why its last permit was refused and when (``<budget> <ms>``),
         deleted when it is granted one (``podfleet status``, metrics)."""

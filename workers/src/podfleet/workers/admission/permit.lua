@@ -2,7 +2,7 @@
 -- here, atomically, in one call per slow-start round.
 --
 -- permit(
---   keys=[total, share, ceiling, demand, pending, namespaces, waiting, scratch],
+--   keys=[total, share, ceiling, demand, pending, namespaces, waiting, scratch, at_cap],
 --   args=[queue, namespace, total_interval_us, total_burst, ceiling_interval_us,
 --         ceiling_burst, horizon_us, ns_cap, total_cap, reservation_ttl_ms,
 --         pending_prefix, demand_window_us, default_weight, queue_cap, active_prefix,
@@ -26,6 +26,9 @@
 --                                                  pods (ZINTERSTORE, which unlike
 --                                                  ZINTERCARD any Redis has); deleted
 --                                                  before the script returns
+-- KEYS[9] $prefix:admission:at_cap        ZSet    queue -> when (µs) a pending cap last
+--                                                  refused it or held it to less than it
+--                                                  asked; removed when its rate refuses it
 -- and, read for the total, $pending_prefix$ns for every member of KEYS[6] (the same kind of
 -- key as KEYS[5]); $prefix:admission:active:$queue:$ns (active_prefix..queue..':'..ns) for
 -- this queue's pool (every member of KEYS[6] and the namespace) and, for the pending split,
@@ -75,6 +78,11 @@ local now_ms = math.floor(now / 1000)
 
 local function refuse(budget, wait_us)
   redis.call('HSET', KEYS[7], queue, budget .. ' ' .. now_ms)
+  if budget == 'pending' or budget == 'pending_share' then
+    redis.call('ZADD', KEYS[9], now, queue)
+  elseif budget ~= 'pool' then
+    redis.call('ZREM', KEYS[9], queue)
+  end
   return {0, math.floor(wait_us), budget}
 end
 
@@ -120,14 +128,16 @@ local own = weight(queue)
 -- The room a cap leaves this queue when the queues with demand split it by weight, work-
 -- conserving: each may fill up to its share (cap x weight / the weights of the queues with
 -- demand) from the free room, and beyond its share only what the others are not owed. A
--- queue is owed the difference to its share while it is under it and its last permit was
--- refused at a pending budget: one waiting at its rate share, or given what it asked for,
--- cannot use a slot now, so it leaves its slots to the queues that can (they would stand
--- empty otherwise); it is owed again at its next refusal. Pods of queues without demand
--- hold their slots and are owed nothing. held(name) counts a queue's pods under the cap.
+-- queue is owed the difference to its share while it is under it and waits at a pending
+-- cap: one refused (or held to less than it asked) by a cap within the last half demand
+-- window (its launchers ask again every 0.2 s while they wait), and not since refused by
+-- its rate. One waiting at its rate share cannot use a slot now, so it leaves its slots
+-- to the queues that can (they would stand empty otherwise). Pods of queues without
+-- demand hold their slots and are owed nothing. held(name) counts a queue's pods under
+-- the cap.
 local function blocked_at_pending(name)
-  local why = redis.call('HGET', KEYS[7], name)
-  return why and (why:find('^pending ') or why:find('^pending_share ')) ~= nil
+  local at = redis.call('ZSCORE', KEYS[9], name)
+  return at ~= false and tonumber(at) >= now - demand_window / 2
 end
 local function split(cap, used, held)
   local free = cap - used
@@ -154,7 +164,9 @@ local function pending_of(name, ns)
 end
 
 -- 1. Pods not yet Running: drop reservations nobody confirmed in time, then count.
+local held_by_cap = false
 if ns_cap > 0 or total_cap > 0 then
+  local asked = room
   redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now_ms)
   local in_ns = redis.call('ZCARD', KEYS[5])
   local capped = room
@@ -197,6 +209,7 @@ if ns_cap > 0 or total_cap > 0 then
   if room < 1 then
     return refuse('pending_share', 200000)
   end
+  held_by_cap = room < asked
 end
 
 -- 2. The rate budgets: each GCRA allows k permits conforming within the horizon.
@@ -277,6 +290,9 @@ if queue_cap > 0 or ns_cap > 0 or total_cap > 0 then
   redis.call('SADD', KEYS[6], namespace)
 end
 redis.call('HDEL', KEYS[7], queue)
+if held_by_cap and k == room then
+  redis.call('ZADD', KEYS[9], now, queue)
+end
 local reply = {k, math.floor(delays[k] or 0), ''}
 for n = 1, k do
   reply[3 + n] = math.floor(delays[n])

@@ -106,7 +106,7 @@ class Admission:
             keys=[keys.rate_limit("launch"), keys.admission_share(route.name),
                   keys.rate_limit(route.limiter_name), keys.admission_demand,
                   keys.admission_pending(namespace), keys.admission_namespaces,
-                  keys.admission_waiting, keys.admission_scratch],
+                  keys.admission_waiting, keys.admission_scratch, keys.admission_at_cap],
             args=[route.name, namespace, _interval_us(self.rate), self.burst,
                   _interval_us(ceiling), route.burst, int(horizon_s * 1_000_000),
                   self.pending_cap(namespace), self.max_pending,
