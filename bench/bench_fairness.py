@@ -50,6 +50,7 @@ from podfleet.contracts.signing import MessageSigner
 from podfleet.contracts.states import TaskState
 from podfleet.kube.client import KubeClient
 from podfleet.local.fleet import LocalFleet
+from podfleet.local.waiting import wait_for
 from podfleet.simulator.cluster import fate
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
@@ -129,7 +130,12 @@ def main() -> int:
         client = redis.Redis.from_url(fleet.redis_url)
         kube = KubeClient.from_config(kubeconfig=fleet.env["PODFLEET_KUBECONFIG"])
         fleet.workers.start(2, 8)
-        time.sleep(3.0)  # the workers boot and a watcher takes the lease
+        # The workers boot (each consumes every launch queue) and a watcher takes the lease:
+        # on a loaded host that takes far longer than the 3 s it takes on a quiet one.
+        keys = RedisKeys(settings.redis.prefix)
+        queues = [settings.launch.queue, *(f"{settings.launch.queue}.{q}" for q in ("etl", "ml"))]
+        wait_for(lambda: all(client.zcard(keys.consumers(q)) >= 2 for q in queues)
+                 and client.hget(keys.watcher_lease, "holder"), 120, "workers and a watcher")
         # Enough backlog for every queue to have work for the whole run.
         backlog = int(rate * seconds) + 100
         stop = threading.Event()
