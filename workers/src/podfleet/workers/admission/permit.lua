@@ -284,6 +284,7 @@ if ns_cap > 0 or total_cap > 0 then
 end
 if queue_cap > 0 or ns_cap > 0 or total_cap > 0 then
   local key = active_key(queue, namespace)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now_ms)  -- reservations nobody confirmed
   for n = 0, k - 1 do
     redis.call('ZADD', key, 'NX', expiry, ARGV[names_at + n])
   end
