@@ -13,11 +13,12 @@ that was idle and receives work. It prints, from the launcher's own send times i
 * pending pods (sampled from the simulator's pod list) against PODFLEET_MAX_PENDING_PODS
   (goal: never above), and the most creates in any sliding 1 s window against the rate.
 
-With ``--pending`` the pending cap binds instead of the rate: each pod takes ``--start``
-seconds (default 10) to start, so at the rate (100/s) the cap (PODFLEET_MAX_PENDING_PODS,
-500) fills in 5 s, and launches wait for pods to start. ``ml`` gets its work once pods start
-steadily (after ``--start`` + 5 s). It also prints, from the same samples, each queue's share
-of the pending pods per 5 s window against its weight's share (goal: within 5 points from
+With ``--pending`` the pending cap binds instead of the rate: each pod takes about
+``--start`` seconds (default 10; 0.5–1.5 × that, spread) to start, so at the rate (100/s)
+the cap (PODFLEET_MAX_PENDING_PODS, 500) fills in 5 s, and launches wait for pods to start.
+``ml`` gets its work once pods start steadily (after ``--start`` + 5 s). It also prints,
+from the same samples, each queue's share of the pending pods per 5 s window against its
+weight's share (goal: within 5 points from
 10 s after ``ml`` joined, once the others' pods over their shares have started), with
 Jain's index.
 
@@ -66,14 +67,21 @@ Sample = tuple[float, Counter[str]]
 
 def requests(queue: str, count: int, executor_id: str,
              start_s: float = 0.0) -> list[LaunchRequest]:
+    """``count`` launches of ``queue``; with ``start_s``, their pods take 0.5–1.5 × that to
+    start (spread, so that pods start steadily rather than in waves of what one burst
+    created)."""
     now = time.time()
-    annotations = {fate.DURATION: "1"}
-    if start_s > 0:
-        annotations[fate.START_DELAY] = f"{start_s:g}"
+
+    def annotations(n: int) -> dict[str, str]:
+        made = {fate.DURATION: "1"}
+        if start_s > 0:
+            made[fate.START_DELAY] = f"{start_s * (0.5 + (n % 11) / 10):.2f}"
+        return made
+
     return [LaunchRequest(
         key=TaskKey(f"fair-{queue}", f"t-{n}", "run-1", -1, 1), launch_id=new_launch_id(),
         command=("true",), executor_id=executor_id, namespace="default", queued_at=now,
-        executor_config={"annotations": annotations},
+        executor_config={"annotations": annotations(n)},
         queue=None if queue == "default" else queue) for n in range(count)]
 
 
