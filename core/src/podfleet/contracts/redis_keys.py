@@ -85,14 +85,14 @@ class RedisKeys:
     def admission_scratch(self) -> str:
         """Sorted set: the permit script's scratch for counting a queue's pending pods,
         deleted before the script returns."""
-        return f"{self.prefix}:admission:scratch"
+        return f"{self.admission_prefix}scratch"
 
     @property
     def admission_at_cap(self) -> str:
         """Sorted set: task queue -> when (µs, Redis' clock) a pending cap last refused it or
         held it to less than it asked: a queue under its share of the cap waiting there is
         owed the slots that free."""
-        return f"{self.prefix}:admission:at_cap"
+        return f"{self.admission_prefix}at_cap"
 
     @property
     def admission_waiting(self) -> str:
