@@ -1,5 +1,5 @@
-"""podfleet_pending_pods, podfleet_pending_cap and podfleet_queue_weight_share are read from
-admission's real Redis keys at scrape time."""
+"""podfleet_pending_pods, podfleet_pending_cap, podfleet_queue_weight_share and
+podfleet_queue_pending_pods are read from admission's real Redis keys at scrape time."""
 
 from __future__ import annotations
 
@@ -33,4 +33,8 @@ def test_a_scrape_shows_pending_pods_against_the_cap_and_each_queues_due_share(
     shares = {q: registry.get_sample_value("podfleet_queue_weight_share", {"queue": q})
               for q in ("etl", "default", "ml")}
     assert shares == {"etl": 0.75, "default": 0.25, "ml": 0.0}
+    # And each queue's part of the pending pods: default 2, etl 1, ml none
+    held = {q: registry.get_sample_value("podfleet_queue_pending_pods", {"queue": q})
+            for q in ("etl", "default", "ml")}
+    assert held == {"etl": 1, "default": 2, "ml": 0}
     client.close()

@@ -82,6 +82,19 @@ class RedisKeys:
         return f"{self.prefix}:admission:share:{queue}"
 
     @property
+    def admission_scratch(self) -> str:
+        """Sorted set: the permit script's scratch for counting a queue's pending pods,
+        deleted before the script returns."""
+        return f"{self.admission_prefix}scratch"
+
+    @property
+    def admission_at_cap(self) -> str:
+        """Sorted set: task queue -> when (µs, Redis' clock) a pending cap last refused it or
+        held it to less than it asked: a queue under its share of the cap waiting there is
+        owed the slots that free."""
+        return f"{self.admission_prefix}at_cap"
+
+    @property
     def admission_waiting(self) -> str:
         """Hash: task queue -> why its last permit was refused and when (``<budget> <ms>``),
         deleted when it is granted one (``podfleet status``, metrics)."""

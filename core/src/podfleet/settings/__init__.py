@@ -334,7 +334,8 @@ class LaunchSettings:
     #: Task queue -> weight; a queue not listed weighs 1.
     queue_weights: dict[str, float] = setting(
         "PODFLEET_QUEUE_WEIGHTS", "",
-        "Weights by which the task queues that have work share PODFLEET_LAUNCH_RATE, as "
+        "Weights by which the task queues that have work share PODFLEET_LAUNCH_RATE and the "
+        "pending caps (PODFLEET_MAX_PENDING_PODS, PODFLEET_NAMESPACE_MAX_PENDING_PODS), as "
         "`queue=weight,…` (e.g. `etl=3,ml=1,default=1`); a queue not listed weighs 1. "
         "Work-conserving: a queue without work for about a second takes no share, and its "
         "share returns within about a second once it has work. Each queue must be "

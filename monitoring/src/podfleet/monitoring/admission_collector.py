@@ -1,5 +1,6 @@
 """Admission's state, read from Redis when Prometheus scrapes: pods not yet Running per
-namespace against their cap, and each task queue's weight share among the queues with work.
+namespace against their cap and per task queue (the caps are split by weight), and each
+task queue's weight share among the queues with work.
 
 Like the broker's queues, these are fleet-wide facts no one process observes: the launchers
 reserve and the watcher confirms in Redis (``podfleet.workers.admission``), so every worker
@@ -50,7 +51,7 @@ class AdmissionCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         try:
-            pending_by_ns, active = self._read()
+            pending_by_ns, active, pending_by_queue = self._read()
         except redis.RedisError as exc:
             log.warning("admission metrics: cannot read Redis: %s", exc)
             return []
@@ -70,26 +71,49 @@ class AdmissionCollector(Collector):
         share = GaugeMetricFamily(
             metrics.QUEUE_WEIGHT_SHARE_NAME,
             "A task queue's weight over the weights of the queues with work now: the share "
-            "of the launch rate it is due (0 while it has no work).", labels=["queue"])
+            "of the launch rate and of the pending caps it is due (0 while it has no work).",
+            labels=["queue"])
         weight_sum = sum(self._weights.get(q, 1.0) for q in active)
         for queue in self._queues:
             due = self._weights.get(queue, 1.0) / weight_sum if queue in active and \
                 weight_sum > 0 else 0.0
             share.add_metric([queue], due)
-        return [pending, cap, share]
+        by_queue = GaugeMetricFamily(
+            metrics.QUEUE_PENDING_PODS_NAME,
+            "A task queue's podfleet pods that exist (or are being created) but are not yet "
+            "Running, over every namespace: its part of the pending caps, which queues with "
+            "work split by weight (compare with podfleet_queue_weight_share).",
+            labels=["queue"])
+        for queue in self._queues:
+            by_queue.add_metric([queue], pending_by_queue.get(queue, 0))
+        return [pending, cap, share, by_queue]
 
-    def _read(self) -> tuple[dict[str, int], set[str]]:
+    def _read(self) -> tuple[dict[str, int], set[str], dict[str, int]]:
         now = time.time()
+        now_ms = int(now * 1000)
         namespaces = sorted(_text(n) for n in self._client.smembers(
             self._keys.admission_namespaces))
         pipe: Any = self._client.pipeline(transaction=False)
         for namespace in namespaces:
-            pipe.zcount(self._keys.admission_pending(namespace), int(now * 1000), "+inf")
+            pipe.zrangebyscore(self._keys.admission_pending(namespace), now_ms, "+inf")
         pipe.zrangebyscore(self._keys.admission_demand,
                            int((now - DEMAND_WINDOW_S) * 1_000_000), "+inf")
         values = pipe.execute()
-        pending = {ns: int(v) for ns, v in zip(namespaces, values[:-1], strict=True)}
-        return pending, {_text(q) for q in values[-1]}
+        members = dict(zip(namespaces, values[:-1], strict=True))
+        # A pod's queue is the pool view that holds it (the watcher keeps one per queue).
+        asked: list[str] = []
+        for namespace, names in members.items():
+            for queue in self._queues:
+                key = self._keys.admission_active(queue, namespace)
+                for name in names:
+                    pipe.zscore(key, name)
+                    asked.append(queue)
+        by_queue: dict[str, int] = {}
+        for queue, score in zip(asked, pipe.execute() if asked else [], strict=True):
+            if score is not None and score >= now_ms:
+                by_queue[queue] = by_queue.get(queue, 0) + 1
+        pending = {ns: len(names) for ns, names in members.items()}
+        return pending, {_text(q) for q in values[-1]}, by_queue
 
 
 def _text(raw: Any) -> str:

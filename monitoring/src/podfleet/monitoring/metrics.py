@@ -224,6 +224,7 @@ BROKER_UP_NAME = "podfleet_broker_up"
 PENDING_PODS_NAME = "podfleet_pending_pods"
 PENDING_CAP_NAME = "podfleet_pending_cap"
 QUEUE_WEIGHT_SHARE_NAME = "podfleet_queue_weight_share"
+QUEUE_PENDING_PODS_NAME = "podfleet_queue_pending_pods"
 
 
 # --- series that exist from the start ----------------------------------------------------
@@ -239,6 +240,7 @@ class Budget(StrEnum):
 
     POOL = "pool"
     PENDING = "pending"
+    PENDING_SHARE = "pending_share"
     SHARE = "share"
     CEILING = "ceiling"
     RATE = "rate"

@@ -106,13 +106,13 @@ class Admission:
             keys=[keys.rate_limit("launch"), keys.admission_share(route.name),
                   keys.rate_limit(route.limiter_name), keys.admission_demand,
                   keys.admission_pending(namespace), keys.admission_namespaces,
-                  keys.admission_waiting],
+                  keys.admission_waiting, keys.admission_scratch, keys.admission_at_cap],
             args=[route.name, namespace, _interval_us(self.rate), self.burst,
                   _interval_us(ceiling), route.burst, int(horizon_s * 1_000_000),
                   self.pending_cap(namespace), self.max_pending,
                   int(self.reservation_ttl_s * 1000), keys.admission_pending_prefix,
                   int(DEMAND_WINDOW_S * 1_000_000), 1, self.queue_caps.get(route.name, 0),
-                  f"{keys.admission_prefix}active:{route.name}:", len(self._weights) // 2,
+                  f"{keys.admission_prefix}active:", len(self._weights) // 2,
                   *self._weights, len(names), *names])
         granted, wait_us = int(reply[0]), int(reply[1])
         if granted == 0:

@@ -121,7 +121,8 @@ class SlowStart:
                 # Refused for a while: wait in the broker, not in this thread (no attempt
                 # is spent: attempts count create failures only).
                 outbox.flush()
-                delay = PENDING_RETRY_S if grant.budget is Budget.PENDING else grant.wait_s
+                delay = PENDING_RETRY_S if grant.budget in (Budget.PENDING, Budget.PENDING_SHARE) \
+                    else grant.wait_s
                 return HandBack(pending, max(0.1, delay))
             batch = group[:grant.granted]
             done_elsewhere = self.records.finished(
