@@ -125,6 +125,16 @@ class KubeClient:
                    observe=observe)
 
     @classmethod
+    def from_cluster(cls, spec: Any, *, timeout_seconds: float = 10.0,
+                     observe: RequestObserver | None = None) -> KubeClient:
+        """Build for one configured cluster (a
+        :class:`~podfleet.contracts.clusters.ClusterSpec`: in-cluster config, or its
+        kubeconfig file and context)."""
+        return cls.from_config(kubeconfig=spec.kubeconfig, context=spec.context,
+                               in_cluster=spec.in_cluster, timeout_seconds=timeout_seconds,
+                               observe=observe)
+
+    @classmethod
     def from_settings(cls, settings: Any, observe: RequestObserver | None = None
                       ) -> KubeClient:
         """Build from ``Settings.kubernetes``."""
