@@ -87,7 +87,7 @@ NEW_ROW_COLUMNS: tuple[str, ...] = tuple(NewTaskRow.__dataclass_fields__)
 #: Columns a new row leaves NULL.
 NULL_AT_SUBMIT: tuple[str, ...] = (
     "pod_name", "pod_namespace", "pod_uid", "enqueued_at", "launched_at", "running_at",
-    "finished_at", "reason", "waiting_reason")
+    "finished_at", "reason", "waiting_reason", "cluster")
 _JSON_COLUMNS = frozenset({"command", "executor_config"})
 
 

@@ -97,6 +97,7 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float, *,
         row.pod_namespace = event.namespace
     if event.pod_uid:
         row.pod_uid = event.pod_uid
+    row.cluster = event.cluster
     at = event.occurred_at or now
     if new is TaskState.LAUNCHED:
         row.launched_at = at
@@ -130,9 +131,12 @@ def is_foreign(row: TaskRecord, event: TaskEvent) -> bool:
     A launch has one pod, ever: its name derives from the launch id and a launch record stops
     a second create. So a pod under another name, or under the launch's name with another uid
     than the one the row recorded (a copy re-applied after the pod was deleted), is someone
-    else's, whatever labels it carries: its events must not decide the task.
+    else's, whatever labels it carries: its events must not decide the task. So is a pod in
+    another cluster than the one the row recorded: a task runs on one cluster, never two.
     """
     if event.pod_name and event.pod_name != pod_name(event.key, event.launch_id):
+        return True
+    if row.cluster is not None and event.cluster != row.cluster:
         return True
     return bool(event.pod_uid and row.pod_uid and event.pod_uid != row.pod_uid)
 
@@ -158,6 +162,7 @@ def relaunch(row: TaskRecord, now: float, reason: str) -> TaskState:
     row.running_at = None
     row.pod_name = None
     row.pod_uid = None
+    row.cluster = None  # the new launch is placed afresh, perhaps on another cluster
     row.waiting_reason = None
     row.reason = f"relaunch {row.attempt}: {reason}"
     return TaskState.QUEUED
