@@ -372,7 +372,7 @@ def connection_error(what: str, exc: urllib3.exceptions.HTTPError) -> Unreachabl
     different fixes.
     """
     if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return Unreachable("ConnectionError", f"{what}: cannot connect: {exc}")
+        return Unreachable("ConnectionError", f"{what}: cannot connect: {exc}", sent=False)
     if isinstance(exc, urllib3.exceptions.TimeoutError):
         return Unreachable("Timeout", f"{what}: {exc}")
     return Unreachable("ConnectionError", f"{what}: {exc}")

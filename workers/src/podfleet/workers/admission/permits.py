@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from podfleet.contracts.clusters import ClusterSpec
 from podfleet.contracts.queues import DEFAULT_QUEUE, route_for
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.monitoring.metrics import ADMISSION_WAITS, RATE_LIMIT_GRANTED, Budget
@@ -61,17 +62,25 @@ class Admission:
     ``rate`` (the cluster's launch rate, PODFLEET_LAUNCH_RATE) is shared among the task
     queues that asked for a permit within :data:`DEMAND_WINDOW_S`, by their weights
     (PODFLEET_QUEUE_WEIGHTS), each within its own ceiling (PODFLEET_QUEUE_RATES).
+
+    Every budget is one cluster's (``cluster``; None: the first configured, ``default``
+    without a clusters file): its rate, pending cap and Redis keys
+    (``RedisKeys.for_cluster``), so each cluster of a fleet admits on its own.
     """
 
     def __init__(self, settings: Settings, redis_client: Any, *,
-                 reservation_ttl_s: float = RESERVATION_TTL_S) -> None:
+                 reservation_ttl_s: float = RESERVATION_TTL_S,
+                 cluster: ClusterSpec | None = None) -> None:
         launch = settings.launch
+        spec = cluster or settings.clusters.configured[0]
+        self.cluster = spec.name
         self.reservation_ttl_s = reservation_ttl_s
         self.settings = settings
-        self.keys = RedisKeys(settings.redis.prefix)
-        self.rate = launch.rate
-        self.burst = launch.burst
-        self.max_pending = launch.max_pending_pods
+        self.keys = RedisKeys(settings.redis.prefix).for_cluster(spec.name)
+        self.rate = spec.launch_rate
+        # PODFLEET_LAUNCH_BURST applies to the cluster it was made for (today's settings).
+        self.burst = launch.burst if spec.launch_rate == launch.rate else spec.launch_burst
+        self.max_pending = spec.max_pending_pods
         self.namespace_caps = launch.namespace_max_pending_pods
         self.queue_caps = launch.queue_max_running
         self._weights: list[str | float] = []
