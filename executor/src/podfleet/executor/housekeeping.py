@@ -136,17 +136,24 @@ def expire_stuck_pending(sessions: sessionmaker[Session], settings: Settings,
 
 def ensure_watcher(redis_client: redis.Redis, broker: RedisBroker, keys: RedisKeys,
                    settings: Settings, executor_id: str) -> None:
-    """Start a watcher when none holds the lease: one kick per lease period fleet-wide."""
-    try:
-        if redis_client.exists(keys.watcher_lease):
+    """Start a watcher of each cluster whose lease nobody holds: one kick per cluster per
+    lease period fleet-wide (the actor takes the cluster's name)."""
+    for cluster in settings.clusters.names:
+        own = keys.for_cluster(cluster)
+        try:
+            if redis_client.exists(own.watcher_lease):
+                continue
+            ttl_ms = max(1, int(settings.watcher.lease_seconds * 1000))
+            if not redis_client.set(own.watcher_kick, executor_id, nx=True, px=ttl_ms):
+                continue  # another executor or worker kicked it within this lease period
+            # The default cluster's message names none, as workers from before clusters
+            # take it.
+            args = () if cluster == DEFAULT_CLUSTER else (cluster,)
+            broker.enqueue(dramatiq.Message(
+                queue_name=WATCH_QUEUE, actor_name=WATCH_ACTOR_NAME, args=args,
+                kwargs={}, options={}))
+            log.info("no watcher holds the lease of cluster %s: sent a start message",
+                     cluster)
+        except redis.RedisError as exc:
+            log.warning("cannot check the watcher lease of cluster %s: %s", cluster, exc)
             return
-        kick_key = keys.watcher_kick
-        ttl_ms = max(1, int(settings.watcher.lease_seconds * 1000))
-        if not redis_client.set(kick_key, executor_id, nx=True, px=ttl_ms):
-            return  # another executor or worker kicked it within this lease period
-        broker.enqueue(dramatiq.Message(
-            queue_name=WATCH_QUEUE, actor_name=WATCH_ACTOR_NAME, args=(), kwargs={},
-            options={}))
-        log.info("no watcher holds the lease: sent a start message")
-    except redis.RedisError as exc:
-        log.warning("cannot check the watcher lease: %s", exc)
