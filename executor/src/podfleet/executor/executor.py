@@ -103,7 +103,7 @@ from podfleet.monitoring.metrics import (
     ClockReference,
     DisruptionReason,
     RelaunchCause,
-    observe_kube_request,
+    kube_request_observer,
     preinitialise,
 )
 from podfleet.pods import PodFactory, task_namespace
@@ -153,7 +153,7 @@ class Executor:
         self._built_kube: list[KubeClient] = []
         self.clusters = ClusterClients(
             self.settings.clusters.configured,
-            observe=lambda cluster: observe_kube_request,
+            observe=kube_request_observer,
             factory=self._make_kube if kube is None else self._given_kube(kube))
         #: Spans of finished tries (see :mod:`~podfleet.executor.tracing`), or None.
         self.tracer = tracer if tracer is not None else TaskTracer.from_environment(os.environ)
