@@ -174,6 +174,14 @@ class Outcomes:
                                detail={"status": answered_status(error), "attempts": attempts})
         if isinstance(error, QuotaExceeded):
             return self.quota_refused(item, error, report)
+        if isinstance(error, Unreachable) and not error.sent:
+            # No connection, so nothing was sent: not an attempt. The launch waits for its
+            # cluster (or moves to another), as a launch waits for quota.
+            item.last_reason = describe(error)
+            report.retries += 1
+            LAUNCH_RETRIES.labels(reason=retry_label(error)).inc()
+            item.not_before = time.monotonic() + self.backoff(attempts, None)
+            return None
         item.attempts = attempts
         item.last_reason = describe(error)
         item.uncertain = item.uncertain or may_have_made_pod(error)

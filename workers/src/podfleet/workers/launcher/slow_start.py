@@ -180,6 +180,11 @@ class SlowStart:
                     done.add(id(item))
             outbox.add(events)
             pending = [p for p in pending if id(p) not in done]
+            if pending and self.health.is_down(self.cluster):
+                # No answer from this cluster: its launches wait in the broker (or move to
+                # another cluster), not in this thread.
+                outbox.flush()
+                return HandBack(pending, max(0.1, self.health.wait_s([self.cluster])))
             if failed_round:
                 window = max(1, window // 2)
                 growing = False
