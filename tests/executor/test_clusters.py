@@ -260,3 +260,19 @@ def test_status_says_which_cluster_answers_and_who_holds_its_watcher_lease(
     assert by_name["default"]["reachable"] is True
     assert by_name["west"]["reachable"] is False and by_name["west"]["error"]
     assert by_name["default"]["watcher"] is None and by_name["west"]["watcher"] is None
+
+
+def test_a_teams_executor_places_tasks_only_on_its_own_clusters(
+        two_clusters: dict[str, str], make_executor: ExecutorFactory) -> None:
+    # Given a team's executor whose clusters are west only (PODFLEET_EXECUTOR_CLUSTERS)
+    executor = make_executor(executor_clusters="west")
+    # When a task says nothing about its cluster
+    executor.submit(key("free"), ["true"])
+    # Then its launch may go to west only
+    requests = [r for b in sent_batches(executor) for r in b.requests]
+    assert [r.clusters for r in requests] == [("west",)]
+    # And a task naming the other team's cluster is refused, naming both
+    with pytest.raises(InvalidSubmission) as refused:
+        executor.submit(key("other"), ["true"], executor_config={"cluster": "default"})
+    assert ("cluster(s) default are not this executor's (PODFLEET_EXECUTOR_CLUSTERS: west)"
+            in str(refused.value))

@@ -301,7 +301,8 @@ class Executor:
         tasks = validate_submissions(
             submissions, default_namespace=self.settings.kubernetes.namespace,
             watched_namespaces=self.settings.kubernetes.watch_namespaces, pods=self._pod_factory,
-            now=self._deadline_clock.now(), clusters=self.settings.clusters)
+            now=self._deadline_clock.now(), clusters=self.settings.clusters,
+            own_clusters=self.settings.executor.clusters)
         self._register()
         now = self._clock()
         rows = [NewTaskRow.queued(task, now, self.executor_id) for task in tasks]

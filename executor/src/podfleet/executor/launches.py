@@ -92,7 +92,8 @@ class LaunchSender:
             executor_id=self.executor_id, namespace=namespace,
             queued_at=task.queued_at, queue=task.queue, executor_config=config,
             deadline=task.deadline or self.default_deadline(), priority=task.priority or 0,
-            clusters=task_clusters(self.settings.clusters, config, task.queue, namespace))
+            clusters=task_clusters(self.settings.clusters, config, task.queue, namespace,
+                                   self.settings.executor.clusters))
 
     def default_deadline(self) -> float | None:
         """Every launch gets a deadline, so a message redelivered or replayed long after can

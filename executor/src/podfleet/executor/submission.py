@@ -14,7 +14,12 @@ from typing import Any
 
 import orjson
 
-from podfleet.contracts.clusters import Placement, PlacementError, eligible_clusters
+from podfleet.contracts.clusters import (
+    NoClusterMatches,
+    Placement,
+    PlacementError,
+    eligible_clusters,
+)
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.messages import LaunchRequest, command_problem, is_launch_id
 from podfleet.contracts.queues import queue_name_problem
@@ -107,22 +112,32 @@ def deadline_seconds(value: Any) -> float:
 
 
 def task_clusters(clusters: ClusterSettings, config: dict[str, Any], queue: str | None,
-                  namespace: str) -> tuple[str, ...]:
+                  namespace: str, own: tuple[str, ...] = ()) -> tuple[str, ...]:
     """The clusters a task may run on, in configured order: the one it names
     (``executor_config`` ``cluster`` or ``pod_override``'s ``podfleet.io/cluster``
     annotation), those its ``cluster_selector`` matches, or its queue's
-    (``PODFLEET_QUEUE_CLUSTERS``), each watching its namespace. Raises
+    (``PODFLEET_QUEUE_CLUSTERS``), each watching its namespace; with ``own``
+    (``PODFLEET_EXECUTOR_CLUSTERS``: a team's clusters), only those. Raises
     :class:`~podfleet.contracts.clusters.PlacementError` naming the cluster or selector."""
-    return eligible_clusters(Placement.from_executor_config(config), queue=queue,
-                             namespace=namespace, clusters=clusters.configured,
-                             queue_clusters=clusters.queue_clusters)
+    eligible = eligible_clusters(Placement.from_executor_config(config), queue=queue,
+                                 namespace=namespace, clusters=clusters.configured,
+                                 queue_clusters=clusters.queue_clusters)
+    if not own:
+        return eligible
+    kept = tuple(name for name in eligible if name in own)
+    if not kept:
+        raise NoClusterMatches(
+            f"cluster(s) {', '.join(eligible)} are not this executor's "
+            f"(PODFLEET_EXECUTOR_CLUSTERS: {', '.join(own)})")
+    return kept
 
 
 def validate_submissions(submissions: Iterable[TaskSubmission], *, default_namespace: str,
                          watched_namespaces: tuple[str, ...],
                          pods: PodFactory | None = None,
                          now: float | None = None,
-                         clusters: ClusterSettings | None = None) -> list[ValidTask]:
+                         clusters: ClusterSettings | None = None,
+                         own_clusters: tuple[str, ...] = ()) -> list[ValidTask]:
     """Check every submission; raise InvalidSubmission naming each problem, or return them.
 
     A task's own namespace must be one the watcher watches (``("*",)``: any), or its pod
@@ -130,7 +145,8 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
     built as the launcher will build it and must pass the pod policy
     (:mod:`podfleet.pods.policy`: task namespaces, service accounts, Pod Security level).
     With ``now`` (epoch seconds), a deadline already past is refused. With ``clusters``, a
-    task must name a configured cluster, or select at least one (:func:`task_clusters`).
+    task must name a configured cluster, or select at least one (:func:`task_clusters`),
+    among ``own_clusters`` when given.
     """
     valid: list[ValidTask] = []
     problems: list[str] = []
@@ -182,7 +198,7 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
                 f"{','.join(watched_namespaces)}): its pod would never be seen to finish")
         if clusters is not None and not task_problems:
             try:
-                task_clusters(clusters, config, queue, namespace)
+                task_clusters(clusters, config, queue, namespace, own_clusters)
             except PlacementError as exc:
                 task_problems.append(str(exc))
         if pods is not None and key is not None and not task_problems:
