@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 
 from podfleet.contracts.clusters import ClusterSpec
 from podfleet.kube.client import KubeClient
-from podfleet.kube.errors import KubeError, Unreachable
 
 log = logging.getLogger("podfleet.executor")
 
@@ -92,8 +91,8 @@ class ExecutorPods:
                 for namespace in self.scopes(cluster):
                     pods.extend(self._kube(cluster).list_pods(
                         namespace, label_selector=selector).items)
-            except (KubeError, Unreachable) as exc:
-                found.unreachable[cluster] = str(exc)
+            except Exception as exc:  # an unreachable API, or no usable kubeconfig at all
+                found.unreachable[cluster] = str(exc) or type(exc).__name__
                 continue
             found.pods[cluster] = pods
         return found
