@@ -3,6 +3,7 @@ and each cluster's watcher is taken over on its own when its worker dies."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from collections import Counter
@@ -16,7 +17,7 @@ from podfleet.broker import queue_sizes
 from podfleet.contracts.states import TaskState
 from podfleet.local.redis_server import RedisServer
 from podfleet.local.waiting import wait_for
-from podfleet.simulator.server import ProcessSimulator
+from podfleet.simulator.server import ProcessSimulator, start_simulator
 
 
 @pytest.fixture
@@ -33,6 +34,17 @@ def kill(world: Clusters, cluster: str) -> None:
     assert isinstance(sim, ProcessSimulator)
     sim.process.kill()
     sim.process.wait(10)
+
+
+def restart(world: Clusters, cluster: str) -> None:
+    """Start the cluster's API server again where it was (same port, CA and token; its pods
+    are gone with the old process), as a cluster that comes back."""
+    old = world.sims[cluster]
+    old.stop()
+    port = int(old.url.rsplit(":", 1)[1].split("/")[0])
+    world.sims[cluster] = start_simulator(
+        dataclasses.replace(old.config, port=port), mode="process",
+        log=world.tmp_path / f"sim-{cluster}-again.log")
 
 
 @pytest.mark.slow
@@ -59,6 +71,22 @@ def test_a_killed_cluster_holds_only_its_own_launches(three: Clusters) -> None:
     time.sleep(3)
     assert not {r.launch_id for r in only_c} & {e.launch_id for e in three.events()}
     assert queue_sizes(three.broker, three.settings.launch.queue)["dead"] == 0
+
+
+@pytest.mark.slow
+def test_launches_a_cluster_held_are_created_there_once_it_returns(three: Clusters) -> None:
+    three.local.workers.start(1, 4, watcher=False)
+    kill(three, "c")
+    held = [three.request(n, ("c",)) for n in range(4)]
+    three.send(held)
+    time.sleep(4)
+    assert not three.events()  # waiting for c, not failed
+    restart(three, "c")
+    ids = {r.launch_id for r in held}
+    wait_for(lambda: ids <= set(three.launched()), timeout=90,
+             what="the held launches to be created on c")
+    assert {three.launched()[i].cluster for i in ids} == {"c"}
+    assert sorted(three.launch_ids_on("c")) == sorted(ids)  # once each
 
 
 @pytest.mark.slow

@@ -27,9 +27,12 @@ def test_a_scrape_shows_pending_pods_against_the_cap_and_each_queues_due_share(
     registry = CollectorRegistry()
     registry.register(AdmissionCollector(client, settings))
     # Then it sees 3 of 5 pending, and etl due 3/4 of the rate, default 1/4, idle ml none
-    assert registry.get_sample_value("podfleet_pending_pods", {"namespace": "default"}) == 3
-    assert registry.get_sample_value("podfleet_pending_cap", {"namespace": "default"}) == 5
-    assert registry.get_sample_value("podfleet_pending_pods", {"namespace": "*"}) == 3
+    assert registry.get_sample_value("podfleet_pending_pods", {"cluster": "default",
+                                                            "namespace": "default"}) == 3
+    assert registry.get_sample_value("podfleet_pending_cap", {"cluster": "default",
+                                                           "namespace": "default"}) == 5
+    assert registry.get_sample_value("podfleet_pending_pods", {"cluster": "default",
+                                                            "namespace": "*"}) == 3
     shares = {q: registry.get_sample_value("podfleet_queue_weight_share", {"queue": q})
               for q in ("etl", "default", "ml")}
     assert shares == {"etl": 0.75, "default": 0.25, "ml": 0.0}

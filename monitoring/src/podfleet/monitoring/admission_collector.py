@@ -1,5 +1,6 @@
 """Admission's state, read from Redis when Prometheus scrapes: pods not yet Running per
-namespace against their cap, and each task queue's weight share among the queues with work.
+cluster and namespace against their cap, and each task queue's weight share among the queues
+with work (on the first configured cluster).
 
 Like the broker's queues, these are fleet-wide facts no one process observes: the launchers
 reserve and the watcher confirms in Redis (``podfleet.workers.admission``), so every worker
@@ -38,9 +39,11 @@ class AdmissionCollector(Collector):
 
     def __init__(self, client: redis.Redis, settings: Settings) -> None:
         self._client = client
-        self._keys = RedisKeys(settings.redis.prefix)
+        keys = RedisKeys(settings.redis.prefix)
+        #: Each cluster's keys and its cap on pods not yet Running.
+        self._clusters = [(keys.for_cluster(spec.name), spec.max_pending_pods)
+                          for spec in settings.clusters.configured]
         launch = settings.launch
-        self._total_cap = launch.max_pending_pods
         self._caps = launch.namespace_max_pending_pods
         self._weights = launch.queue_weights
         self._queues = [DEFAULT_QUEUE, *launch.queue_rates]
@@ -50,23 +53,27 @@ class AdmissionCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         try:
-            pending_by_ns, active = self._read()
+            read = [(keys.cluster, total_cap, self._read(keys))
+                    for keys, total_cap in self._clusters]
         except redis.RedisError as exc:
             log.warning("admission metrics: cannot read Redis: %s", exc)
             return []
         pending = GaugeMetricFamily(
             metrics.PENDING_PODS_NAME,
-            "podfleet pods of a namespace that exist (or are being created) but are not yet "
-            "Running, as admission counts them.", labels=["namespace"])
+            "podfleet pods of a cluster's namespace that exist (or are being created) but are "
+            "not yet Running, as admission counts them.", labels=["cluster", "namespace"])
         cap = GaugeMetricFamily(
             metrics.PENDING_CAP_NAME,
-            "The cap on a namespace's pods not yet Running (0 = none); namespace=\"*\" is the "
-            "cap of all namespaces together.", labels=["namespace"])
-        for namespace in sorted(set(pending_by_ns) | set(self._caps)):
-            pending.add_metric([namespace], pending_by_ns.get(namespace, 0))
-            cap.add_metric([namespace], self._caps.get(namespace, self._total_cap))
-        pending.add_metric(["*"], sum(pending_by_ns.values()))
-        cap.add_metric(["*"], self._total_cap)
+            "The cap on a cluster's namespace's pods not yet Running (0 = none); "
+            "namespace=\"*\" is the cap of all its namespaces together.",
+            labels=["cluster", "namespace"])
+        for cluster, total_cap, (pending_by_ns, _) in read:
+            for namespace in sorted(set(pending_by_ns) | set(self._caps)):
+                pending.add_metric([cluster, namespace], pending_by_ns.get(namespace, 0))
+                cap.add_metric([cluster, namespace], self._caps.get(namespace, total_cap))
+            pending.add_metric([cluster, "*"], sum(pending_by_ns.values()))
+            cap.add_metric([cluster, "*"], total_cap)
+        active = read[0][2][1]
         share = GaugeMetricFamily(
             metrics.QUEUE_WEIGHT_SHARE_NAME,
             "A task queue's weight over the weights of the queues with work now: the share "
@@ -78,14 +85,14 @@ class AdmissionCollector(Collector):
             share.add_metric([queue], due)
         return [pending, cap, share]
 
-    def _read(self) -> tuple[dict[str, int], set[str]]:
+    def _read(self, keys: RedisKeys) -> tuple[dict[str, int], set[str]]:
         now = time.time()
         namespaces = sorted(_text(n) for n in self._client.smembers(
-            self._keys.admission_namespaces))
+            keys.admission_namespaces))
         pipe: Any = self._client.pipeline(transaction=False)
         for namespace in namespaces:
-            pipe.zcount(self._keys.admission_pending(namespace), int(now * 1000), "+inf")
-        pipe.zrangebyscore(self._keys.admission_demand,
+            pipe.zcount(keys.admission_pending(namespace), int(now * 1000), "+inf")
+        pipe.zrangebyscore(keys.admission_demand,
                            int((now - DEMAND_WINDOW_S) * 1_000_000), "+inf")
         values = pipe.execute()
         pending = {ns: int(v) for ns, v in zip(namespaces, values[:-1], strict=True)}

@@ -23,6 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 import redis
@@ -60,6 +61,14 @@ logger = logging.getLogger("podfleet.workers.launcher")
 REDIS_RETRY_S = (0.2, 5.0)
 
 Requeue = Callable[[dict[str, Any], int], None]
+
+
+class Move(Enum):
+    """What became of a launch a cluster left undecided."""
+
+    MOVED = "moved"      # placed on another of its clusters, to be tried now
+    HELD = "held"        # stays where it is: handed back to the broker
+    DECIDED = "decided"  # its pod was found where it was: LAUNCHED
 
 
 class Launcher:
@@ -282,40 +291,40 @@ class Launcher:
                     todo.extend(report.elsewhere)
                     report.elsewhere.clear()
                 for item in leftover:
-                    if self._move(lane, item, outbox, report):
+                    verdict = self._move(lane, item, outbox, report)
+                    if verdict is Move.MOVED:
                         todo.append(item)
-                    elif item.cluster == cluster:
+                    elif verdict is Move.HELD:
                         held.append(item)
                         delay = min(delay, wait_s)
         return delay, waiting
 
     def _move(self, lane: ClusterLane, item: PendingPod, outbox: Outbox,
-              report: LaunchReport) -> bool:
+              report: LaunchReport) -> Move:
         """Move ``item``, which ``lane``'s cluster left undecided, to another of its clusters
-        if podfleet knows no pod exists for it there; True when it moved. A create whose
+        if podfleet knows no pod exists for it there (else it is held there). A create whose
         outcome is unknown is resolved by a GET first, and only once the cluster is down
-        (a cluster that answers just retries); a pod the GET finds is the launch's, done."""
+        (a cluster that answers just retries); a pod the GET finds is the launch's: decided."""
         item.tried.add(lane.name)
         if len(item.request.clusters) == 1:
-            return False
+            return Move.HELD
         if item.uncertain:
             if not self.health.is_down(lane.name):
-                return False
+                return Move.HELD
             exists, pod = lane.outcomes.probe(item)
             if exists is None:
-                return False
+                return Move.HELD
             if exists:
                 outbox.add([lane.outcomes.launched(item, report, pod, attempts=item.attempts,
                                                    sent_at=0.0, already_exists=True)])
-                item.cluster = ""  # decided: neither moved nor held
-                return False
+                return Move.DECIDED
             self.records.unpin([item.request.launch_id], lane.name)
             item.uncertain = False
         if not self._place(item):
-            return False
+            return Move.HELD
         logger.info("launch %s of %s moves from cluster %s to %s", item.request.launch_id,
                     item.request.key, lane.name, item.cluster)
-        return True
+        return Move.MOVED
 
     def _expire(self, expired: list[PendingPod], outbox: Outbox, report: LaunchReport) -> None:
         """Fail requests past their deadline, unless an earlier delivery created the pod
