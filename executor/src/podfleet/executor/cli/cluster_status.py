@@ -126,8 +126,8 @@ def cluster_report(counts: dict[str, dict[str, int]], configured: tuple[ClusterS
 
 
 def render_clusters(clusters: list[dict[str, Any]]) -> list[str]:
-    """The report's clusters as text lines (none with only the default cluster and no
-    trouble: a one-cluster fleet's report stays as it was)."""
+    """The report's clusters as text lines: one per cluster, and one more saying why for a
+    cluster that does not answer or is no longer configured."""
     if not clusters:
         return []
     lines = [f"clusters: {'':<19} {'pending':>8} {'running':>8}  api        watcher"]
