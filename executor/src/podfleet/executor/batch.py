@@ -180,5 +180,6 @@ class EventBatches:
         # phase: left alone, it would run the task's command a second time.
         foreign = outcome is Outcome.FOREIGN and event.kind is EventKind.STATE
         if ((live and unwanted) or foreign) and event.pod_name:
-            result.stale_pods.append((event.namespace or self._default_namespace,
-                                      event.pod_name, event.pod_uid))
+            result.stale_pods.append(PodRef(event.cluster,
+                                            event.namespace or self._default_namespace,
+                                            event.pod_name, event.pod_uid))
