@@ -100,6 +100,7 @@ from podfleet.monitoring.metrics import (
     POD_DISRUPTIONS,
     TASK_END_TO_END,
     TASK_RELAUNCHES,
+    TASK_REPORT_LATENCY,
     TASKS_SUBMITTED,
     ClockReference,
     DisruptionReason,
@@ -514,8 +515,10 @@ class Executor:
             POD_DISRUPTIONS.labels(reason=reason).inc(number)
         for cause, number in result.relaunches.items():
             TASK_RELAUNCHES.labels(cause=cause).inc(number)
-        for state, seconds in result.finished:
-            TASK_END_TO_END.labels(state=state.value).observe(max(0.0, seconds))
+        now = time.time()
+        for state, submitted_at, finished_at in result.finished:
+            TASK_END_TO_END.labels(state=state.value).observe(max(0.0, finished_at - submitted_at))
+            TASK_REPORT_LATENCY.observe(max(0.0, now - finished_at))
         if result.pods_to_delete:
             self._pods.delete_pods(result.pods_to_delete)
         if result.stale_pods:
