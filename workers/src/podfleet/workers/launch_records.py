@@ -15,11 +15,19 @@ writes ``created:<uid>`` before it deletes a pod: a delivery that died with its 
 flight (sent, no answer read) left only ``claimed``, and must not make the pod again once it
 has run and gone. The records expire after
 :data:`RECORD_TTL_S`, far beyond any launch deadline (the executor gives every launch one).
+
+Behind Redis Sentinel a failover promotes a replica that may lag its primary: writes the
+primary acknowledged but had not passed on are gone, among them fetches of launch messages
+(so those messages are delivered again) and the records that would stop them. So the deleter
+writes its records with :meth:`LaunchRecords.finish_replicated`, which waits (``WAIT``) until a
+connected replica holds them, and deletes no pod before: a pod that still exists answers 409,
+and one that is gone has a record every promoted replica knows.
 What is left open: a Redis that loses its data (no AOF) loses the records with it.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +35,10 @@ from typing import Any
 from podfleet.contracts.redis_keys import RedisKeys
 
 RECORD_TTL_S = 7 * 24 * 3600
+#: How long the deleter waits for a replica to hold its records before it tries again.
+REPLICA_WAIT_S = 2.0
+#: How often the count of connected replicas is read again.
+REPLICAS_REREAD_S = 10.0
 CLAIMED = "claimed"
 CREATED = "created"
 FAILED = "failed"
@@ -46,6 +58,7 @@ class LaunchRecords:
     def __init__(self, redis_client: Any, keys: RedisKeys) -> None:
         self.redis = redis_client
         self.keys = keys
+        self._replicas: tuple[int, float] | None = None  # (count, when read)
 
     def claim(self, launch_ids: Iterable[str]) -> dict[str, PriorLaunch]:
         """Claim every launch not claimed yet; return those an earlier delivery finished.
@@ -86,11 +99,42 @@ class LaunchRecords:
 
     def finish(self, outcomes: Iterable[tuple[str, str, str | None]]) -> None:
         """Record ``(launch_id, CREATED|FAILED, pod uid)`` outcomes, in one round trip."""
+        pipe = self._finishing(outcomes)
+        if pipe is not None:
+            pipe.execute()
+
+    def finish_replicated(self, outcomes: Iterable[tuple[str, str, str | None]],
+                          timeout_s: float = REPLICA_WAIT_S) -> bool:
+        """Record outcomes as :meth:`finish` does, then wait until a replica of this Redis
+        holds them (when it has any connected); False if none did within ``timeout_s``.
+
+        ``WAIT`` counts the writes of its own connection, so it goes in the same pipeline as
+        the writes. A Redis without a connected replica (a plain one) answers at once.
+        """
+        pipe = self._finishing(outcomes)
+        if pipe is None:
+            return True
+        replicas = self._connected_replicas()
+        if replicas:
+            pipe.execute_command("WAIT", 1, max(1, int(timeout_s * 1000)))
+        answers = pipe.execute()
+        return not replicas or int(answers[-1]) >= 1
+
+    def _finishing(self, outcomes: Iterable[tuple[str, str, str | None]]) -> Any | None:
+        """A pipeline holding the writes of ``outcomes``; None when there are none."""
         pipe = self.redis.pipeline(transaction=False)
         count = 0
         for launch_id, state, uid in outcomes:
             value = f"{state}:{uid}" if state == CREATED and uid else state
             pipe.set(self.keys.launch_record(launch_id), value, ex=RECORD_TTL_S)
             count += 1
-        if count:
-            pipe.execute()
+        return pipe if count else None
+
+    def _connected_replicas(self) -> int:
+        """Replicas connected to the primary now (``INFO replication``), read at most every
+        :data:`REPLICAS_REREAD_S`."""
+        now = time.monotonic()
+        if self._replicas is None or now - self._replicas[1] >= REPLICAS_REREAD_S:
+            info = self.redis.info("replication")
+            self._replicas = (int(info.get("connected_slaves", 0) or 0), now)
+        return self._replicas[0]
