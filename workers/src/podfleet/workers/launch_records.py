@@ -27,7 +27,6 @@ What is left open: a Redis that loses its data (no AOF) loses the records with i
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -37,8 +36,6 @@ from podfleet.contracts.redis_keys import RedisKeys
 RECORD_TTL_S = 7 * 24 * 3600
 #: How long the deleter waits for a replica to hold its records before it tries again.
 REPLICA_WAIT_S = 2.0
-#: How often the count of connected replicas is read again.
-REPLICAS_REREAD_S = 10.0
 CLAIMED = "claimed"
 CREATED = "created"
 FAILED = "failed"
@@ -58,7 +55,6 @@ class LaunchRecords:
     def __init__(self, redis_client: Any, keys: RedisKeys) -> None:
         self.redis = redis_client
         self.keys = keys
-        self._replicas: tuple[int, float] | None = None  # (count, when read)
 
     def claim(self, launch_ids: Iterable[str]) -> dict[str, PriorLaunch]:
         """Claim every launch not claimed yet; return those an earlier delivery finished.
@@ -131,10 +127,8 @@ class LaunchRecords:
         return pipe if count else None
 
     def _connected_replicas(self) -> int:
-        """Replicas connected to the primary now (``INFO replication``), read at most every
-        :data:`REPLICAS_REREAD_S`."""
-        now = time.monotonic()
-        if self._replicas is None or now - self._replicas[1] >= REPLICAS_REREAD_S:
-            info = self.redis.info("replication")
-            self._replicas = (int(info.get("connected_slaves", 0) or 0), now)
-        return self._replicas[0]
+        """Replicas connected to the primary now (``INFO replication``), read on every call:
+        a replica that just attached (the old primary back after a failover) may be promoted
+        next."""
+        info = self.redis.info("replication")
+        return int(info.get("connected_slaves", 0) or 0)
