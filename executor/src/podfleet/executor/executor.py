@@ -260,6 +260,13 @@ class Executor:
             left = None
         self._registration.stop()
         self._started = False
+        self.close()
+        log.info("%s", left_for_adoption(self.executor_id, left))
+
+    def close(self) -> None:
+        """Release the connections this executor opened (Redis, broker, Kubernetes API, DB,
+        tracer) and mark nothing: for one that never started, such as one whose id a live
+        executor holds (:class:`ExecutorIdInUse`)."""
         if self._owns_redis:
             self.redis.close()
         if self._owns_broker:
@@ -269,7 +276,6 @@ class Executor:
             self.engine.dispose()
         if self.tracer is not None:
             self.tracer.close()
-        log.info("%s", left_for_adoption(self.executor_id, left))
 
     # --- submit -----------------------------------------------------------------------------
 

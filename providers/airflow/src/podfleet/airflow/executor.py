@@ -62,7 +62,7 @@ from podfleet.airflow.workloads import (
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState
-from podfleet.executor import Executor, TaskSubmission
+from podfleet.executor import Executor, ExecutorIdInUse, TaskSubmission
 from podfleet.executor.executor_thread import (
     Deferred,
     DeferredBatch,
@@ -154,11 +154,23 @@ class PodFleetExecutor(BaseExecutor):
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Register with podfleet's metadata DB, adopt what dead executors left, reconcile."""
+        """Register with podfleet's metadata DB, adopt what dead executors left, reconcile.
+
+        An executor id a live executor holds (another scheduler of the same job id, or one
+        not yet timed out) stops the scheduler with one logged line naming the holder
+        (:class:`~podfleet.executor.ExecutorIdInUse`), not a traceback: ``SystemExit``, which
+        Airflow's job runner takes as the end of the job, as after a SIGTERM.
+        """
         settings = self.podfleet_settings()
         self._read_requeue_settings()
-        self.fleet = Executor(settings, tracer=self._tracer())
-        self.fleet.start()
+        fleet = Executor(settings, tracer=self._tracer())
+        try:
+            fleet.start()
+        except ExecutorIdInUse as exc:
+            fleet.close()
+            log.error("podfleet executor not started: %s", exc)
+            raise SystemExit(f"podfleet executor not started: {exc}") from None
+        self.fleet = fleet
         self._thread = ExecutorThread(self.fleet, on_events=self._read_finished_states)
         self._thread.start()
         log.info("podfleet executor %s started for scheduler job %s",
@@ -199,7 +211,9 @@ class PodFleetExecutor(BaseExecutor):
         background thread are written first (within the same bound); any still unwritten
         were never adoptable, and Airflow resends them.
         """
-        fleet, thread = self._require_fleet(), self._require_thread()
+        if self.fleet is None or self._thread is None:
+            return  # never started (start() refused): nothing to stop
+        fleet, thread = self.fleet, self._thread
         fleet.begin_ending()
         deadline = time.monotonic() + self.end_wait_seconds
         while self.running:
