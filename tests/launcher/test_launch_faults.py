@@ -37,6 +37,7 @@ def test_throttling_errors_and_timeouts_end_in_every_pod_created_once(fleet: Fle
     assert max(e.detail["attempts"] for e in events) > 1
 
 
+@pytest.mark.slow
 def test_a_task_that_never_gets_through_fails_with_the_last_reason(fleet: Fleet) -> None:
     # Given an API server that answers every create with 503
     fleet.sim.admin.set_faults(verbs={"create": VerbFaults(error_503=1.0)})
@@ -53,6 +54,7 @@ def test_a_task_that_never_gets_through_fails_with_the_last_reason(fleet: Fleet)
     assert fleet.sim.admin.stats().creates.rejected["ServiceUnavailable"] == 3
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(fleet: Fleet) -> None:
     # Given slow creates, and a worker that is SIGKILLed while it is creating pods
     fleet.sim.admin.set_faults(verbs={"create": VerbFaults(latency_ms=25)})

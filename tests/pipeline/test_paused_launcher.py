@@ -9,6 +9,7 @@ import signal
 import time
 from collections import Counter
 
+import pytest
 from pipeline_support import Pipeline, submission, task_key, wait_for
 
 from podfleet.contracts.states import TaskState
@@ -18,6 +19,7 @@ from podfleet.simulator.cluster import fate
 RATE = 20
 
 
+@pytest.mark.slow
 def test_a_launcher_resumed_after_a_pause_does_not_spend_its_old_permits_at_once(
         pipeline: Pipeline) -> None:
     # Given a launcher at 20 creates/s cluster-wide; burst 1, so the rate itself bounds every
