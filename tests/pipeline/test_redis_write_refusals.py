@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import pytest
 import redis
 from pipeline_support import Pipeline, submission, submit_tasks, task_key, wait_for
 
@@ -61,6 +62,7 @@ def _succeeded_pods(pipeline: Pipeline) -> int:
     return sum(1 for pod in pipeline.pods() if pod["status"].get("phase") == "Succeeded")
 
 
+@pytest.mark.slow
 def test_tasks_whose_pods_finish_while_redis_refuses_writes_complete_once_it_takes_them(
         private_pipeline: Pipeline, private_redis: RedisServer) -> None:
     pipeline = private_pipeline
