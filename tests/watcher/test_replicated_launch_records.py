@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from podfleet.contracts.clusters import DEFAULT_CLUSTER
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.local.redis_sentinel import SentinelGroup
 from podfleet.local.redis_server import RedisServer, RedisServerError
@@ -42,7 +43,7 @@ def test_a_record_written_for_a_delete_is_on_the_replica_when_the_write_returns(
     replica = redis.Redis(host=sentinels.replica.host, port=sentinels.replica.port)
     # When the deleter records 50 launches as created
     launches = [f"launch-{n}" for n in range(50)]
-    replicated = records.finish_replicated((launch, CREATED, f"uid-{launch}")
+    replicated = records.finish_replicated((launch, CREATED, f"uid-{launch}", DEFAULT_CLUSTER)
                                            for launch in launches)
     # Then the write says they were replicated, and the replica holds every one already
     assert replicated
@@ -60,7 +61,7 @@ def test_a_replica_that_does_not_answer_holds_the_deletes_back(
     try:
         started = time.monotonic()
         # When the deleter records a launch, waiting half a second for a replica
-        replicated = records.finish_replicated([("launch-x", CREATED, "uid-x")],
+        replicated = records.finish_replicated([("launch-x", CREATED, "uid-x", DEFAULT_CLUSTER)],
                                                timeout_s=0.5)
         waited = time.monotonic() - started
     finally:
@@ -75,7 +76,7 @@ def test_a_redis_without_replicas_records_at_once() -> None:
     try:
         records, keys = _records(server.url)
         started = time.monotonic()
-        assert records.finish_replicated([("launch-y", CREATED, "uid-y")])
+        assert records.finish_replicated([("launch-y", CREATED, "uid-y", DEFAULT_CLUSTER)])
         assert time.monotonic() - started < 1.0
         assert records.redis.get(keys.launch_record("launch-y")) == b"created:uid-y"
     finally:
