@@ -34,8 +34,8 @@ started under a new id. Sources:
 
 Prints the numbers and exits 1 unless lost, duplicate pods, double terminal, wrong outcomes,
 forged-launched and pods left undeleted are all 0, the peak is within 1.05 × the rate, the
-takeover within the lease time plus its supervisor interval, and the forced 410 was met and
-relisted.
+takeover within the lease time plus its supervisor interval, the forced 410 was met and
+relisted, and the drain evicted at least one pod that had not finished.
 """
 
 from __future__ import annotations
@@ -178,37 +178,47 @@ def _fill_quota_then_raise(sim: Any, started: float) -> int:
         kube.close()
 
 
-def _drain_a_busy_node(sim: Any, started: float) -> tuple[str | None, int, int]:
-    """Drain the node with the most running pods as ``kubectl drain`` does: cordon it, then
-    evict each of its pods through the ``pods/eviction`` subresource (policy/v1). Returns the
-    node, the evictions the API accepted and how many of those pods had not finished."""
+def _drain_a_busy_node(sim: Any, started: float,
+                       within_s: float = 20.0) -> tuple[str | None, int, int]:
+    """Drain the node with the most pods not finished as ``kubectl drain`` does: cordon it,
+    then evict each of its pods through the ``pods/eviction`` subresource (policy/v1).
+
+    A drain that evicts no live pod proves nothing, so the node is chosen from the pods of
+    this moment, and if its pods all finished before their evictions (they run for a second
+    or two), the next busiest is drained too, for up to ``within_s``. Returns the last node
+    drained, the evictions the API accepted and how many of those pods had not finished."""
     from podfleet.kube.client import KubeClient
     from podfleet.kube.errors import KubeError
 
     kube = KubeClient(sim.api_client())
+    deadline = time.monotonic() + within_s
+    node: str | None = None
+    evicted = 0
+    live = 0
     try:
-        nodes = collections.Counter(
-            (pod.get("spec") or {}).get("nodeName") for pod in kube.list_pods(NAMESPACE).items
-            if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
-        nodes.pop(None, None)
-        if not nodes:
-            return None, 0, 0
-        node = str(nodes.most_common(1)[0][0])
-        kube.request("PATCH", f"/api/v1/nodes/{node}", body={"spec": {"unschedulable": True}},
-                     content_type="application/merge-patch+json")
-        evicted = 0
-        live = 0
-        for pod in kube.list_pods(NAMESPACE, field_selector=f"spec.nodeName={node}").items:
-            name = pod["metadata"]["name"]
-            live += (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-            with contextlib.suppress(KubeError):  # gone meanwhile: nothing to evict
-                kube.request(
-                    "POST", f"/api/v1/namespaces/{NAMESPACE}/pods/{name}/eviction",
-                    body={"apiVersion": "policy/v1", "kind": "Eviction",
-                          "metadata": {"name": name, "namespace": NAMESPACE}})
-                evicted += 1
-        print(f"t={time.monotonic() - started:5.1f}s node {node} drained: cordoned, "
-              f"{evicted} pods evicted ({live} not finished)", flush=True)
+        while live == 0 and time.monotonic() < deadline:
+            nodes = collections.Counter(
+                (pod.get("spec") or {}).get("nodeName") for pod in kube.list_pods(NAMESPACE).items
+                if (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed"))
+            nodes.pop(None, None)
+            if not nodes:  # nothing runs this instant (launches waiting at a budget)
+                time.sleep(0.1)
+                continue
+            node = str(nodes.most_common(1)[0][0])
+            kube.request("PATCH", f"/api/v1/nodes/{node}", body={"spec": {"unschedulable": True}},
+                         content_type="application/merge-patch+json")
+            for pod in kube.list_pods(NAMESPACE, field_selector=f"spec.nodeName={node}").items:
+                name = pod["metadata"]["name"]
+                running = (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                with contextlib.suppress(KubeError):  # gone meanwhile: nothing to evict
+                    kube.request(
+                        "POST", f"/api/v1/namespaces/{NAMESPACE}/pods/{name}/eviction",
+                        body={"apiVersion": "policy/v1", "kind": "Eviction",
+                              "metadata": {"name": name, "namespace": NAMESPACE}})
+                    evicted += 1
+                    live += running
+            print(f"t={time.monotonic() - started:5.1f}s node {node} drained: cordoned, "
+                  f"{evicted} pods evicted ({live} not finished)", flush=True)
         return node, evicted, live
     finally:
         kube.close()
@@ -503,8 +513,9 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         if duplicate_at:
             print("pods of a duplicated name created at t=" + ", ".join(
                 f"{t - wall_start:.1f}s" for t in duplicate_at[:20]))
-        # The faults must have happened: a forced 410 that nobody met proves nothing.
-        faults_ok = gone >= 1 and relists >= 1
+        # The faults must have happened: a forced 410 that nobody met proves nothing, nor
+        # does a drain that evicted no pod that was still to finish.
+        faults_ok = gone >= 1 and relists >= 1 and evicted_live > 0
         correct = not (lost or duplicates or double or wrong or forged_launched or undeleted) \
             and faults_ok
         timely = limit_ok and takeover_ok

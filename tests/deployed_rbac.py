@@ -60,12 +60,13 @@ class Identity:
 
     def denied(self, decisions: list[AccessDecision]) -> list[AccessDecision]:
         """Its requests RBAC refused."""
-        return [d for d in decisions if d.user == self.user and not d.allowed]
+        return [d for d in decisions if d.request.user == self.user and not d.allowed]
 
     def unused(self, decisions: list[AccessDecision]) -> list[Grant]:
         """What its roles grant that none of its allowed requests used: too broad."""
-        used = {Grant(d.verb, d.api_group, d.resource_name)
-                for d in decisions if d.user == self.user and d.allowed and not d.path}
+        used = {Grant(d.request.verb, d.request.api_group, d.request.resource_name)
+                for d in decisions
+                if d.request.user == self.user and d.allowed and not d.request.path}
         return sorted(self.grants - used)
 
 

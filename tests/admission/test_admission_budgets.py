@@ -182,3 +182,83 @@ def test_a_queue_at_its_pool_cap_waits_and_others_do_not(client: redis.Redis,
     # And once one of etl's pods ends (the watcher removes it), etl may launch one more
     client.zrem(RedisKeys().admission_active("etl", "default"), "e-0")
     assert gate.reserve("etl", "default", ["e-3"]).granted == 1
+
+
+def started(client: redis.Redis, namespace: str, *pods: str) -> None:
+    """The watcher saw ``pods`` Running: they leave the namespace's pending view."""
+    client.zrem(RedisKeys().admission_pending(namespace), *pods)
+
+
+def split_gate(client: redis.Redis, redis_url: str) -> Admission:
+    """A pending cap of 8, no rate limit, etl weighing 3 and the default queue 1: shares of
+    6 and 2 while both have work."""
+    return admission(client, redis_url, PODFLEET_MAX_PENDING_PODS="8", PODFLEET_LAUNCH_RATE="0",
+                     PODFLEET_QUEUE_RATES="etl=0", PODFLEET_QUEUE_WEIGHTS="etl=3")
+
+
+def test_a_queue_alone_fills_the_whole_pending_cap(client: redis.Redis,
+                                                   redis_url: str) -> None:
+    # Given a cap of 8 split 6:2 while both queues have work
+    gate = split_gate(client, redis_url)
+    # When only the default queue (weight 1) asks
+    # Then it may fill the whole cap, not its share of 2 (work-conserving)
+    assert gate.reserve(None, "default", names("d", 10)).granted == 8
+
+
+def test_freed_slots_go_to_the_queue_under_its_share_of_the_pending_cap(
+        client: redis.Redis, redis_url: str) -> None:
+    # Given etl filled the cap of 8 alone, and the default queue (share 2) waits at the cap
+    gate = split_gate(client, redis_url)
+    assert gate.reserve("etl", "default", names("e", 8)).granted == 8
+    assert gate.reserve(None, "default", ["d-0"]).budget is Budget.PENDING
+    # When two of etl's pods start
+    started(client, "default", "e-0", "e-1")
+    # Then etl, over its share of 6, may not take the free slots: the default queue is owed them
+    refused = gate.reserve("etl", "default", names("e2", 2))
+    assert refused.granted == 0 and refused.budget is Budget.PENDING_SHARE
+    assert client.hget(RedisKeys().admission_waiting, "etl").startswith(b"pending_share ")
+    # And the default queue gets both, its share
+    assert gate.reserve(None, "default", names("d", 3)).granted == 2
+
+
+def test_a_queue_over_its_share_takes_what_no_queue_is_owed(client: redis.Redis,
+                                                           redis_url: str) -> None:
+    # Given the default queue holds its share of 2 and etl 4 of its 6
+    gate = split_gate(client, redis_url)
+    assert gate.reserve(None, "default", names("d", 2)).granted == 2
+    assert gate.reserve("etl", "default", names("e", 4)).granted == 4
+    # When etl asks for 4 more
+    # Then it gets the 2 free slots: nobody else is owed them
+    assert gate.reserve("etl", "default", names("e2", 4)).granted == 2
+    # And once one of the default queue's pods starts while it waits at the cap, the slot
+    # is the default queue's
+    assert gate.reserve(None, "default", ["d-2"]).budget is Budget.PENDING
+    started(client, "default", "d-0")
+    assert gate.reserve("etl", "default", ["e3"]).budget is Budget.PENDING_SHARE
+    assert gate.reserve(None, "default", ["d-2"]).granted == 1
+
+
+def test_a_queue_under_its_share_that_no_longer_waits_at_the_cap_is_owed_nothing(
+        client: redis.Redis, redis_url: str) -> None:
+    # Given etl filled the cap of 8 alone, and the default queue (share 2) was refused at the
+    # cap, then asked nothing for over half a second (its launchers busy elsewhere), though
+    # it still counts as having work
+    gate = split_gate(client, redis_url)
+    assert gate.reserve("etl", "default", names("e", 8)).granted == 8
+    assert gate.reserve(None, "default", ["d-0"]).budget is Budget.PENDING
+    time.sleep(0.6)
+    # When two of etl's pods start
+    started(client, "default", "e-0", "e-1")
+    # Then etl may take the free slots: nobody waiting could use them
+    assert gate.reserve("etl", "default", names("e2", 2)).granted == 2
+
+
+def test_a_queue_without_work_is_owed_no_share_of_the_pending_cap(client: redis.Redis,
+                                                                   redis_url: str) -> None:
+    # Given the default queue asked once and then had no more work for over a second
+    gate = split_gate(client, redis_url)
+    assert gate.reserve(None, "default", ["d-0"]).granted == 1
+    time.sleep(1.2)
+    # When etl asks for the whole cap
+    # Then it gets every free slot: an idle queue's share goes to the busy ones
+    assert gate.reserve("etl", "default", names("e", 10)).granted == 7

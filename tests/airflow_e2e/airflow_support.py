@@ -21,6 +21,9 @@ import requests
 from podfleet.local import waiting
 from podfleet.local.ports import free_port, wait_for_port
 from podfleet.local.processes import kill_process_group, stop_process_groups
+from podfleet.simulator.cluster.config import ClusterConfig
+from podfleet.simulator.config import SimulatorConfig
+from podfleet.simulator.server import RunningSimulator, start_simulator
 
 # Waits here mostly poll the REST API: twice a second is often enough.
 POLL = 0.5
@@ -111,6 +114,27 @@ class AirflowStack:
     def start_worker(self, name: str = "worker") -> subprocess.Popen[bytes]:
         return self.start(name, [str(BIN / "podfleet"), "worker", "--processes", "1",
                                  "--threads", "4"])
+
+    def start_simulator(self, kubeconfig: Path, *, nodes: int, node_pods: int,
+                        **config: Any) -> RunningSimulator:
+        """The simulator in local mode, in a process of its own, with a kubeconfig for it at
+        ``kubeconfig``. It runs each pod's command with this stack's environment (Airflow's
+        settings: the execution API's URL, the DAGs folder), as an image's would, so the
+        process starts with that environment; ``config``: more SimulatorConfig fields."""
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(self.env)
+        try:
+            sim = start_simulator(SimulatorConfig(
+                default_termination_grace_period_s=2,
+                cluster=ClusterConfig(nodes=nodes, node_pods=node_pods, local_mode=True,
+                                      schedule_delay_s=0.01, container_start_delay_s=0.05,
+                                      termination_delay_s=0.05), **config), mode="process")
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        sim.write_kubeconfig(kubeconfig)
+        return sim
 
     def boot(self) -> None:
         self.run("db", "migrate")

@@ -7,7 +7,6 @@ runs, so they do not see each other's tasks.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,9 +24,7 @@ else:
     from podfleet.local.fleet import LocalFleet
     from podfleet.local.postgres import ScratchDatabase
     from podfleet.local.redis_server import RedisServer
-    from podfleet.simulator.cluster.config import ClusterConfig
-    from podfleet.simulator.config import SimulatorConfig
-    from podfleet.simulator.server import RunningSimulator, start_simulator
+    from podfleet.simulator.server import RunningSimulator
 
     DAGS = Path(__file__).resolve().parent / "dags"
 
@@ -66,21 +63,7 @@ else:
                                         "AIRFLOW__TRACES__OTEL_ON": "True",
                                         "OTEL_TRACES_EXPORTER": "otlp_proto_http",
                                         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint})
-        # The simulator runs each pod's command with its own environment: Airflow's settings
-        # (the execution API's URL, the DAGs folder) reach the Task SDK as an image's would.
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(stack.env)
-        try:
-            sim = start_simulator(SimulatorConfig(
-                default_termination_grace_period_s=2,
-                cluster=ClusterConfig(nodes=4, node_pods=200, local_mode=True,
-                                      schedule_delay_s=0.01, container_start_delay_s=0.05,
-                                      termination_delay_s=0.05)), mode="process")
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        sim.write_kubeconfig(fleet.kubeconfig)
+        sim = stack.start_simulator(fleet.kubeconfig, nodes=4, node_pods=200)
         stack.sim = sim  # type: ignore[attr-defined]
         stack.markers = markers  # type: ignore[attr-defined]
         stack.traces = receiver  # type: ignore[attr-defined]

@@ -8,7 +8,6 @@ pieces (Redis, its database, the signing key) are the only ``PODFLEET_*`` variab
 
 from __future__ import annotations
 
-import os
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -22,9 +21,7 @@ from podfleet.kube.client import KubeClient
 from podfleet.local.fleet import LocalFleet
 from podfleet.local.postgres import ScratchDatabase
 from podfleet.local.redis_server import RedisServer
-from podfleet.simulator.cluster.config import ClusterConfig
-from podfleet.simulator.config import SimulatorConfig
-from podfleet.simulator.server import RunningSimulator, start_simulator
+from podfleet.simulator.server import RunningSimulator
 
 pytestmark = pytest.mark.airflow
 
@@ -96,19 +93,8 @@ def ke_stack(tmp_path_factory: pytest.TempPathFactory, postgres_database_url: st
                                               podfleet_env=fleet.env)
         del stack.env["AIRFLOW__CORE__EXECUTOR"]    # the one line is in airflow.cfg
         assert not any(k.startswith("AIRFLOW__KUBERNETES_EXECUTOR") for k in stack.env)
-        saved = dict(os.environ)
-        os.environ.clear()
-        os.environ.update(stack.env)
-        try:
-            sim = start_simulator(SimulatorConfig(
-                namespaces=[NAMESPACE], default_termination_grace_period_s=2,
-                cluster=ClusterConfig(nodes=2, node_pods=100, local_mode=True,
-                                      schedule_delay_s=0.01, container_start_delay_s=0.05,
-                                      termination_delay_s=0.05)), mode="process")
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
-        sim.write_kubeconfig(fleet.kubeconfig)
+        sim = stack.start_simulator(fleet.kubeconfig, nodes=2, node_pods=100,
+                                    namespaces=[NAMESPACE])
         try:
             stack.boot()
             yield stack, sim

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from podfleet.contracts.states import TaskState
 from podfleet.settings import (
     DeletePolicy,
     Settings,
@@ -199,3 +200,15 @@ def test_queue_weights_map_each_queue_to_its_weight() -> None:
     settings = Settings.from_env({"PODFLEET_QUEUE_RATES": "etl=0,ml=0",
                                   "PODFLEET_QUEUE_WEIGHTS": "etl=3, ml=1,default=1"})
     assert settings.launch.queue_weights == {"etl": 3.0, "ml": 1.0, "default": 1.0}
+
+
+@pytest.mark.parametrize(("policy", "deleted"), [
+    (DeletePolicy.ALWAYS, {TaskState.SUCCESS, TaskState.FAILED, TaskState.REVOKED}),
+    (DeletePolicy.ON_SUCCESS, {TaskState.SUCCESS}),
+    (DeletePolicy.ON_FAILURE, {TaskState.FAILED}),
+    (DeletePolicy.NEVER, set()),
+])
+def test_a_delete_policy_deletes_the_finished_pods_of_the_tasks_it_names(
+        policy: DeletePolicy, deleted: set[TaskState]) -> None:
+    ended = (TaskState.SUCCESS, TaskState.FAILED, TaskState.REVOKED)
+    assert {state for state in ended if policy.deletes(state)} == deleted

@@ -22,7 +22,8 @@ from executor_support import (
 from podfleet.broker import queue_sizes
 from podfleet.contracts.naming import EXECUTOR_LABEL, pod_name
 from podfleet.contracts.states import TaskState
-from podfleet.executor import ExecutorFenced, TaskSubmission
+from podfleet.executor import Executor, ExecutorFenced, TaskSubmission
+from podfleet.executor.db import TaskInstance
 from podfleet.kube.client import KubeClient
 from podfleet.local.redis_server import RedisServer
 from podfleet.simulator.cluster import fate
@@ -46,6 +47,21 @@ def pod_requests(simulator: ThreadSimulator, verb: str) -> int:
     assert simulator.runtime is not None
     return sum(n for (asked, resource, _code), n in simulator.runtime.stats.requests.items()
                if asked == verb and resource == "pods")
+
+
+def relaunched(make_executor: ExecutorFactory, database_url: str) -> tuple[Executor, TaskInstance]:
+    """An executor whose task ``a`` was relaunched after the queued timeout, and the row of
+    its first, obsolete launch."""
+    clock = Clock()
+    executor = make_executor(clock=clock, queued_timeout_seconds=600,
+                             heartbeat_timeout_seconds=10_000)
+    executor.start()
+    executor.submit(key("a"), CMD)
+    old = row_of(database_url, key("a"))
+    clock.advance(601)
+    executor.sync()
+    assert row_of(database_url, key("a")).launch_id != old.launch_id
+    return executor, old
 
 
 def test_start_completes_finished_pods_and_resends_podless_tasks_with_one_list(
@@ -219,15 +235,7 @@ def test_a_pod_of_an_obsolete_launch_is_deleted_when_it_reports(
         make_executor: ExecutorFactory, database_url: str, kube: KubeClient, namespace: str,
         redis_url: str) -> None:
     # Given a task relaunched after the queued timeout (so its first launch is obsolete)
-    clock = Clock()
-    executor = make_executor(clock=clock, queued_timeout_seconds=600,
-                             heartbeat_timeout_seconds=10_000)
-    executor.start()
-    executor.submit(key("a"), CMD)
-    old = row_of(database_url, key("a"))
-    clock.advance(601)
-    executor.sync()
-    assert row_of(database_url, key("a")).launch_id != old.launch_id
+    executor, old = relaunched(make_executor, database_url)
     # When the old launch's message still creates its pod, and the pod reports
     create_pod(kube, namespace, old)
     publish(redis_url, [event(old, TaskState.RUNNING)])
@@ -258,14 +266,7 @@ def test_a_pod_of_an_obsolete_launch_gets_one_delete_however_often_it_reports(
         make_executor: ExecutorFactory, database_url: str, kube: KubeClient, namespace: str,
         redis_url: str, simulator: ThreadSimulator) -> None:
     # Given a task relaunched after the queued timeout, whose first launch's pod appears
-    clock = Clock()
-    executor = make_executor(clock=clock, queued_timeout_seconds=600,
-                             heartbeat_timeout_seconds=10_000)
-    executor.start()
-    executor.submit(key("a"), CMD)
-    old = row_of(database_url, key("a"))
-    clock.advance(601)
-    executor.sync()
+    executor, old = relaunched(make_executor, database_url)
     create_pod(kube, namespace, old)
     deletes_before = pod_requests(simulator, "delete")
     # When that pod reports again and again, over several syncs (launcher and watcher, and

@@ -7,12 +7,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from podfleet.local.loadtest import END_TO_END, KINDS, LAUNCH, LOCUSTFILE, SUBMIT
 
@@ -20,35 +16,6 @@ from podfleet.local.loadtest import END_TO_END, KINDS, LAUNCH, LOCUSTFILE, SUBMI
 def test_each_kind_is_a_request_type_of_its_own() -> None:
     assert [kind for kind, _ in KINDS] == ["launch", "end-to-end", "submit"]
     assert len({LAUNCH, END_TO_END, SUBMIT}) == 3
-
-
-@pytest.fixture
-def web_ui(tmp_path: Path) -> Iterator[str]:
-    """locust's web UI on the load test's locustfile (no swarm: nothing else is needed)."""
-    from podfleet.local.ports import free_port
-
-    port = free_port()
-    bin_dir = Path(sys.executable).parent
-    with open(tmp_path / "locust.log", "wb") as log:
-        process = subprocess.Popen(
-            [str(bin_dir / "locust"), "-f", str(LOCUSTFILE),
-             "--web-host", "127.0.0.1", "--web-port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(url + "/", timeout=5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError((tmp_path / "locust.log").read_text()) from None
-                time.sleep(0.3)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 def fetch(url: str) -> str:

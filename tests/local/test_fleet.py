@@ -24,17 +24,10 @@ FAST = SimulatorConfig(default_termination_grace_period_s=1, cluster=ClusterConf
     nodes=2, schedule_delay_s=0.01, container_start_delay_s=0.05, default_run_time_s=0.2))
 
 
-def _gone(pid: int) -> bool:
+def _gone(pid: int, *, group: bool = False) -> bool:
+    """Whether no process (with ``group``: no process of the group ``pid`` leads) is left."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
-def _group_gone(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return True
     return False
@@ -72,7 +65,7 @@ def test_a_task_runs_through_the_fleet_and_nothing_it_started_outlives_it() -> N
     # Then it succeeded, and no process or file of the fleet's is left
     assert state is TaskState.SUCCESS
     assert _gone(simulator_pid) and _gone(redis_pid)
-    assert _group_gone(pool.pid), "a process of the worker pool outlived the fleet"
+    assert _gone(pool.pid, group=True), "a process of the worker pool outlived the fleet"
     assert not workdir.exists()
 
 

@@ -1,5 +1,5 @@
-"""podfleet_pending_pods, podfleet_pending_cap and podfleet_queue_weight_share are read from
-admission's real Redis keys at scrape time."""
+"""podfleet_pending_pods, podfleet_pending_cap, podfleet_queue_weight_share and
+podfleet_queue_pending_pods are read from admission's real Redis keys at scrape time."""
 
 from __future__ import annotations
 
@@ -27,10 +27,17 @@ def test_a_scrape_shows_pending_pods_against_the_cap_and_each_queues_due_share(
     registry = CollectorRegistry()
     registry.register(AdmissionCollector(client, settings))
     # Then it sees 3 of 5 pending, and etl due 3/4 of the rate, default 1/4, idle ml none
-    assert registry.get_sample_value("podfleet_pending_pods", {"namespace": "default"}) == 3
-    assert registry.get_sample_value("podfleet_pending_cap", {"namespace": "default"}) == 5
-    assert registry.get_sample_value("podfleet_pending_pods", {"namespace": "*"}) == 3
+    assert registry.get_sample_value("podfleet_pending_pods", {"cluster": "default",
+                                                            "namespace": "default"}) == 3
+    assert registry.get_sample_value("podfleet_pending_cap", {"cluster": "default",
+                                                           "namespace": "default"}) == 5
+    assert registry.get_sample_value("podfleet_pending_pods", {"cluster": "default",
+                                                            "namespace": "*"}) == 3
     shares = {q: registry.get_sample_value("podfleet_queue_weight_share", {"queue": q})
               for q in ("etl", "default", "ml")}
     assert shares == {"etl": 0.75, "default": 0.25, "ml": 0.0}
+    # And each queue's part of the pending pods: default 2, etl 1, ml none
+    held = {q: registry.get_sample_value("podfleet_queue_pending_pods", {"queue": q})
+            for q in ("etl", "default", "ml")}
+    assert held == {"etl": 1, "default": 2, "ml": 0}
     client.close()

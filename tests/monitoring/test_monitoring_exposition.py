@@ -20,7 +20,7 @@ def test_counters_from_several_processes_add_up(worker_host: WorkerHost) -> None
     samples = scrape(worker_host.url)
 
     # Then the counter is the sum over all processes
-    assert value(samples, "podfleet_pods_created_total",
+    assert value(samples, "podfleet_pods_created_total", cluster="default",
                  namespace="team-a", outcome="created") == 12
 
 
@@ -44,14 +44,14 @@ def test_live_gauge_counts_only_running_processes(worker_host: WorkerHost) -> No
     # Given two running children that both report holding the lease (a split brain)
     first = worker_host.child("ns", 0, lease=1, hold=True)
     worker_host.child("ns", 0, lease=1, hold=True)
-    assert value(scrape(worker_host.url), "podfleet_watcher_lease_held") == 2
+    assert value(scrape(worker_host.url), "podfleet_watcher_lease_held", cluster="default") == 2
 
     # When one is SIGKILLed without anyone calling mark_process_dead
     first.kill()
     first.wait(timeout=10)
 
     # Then the next scrape no longer counts it
-    assert value(scrape(worker_host.url), "podfleet_watcher_lease_held") == 1
+    assert value(scrape(worker_host.url), "podfleet_watcher_lease_held", cluster="default") == 1
 
 
 def test_counters_of_exited_processes_are_kept(worker_host: WorkerHost) -> None:
@@ -64,7 +64,8 @@ def test_counters_of_exited_processes_are_kept(worker_host: WorkerHost) -> None:
     samples = scrape(worker_host.url)
 
     # Then its pods still count: totals never go backwards when a process dies
-    assert value(samples, "podfleet_pods_created_total", namespace="ns", outcome="created") == 7
+    assert value(samples, "podfleet_pods_created_total", cluster="default", namespace="ns",
+                 outcome="created") == 7
 
 
 def test_prepare_empties_a_reused_directory(tmp_path: Path) -> None:

@@ -145,7 +145,7 @@ def test_worker_endpoint_adds_up_to_what_the_cluster_saw(
     assert value(samples, "podfleet_broker_up") == 1
     assert value(samples, "podfleet_broker_queue_depth", queue="podfleet.launch") == 0
     assert value(samples, "podfleet_broker_dead_letters", queue="podfleet.launch") == 0
-    assert value(samples, "podfleet_watcher_lease_held") == 1
+    assert value(samples, "podfleet_watcher_lease_held", cluster="default") == 1
     # And the executor (this process) counted the same tasks end to end
     labels = {"executor": settings.executor.executor_id}
     assert REGISTRY.get_sample_value("podfleet_tasks_submitted_total", labels) == TASKS

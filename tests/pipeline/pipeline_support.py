@@ -182,6 +182,12 @@ class Pipeline:
         self.executors.append(made)
         return made
 
+    def started_executor(self, executor_id: str | None = None, **env: Any) -> Executor:
+        """:meth:`executor`, started (registered, so it may submit): most tests' opening."""
+        made = self.executor(executor_id, **env)
+        made.start()
+        return made
+
     def sync(self, executor: Executor) -> None:
         """One scheduler loop: sync, then read the event buffer as Airflow's scheduler does."""
         executor.sync()
@@ -253,12 +259,32 @@ class Pipeline:
     def stats(self) -> SimStats:
         return self.sim.admin.stats()
 
+    def kept_pod_per_row(self, rows: dict[TaskKey, TaskInstance]) -> dict[str, dict[str, Any]]:
+        """Assert that the cluster made one pod per row (none refused as AlreadyExists, none
+        deleted: the delete policy is "never"), each under its row's launch id; those pods
+        by launch id."""
+        stats = self.stats()
+        assert stats.creates.accepted == len(rows)
+        assert stats.creates.rejected.get("AlreadyExists", 0) == 0
+        assert stats.requests.get("delete", {}) == {}
+        pods = self.pods_by_launch()
+        assert set(pods) == {row.launch_id for row in rows.values()}
+        return pods
+
     def close(self) -> None:
         self.close_executors()
         self.fleet.close()
         if self._kube is not None:
             self._kube.close()
         self.redis.close()
+
+
+def submit_tasks(executor: Executor, count: int, seconds: str) -> list[TaskKey]:
+    """Submit tasks ``task_key(0)`` … ``task_key(count - 1)`` whose pods run ``seconds`` and
+    succeed, in one call; their keys."""
+    keys = [task_key(n) for n in range(count)]
+    executor.submit_many([submission(key, {fate.DURATION: seconds}) for key in keys])
+    return keys
 
 
 def submit_fleet(executor: Executor, fates: dict[str, dict[str, str]], counts: dict[str, int],

@@ -28,8 +28,7 @@ def _submit(pipeline: Pipeline, tmp_path: Path, **env: str) -> subprocess.Comple
 def test_an_executor_id_in_use_is_one_line_naming_it_and_since_when(
         pipeline: Pipeline, tmp_path: Path) -> None:
     # Given a live executor under an id
-    live = pipeline.executor("exec-busy")
-    live.start()
+    live = pipeline.started_executor("exec-busy")
     live.submit_many([submission(task_key(0), {})])
     # When `podfleet submit` starts under the same id
     result = _submit(pipeline, tmp_path, PODFLEET_EXECUTOR_ID="exec-busy")

@@ -25,8 +25,7 @@ def test_a_worker_700s_ahead_launches_tasks_rather_than_failing_them_as_expired(
     skew = skewed_clock_env(700)
     pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
     pipeline.start_worker(**skew)
-    executor = pipeline.executor(queued_timeout_seconds=600)
-    executor.start()
+    executor = pipeline.started_executor(queued_timeout_seconds=600)
     keys = [task_key(n) for n in range(5)]
     # When tasks are submitted
     executor.submit_many([submission(key, {fate.DURATION: "0.2"}) for key in keys])
@@ -40,8 +39,7 @@ def test_a_worker_700s_ahead_launches_tasks_rather_than_failing_them_as_expired(
 def test_an_executor_120s_ahead_does_not_take_a_live_executor_for_dead(
         pipeline: Pipeline, tmp_path: Path) -> None:
     # Given a live executor with a task (its heartbeat fresh on the database's clock)
-    live = pipeline.executor("exec-live")
-    live.start()
+    live = pipeline.started_executor("exec-live")
     live.submit_many([submission(task_key(0), {fate.DURATION: "0.2"})])
     live.sync()
     # When an executor whose host clock is 120 s ahead starts and syncs (the heartbeat

@@ -65,8 +65,7 @@ def _start_running(pipeline: Pipeline, count: int,
     """``count`` tasks running for RUN_SECONDS at the default delete policy, all Running."""
     pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
     pipeline.start_worker()
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     keys = [task_key(n) for n in range(count)]
     executor.submit_many([TaskSubmission(key, COMMAND, executor_config={
         "annotations": {fate.DURATION: RUN_SECONDS}, **executor_config}) for key in keys])

@@ -43,8 +43,7 @@ def test_the_deployed_roles_allow_every_call_and_grant_nothing_unused(
     # ... and executor A as the executor's SA, with a pending timeout short enough to see
     as_executor = {"kubeconfig": executor.kubeconfig,
                    "pending_timeout_seconds": PENDING_TIMEOUT_SECONDS}
-    first = pipeline.executor("exec-a", **as_executor)
-    first.start()
+    first = pipeline.started_executor("exec-a", **as_executor)
 
     # When tasks succeed, fail, stay Pending past the timeout, and one keeps running
     ok, failing, stuck, running = (task_key(n) for n in range(4))
@@ -62,8 +61,7 @@ def test_the_deployed_roles_allow_every_call_and_grant_nothing_unused(
     first.redis.close()
     first.broker.close()
     first.engine.dispose()
-    second = pipeline.executor("exec-b", **as_executor)
-    second.start()
+    second = pipeline.started_executor("exec-b", **as_executor)
     assert "exec-a" in second.adopt_dead_executors(["exec-a"])
     assert second.revoke(running)
     # ... and a create whose answer is lost makes the launcher look the pod up

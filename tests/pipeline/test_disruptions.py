@@ -37,8 +37,7 @@ def _start(pipeline: Pipeline) -> tuple[Executor, TaskKey]:
     """One running-for-a-while task at the default delete policy: its executor and key."""
     pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
     pipeline.start_worker()
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     key = task_key(0)
     executor.submit_many([submission(key, {fate.DURATION: RUN_SECONDS})])
     return executor, key

@@ -40,8 +40,7 @@ def _running_task(pipeline: Pipeline, seconds: str) -> tuple[Executor, TaskKey, 
     its executor, key and pod."""
     pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
     pipeline.start_worker()
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     key = task_key(0)
     executor.submit_many([submission(key, {fate.DURATION: seconds})])
     pipeline.run_until(executor, lambda: pipeline.rows_by_key()[key].task_state

@@ -14,8 +14,7 @@ def test_a_mixed_fleet_ends_exactly_as_its_fates_ask_with_one_pod_per_task(
     # Given two worker processes (one of them watching) and an executor
     pipeline.start_worker()
     pipeline.start_worker()
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     # When a fleet of succeeding, failing, OOM-killed and unpullable tasks is submitted
     counts = {"success": 90, "exit3": 10, "oom": 10, "image_pull": 10}
     kinds = submit_fleet(executor, FATES, counts)
@@ -41,10 +40,5 @@ def test_a_mixed_fleet_ends_exactly_as_its_fates_ask_with_one_pod_per_task(
     ran = {key for key, kind in kinds.items() if kind != "image_pull"}
     assert set(running) <= ran and set(running.values()) <= {1}
     # And the cluster saw exactly one pod per task, each under its task's launch id
-    stats = pipeline.stats()
-    assert stats.creates.accepted == len(kinds)
-    assert stats.creates.rejected.get("AlreadyExists", 0) == 0
-    assert stats.requests.get("delete", {}) == {}  # the delete policy is "never"
-    pods = pipeline.pods_by_launch()
-    assert set(pods) == {row.launch_id for row in rows.values()}
+    pipeline.kept_pod_per_row(rows)
     assert len(pipeline.pods()) == len(kinds)

@@ -9,11 +9,10 @@ import signal
 import time
 from collections import Counter
 
-from pipeline_support import Pipeline, submission, task_key, wait_for
+from pipeline_support import Pipeline, submit_tasks, wait_for
 
 from podfleet.contracts.states import TaskState
 from podfleet.simulator.admin import busiest_window
-from podfleet.simulator.cluster import fate
 
 RATE = 20
 
@@ -27,10 +26,8 @@ def test_a_launcher_resumed_after_a_pause_does_not_spend_its_old_permits_at_once
     pipeline.start_worker(queues=["podfleet.watch"])
     paused = pipeline.start_worker(watcher=False)
     pipeline.wait_for_watcher()
-    executor = pipeline.executor(batch_size=40)
-    executor.start()
-    keys = [task_key(n) for n in range(200)]
-    executor.submit_many([submission(key, {fate.DURATION: "0.2"}) for key in keys])
+    executor = pipeline.started_executor(batch_size=40)
+    keys = submit_tasks(executor, 200, "0.2")
     # When one launcher is stopped mid-launch, holding permits, for longer than they last
     # (but less than the broker heartbeat, so its messages stay its own)
     wait_for(lambda: pipeline.stats().creates.accepted >= 40, timeout=60,

@@ -32,8 +32,7 @@ def test_a_task_naming_an_unknown_priority_class_fails_at_once_and_alone(
     # Given one batch: a task naming a PriorityClass the cluster lacks, and two plain tasks
     pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
     pipeline.start_worker()
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     bad, *good = [task_key(n) for n in range(3)]
     executor.submit_many([
         TaskSubmission(bad, COMMAND, executor_config={
@@ -60,8 +59,7 @@ def test_a_pod_past_its_active_deadline_fails_its_task_with_deadline_exceeded(
     # Given a task whose pod may be active for one second but runs for a minute
     pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
     pipeline.start_worker()
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     key = task_key(0)
     counted_before = _disruptions_counted()
     executor.submit_many([TaskSubmission(key, COMMAND, executor_config={

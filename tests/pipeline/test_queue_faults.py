@@ -9,12 +9,11 @@ import uuid
 from collections import Counter
 
 import dramatiq
-from pipeline_support import Pipeline, submission, task_key, wait_for
+from pipeline_support import Pipeline, submit_tasks, wait_for
 
 from podfleet.broker import LAUNCH_ACTOR_NAME
 from podfleet.contracts.states import TaskState
 from podfleet.local.redis_server import RedisServer
-from podfleet.simulator.cluster import fate
 
 QUEUE = "podfleet.launch"
 
@@ -31,10 +30,8 @@ def test_a_garbage_queue_entry_is_dead_lettered_and_good_launches_go_on(
     garbage_id = str(uuid.uuid4())
     pipeline.redis.hset(_queue_key(pipeline, ".msgs"), garbage_id, b"\x00not a message{")
     pipeline.redis.rpush(_queue_key(pipeline), garbage_id)
-    executor = pipeline.executor(batch_size=5)
-    executor.start()
-    keys = [task_key(n) for n in range(30)]
-    executor.submit_many([submission(key, {fate.DURATION: "0.2"}) for key in keys])
+    executor = pipeline.started_executor(batch_size=5)
+    keys = submit_tasks(executor, 30, "0.2")
     pipeline.start_worker()
     # When it works through the queue
     pipeline.run_until_finished(executor, keys, timeout=60)
@@ -54,10 +51,8 @@ def test_redis_killed_mid_launch_and_restarted_from_its_aof_loses_no_task_and_ma
     # Given one worker launching slowly (10 pods/s), so launches are in flight in its threads
     pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
     pipeline.start_worker(PODFLEET_LAUNCH_RATE="10")
-    executor = pipeline.executor(batch_size=20)
-    executor.start()
-    keys = [task_key(n) for n in range(40)]
-    executor.submit_many([submission(key, {fate.DURATION: "0.2"}) for key in keys])
+    executor = pipeline.started_executor(batch_size=20)
+    keys = submit_tasks(executor, 40, "0.2")
     wait_for(lambda: pipeline.stats().creates.accepted >= 5, timeout=60,
              what="launches in flight")
     # When Redis is SIGKILLed mid-launch, the scheduler loop keeps syncing through the outage,

@@ -30,8 +30,7 @@ def test_a_flood_on_one_queue_does_not_delay_another_queues_launches(
     # Given a worker (4 threads) on the default queue and two task queues of 10 creates/s
     pipeline.env["PODFLEET_QUEUE_RATES"] = QUEUE_RATES
     pipeline.start_worker(threads=4)
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     pipeline.wait_for_watcher()
     # When 500 tasks are submitted on "bulk", then 10 on "urgent"
     executor.submit_many([
@@ -63,8 +62,7 @@ def test_a_flood_on_one_queue_does_not_delay_another_queues_launches(
 def test_short_slots_launch_the_highest_priorities_first(pipeline: Pipeline) -> None:
     # Given two slots and a worker
     pipeline.start_worker()
-    executor = pipeline.executor(parallelism=2)
-    executor.start()
+    executor = pipeline.started_executor(parallelism=2)
     pipeline.wait_for_watcher()
     # When 12 tasks with shuffled priorities are submitted at once
     priorities = list(range(12))
@@ -90,8 +88,7 @@ def test_a_task_of_an_unlisted_queue_launches_through_the_default_queue(
     # Given workers that know only the task queue "etl"
     pipeline.env["PODFLEET_QUEUE_RATES"] = "etl=50"
     pipeline.start_worker()
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     # When tasks of "etl", of a queue nobody listed and of none are submitted
     keys = [task_key(0, "q"), task_key(1, "q"), task_key(2, "q")]
     executor.submit_many([
@@ -109,8 +106,7 @@ def test_a_queue_nobody_consumes_is_said_in_status_the_log_and_a_gauge(
     # Given task queue "etl" configured, and the only worker consuming just the default queue
     pipeline.env["PODFLEET_QUEUE_RATES"] = "etl=50"
     pipeline.start_worker(queues=["default"])
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     wait_for(lambda: pipeline.redis.zcard(pipeline.keys.consumers("podfleet.launch")), 60,
              "the worker to announce the default queue")
     # When a task is submitted to "etl"

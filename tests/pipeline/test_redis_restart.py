@@ -21,8 +21,7 @@ def test_redis_restarted_empty_mid_run_loses_and_duplicates_nothing(
     # policy, Redis must keep its data (an AOF): see test_queue_faults.py.
     pipeline.start_worker(PODFLEET_LAUNCH_RATE="15")
     pipeline.start_worker(PODFLEET_LAUNCH_RATE="15")
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     keys = [task_key(n) for n in range(60)]
     durations = {key: "0.3" if n % 3 else "4" for n, key in enumerate(keys)}
     executor.submit_many([submission(key, {fate.DURATION: durations[key]}) for key in keys])

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_support import Pipeline, submission, task_key, wait_for
+from pipeline_support import Pipeline, submit_tasks, wait_for
 
 from podfleet.contracts.states import TaskState
 from podfleet.local.redis_sentinel import SentinelGroup
 from podfleet.local.redis_server import RedisServerError
-from podfleet.simulator.cluster import fate
 from podfleet.simulator.server import RunningSimulator
 
 
@@ -48,10 +47,8 @@ def test_a_sentinel_failover_mid_run_loses_no_task_and_makes_no_second_pod(
     pipeline.start_worker()
     pipeline.start_worker(watcher=False)
     pipeline.wait_for_watcher()
-    executor = pipeline.executor(batch_size=20)
-    executor.start()
-    keys = [task_key(n) for n in range(100)]
-    executor.submit_many([submission(key, {fate.DURATION: "0.3"}) for key in keys])
+    executor = pipeline.started_executor(batch_size=20)
+    keys = submit_tasks(executor, 100, "0.3")
     pipeline.run_until(executor, lambda: pipeline.stats().creates.accepted >= 20, 60,
                        "launches in flight")
     # When the primary is SIGKILLed and the sentinels promote the replica, while the

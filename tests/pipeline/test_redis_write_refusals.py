@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections import Counter
 
 import redis
-from pipeline_support import Pipeline, submission, task_key, wait_for
+from pipeline_support import Pipeline, submit_tasks, wait_for
 
 from podfleet.contracts.states import TaskState
 from podfleet.local.redis_server import RedisServer
-from podfleet.simulator.cluster import fate
 
 
 def _refuse_writes(client: redis.Redis) -> None:
@@ -50,10 +49,8 @@ def test_tasks_whose_pods_finish_while_redis_refuses_writes_complete_once_it_tak
     # Given a fleet at default settings (finished pods deleted) running short tasks
     pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
     pipeline.start_worker()
-    executor = pipeline.executor()
-    executor.start()
-    keys = [task_key(n) for n in range(30)]
-    executor.submit_many([submission(key, {fate.DURATION: "1.5"}) for key in keys])
+    executor = pipeline.started_executor()
+    keys = submit_tasks(executor, 30, "1.5")
     pipeline.run_until(executor, lambda: pipeline.stats().creates.accepted == len(keys), 60,
                        "every pod created")
     # When Redis reaches maxmemory while the pods run, and refuses writes until they finish

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pipeline_support import Pipeline, submission, task_key, wait_for
+from pipeline_support import Pipeline, submission, submit_tasks, task_key, wait_for
 
 from podfleet.contracts.states import TaskState
 from podfleet.monitoring.metrics import RESYNC_REPAIRS, ResyncRepair
@@ -25,8 +25,7 @@ def _repairs(kind: ResyncRepair) -> float:
 def test_tasks_whose_pod_events_are_all_lost_finish_by_the_resync(pipeline: Pipeline) -> None:
     # Given launchers but no watcher: no pod event reaches the executor
     pipeline.start_worker(watcher=False)
-    executor = pipeline.executor(resync_seconds=RESYNC_SECONDS)
-    executor.start()
+    executor = pipeline.started_executor(resync_seconds=RESYNC_SECONDS)
     before = _repairs(ResyncRepair.POD_FINISHED)
     keys = [task_key(n) for n in range(6)]
     # When the tasks' pods run and finish, half of them failing
@@ -46,8 +45,7 @@ def test_a_launched_task_whose_pod_vanished_unwatched_is_launched_again(
         pipeline: Pipeline) -> None:
     # Given a task launched, with no watcher to see its pod go
     pipeline.start_worker(watcher=False)
-    executor = pipeline.executor(resync_seconds=RESYNC_SECONDS)
-    executor.start()
+    executor = pipeline.started_executor(resync_seconds=RESYNC_SECONDS)
     before = _repairs(ResyncRepair.POD_VANISHED)
     key = task_key(0)
     executor.submit_many([submission(key, {fate.DURATION: "2"})])
@@ -71,8 +69,7 @@ def test_the_resync_lists_pods_by_the_page_and_reads_no_pod_by_the_task(
     executor = pipeline.executor(resync_seconds=RESYNC_SECONDS)
     executor.resync.page_size = 10
     executor.start()
-    keys = [task_key(n) for n in range(40)]
-    executor.submit_many([submission(key, {fate.DURATION: "0.1"}) for key in keys])
+    keys = submit_tasks(executor, 40, "0.1")
     wait_for(lambda: sum(1 for p in pipeline.pods()
                          if p["status"].get("phase") == "Succeeded") == len(keys),
              timeout=60, what="every pod finished")

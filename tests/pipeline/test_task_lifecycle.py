@@ -18,8 +18,7 @@ def test_revoking_a_running_task_deletes_its_pod_and_relaunches_nothing(
         pipeline: Pipeline) -> None:
     # Given a long task running next to two short ones
     pipeline.start_worker()
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     long, short = task_key(0), [task_key(1), task_key(2)]
     executor.submit_many([submission(long, {fate.DURATION: "3600"}),
                           *(submission(key, {fate.DURATION: "0.2"}) for key in short)])
@@ -53,8 +52,7 @@ def test_a_pending_pod_deleted_by_someone_else_is_relaunched_under_a_new_launch_
         pipeline: Pipeline) -> None:
     # Given a task whose pod stays in ContainerCreating for 3 s
     pipeline.start_worker()
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     key = task_key(0)
     first_launch = executor.submit(key, ["true"], executor_config={
         "annotations": {fate.START_DELAY: "3", fate.DURATION: "0.2"}})
@@ -84,8 +82,7 @@ def test_a_pending_pod_deleted_by_someone_else_is_relaunched_under_a_new_launch_
 
 def test_a_task_stuck_queued_past_the_timeout_fails_with_a_reason(pipeline: Pipeline) -> None:
     # Given no worker at all, and tasks may wait 1.5 s for a pod, then fail
-    executor = pipeline.executor(queued_timeout_seconds=1.5, queued_timeout_action="fail")
-    executor.start()
+    executor = pipeline.started_executor(queued_timeout_seconds=1.5, queued_timeout_action="fail")
     keys = [task_key(n) for n in range(5)]
     started = time.monotonic()
     executor.submit_many([submission(key, {fate.DURATION: "0.2"}) for key in keys])
@@ -104,8 +101,7 @@ def test_a_task_stuck_queued_past_the_timeout_fails_with_a_reason(pipeline: Pipe
 def test_a_task_stuck_queued_is_relaunched_with_a_new_launch_id_once_workers_start(
         pipeline: Pipeline) -> None:
     # Given no worker yet, and tasks that may wait 5 s for a pod before a relaunch
-    executor = pipeline.executor(queued_timeout_seconds=5, queued_timeout_action="relaunch")
-    executor.start()
+    executor = pipeline.started_executor(queued_timeout_seconds=5, queued_timeout_action="relaunch")
     keys = [task_key(n) for n in range(5)]
     first = dict(zip(keys, executor.submit_many(
         [submission(key, {fate.DURATION: "0.2"}) for key in keys]), strict=True))
@@ -135,8 +131,7 @@ def test_a_pod_stuck_pending_for_a_reason_nobody_maps_fails_its_task_after_the_t
     pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
     pipeline.env["PODFLEET_FATAL_CONTAINER_REASONS"] = "InvalidImageName"
     pipeline.start_worker()
-    executor = pipeline.executor(pending_timeout_seconds=3)
-    executor.start()
+    executor = pipeline.started_executor(pending_timeout_seconds=3)
     key = task_key(0)
     executor.submit(key, ["true"], executor_config={
         "annotations": {fate.IMAGE_PULL_ERROR: "ErrImagePull"}})
@@ -154,8 +149,7 @@ def test_an_unschedulable_pod_fails_its_task_with_the_schedulers_message(
         pipeline: Pipeline) -> None:
     pipeline.env["PODFLEET_DELETE_POLICY"] = "always"
     pipeline.start_worker()
-    executor = pipeline.executor(pending_timeout_seconds=3)
-    executor.start()
+    executor = pipeline.started_executor(pending_timeout_seconds=3)
     key = task_key(0)
     executor.submit(key, ["true"], executor_config={"node_selector": {"pool": "no-such-pool"}})
     pipeline.run_until_finished(executor, [key], timeout=60)

@@ -12,10 +12,12 @@ from pipeline_support import (
     LEASE_SECONDS,
     Pipeline,
     submission,
+    submit_tasks,
     task_key,
     wait_for,
 )
 
+from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.states import TaskState
 from podfleet.simulator.cluster import fate
 from podfleet.workers.watcher.actor import supervisor_interval
@@ -29,8 +31,7 @@ def test_the_watchers_worker_killed_mid_run_is_replaced_and_nothing_is_lost(
     pipeline.start_worker()
     pipeline.start_worker()
     first = pipeline.wait_for_watcher()
-    executor = pipeline.executor()
-    executor.start()
+    executor = pipeline.started_executor()
     keys = [task_key(n) for n in range(60)]
     executor.submit_many([submission(key, {fate.DURATION: f"{0.2 + (n % 10) * 0.3:.1f}"})
                           for n, key in enumerate(keys)])
@@ -48,13 +49,8 @@ def test_the_watchers_worker_killed_mid_run_is_replaced_and_nothing_is_lost(
     assert time.monotonic() - killed_at < LEASE_SECONDS + supervisor_interval(LEASE_SECONDS) + 2
     # ... and every task finishes exactly once
     pipeline.run_until_finished(executor, keys, timeout=60)
-    assert pipeline.terminal_reports() == Counter({(key, TaskState.SUCCESS): 1 for key in keys})
-    rows = pipeline.rows_by_key()
-    assert {(row.task_state, row.attempt) for row in rows.values()} == {(TaskState.SUCCESS, 1)}
     # ... with one pod per task, each deleted once it finished
-    assert pipeline.stats().creates.accepted == len(keys)
-    wait_for(lambda: not pipeline.pods(), timeout=30, what="every finished pod deleted")
-    assert pipeline.stats().creates.accepted == len(keys)
+    _each_succeeded_once_on_one_deleted_pod(pipeline, keys)
 
 
 def test_a_launcher_killed_mid_batch_loses_no_task_and_makes_no_second_pod(
@@ -66,10 +62,8 @@ def test_a_launcher_killed_mid_batch_loses_no_task_and_makes_no_second_pod(
     pipeline.start_worker(queues=["podfleet.watch"])
     launcher = pipeline.start_worker(watcher=False, PODFLEET_LAUNCH_RATE="20")
     pipeline.wait_for_watcher()
-    executor = pipeline.executor(batch_size=50)
-    executor.start()
-    keys = [task_key(n) for n in range(100)]
-    executor.submit_many([submission(key, {fate.DURATION: "0.3"}) for key in keys])
+    executor = pipeline.started_executor(batch_size=50)
+    keys = submit_tasks(executor, 100, "0.3")
     # When the launcher is SIGKILLed in the middle of both 50-pod batches
     wait_for(lambda: pipeline.stats().creates.accepted >= 25, timeout=60,
              what="the launcher to be mid-batch")
@@ -82,11 +76,17 @@ def test_a_launcher_killed_mid_batch_loses_no_task_and_makes_no_second_pod(
     # Then its messages are redelivered and every task finishes exactly once
     pipeline.run_until_finished(executor, keys, timeout=60)
     assert time.monotonic() - killed_at > BROKER_HEARTBEAT_TIMEOUT_SECONDS
+    # ... with one pod per task: the redelivered launches created nothing the dead launcher
+    # had created, although most of those pods had finished and were deleted meanwhile
+    _each_succeeded_once_on_one_deleted_pod(pipeline, keys)
+
+
+def _each_succeeded_once_on_one_deleted_pod(pipeline: Pipeline, keys: list[TaskKey]) -> None:
+    """Every task reported SUCCESS exactly once, at its first attempt, from the one pod made
+    for it, which was deleted once it finished (and no pod came after)."""
     assert pipeline.terminal_reports() == Counter({(key, TaskState.SUCCESS): 1 for key in keys})
     rows = pipeline.rows_by_key()
     assert {(row.task_state, row.attempt) for row in rows.values()} == {(TaskState.SUCCESS, 1)}
-    # ... with one pod per task: the redelivered launches created nothing the dead launcher
-    # had created, although most of those pods had finished and were deleted meanwhile
     assert pipeline.stats().creates.accepted == len(keys)
     wait_for(lambda: not pipeline.pods(), timeout=30, what="every finished pod deleted")
     assert pipeline.stats().creates.accepted == len(keys)

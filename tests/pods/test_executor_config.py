@@ -133,6 +133,6 @@ def test_executor_config_doc_lists_every_field() -> None:
 
 def test_every_field_applied_in_the_pod_is_applied_by_the_launcher() -> None:
     # Fields without a layer-3 applier take effect elsewhere: the namespace as the request's,
-    # the override merged last
+    # the override merged last, the cluster and selector as the request's eligible clusters
     assert {f.name for f in EXECUTOR_CONFIG_FIELDS if f.apply is None} == {
-        "pod_override", "namespace"}
+        "pod_override", "namespace", "cluster", "cluster_selector"}

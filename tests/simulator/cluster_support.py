@@ -1,4 +1,5 @@
-"""Helpers for the simulated-cluster and fault tests: a fast simulator and pod builders.
+"""Helpers for the simulated-cluster and fault tests: a fast simulator, pod builders, and
+kubernetes_asyncio's client configured as a user's program configures it.
 
 Latencies are milliseconds so a pod's whole life takes a few tens of milliseconds; tests wait
 for states with a deadline (a failure, never a timing assertion).
@@ -6,9 +7,11 @@ for states with a deadline (a failure, never a timing assertion).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 from fast_cluster import FAST_CLUSTER
@@ -71,8 +74,32 @@ def pod_body(
     }
 
 
+def unschedulable_message(api: Any, name: str, namespace: str = "default") -> str | None:
+    """The message of the pod's PodScheduled=False condition (why the scheduler could not
+    place it), or None while it has none."""
+    for condition in api.read_namespaced_pod(name, namespace).status.conditions or ():
+        if condition.type == "PodScheduled" and condition.status == "False":
+            message: str = condition.message
+            return message
+    return None
+
+
 def wait_for(probe: Callable[[], T | None], timeout_s: float = 10.0, what: str = "") -> T:
     """Poll ``probe`` until it returns something truthy; fail after ``timeout_s``."""
     value = wait_until(probe, timeout_s, what or str(probe), interval=0.01)
     assert value is not None
     return value
+
+
+@contextlib.asynccontextmanager
+async def asyncio_core_api(sim: RunningSimulator, tmp_path: Path) -> AsyncIterator[Any]:
+    """kubernetes_asyncio's CoreV1Api on ``sim``, from a kubeconfig file (the CA and the
+    token) loaded by kubernetes_asyncio itself, as a user's program does."""
+    import kubernetes_asyncio
+
+    configuration = kubernetes_asyncio.client.Configuration()
+    await kubernetes_asyncio.config.load_kube_config(
+        config_file=str(sim.write_kubeconfig(tmp_path / "kubeconfig")),
+        client_configuration=configuration)
+    async with kubernetes_asyncio.client.ApiClient(configuration) as api_client:
+        yield kubernetes_asyncio.client.CoreV1Api(api_client)

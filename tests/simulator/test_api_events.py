@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_support import fast_simulator, pod_body
+from cluster_support import asyncio_core_api, fast_simulator, pod_body
 from kubernetes import client, watch
 
 from podfleet.simulator.cluster.fate import DURATION, EXIT_CODE, IMAGE_PULL_ERROR
@@ -282,12 +282,7 @@ def test_kubernetes_asyncio_lists_and_watches_events(
     _reasons_once(core, namespace, "Started")
 
     async def read() -> tuple[list[str], str]:
-        configuration = kubernetes_asyncio.client.Configuration()
-        await kubernetes_asyncio.config.load_kube_config(
-            config_file=str(sim.write_kubeconfig(tmp_path / "kubeconfig")),
-            client_configuration=configuration)
-        async with kubernetes_asyncio.client.ApiClient(configuration) as api_client:
-            api = kubernetes_asyncio.client.CoreV1Api(api_client)
+        async with asyncio_core_api(sim, tmp_path) as api:
             listed = await api.list_namespaced_event(
                 namespace, field_selector="involvedObject.name=aio")
             stream = kubernetes_asyncio.watch.Watch()

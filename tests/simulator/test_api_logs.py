@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_support import fast_simulator, pod_body, unique, wait_for
+from cluster_support import asyncio_core_api, fast_simulator, pod_body, unique, wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -64,26 +64,28 @@ def _error(call: Any) -> tuple[int, str]:
 SCRIPT = "echo one; echo two >&2; echo three"
 
 
-def test_local_mode_log_is_the_process_stdout_and_stderr(api: client.CoreV1Api) -> None:
-    name = unique("out")
-    api.create_namespaced_pod(NS, pod_body(name, command=["sh", "-c", SCRIPT]))
+def _succeeded(api: client.CoreV1Api, prefix: str, script: str = SCRIPT) -> str:
+    """The name of a new pod that ran ``sh -c script`` and Succeeded."""
+    name = unique(prefix)
+    api.create_namespaced_pod(NS, pod_body(name, command=["sh", "-c", script]))
     _phase(api, name, "Succeeded")
+    return name
+
+
+def test_local_mode_log_is_the_process_stdout_and_stderr(api: client.CoreV1Api) -> None:
+    name = _succeeded(api, "out")
 
     assert api.read_namespaced_pod_log(name, NS) == "one\ntwo\nthree\n"
 
 
 def test_tail_lines_keeps_the_last_lines(api: client.CoreV1Api) -> None:
-    name = unique("tail")
-    api.create_namespaced_pod(NS, pod_body(name, command=["sh", "-c", SCRIPT]))
-    _phase(api, name, "Succeeded")
+    name = _succeeded(api, "tail")
 
     assert api.read_namespaced_pod_log(name, NS, tail_lines=2) == "two\nthree\n"
 
 
 def test_timestamps_prefix_each_line_with_rfc3339_nanoseconds(api: client.CoreV1Api) -> None:
-    name = unique("ts")
-    api.create_namespaced_pod(NS, pod_body(name, command=["sh", "-c", SCRIPT]))
-    _phase(api, name, "Succeeded")
+    name = _succeeded(api, "ts")
 
     lines = api.read_namespaced_pod_log(name, NS, timestamps=True).splitlines()
 
@@ -95,19 +97,13 @@ def test_timestamps_prefix_each_line_with_rfc3339_nanoseconds(api: client.CoreV1
 
 
 def test_since_seconds_leaves_out_older_lines(api: client.CoreV1Api) -> None:
-    name = unique("since")
-    api.create_namespaced_pod(
-        NS, pod_body(name, command=["sh", "-c", "echo early; sleep 2.5; echo late"])
-    )
-    _phase(api, name, "Succeeded")
+    name = _succeeded(api, "since", "echo early; sleep 2.5; echo late")
 
     assert api.read_namespaced_pod_log(name, NS, since_seconds=2) == "late\n"
 
 
 def test_limit_bytes_cuts_the_log(api: client.CoreV1Api) -> None:
-    name = unique("limit")
-    api.create_namespaced_pod(NS, pod_body(name, command=["sh", "-c", SCRIPT]))
-    _phase(api, name, "Succeeded")
+    name = _succeeded(api, "limit")
 
     assert api.read_namespaced_pod_log(name, NS, limit_bytes=6) == "one\ntw"
 
@@ -264,9 +260,7 @@ def test_negative_tail_lines_is_invalid(api: client.CoreV1Api) -> None:
 def test_kubectl_logs_with_tail_timestamps_and_container(
     api: client.CoreV1Api, kubeconfig: Path
 ) -> None:
-    name = unique("kubectl")
-    api.create_namespaced_pod(NS, pod_body(name, command=["sh", "-c", SCRIPT]))
-    _phase(api, name, "Succeeded")
+    name = _succeeded(api, "kubectl")
 
     plain = _kubectl(kubeconfig, "logs", name)
     tail = _kubectl(kubeconfig, "logs", name, "--tail=1", "-c", "main")
@@ -315,19 +309,12 @@ def test_kubectl_logs_of_a_waiting_pod_prints_the_servers_reason(
 
 def test_kubernetes_asyncio_reads_a_log(api: client.CoreV1Api, sim: RunningSimulator,
                                         tmp_path: Path) -> None:
-    kubernetes_asyncio = pytest.importorskip("kubernetes_asyncio")
-    name = unique("async")
-    api.create_namespaced_pod(NS, pod_body(name, command=["sh", "-c", SCRIPT]))
-    _phase(api, name, "Succeeded")
+    pytest.importorskip("kubernetes_asyncio")
+    name = _succeeded(api, "async")
 
     async def read() -> str:
         # Its own kubeconfig loading: the CA and the token, as a user's program does
-        configuration = kubernetes_asyncio.client.Configuration()
-        await kubernetes_asyncio.config.load_kube_config(
-            config_file=str(sim.write_kubeconfig(tmp_path / "kubeconfig")),
-            client_configuration=configuration)
-        async with kubernetes_asyncio.client.ApiClient(configuration) as api_client:
-            core = kubernetes_asyncio.client.CoreV1Api(api_client)
+        async with asyncio_core_api(sim, tmp_path) as core:
             text: str = await core.read_namespaced_pod_log(name, NS, tail_lines=1)
             return text
 

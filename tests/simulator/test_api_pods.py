@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 from kubernetes import client
@@ -225,31 +226,20 @@ def test_update_without_change_makes_no_new_version(core: client.CoreV1Api, name
     assert after.metadata.resource_version == before.metadata.resource_version
 
 
+@pytest.mark.parametrize("options", [
+    {"grace_period_seconds": 0},
+    {"body": client.V1DeleteOptions(grace_period_seconds=0)},
+], ids=["query", "body options"])
 def test_delete_with_zero_grace_removes_at_once(
-    core: client.CoreV1Api, namespace: str, make_pod
+    core: client.CoreV1Api, namespace: str, make_pod, options: dict[str, Any]
 ) -> None:
     core.create_namespaced_pod(namespace, make_pod("now"))
     _wait_phase(core, "now", namespace, "Running")
 
-    core.delete_namespaced_pod("now", namespace, grace_period_seconds=0)
+    core.delete_namespaced_pod("now", namespace, **options)
 
     with pytest.raises(ApiException) as info:
         core.read_namespaced_pod("now", namespace)
-    assert info.value.status == 404
-
-
-def test_delete_with_body_options_zero_grace_removes_at_once(
-    core: client.CoreV1Api, namespace: str, make_pod
-) -> None:
-    core.create_namespaced_pod(namespace, make_pod("body"))
-    _wait_phase(core, "body", namespace, "Running")
-
-    core.delete_namespaced_pod(
-        "body", namespace, body=client.V1DeleteOptions(grace_period_seconds=0)
-    )
-
-    with pytest.raises(ApiException) as info:
-        core.read_namespaced_pod("body", namespace)
     assert info.value.status == 404
 
 

@@ -9,6 +9,7 @@ from typing import Any as Raw  # the Raw fixture of conftest.py
 
 import orjson
 import pytest
+from cluster_support import asyncio_core_api
 from kubernetes import client
 
 from podfleet.simulator.server import ThreadSimulator
@@ -65,12 +66,7 @@ def test_kubernetes_asyncio_watch_gets_events(
     core.create_namespaced_pod(namespace, make_pod("p"))
 
     async def first_event() -> tuple[str, str]:
-        configuration = kubernetes_asyncio.client.Configuration()
-        await kubernetes_asyncio.config.load_kube_config(
-            config_file=str(sim.write_kubeconfig(tmp_path / "kubeconfig")),
-            client_configuration=configuration)
-        async with kubernetes_asyncio.client.ApiClient(configuration) as api_client:
-            api = kubernetes_asyncio.client.CoreV1Api(api_client)
+        async with asyncio_core_api(sim, tmp_path) as api:
             watch = kubernetes_asyncio.watch.Watch()
             async with watch.stream(
                 api.list_namespaced_pod, namespace, timeout_seconds=5

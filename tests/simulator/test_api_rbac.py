@@ -218,8 +218,8 @@ def test_the_audit_counts_each_decision(raw: Raw, namespace: str,
         raw.request("GET", f"/api/v1/namespaces/{namespace}/pods", headers=as_user(token))
     raw.request("GET", f"/api/v1/namespaces/{namespace}/pods/x/log", headers=as_user(token))
 
-    mine = {(d.verb, d.resource_name, d.allowed): d.count
-            for d in sim.admin.authorization() if d.user == user}
+    mine = {(d.request.verb, d.request.resource_name, d.allowed): d.count
+            for d in sim.admin.authorization() if d.request.user == user}
     assert mine == {("list", "pods", True): 2, ("get", "pods/log", False): 1}
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -33,6 +35,19 @@ def _raw_watch(raw, path: str) -> list[dict[str, Any]]:
     lines = [orjson.loads(line) for line in response.data.splitlines() if line.strip()]
     response.release_conn()
     return lines
+
+
+@contextmanager
+def _history_of(sim: ThreadSimulator, events: int) -> Iterator[None]:
+    """The store keeps only the last ``events`` changes inside the block, then its own window
+    again."""
+    store = sim.runtime.store
+    events_kept, seconds_kept = sim.call(store.history_window)
+    sim.call(lambda: store.set_history_window(events=events))
+    try:
+        yield
+    finally:
+        sim.call(lambda: store.set_history_window(events=events_kept, seconds=seconds_kept))
 
 
 def _kinds(events: list[dict[str, Any]]) -> list[tuple[str, str]]:
@@ -104,11 +119,8 @@ def test_resume_delivers_every_change_once_in_order(
 def test_watch_from_before_the_history_window_gets_410_expired(
     sim: ThreadSimulator, core: client.CoreV1Api, namespace: str, make_pod
 ) -> None:
-    store = sim.runtime.store
     old = core.list_namespaced_pod(namespace).metadata.resource_version
-    events_kept, seconds_kept = sim.call(store.history_window)
-    sim.call(lambda: store.set_history_window(events=5))
-    try:
+    with _history_of(sim, events=5):
         for index in range(10):
             core.create_namespaced_pod(namespace, make_pod(f"h{index}"))
 
@@ -121,8 +133,6 @@ def test_watch_from_before_the_history_window_gets_410_expired(
         )
         with pytest.raises(ApiException) as info:
             list(stream)
-    finally:
-        sim.call(lambda: store.set_history_window(events=events_kept, seconds=seconds_kept))
 
     assert info.value.status == 410
     assert info.value.reason.startswith("Expired: too old resource version: " + old)
@@ -131,18 +141,13 @@ def test_watch_from_before_the_history_window_gets_410_expired(
 def test_expired_watch_sends_one_error_event_with_a_status(
     sim: ThreadSimulator, raw, core: client.CoreV1Api, namespace: str, make_pod
 ) -> None:
-    store = sim.runtime.store
     old = core.list_namespaced_pod(namespace).metadata.resource_version
-    events_kept, seconds_kept = sim.call(store.history_window)
-    sim.call(lambda: store.set_history_window(events=3))
-    try:
+    with _history_of(sim, events=3):
         for index in range(6):
             core.create_namespaced_pod(namespace, make_pod(f"e{index}"))
         lines = _raw_watch(
             raw, f"/api/v1/namespaces/{namespace}/pods?watch=1&resourceVersion={old}"
         )
-    finally:
-        sim.call(lambda: store.set_history_window(events=events_kept, seconds=seconds_kept))
 
     assert len(lines) == 1
     assert lines[0]["type"] == "ERROR"
@@ -159,16 +164,11 @@ def test_continue_token_older_than_the_window_is_410(
     for index in range(3):
         core.create_namespaced_pod(namespace, make_pod(f"c{index}"))
     first = core.list_namespaced_pod(namespace, limit=1)
-    store = sim.runtime.store
-    events_kept, seconds_kept = sim.call(store.history_window)
-    sim.call(lambda: store.set_history_window(events=2))
-    try:
+    with _history_of(sim, events=2):
         for index in range(4):
             core.create_namespaced_pod(namespace, make_pod(f"d{index}"))
         with pytest.raises(ApiException) as info:
             core.list_namespaced_pod(namespace, limit=1, _continue=first.metadata._continue)
-    finally:
-        sim.call(lambda: store.set_history_window(events=events_kept, seconds=seconds_kept))
 
     assert info.value.status == 410
     assert orjson.loads(info.value.body)["reason"] == "Expired"

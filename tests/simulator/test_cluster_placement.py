@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from cluster_support import fast_simulator, wait_for
+from cluster_support import fast_simulator, unschedulable_message, wait_for
 from kubernetes import client
 
 from podfleet.simulator.cluster.config import NodeConfig
@@ -38,14 +38,6 @@ def _node_of(api: client.CoreV1Api, name: str) -> str | None:
     return node
 
 
-def _unschedulable_message(api: client.CoreV1Api, name: str) -> str | None:
-    for condition in api.read_namespaced_pod(name, NS).status.conditions or ():
-        if condition.type == "PodScheduled" and condition.status == "False":
-            message: str = condition.message
-            return message
-    return None
-
-
 def _affinity(*expressions: dict[str, Any]) -> dict[str, Any]:
     return {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
         "nodeSelectorTerms": [{"matchExpressions": list(expressions)}]}}}
@@ -62,7 +54,7 @@ def test_declared_nodes_carry_their_labels_and_taints(api: client.CoreV1Api) -> 
 def test_a_pod_without_a_toleration_stays_off_a_tainted_node(api: client.CoreV1Api) -> None:
     api.create_namespaced_pod(NS, _pod("p", nodeSelector={"zone": "b"}))
 
-    message = wait_for(lambda: _unschedulable_message(api, "p"), what="FailedScheduling")
+    message = wait_for(lambda: unschedulable_message(api, "p"), what="FailedScheduling")
 
     assert message == (
         "0/2 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
@@ -97,7 +89,7 @@ def test_affinity_that_matches_no_node_keeps_the_pod_pending(api: client.CoreV1A
     api.create_namespaced_pod(NS, _pod("p", affinity=_affinity(
         {"key": "size", "operator": "Gt", "values": ["100"]})))
 
-    message = wait_for(lambda: _unschedulable_message(api, "p"), what="FailedScheduling")
+    message = wait_for(lambda: unschedulable_message(api, "p"), what="FailedScheduling")
 
     assert message.startswith("0/2 nodes are available: 1 node(s) didn't match Pod's node "
                               "affinity/selector, 1 node(s) had untolerated taint")
@@ -106,7 +98,7 @@ def test_affinity_that_matches_no_node_keeps_the_pod_pending(api: client.CoreV1A
 def test_a_cordoned_node_takes_no_new_pods_until_uncordoned(api: client.CoreV1Api) -> None:
     api.patch_node("plain", {"spec": {"unschedulable": True}})
     api.create_namespaced_pod(NS, _pod("p"))
-    message = wait_for(lambda: _unschedulable_message(api, "p"), what="FailedScheduling")
+    message = wait_for(lambda: unschedulable_message(api, "p"), what="FailedScheduling")
 
     api.patch_node("plain", {"spec": {"unschedulable": False}})
 

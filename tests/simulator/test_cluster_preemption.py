@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cluster_support import fast_simulator, wait_for
+from cluster_support import fast_simulator, unschedulable_message, wait_for
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
@@ -51,14 +51,6 @@ def _running(api: client.CoreV1Api, name: str) -> bool:
     return bool(api.read_namespaced_pod(name, NS).status.phase == "Running")
 
 
-def _failed_scheduling(api: client.CoreV1Api, name: str) -> str | None:
-    for condition in api.read_namespaced_pod(name, NS).status.conditions or ():
-        if condition.type == "PodScheduled" and condition.status == "False":
-            message: str = condition.message
-            return message
-    return None
-
-
 def _disruption(pod: Any) -> Any:
     return next((c for c in pod.status.conditions or () if c.type == "DisruptionTarget"), None)
 
@@ -66,7 +58,7 @@ def _disruption(pod: Any) -> Any:
 def test_a_pod_that_fits_nowhere_says_so_with_preemptions_part(api: client.CoreV1Api) -> None:
     api.create_namespaced_pod(NS, _pod("big", cpu="2"))
 
-    message = wait_for(lambda: _failed_scheduling(api, "big"), what="FailedScheduling")
+    message = wait_for(lambda: unschedulable_message(api, "big"), what="FailedScheduling")
 
     assert message == ("0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are "
                        "available: 1 No preemption victims found for incoming pod.")
@@ -98,7 +90,7 @@ def test_preemption_policy_never_waits_instead(api: client.CoreV1Api) -> None:
 
     api.create_namespaced_pod(NS, _pod("polite", class_name="high-never"))
 
-    message = wait_for(lambda: _failed_scheduling(api, "polite"), what="FailedScheduling")
+    message = wait_for(lambda: unschedulable_message(api, "polite"), what="FailedScheduling")
     assert message == ("0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible "
                        "due to preemptionPolicy=Never.")
     assert _running(api, "low")

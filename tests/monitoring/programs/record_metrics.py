@@ -12,10 +12,10 @@ import sys
 from podfleet.monitoring import metrics
 
 namespace, created, lease, hold = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
-metrics.PODS_CREATED.labels(namespace, "created").inc(created)
+metrics.PODS_CREATED.labels("default", namespace, "created").inc(created)
 for i in range(created):
     metrics.LAUNCH_LATENCY.labels(namespace).observe(0.1 * (i + 1))
-metrics.WATCHER_LEASE_HELD.set(int(lease))
+metrics.WATCHER_LEASE_HELD.labels(cluster="default").set(int(lease))
 print("ready", flush=True)
 if hold == "1":
     sys.stdin.read()

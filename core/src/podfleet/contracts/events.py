@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from podfleet.contracts.clusters import DEFAULT_CLUSTER
 from podfleet.contracts.failure import Failure
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.states import TaskState
@@ -49,7 +50,10 @@ class TaskEvent:
 
     ``failure`` says why, for a FAILED state, a REQUEUE and a WAITING (whose ``message`` is
     what the task waits on, as ``podfleet status`` shows it); ``detail`` holds observations
-    that decide nothing (node, start latency, create attempts, …).
+    that decide nothing (node, start latency, create attempts, …). ``cluster`` is the
+    cluster the launch was placed on (the launcher's choice, the watcher's own cluster); an
+    event written before clusters existed reads as
+    :data:`~podfleet.contracts.clusters.DEFAULT_CLUSTER`.
     """
 
     key: TaskKey
@@ -64,6 +68,7 @@ class TaskEvent:
     pod_uid: str | None = None
     occurred_at: float = field(default_factory=time.time)
     detail: dict[str, Any] = field(default_factory=dict)
+    cluster: str = DEFAULT_CLUSTER
 
     @property
     def reason(self) -> str | None:
@@ -87,6 +92,7 @@ class TaskEvent:
             "uid": self.pod_uid or "",
             "at": repr(self.occurred_at),
             "detail": orjson.dumps(self.detail).decode(),
+            "cluster": self.cluster,
         }
 
     @classmethod
@@ -128,6 +134,7 @@ class TaskEvent:
             pod_uid=f.get("uid") or None,
             occurred_at=occurred_at,
             detail=detail,
+            cluster=f.get("cluster") or DEFAULT_CLUSTER,
         )
 
 

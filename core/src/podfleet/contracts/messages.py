@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from podfleet.contracts.clusters import DEFAULT_CLUSTER, cluster_name_problem
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.signing import MessageSigner, SignatureError
 
@@ -43,6 +44,11 @@ class LaunchRequest:
     the rest, so the next delivery goes on counting towards ``max_attempts`` rather than
     starting over. A request from the executor has none (0 and ""), and its wire form leaves
     them out. Both are validated on construction and when read from the wire.
+
+    ``clusters`` are the clusters the task may run on, in order of preference
+    (``podfleet.contracts.clusters.eligible_clusters``, computed at submit); the launcher
+    places the pod on one of them. A message without them (written before clusters
+    existed) means :data:`~podfleet.contracts.clusters.DEFAULT_CLUSTER`.
     """
 
     key: TaskKey
@@ -57,9 +63,11 @@ class LaunchRequest:
     priority: int = 0
     attempts: int = 0
     last_reason: str = ""
+    clusters: tuple[str, ...] = (DEFAULT_CLUSTER,)
 
     def __post_init__(self) -> None:
-        problem = carried_attempts_problem(self.attempts, self.last_reason)
+        problem = (carried_attempts_problem(self.attempts, self.last_reason)
+                   or clusters_problem(self.clusters))
         if problem:
             raise InvalidMessage(problem)
 
@@ -75,6 +83,7 @@ class LaunchRequest:
             "executor_config": self.executor_config,
             "deadline": self.deadline,
             "priority": self.priority,
+            "clusters": list(self.clusters),
         }
         if self.attempts or self.last_reason:
             wire["attempts"] = self.attempts
@@ -123,6 +132,9 @@ class LaunchRequest:
             raise InvalidMessage("priority must be an integer")
         attempts = data.get("attempts", 0)
         last_reason = data.get("last_reason", "")
+        clusters = data.get("clusters", [DEFAULT_CLUSTER])
+        if not isinstance(clusters, list):
+            raise InvalidMessage("clusters must be a list of cluster names")
         return cls(
             key=key,
             launch_id=launch_id,
@@ -136,6 +148,7 @@ class LaunchRequest:
             priority=priority,
             attempts=attempts,
             last_reason=last_reason,
+            clusters=tuple(clusters),
         )
 
 
@@ -216,6 +229,20 @@ def carried_attempts_problem(attempts: Any, last_reason: Any) -> str | None:
         return "attempts must be a non-negative integer"
     if not isinstance(last_reason, str) or len(last_reason) > LAST_REASON_LIMIT:
         return f"last_reason must be a string of at most {LAST_REASON_LIMIT} characters"
+    return None
+
+
+def clusters_problem(clusters: Any) -> str | None:
+    """Why ``clusters`` is not a request's eligible clusters (a non-empty tuple of distinct
+    cluster names), or None."""
+    if not isinstance(clusters, tuple) or not clusters:
+        return "clusters must be a non-empty list of cluster names"
+    for name in clusters:
+        problem = cluster_name_problem(name)
+        if problem:
+            return f"clusters: {problem}"
+    if len(set(clusters)) != len(clusters):
+        return "clusters must not name a cluster twice"
     return None
 
 

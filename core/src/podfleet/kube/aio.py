@@ -192,6 +192,9 @@ class AsyncKubeClient:
             except TimeoutError:
                 raise Unreachable(
                     "Timeout", f"{method} {path}: no answer within {seconds:g}s") from None
+            except aiohttp.ClientConnectorError as exc:  # no connection: nothing was sent
+                raise Unreachable("ConnectionError", f"{method} {path}: cannot connect: {exc}",
+                                  sent=False) from None
             except aiohttp.ClientError as exc:
                 raise Unreachable("ConnectionError",
                                           f"{method} {path}: {exc}") from None

@@ -152,6 +152,16 @@ class KubeClient:
                    observe=observe)
 
     @classmethod
+    def from_cluster(cls, spec: Any, *, timeout_seconds: float = 10.0,
+                     observe: RequestObserver | None = None) -> KubeClient:
+        """Build for one configured cluster (a
+        :class:`~podfleet.contracts.clusters.ClusterSpec`: in-cluster config, or its
+        kubeconfig file and context)."""
+        return cls.from_config(kubeconfig=spec.kubeconfig, context=spec.context,
+                               in_cluster=spec.in_cluster, timeout_seconds=timeout_seconds,
+                               observe=observe)
+
+    @classmethod
     def from_settings(cls, settings: Any, observe: RequestObserver | None = None
                       ) -> KubeClient:
         """Build from ``Settings.kubernetes``."""
@@ -406,7 +416,7 @@ def connection_error(what: str, exc: urllib3.exceptions.HTTPError) -> Unreachabl
     different fixes.
     """
     if isinstance(exc, urllib3.exceptions.NewConnectionError):
-        return Unreachable("ConnectionError", f"{what}: cannot connect: {exc}")
+        return Unreachable("ConnectionError", f"{what}: cannot connect: {exc}", sent=False)
     if isinstance(exc, urllib3.exceptions.TimeoutError):
         return Unreachable("Timeout", f"{what}: {exc}")
     return Unreachable("ConnectionError", f"{what}: {exc}")

@@ -143,17 +143,19 @@ class Unreachable(Exception):
     """No answer from the API server: refused, reset, TLS failure, or timed out.
 
     ``reason`` is ``"Timeout"`` when the request or stream timed out, ``"ConnectionError"``
-    otherwise. What became of the request is unknown (a create may have happened).
-    ``retry_after`` is always None (no server said anything), so retry code can read it from
-    either family.
+    otherwise. What became of the request is unknown (a create may have happened), unless
+    ``sent`` is False: no connection was made (refused, no route, a failed TLS handshake),
+    so the request never left. ``retry_after`` is always None (no server said anything), so
+    retry code can read it from either family.
     """
 
     retryable: ClassVar[bool] = True
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, *, sent: bool = True) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
+        self.sent = sent
         self.retry_after: float | None = None
 
     @property

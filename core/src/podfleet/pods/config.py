@@ -23,6 +23,12 @@ from typing import Any, cast
 
 import orjson
 
+from podfleet.contracts.clusters import (
+    Placement,
+    PlacementError,
+    cluster_name_problem,
+    selector_problem,
+)
 from podfleet.kube.models import is_api_model, model_to_json
 from podfleet.kube.rules import (
     dns1123_label_errors,
@@ -406,6 +412,17 @@ EXECUTOR_CONFIG_FIELDS: tuple[ConfigField, ...] = (
         "`pod_override.metadata.namespace`; the two must agree)",
         lambda f, v: _checked_name(f, v, dns1123_label_errors), None),
     ConfigField(
+        "cluster", "the name of a configured cluster (`PODFLEET_CLUSTERS_FILE`; so does "
+        "`pod_override`'s `podfleet.io/cluster` annotation, and the two must agree)",
+        "nothing in the pod: the task runs on that cluster only",
+        lambda f, v: _cluster_name(f, v), None),
+    ConfigField(
+        "cluster_selector", "an object of label keys to label values, matched against the "
+        "configured clusters' `labels` (not with `cluster`)",
+        "nothing in the pod: the task runs on one of the clusters whose labels hold all of "
+        "them (within its queue's, `PODFLEET_QUEUE_CLUSTERS`), where there is room",
+        lambda f, v: _cluster_selector(f, v), None),
+    ConfigField(
         "image", "an image reference, without whitespace",
         "the task container's `image`", lambda f, v: _image(f, v),
         _set_in_container("image")),
@@ -497,6 +514,21 @@ def _checked_name(field: str, value: Any, check: Callable[[str], list[str]]) -> 
     return text
 
 
+def _cluster_name(field: str, value: Any) -> str:
+    text = _string(field, value)
+    problem = cluster_name_problem(text)
+    if problem:
+        raise _fail(field, problem)
+    return text
+
+
+def _cluster_selector(field: str, value: Any) -> dict[str, str]:
+    problem = selector_problem(value)
+    if problem:
+        raise _fail(field, problem)
+    return dict(value)
+
+
 def _positive_integer(field: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise _fail(field, f"must be a positive whole number, got {value!r}")
@@ -586,6 +618,10 @@ def validate_executor_config(config: Any) -> dict[str, Any]:
         raise InvalidExecutorConfig(
             f"executor_config.namespace {result['namespace']!r} and "
             f"pod_override.metadata.namespace {override_ns!r} disagree")
+    try:
+        Placement.from_executor_config(result)
+    except PlacementError as exc:
+        raise InvalidExecutorConfig(str(exc)) from None
     return result
 
 

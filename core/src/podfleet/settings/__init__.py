@@ -21,12 +21,20 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from podfleet.contracts.clusters import (
+    DEFAULT_CLUSTER,
+    ClusterSpec,
+    UnknownCluster,
+    cluster_name_problem,
+)
 from podfleet.contracts.pod_status import KUBELET_WAITING_REASONS
+from podfleet.contracts.states import TaskState
 from podfleet.kube.rules import (
     dns1123_label_errors,
     dns1123_subdomain_errors,
     label_value_errors,
 )
+from podfleet.settings import clusters as cluster_file
 from podfleet.settings import parsers
 from podfleet.settings.declaration import Parser, SettingsError, Variable, declared, setting
 
@@ -34,6 +42,7 @@ __all__ = [
     "NOT_SETTINGS",
     "VARIABLES",
     "BrokerSettings",
+    "ClusterSettings",
     "DatabaseSettings",
     "DeletePolicy",
     "ExecutorSettings",
@@ -61,6 +70,17 @@ class DeletePolicy(StrEnum):
     ON_SUCCESS = "on_success"
     ON_FAILURE = "on_failure"
     NEVER = "never"
+
+    def deletes(self, state: TaskState) -> bool:
+        """Whether this policy deletes a finished pod whose task ended in ``state`` (the
+        watcher's deletes and the executor's resync both ask)."""
+        if self is DeletePolicy.ALWAYS:
+            return True
+        if self is DeletePolicy.ON_SUCCESS:
+            return state is TaskState.SUCCESS
+        if self is DeletePolicy.ON_FAILURE:
+            return state is TaskState.FAILED
+        return False
 
 
 class PodSecurityLevel(StrEnum):
@@ -219,6 +239,45 @@ class KubernetesSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ClusterSettings:
+    """The Kubernetes clusters this fleet runs pods on (``podfleet.contracts.clusters``)."""
+
+    file: Path | None = setting(
+        "PODFLEET_CLUSTERS_FILE", "",
+        "YAML or JSON list of the clusters this fleet runs pods on, each "
+        "`{name, kubeconfig, context, in_cluster, namespaces, launch_rate, max_pending_pods, "
+        "labels}` (a field left out takes today's setting: PODFLEET_KUBECONFIG, "
+        "PODFLEET_KUBE_CONTEXT, PODFLEET_IN_CLUSTER, PODFLEET_WATCH_NAMESPACES, "
+        "PODFLEET_LAUNCH_RATE, PODFLEET_MAX_PENDING_PODS); checked at start: names unique "
+        "DNS-1123 labels, each kubeconfig readable with its context, labels by Kubernetes' "
+        "rules. Empty = one cluster named `default` made of those settings "
+        "(docs/architecture.md, Clusters).", _template_file())
+    #: Task queue -> the clusters its tasks may run on; a queue not listed: every cluster.
+    queue_clusters: dict[str, tuple[str, ...]] = setting(
+        "PODFLEET_QUEUE_CLUSTERS", "",
+        "The clusters each task queue's tasks may run on, as `queue=cluster|cluster,…` "
+        "(e.g. `gpu=gpu-east|gpu-west`; `default` is the queue of tasks without one); a "
+        "queue not listed may run on every cluster. A task's own `cluster` or "
+        "`cluster_selector` (executor_config) chooses among them. Each queue must be "
+        "`default` or listed in PODFLEET_QUEUE_RATES, each cluster configured. Executors "
+        "and workers must agree on it.", parsers.queue_clusters(cluster_name_problem))
+    #: Every configured cluster, in the file's order (never empty after from_env).
+    configured: tuple[ClusterSpec, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The configured clusters' names, in order."""
+        return tuple(spec.name for spec in self.configured)
+
+    def named(self, name: str) -> ClusterSpec:
+        """The configured cluster ``name``; raises UnknownCluster."""
+        for spec in self.configured:
+            if spec.name == name:
+                return spec
+        raise UnknownCluster(name, self.names)
+
+
+@dataclass(frozen=True, slots=True)
 class PodSettings:
     image: str = setting("PODFLEET_WORKER_IMAGE", "python:3.11-slim",
                          "Image of the task container when neither template nor override "
@@ -322,7 +381,8 @@ class LaunchSettings:
     #: Task queue -> weight; a queue not listed weighs 1.
     queue_weights: dict[str, float] = setting(
         "PODFLEET_QUEUE_WEIGHTS", "",
-        "Weights by which the task queues that have work share PODFLEET_LAUNCH_RATE, as "
+        "Weights by which the task queues that have work share PODFLEET_LAUNCH_RATE and the "
+        "pending caps (PODFLEET_MAX_PENDING_PODS, PODFLEET_NAMESPACE_MAX_PENDING_PODS), as "
         "`queue=weight,…` (e.g. `etl=3,ml=1,default=1`); a queue not listed weighs 1. "
         "Work-conserving: a queue without work for about a second takes no share, and its "
         "share returns within about a second once it has work. Each queue must be "
@@ -437,6 +497,7 @@ class Settings:
     redis: RedisSettings
     database: DatabaseSettings
     kubernetes: KubernetesSettings
+    clusters: ClusterSettings
     pods: PodSettings
     logs: LogSettings
     launch: LaunchSettings
@@ -480,6 +541,7 @@ class Settings:
                             launch["queue_rates"])
         _check_namespace_caps(launch["namespace_max_pending_pods"], kube["task_namespaces"])
         executor["executor_id"] = executor["executor_id"] or default_executor_id()
+        _fill_clusters(groups["clusters"], kube, launch, env)
         heartbeat = executor["heartbeat_seconds"]
         heartbeat_timeout = executor["heartbeat_timeout_seconds"]
         if heartbeat_timeout <= heartbeat:
@@ -490,6 +552,28 @@ class Settings:
         own = {field: variable.read(env) for field, variable in declared(cls)}
         return cls(**{name: _GROUPS[name](**values) for name, values in groups.items()},
                    **own)
+
+
+def _fill_clusters(clusters: dict[str, Any], kube: dict[str, Any], launch: dict[str, Any],
+                   environ: Mapping[str, str]) -> None:
+    """``configured``: the clusters file's, or one ``default`` cluster of today's settings;
+    then PODFLEET_QUEUE_CLUSTERS checked against them and the queues."""
+    today = ClusterSpec(
+        name=DEFAULT_CLUSTER, kubeconfig=kube["kubeconfig"], context=kube["context"],
+        in_cluster=kube["in_cluster"], namespaces=kube["watch_namespaces"],
+        launch_rate=launch["rate"], max_pending_pods=launch["max_pending_pods"])
+    path = clusters["file"]
+    clusters["configured"] = (cluster_file.load_clusters(path, today, environ=environ)
+                              if path is not None else (today,))
+    names = [spec.name for spec in clusters["configured"]]
+    _check_known_queues("PODFLEET_QUEUE_CLUSTERS", clusters["queue_clusters"],
+                        launch["queue_rates"])
+    for queue, listed in clusters["queue_clusters"].items():
+        unknown = [name for name in listed if name not in names]
+        if unknown:
+            raise SettingsError(f"PODFLEET_QUEUE_CLUSTERS: queue {queue!r}: cluster "
+                                f"{unknown[0]!r} is not configured (configured: "
+                                f"{', '.join(names)})")
 
 
 def _check_task_namespaces(task: tuple[str, ...], watched: tuple[str, ...]) -> None:

@@ -188,6 +188,27 @@ def queue_priority_classes(name_errors: Callable[[str], list[str]]
     return Parser(parse)
 
 
+def queue_clusters(name_problem: Callable[[str], str | None]
+                   ) -> Parser[dict[str, tuple[str, ...]]]:
+    """``queue=cluster|cluster,…``: each queue name valid (``default`` included) and listed
+    once, each with one or more distinct cluster names (``name_problem`` says why one is not
+    a name); whether they are configured is checked with the clusters."""
+    def parse(name: str, raw: str) -> dict[str, tuple[str, ...]]:
+        lists: dict[str, tuple[str, ...]] = {}
+        for queue, value in _entries(name, raw, "queue=cluster|cluster (e.g. gpu=east|west)",
+                                     queue_name_problem):
+            clusters = tuple(c.strip() for c in value.split("|"))
+            for cluster in clusters:
+                problem = name_problem(cluster)
+                if problem:
+                    raise SettingsError(f"{name}: queue {queue!r}: {problem}")
+            if len(set(clusters)) != len(clusters):
+                raise SettingsError(f"{name}: queue {queue!r} names a cluster twice")
+            lists[queue] = clusters
+        return lists
+    return Parser(parse)
+
+
 def queue_weights() -> Parser[dict[str, float]]:
     """``queue=weight,…``: each queue name valid and listed once, each weight finite, ≥ 0
     (that not every queue weighs 0 is checked with PODFLEET_QUEUE_RATES, which names them)."""

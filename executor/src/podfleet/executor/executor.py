@@ -66,6 +66,7 @@ from podfleet.executor.pods import ExecutorPods
 from podfleet.executor.queue_watch import UnconsumedQueues
 from podfleet.executor.reconcile import Reconciler
 from podfleet.executor.registry import ExecutorFenced, ExecutorIdInUse, Registration
+from podfleet.executor.repair import RepairContext
 from podfleet.executor.resync import Resync
 from podfleet.executor.rows import NewTaskRow, insert_rows
 from podfleet.executor.shutdown import fail_fast_kube, fail_fast_redis, left_for_adoption
@@ -184,12 +185,10 @@ class Executor:
             self.settings, self._registration, self._sessions, self.broker,
             MessageSigner(self.settings.require_signing_key()), clock,
             deadline_clock=self._deadline_clock.now)
-        self._reconciler = Reconciler(
-            self.settings, self._sessions, self._streams, self._pods, lambda: self.kube,
-            clock, self._after_commit, self._launches.launch_waiting)
-        self.resync = Resync(
-            self.settings, self._sessions, self._pods, lambda: self.kube, clock,
-            self._after_commit, self._registration.check_not_fenced)
+        repairs = RepairContext(self.settings, self._sessions, self._pods, lambda: self.kube,
+                                clock, self._after_commit)
+        self._reconciler = Reconciler(repairs, self._streams, self._launches.launch_waiting)
+        self.resync = Resync(repairs, self._registration.check_not_fenced)
 
     # --- lifecycle --------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
 
 from podfleet.contracts.events import EventKind, EventSource, TaskEvent
 from podfleet.contracts.judgement import judge
@@ -29,14 +28,12 @@ from podfleet.contracts.states import TaskState
 from podfleet.executor.batch import Applied, count_relaunch, record_change
 from podfleet.executor.db import ACTIVE_STATES, ExecutorRecord, ExecutorState, TaskInstance
 from podfleet.executor.db_clock import db_now
-from podfleet.executor.pods import ExecutorPods
+from podfleet.executor.repair import RepairContext
 from podfleet.executor.rows import TASKS, rowcount
 from podfleet.executor.streams import EventStreams
 from podfleet.executor.transitions import Outcome, apply_event, fail, relaunch
-from podfleet.kube.client import KubeClient
 from podfleet.kube.errors import KubeError, NotFound, Unreachable
 from podfleet.monitoring.metrics import RelaunchCause
-from podfleet.settings import Settings
 
 log = logging.getLogger("podfleet.executor")
 
@@ -46,22 +43,16 @@ RELABEL_THREADS = 8
 class Reconciler:
     """Start-up and after-loss recovery of one executor's tasks.
 
-    ``after_commit`` acts on what a transaction changed (event buffer, metrics, pod deletes);
-    ``launch_waiting`` sends QUEUED tasks into the open slots. Both belong to the executor.
+    ``launch_waiting`` sends QUEUED tasks into the open slots; it belongs to the executor, as
+    do the event ``streams`` and what the ``context`` holds.
     """
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session],
-                 streams: EventStreams, pods: ExecutorPods, kube: Callable[[], KubeClient],
-                 clock: Callable[[], float], after_commit: Callable[[Applied], None],
+    def __init__(self, context: RepairContext, streams: EventStreams,
                  launch_waiting: Callable[[], int]) -> None:
-        self.settings = settings
-        self.executor_id = settings.executor.executor_id
-        self._sessions = sessions
+        self.settings = context.settings
+        self.executor_id = context.executor_id
+        self._context = context
         self._streams = streams
-        self._pods = pods
-        self._kube = kube
-        self._clock = clock
-        self._after_commit = after_commit
         self._launch_waiting = launch_waiting
 
     def reconcile(self, *, redis_lost: bool = False) -> None:
@@ -74,9 +65,9 @@ class Reconciler:
         events about these tasks, is gone) a LAUNCHED task with no pod is relaunched and a
         RUNNING one is failed, since what happened to its pod can no longer be known.
         """
-        now = self._clock()
+        now = self._context.clock()
         try:
-            pods = self._pods.list_pods(MANAGED_SELECTOR)
+            pods = self._context.pods.list_pods(MANAGED_SELECTOR)
         except Exception as exc:  # an unreachable API, or no kubeconfig at all
             log.warning("reconciliation skipped, cannot list pods: %s", exc)
             if redis_lost:
@@ -89,7 +80,7 @@ class Reconciler:
             if launch_id:
                 by_launch.setdefault(launch_id, []).append(listed)
         result = Applied()
-        with self._sessions.begin() as session:
+        with self._context.sessions.begin() as session:
             rows = session.scalars(sa.select(TaskInstance).where(
                 TaskInstance.executor_id == self.executor_id,
                 TaskInstance.state.in_(ACTIVE_STATES)).with_for_update())
@@ -116,13 +107,13 @@ class Reconciler:
                     fail(row, now, "pod vanished while running (found missing after Redis "
                                    "lost its state)")
                     record_change(result, row, self.executor_id)
-        self._after_commit(result)
+        self._context.after_commit(result)
         log.info("executor %s reconciled against %d pod(s): %d task(s) updated",
                  self.executor_id, len(pods), result.applied)
         self._launch_waiting()
 
     def _resend_all_queued(self) -> None:
-        with self._sessions.begin() as session:
+        with self._context.sessions.begin() as session:
             session.execute(sa.update(TASKS).where(
                 TASKS.c.executor_id == self.executor_id,
                 TASKS.c.state == TaskState.QUEUED.value).values(enqueued_at=None))
@@ -137,7 +128,7 @@ class Reconciler:
         is fenced at its next heartbeat). The claim is one conditional UPDATE, so of several
         executors racing for the same dead one exactly one wins. Returns the adopted ids.
         """
-        now = self._clock()
+        now = self._context.clock()
         # On the database's clock: a host whose clock is ahead must not see live ones as dead.
         cutoff = db_now() - self.settings.executor.heartbeat_timeout_seconds
         forced = sorted(set(declared_dead) - {self.executor_id})
@@ -147,11 +138,11 @@ class Reconciler:
                    sa.and_(ExecutorRecord.state == ExecutorState.RUNNING,
                            sa.or_(ExecutorRecord.heartbeat_at < cutoff,
                                   ExecutorRecord.id.in_(forced)))))
-        with self._sessions() as session:
+        with self._context.sessions() as session:
             candidates = list(session.scalars(sa.select(ExecutorRecord.id).where(gone)))
         adopted: list[str] = []
         for dead in candidates:
-            with self._sessions.begin() as session:
+            with self._context.sessions.begin() as session:
                 claimed = rowcount(session.execute(
                     sa.update(ExecutorRecord).where(ExecutorRecord.id == dead, gone)
                     .values(state=ExecutorState.ADOPTED, adopted_by=self.executor_id)))
@@ -180,7 +171,8 @@ class Reconciler:
         """Point adopted pods at this executor, so the watcher routes their events here."""
         values = ",".join(sorted({safe_label_value(o) for o in previous_owners}))
         try:
-            pods = self._pods.list_pods(f"{MANAGED_SELECTOR},{EXECUTOR_LABEL} in ({values})")
+            pods = self._context.pods.list_pods(
+                f"{MANAGED_SELECTOR},{EXECUTOR_LABEL} in ({values})")
         except Exception as exc:  # their streams are drained all the same
             log.warning("cannot list adopted pods to relabel them: %s", exc)
             return
@@ -190,7 +182,8 @@ class Reconciler:
         def relabel(pod: dict[str, Any]) -> None:
             meta = pod.get("metadata") or {}
             try:
-                self._kube().patch_pod(meta.get("namespace", ""), meta.get("name", ""), patch)
+                self._context.kube().patch_pod(meta.get("namespace", ""), meta.get("name", ""),
+                                               patch)
             except NotFound:
                 pass  # gone meanwhile: nothing to relabel
             except (KubeError, Unreachable) as exc:

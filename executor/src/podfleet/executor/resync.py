@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session, sessionmaker
 
 from podfleet.contracts.judgement import judge
 from podfleet.contracts.naming import (
@@ -42,13 +41,12 @@ from podfleet.contracts.pod_status import finished_at
 from podfleet.contracts.states import TaskState
 from podfleet.executor.batch import Applied, count_relaunch, record_change
 from podfleet.executor.db import ACTIVE_STATES, TaskInstance
-from podfleet.executor.pods import ExecutorPods, PodRef
+from podfleet.executor.pods import PodRef
 from podfleet.executor.reconcile import event_from_pod, own_pod
+from podfleet.executor.repair import RepairContext
 from podfleet.executor.transitions import Outcome, apply_event, fail, relaunch
-from podfleet.kube.client import KubeClient
 from podfleet.kube.errors import Gone, KubeError, Unreachable
 from podfleet.monitoring.metrics import RESYNC_DURATION, RESYNC_REPAIRS, ResyncRepair, preinitialise
-from podfleet.settings import DeletePolicy, Settings
 
 log = logging.getLogger("podfleet.executor")
 
@@ -59,17 +57,6 @@ VANISHED_CHECKS_PER_STEP = 100
 #: Longest a repair waits for an event that may still be on its way (shorter periods wait a
 #: quarter of the period).
 MAX_GRACE_SECONDS = 30.0
-
-
-def _policy_deletes(policy: DeletePolicy, state: TaskState) -> bool:
-    """Whether ``policy`` deletes the finished pod of a task that ended in ``state``."""
-    if policy is DeletePolicy.ALWAYS:
-        return True
-    if policy is DeletePolicy.ON_SUCCESS:
-        return state is TaskState.SUCCESS
-    if policy is DeletePolicy.ON_FAILURE:
-        return state is TaskState.FAILED
-    return False
 
 
 @dataclass(slots=True)
@@ -88,31 +75,24 @@ class _Pass:
 class Resync:
     """Runs the resync a step at a time, from the executor's ``sync``.
 
-    ``after_commit`` acts on what a repair changed (event buffer, metrics, pod deletes);
     ``check_owner`` raises when this executor was fenced, so only the owner of the tasks
     repairs them (every query is limited to this executor's rows as well).
     """
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], pods: ExecutorPods,
-                 kube: Callable[[], KubeClient], clock: Callable[[], float],
-                 after_commit: Callable[[Applied], None],
-                 check_owner: Callable[[], None], page_size: int = PAGE_SIZE) -> None:
-        self.settings = settings
+    def __init__(self, context: RepairContext, check_owner: Callable[[], None],
+                 page_size: int = PAGE_SIZE) -> None:
+        settings = self.settings = context.settings
         #: Pods per list call (the benchmark and tests use small pages to see the paging).
         self.page_size = page_size
-        self.executor_id = settings.executor.executor_id
+        self.executor_id = context.executor_id
         self.period = settings.watcher.resync_seconds
         self.grace = min(MAX_GRACE_SECONDS, self.period / 4)
         self.selector = (f"{MANAGED_SELECTOR},"
                          f"{EXECUTOR_LABEL}={safe_label_value(self.executor_id)}")
-        self._sessions = sessions
-        self._pods = pods
-        self._kube = kube
-        self._clock = clock
-        self._after_commit = after_commit
+        self._context = context
         self._check_owner = check_owner
         self._pass: _Pass | None = None
-        self._next_pass_at = clock() + self.period / 2
+        self._next_pass_at = context.clock() + self.period / 2
         self._next_step_at = 0.0
         #: launch id -> (namespace, name, checked-again-after) of tasks whose pod was missing.
         self._missing: dict[str, tuple[str, str, float]] = {}
@@ -123,7 +103,7 @@ class Resync:
         end, or the re-check of pods found missing. Never raises for an API outage."""
         if not self.period:
             return
-        now = self._clock()
+        now = self._context.clock()
         if now < self._next_step_at:
             return
         self._check_owner()
@@ -151,18 +131,18 @@ class Resync:
     # --- a pass -------------------------------------------------------------------------
 
     def _start_pass(self, now: float) -> _Pass:
-        with self._sessions() as session:
+        with self._context.sessions() as session:
             active = session.scalar(sa.select(sa.func.count()).select_from(TaskInstance).where(
                 TaskInstance.executor_id == self.executor_id,
                 TaskInstance.state.in_(ACTIVE_STATES))) or 0
-        scopes = self._pods.scopes()
+        scopes = self._context.pods.scopes()
         pages = len(scopes) * max(1, math.ceil(active / self.page_size)) + 1
         return _Pass(started=now, scopes=scopes, page_interval=self.period / 2 / pages)
 
     def _page(self, current: _Pass, now: float) -> None:
         scope = current.scopes[0]
         try:
-            page = self._kube().list_pod_page(scope, label_selector=self.selector,
+            page = self._context.kube().list_pod_page(scope, label_selector=self.selector,
                                               page_size=self.page_size,
                                               continue_token=current.token)
         except Gone:  # the continue token expired: list this scope again from its start
@@ -189,7 +169,7 @@ class Resync:
         undeleted_after = self.settings.pods.delete_delay_seconds + self.period + self.grace
         result = Applied()
         undeleted: list[PodRef] = []
-        with self._sessions.begin() as session:
+        with self._context.sessions.begin() as session:
             rows = session.scalars(sa.select(TaskInstance).where(
                 TaskInstance.executor_id == self.executor_id,
                 TaskInstance.launch_id.in_(list(by_launch))).with_for_update())
@@ -218,20 +198,20 @@ class Resync:
                         log.warning("resync: task %s was %s while its pod %s had ended; "
                                     "now %s", row.key, was, meta.get("name"), row.state)
                 elif (not meta.get("deletionTimestamp") and now - ended >= undeleted_after
-                      and _policy_deletes(policy, row.task_state)):
+                      and policy.deletes(row.task_state)):
                     undeleted.append((str(meta.get("namespace") or ""),
                                       str(meta.get("name") or ""), meta.get("uid")))
-        self._after_commit(result)
+        self._context.after_commit(result)
         if undeleted:
             RESYNC_REPAIRS.labels(kind=ResyncRepair.POD_NOT_DELETED).inc(len(undeleted))
             log.warning("resync: deleting %d finished pod(s) the delete policy wanted gone",
                         len(undeleted))
-            self._pods.delete_pods(undeleted, once=True)
+            self._context.pods.delete_pods(undeleted, once=True)
 
     def _end_pass(self, current: _Pass, now: float) -> None:
         """Note the LAUNCHED and RUNNING tasks whose pod the pass did not see: each is checked
         once more, after the grace, before it is repaired."""
-        with self._sessions() as session:
+        with self._context.sessions() as session:
             candidates = session.execute(
                 sa.select(TaskInstance.launch_id, TaskInstance.pod_namespace,
                           TaskInstance.pod_name)
@@ -255,13 +235,13 @@ class Resync:
         due = [(launch_id, ref) for launch_id, ref in self._missing.items() if ref[2] <= now]
         vanished: list[str] = []
         for launch_id, (namespace, name, _) in due[:VANISHED_CHECKS_PER_STEP]:
-            if self._kube().get_pod(namespace, name) is None:
+            if self._context.kube().get_pod(namespace, name) is None:
                 vanished.append(launch_id)
             self._missing.pop(launch_id, None)
         if not vanished:
             return
         result = Applied()
-        with self._sessions.begin() as session:
+        with self._context.sessions.begin() as session:
             rows = session.scalars(sa.select(TaskInstance).where(
                 TaskInstance.executor_id == self.executor_id,
                 TaskInstance.launch_id.in_(vanished),
@@ -275,4 +255,4 @@ class Resync:
                 record_change(result, row, self.executor_id)
                 RESYNC_REPAIRS.labels(kind=ResyncRepair.POD_VANISHED).inc()
                 log.warning("resync: task %s lost its pod; now %s", row.key, row.state)
-        self._after_commit(result)
+        self._context.after_commit(result)

@@ -23,6 +23,7 @@ from podfleet.contracts.messages import new_launch_id
 from podfleet.contracts.states import TaskState
 from podfleet.executor.db import TASK_ROW_COLUMNS, TASK_ROW_MUTABLE, TaskInstance, TaskRow
 from podfleet.executor.submission import DuplicateSubmission, InvalidSubmission, ValidTask
+from podfleet.executor.transitions import LAUNCH_COLUMNS
 
 TASKS = cast(sa.Table, TaskInstance.__table__)
 IN_CHUNK = 1000  # ids per IN (...) clause
@@ -85,9 +86,7 @@ class NewTaskRow:
 #: Columns of :class:`NewTaskRow`, in its field order (COPY writes these).
 NEW_ROW_COLUMNS: tuple[str, ...] = tuple(NewTaskRow.__dataclass_fields__)
 #: Columns a new row leaves NULL.
-NULL_AT_SUBMIT: tuple[str, ...] = (
-    "pod_name", "pod_namespace", "pod_uid", "enqueued_at", "launched_at", "running_at",
-    "finished_at", "reason", "waiting_reason")
+NULL_AT_SUBMIT: tuple[str, ...] = (*LAUNCH_COLUMNS, "pod_namespace", "finished_at", "reason")
 _JSON_COLUMNS = frozenset({"command", "executor_config"})
 
 

@@ -36,6 +36,10 @@ TaskRecord: TypeAlias = "TaskInstance | TaskRow"
 # relaunches) fails instead of cycling forever (Airflow #36403). Relaunches after a
 # disruption have their own budget and do not count against this one.
 MAX_LAUNCHES_PER_TRY = 5
+#: The columns one launch of a try fills in as it goes (sent, created, running, or parked on a
+#: full quota); a new launch, and a new row, start without them.
+LAUNCH_COLUMNS: tuple[str, ...] = (
+    "enqueued_at", "launched_at", "running_at", "pod_name", "pod_uid", "waiting_reason")
 
 
 class Outcome(StrEnum):
@@ -153,12 +157,8 @@ def relaunch(row: TaskRecord, now: float, reason: str) -> TaskState:
     row.attempt += 1
     row.state = TaskState.QUEUED.value
     row.queued_at = now
-    row.enqueued_at = None
-    row.launched_at = None
-    row.running_at = None
-    row.pod_name = None
-    row.pod_uid = None
-    row.waiting_reason = None
+    for column in LAUNCH_COLUMNS:
+        setattr(row, column, None)
     row.reason = f"relaunch {row.attempt}: {reason}"
     return TaskState.QUEUED
 

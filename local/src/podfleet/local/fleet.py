@@ -127,12 +127,14 @@ class WorkerPools:
                                    f"{self.logs()[-4000:]}")
 
     def wait_for_watcher(self, process: subprocess.Popen[bytes], timeout: float = 60.0) -> float:
-        """Block until a watcher holds the lease, that is until the pools are up, and return
-        the seconds waited; RuntimeError if ``process`` exits first or the time runs out."""
+        """Block until a watcher holds every cluster's lease, that is until the pools are up,
+        and return the seconds waited; RuntimeError if ``process`` exits first or the time
+        runs out."""
         from podfleet.settings import Settings
 
         settings = Settings.from_env(self.environment())
-        return wait_for_watcher(settings.redis.url, settings.redis.prefix, process, timeout)
+        return wait_for_watcher(settings.redis.url, settings.redis.prefix, process, timeout,
+                                settings.clusters.names)
 
     def stop(self, timeout: float = 20.0) -> None:
         """SIGTERM the whole group of every pool not yet stopped, wait up to ``timeout``

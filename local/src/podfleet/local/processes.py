@@ -41,18 +41,20 @@ def stop_process_groups(processes: Iterable[subprocess.Popen[Any]],
 
 
 def wait_for_watcher(redis_url: str, redis_prefix: str, workers: subprocess.Popen[Any],
-                     timeout: float) -> float:
-    """Block until a watcher holds the lease, i.e. the worker pool is up; returns the seconds
-    waited. Before that no task can finish, so a latency measured earlier would measure the
-    workers' start-up. Raises RuntimeError if the workers exit or the time runs out."""
+                     timeout: float, clusters: Iterable[str] = ("default",)) -> float:
+    """Block until a watcher holds the lease of each of ``clusters``, i.e. the worker pool is
+    up; returns the seconds waited. Before that no task can finish, so a latency measured
+    earlier would measure the workers' start-up. Raises RuntimeError if the workers exit or
+    the time runs out."""
     from podfleet.contracts.redis_keys import RedisKeys
     from podfleet.redis_client import connect
 
     client = connect(redis_url)  # a redis+sentinel:// URL too
-    lease = RedisKeys(redis_prefix).watcher_lease
+    keys = RedisKeys(redis_prefix)
+    leases = [keys.for_cluster(name).watcher_lease for name in clusters]
     began = time.monotonic()
     try:
-        while not client.exists(lease):
+        while client.exists(*leases) < len(leases):
             if workers.poll() is not None:
                 raise RuntimeError(f"the workers exited with code {workers.returncode}")
             if time.monotonic() - began > timeout:

@@ -96,15 +96,7 @@ class SentinelGroup:
         wanted = (self.host, self.replica.port)
 
         def promoted() -> bool:
-            if self.primary_address() != wanted:
-                return False
-            client = redis.Redis(host=self.host, port=self.replica.port, socket_timeout=1)
-            try:
-                return bool(client.info("replication").get("role") == "master")
-            except redis.RedisError:
-                return False
-            finally:
-                client.close()
+            return self.primary_address() == wanted and _is_primary(wanted)
 
         self._wait(promoted, timeout, "the sentinels to promote the replica")
         return wanted
@@ -132,15 +124,7 @@ class SentinelGroup:
 
         def moved() -> bool:
             address = self.primary_address()
-            if address is None or address == before:
-                return False
-            client = redis.Redis(host=address[0], port=address[1], socket_timeout=1)
-            try:
-                return bool(client.info("replication").get("role") == "master")
-            except redis.RedisError:
-                return False
-            finally:
-                client.close()
+            return address is not None and address != before and _is_primary(address)
 
         self._wait(moved, max(1.0, deadline - time.monotonic()), "the failover")
         address = self.primary_address()
@@ -185,3 +169,14 @@ class SentinelGroup:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _is_primary(address: tuple[str, int]) -> bool:
+    """Whether the Redis at ``address`` answers that it is a primary (and so takes writes)."""
+    client = redis.Redis(host=address[0], port=address[1], socket_timeout=1)
+    try:
+        return bool(client.info("replication").get("role") == "master")
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()

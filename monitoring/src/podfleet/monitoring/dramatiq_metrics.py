@@ -26,8 +26,10 @@ from podfleet.monitoring import metrics
 class DramatiqMetrics(dramatiq.Middleware):
     """Count processed, failed, retried and dead-lettered messages; time actors and waits."""
 
-    def __init__(self, namespaces: tuple[str, ...] = ()) -> None:
+    def __init__(self, namespaces: tuple[str, ...] = (),
+                 clusters: tuple[str, ...] = ("default",)) -> None:
         self._namespaces = namespaces
+        self._clusters = clusters
         # message_id -> monotonic start; a worker thread handles one message at a time, and
         # ids are unique, so a plain dict shared by threads is enough (GIL-atomic set/pop).
         self._started: dict[str, float] = {}
@@ -40,7 +42,7 @@ class DramatiqMetrics(dramatiq.Middleware):
             for metric in (metrics.DRAMATIQ_MESSAGES, metrics.DRAMATIQ_MESSAGE_ERRORS,
                            metrics.DRAMATIQ_MESSAGE_RETRIES, metrics.DRAMATIQ_MESSAGE_REJECTS):
                 metric.labels(actor.queue_name, actor.actor_name)
-        metrics.preinitialise_worker_metrics(self._namespaces)
+        metrics.preinitialise_worker_metrics(self._namespaces, self._clusters)
 
     def after_enqueue(self, broker: Any, message: Any, delay: int | None) -> None:
         if "retries" in message.options:

@@ -12,7 +12,7 @@ so gauges declare how values from several processes combine.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -40,8 +40,8 @@ PODS_CREATED = Counter(
     "podfleet_pods_created_total",
     "Pod create outcomes: created, already_exists, invalid, failed (retry budget spent), "
     "expired (launch deadline passed), replayed (a redelivered or replayed launch whose "
-    "pod was already created: nothing created).",
-    ["namespace", "outcome"])
+    "pod was already created: nothing created), by the cluster the pod was placed on.",
+    ["cluster", "namespace", "outcome"])
 LAUNCH_RETRIES = Counter(
     "podfleet_launch_retries_total",
     "Pod creates retried, by the reason of the failed attempt (e.g. 429, 503, quota, timeout).",
@@ -85,8 +85,8 @@ ADMISSION_WAITS = Counter(
 # --- Kubernetes API ----------------------------------------------------------------------
 KUBE_REQUESTS = Counter(
     "podfleet_kube_requests_total",
-    "Kubernetes API requests by verb and HTTP status code (0 = no answer).",
-    ["verb", "code"])
+    "Kubernetes API requests by cluster, verb and HTTP status code (0 = no answer).",
+    ["cluster", "verb", "code"])
 KUBE_REQUEST_DURATION = Histogram(
     "podfleet_kube_request_duration_seconds",
     "Kubernetes API request latency by verb.", ["verb"], buckets=API_BUCKETS)
@@ -112,9 +112,16 @@ WATCH_EVENT_LAG = Histogram(
     buckets=LATENCY_BUCKETS)
 WATCHER_LEASE_HELD = Gauge(
     "podfleet_watcher_lease_held",
-    "1 while this process holds the singleton watcher lease.", multiprocess_mode="livesum")
+    "1 while this process holds the cluster's singleton watcher lease (one per cluster).",
+    ["cluster"], multiprocess_mode="livesum")
 WATCHER_TAKEOVERS = Counter(
-    "podfleet_watcher_takeovers_total", "Times a watcher acquired the lease.")
+    "podfleet_watcher_takeovers_total", "Times a watcher acquired its cluster's lease.",
+    ["cluster"])
+CLUSTER_REACHABLE = Gauge(
+    "podfleet_cluster_reachable",
+    "0 while a worker process finds the cluster's API server unreachable (its watcher, or "
+    "a launcher's creates, get no answer), 1 otherwise; the lowest of the live processes.",
+    ["cluster"], multiprocess_mode="livemin")
 WATCHER_LAST_EVENT = Gauge(
     "podfleet_watcher_last_event_timestamp_seconds",
     "Unix time the watcher last received anything (event or bookmark) from the API.",
@@ -224,6 +231,7 @@ BROKER_UP_NAME = "podfleet_broker_up"
 PENDING_PODS_NAME = "podfleet_pending_pods"
 PENDING_CAP_NAME = "podfleet_pending_cap"
 QUEUE_WEIGHT_SHARE_NAME = "podfleet_queue_weight_share"
+QUEUE_PENDING_PODS_NAME = "podfleet_queue_pending_pods"
 
 
 # --- series that exist from the start ----------------------------------------------------
@@ -239,6 +247,7 @@ class Budget(StrEnum):
 
     POOL = "pool"
     PENDING = "pending"
+    PENDING_SHARE = "pending_share"
     SHARE = "share"
     CEILING = "ceiling"
     RATE = "rate"
@@ -381,10 +390,18 @@ def preinitialise(metric: Counter | Histogram, **values: Iterable[str]) -> None:
         metric.labels(**dict(zip(names, combination, strict=True)))
 
 
-def preinitialise_worker_metrics(namespaces: Iterable[str]) -> None:
-    """The launcher's and watcher's labelled series, at 0, for these namespaces."""
+def preinitialise_worker_metrics(namespaces: Iterable[str],
+                                 clusters: Iterable[str] = ("default",)) -> None:
+    """The launcher's and watcher's labelled series, at 0, for these namespaces and
+    clusters (each cluster reachable until a process finds otherwise)."""
     namespaces = tuple(namespaces)
-    preinitialise(PODS_CREATED, namespace=namespaces, outcome=PodCreateOutcome)
+    clusters = tuple(clusters)
+    preinitialise(PODS_CREATED, cluster=clusters, namespace=namespaces,
+                  outcome=PodCreateOutcome)
+    preinitialise(WATCHER_TAKEOVERS, cluster=clusters)
+    for cluster in clusters:
+        WATCHER_LEASE_HELD.labels(cluster=cluster).set(0)
+        CLUSTER_REACHABLE.labels(cluster=cluster).set(1)
     preinitialise(QUOTA_WAITS, namespace=namespaces)
     for namespace in namespaces:
         QUOTA_PARKED.labels(namespace=namespace).set(0)
@@ -400,6 +417,14 @@ def preinitialise_worker_metrics(namespaces: Iterable[str]) -> None:
 
 def observe_kube_request(verb: str, code: int, seconds: float) -> None:
     """A :class:`podfleet.kube.client.KubeClient` observer: count and time the request
-    (``verb``: a :class:`KubeVerb` value)."""
-    KUBE_REQUESTS.labels(verb=verb, code=str(code)).inc()
+    (``verb``: a :class:`KubeVerb` value) to the ``default`` cluster."""
+    KUBE_REQUESTS.labels(cluster="default", verb=verb, code=str(code)).inc()
     KUBE_REQUEST_DURATION.labels(verb=verb).observe(seconds)
+
+
+def kube_request_observer(cluster: str) -> Callable[[str, int, float], None]:
+    """:func:`observe_kube_request` for the client of ``cluster``."""
+    def observe(verb: str, code: int, seconds: float) -> None:
+        KUBE_REQUESTS.labels(cluster=cluster, verb=verb, code=str(code)).inc()
+        KUBE_REQUEST_DURATION.labels(verb=verb).observe(seconds)
+    return observe

@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
+from podfleet.simulator.audit import AccessRequest
 from podfleet.simulator.faults import (
     FaultConfig,
     VerbFaults,
@@ -339,22 +340,18 @@ class SimStats:
 @dataclass(frozen=True)
 class AccessDecision:
     """``GET /_sim/authorization``: how often RBAC allowed (or denied) one kind of request of
-    one user since the last reset. A non-resource request has ``path`` and no resource."""
+    one user since the last reset."""
 
-    user: str
-    verb: str
-    api_group: str
-    resource: str
-    subresource: str
-    namespace: str
-    path: str
+    request: AccessRequest
     allowed: bool
     count: int
 
-    @property
-    def resource_name(self) -> str:
-        """`pods` or `pods/log`, as a Role's rule names it."""
-        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AccessDecision:
+        """One decision as the endpoint writes it: the request's fields, allowed and count."""
+        fields = dict(data)
+        return cls(allowed=fields.pop("allowed"), count=fields.pop("count"),
+                   request=AccessRequest(**fields))
 
 
 class AdminError(Exception):
@@ -479,7 +476,8 @@ class AdminClient:
 
     def authorization(self) -> list[AccessDecision]:
         """The RBAC decisions since the last reset (ServiceAccount tokens' requests only)."""
-        return [AccessDecision(**d) for d in self._call("GET", "/authorization")["decisions"]]
+        answer = self._call("GET", "/authorization")
+        return [AccessDecision.from_json(d) for d in answer["decisions"]]
 
     def logs(self, namespace: str, name: str) -> bytes:
         """Output of a local-mode pod's process."""

@@ -24,6 +24,11 @@ class AccessRequest:
     namespace: str
     path: str = ""
 
+    @property
+    def resource_name(self) -> str:
+        """`pods` or `pods/log`, as a Role's rule names it."""
+        return f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+
 
 @dataclass
 class AuthorizationAudit:

@@ -42,7 +42,7 @@ class WorkerApp:
     #: Every task queue's dramatiq queue, the default route's first.
     launch_queues: tuple[str, ...]
     #: None when the watcher is disabled (``podfleet worker --no-watcher``).
-    watch_actor: dramatiq.Actor[[], None] | None
+    watch_actor: dramatiq.Actor[[str], None] | None
     supervisor: WatcherSupervisor | None
 
     @property
@@ -59,9 +59,11 @@ def build_broker(settings: Settings) -> RedisBroker:
     kube = settings.kubernetes
     # Every namespace the worker launches into or watches, "*" aside: their series start at 0.
     namespaces = tuple(dict.fromkeys(
-        (kube.namespace, *(n for n in kube.watch_namespaces if n != "*"))))
+        (kube.namespace, *(n for n in kube.watch_namespaces if n != "*"),
+         *(n for spec in settings.clusters.configured for n in spec.namespaces if n != "*"))))
     middleware: list[dramatiq.Middleware] = [
-        DeadLetters(), DeadWorkerRedelivery(), DramatiqMetrics(namespaces)]
+        DeadLetters(), DeadWorkerRedelivery(),
+        DramatiqMetrics(namespaces, settings.clusters.names)]
     return make_broker(settings, middleware=middleware, broker_class=QuarantiningRedisBroker)
 
 

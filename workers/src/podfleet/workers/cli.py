@@ -63,19 +63,21 @@ def validate(settings: Settings) -> None:
     load_pod_template(settings.pods.template_file)
 
 
-def _kube_client(settings: Settings) -> Any:
+def _kube_client(settings: Settings, spec: Any) -> Any:
     from podfleet.kube.client import KubeClient
 
     try:
-        return KubeClient.from_settings(settings.kubernetes)
+        return KubeClient.from_cluster(spec, timeout_seconds=settings.kubernetes.timeout_seconds)
     except Exception as exc:  # kubeconfig missing or unreadable, no in-cluster env, …
-        source = "PODFLEET_IN_CLUSTER" if settings.kubernetes.in_cluster else \
-            "PODFLEET_KUBECONFIG"
+        source = "PODFLEET_IN_CLUSTER" if spec.in_cluster else "PODFLEET_KUBECONFIG"
+        if settings.clusters.file is not None:
+            source = f"PODFLEET_CLUSTERS_FILE: cluster {spec.name!r}"
         raise SettingsError(f"{source}: cannot load Kubernetes configuration: {exc}") from None
 
 
 def check(settings: Settings) -> int:
-    """Reach Redis and the Kubernetes API; print what was checked; 0 when all is well."""
+    """Reach Redis and every cluster's Kubernetes API; print what was checked; 0 when all is
+    well."""
     import redis
 
     from podfleet.kube.errors import KubeError, Unreachable
@@ -88,16 +90,19 @@ def check(settings: Settings) -> int:
     except redis.RedisError as exc:
         ok = False
         print(f"redis: FAILED ({redact_url(settings.redis.url)}): {exc}")
-    kube = _kube_client(settings)
-    try:
-        kube.request("GET", kube.pods_path(settings.kubernetes.namespace),
-                     query={"limit": 1})
-        print(f"kubernetes: ok ({kube.host}, namespace {settings.kubernetes.namespace})")
-    except (KubeError, Unreachable) as exc:
-        ok = False
-        print(f"kubernetes: FAILED ({kube.host}): {exc}")
-    finally:
-        kube.close()
+    for spec in settings.clusters.configured:
+        kube = _kube_client(settings, spec)
+        namespace = next((n for n in spec.namespaces if n != "*"),
+                         settings.kubernetes.namespace)
+        name = "kubernetes" if spec.name == "default" else f"kubernetes {spec.name}"
+        try:
+            kube.request("GET", kube.pods_path(namespace), query={"limit": 1})
+            print(f"{name}: ok ({kube.host}, namespace {namespace})")
+        except (KubeError, Unreachable) as exc:
+            ok = False
+            print(f"{name}: FAILED ({kube.host}): {exc}")
+        finally:
+            kube.close()
     return 0 if ok else 1
 
 
@@ -194,7 +199,8 @@ def run(args: argparse.Namespace) -> int:
     queues = consumed_queues(settings, args.queues, watcher=not args.no_watcher)
     if args.check:
         return check(settings)
-    _kube_client(settings).close()
+    for spec in settings.clusters.configured:  # each cluster's configuration loads
+        _kube_client(settings, spec).close()
 
     from podfleet.broker import WATCH_QUEUE, worker_environment
 

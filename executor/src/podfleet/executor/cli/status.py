@@ -38,6 +38,8 @@ POD_OUTCOMES = "pod outcomes"
 WHY_IT_WAITS = {
     "pool": "at its pool, the cap on its pods not finished (PODFLEET_QUEUE_MAX_RUNNING)",
     "pending": "at the cap on pods not yet Running (PODFLEET_MAX_PENDING_PODS)",
+    "pending_share": "at its fair share of the cap on pods not yet Running, which queues "
+                     "under theirs are owed (PODFLEET_QUEUE_WEIGHTS)",
     "share": "at its fair share of the launch rate (PODFLEET_QUEUE_WEIGHTS)",
     "ceiling": "at its own rate (PODFLEET_QUEUE_RATES)",
     "rate": "at the cluster's launch rate (PODFLEET_LAUNCH_RATE)",

@@ -65,14 +65,14 @@ def rule_allows(rule: Mapping[str, Any], request: AccessRequest, name: str) -> b
     groups = rule.get("apiGroups") or ()
     if "*" not in groups and request.api_group not in groups:
         return False
-    if not _resource_matches(rule.get("resources") or (), request.resource, request.subresource):
+    if not _resource_matches(rule.get("resources") or (), request.resource_name,
+                             request.subresource):
         return False
     names = rule.get("resourceNames") or ()
     return not names or name in names
 
 
-def _resource_matches(resources: Sequence[str], resource: str, subresource: str) -> bool:
-    combined = f"{resource}/{subresource}" if subresource else resource
+def _resource_matches(resources: Sequence[str], combined: str, subresource: str) -> bool:
     for candidate in resources:
         if candidate in ("*", combined):
             return True

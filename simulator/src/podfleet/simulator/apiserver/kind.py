@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiohttp import web
 
-from podfleet.simulator.apiserver.tables import TablePrinter
+from podfleet.simulator.apiserver.tables import NAME_AND_AGE, TablePrinter
 
 if TYPE_CHECKING:
     import asyncio
@@ -80,7 +80,7 @@ class Kind:
     #: The fields a field selector may name.
     field_selectors: ClassVar[frozenset[str]] = frozenset({"metadata.name", "metadata.namespace"})
     #: How `kubectl get` prints it (default: NAME and AGE).
-    printer: ClassVar[TablePrinter] = TablePrinter()
+    printer: ClassVar[TablePrinter] = NAME_AND_AGE
     #: False for a kind whose objects are never stored (reviews): `respond` answers each of
     #: its requests instead of the generic verbs.
     stored: ClassVar[bool] = True

@@ -6,31 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from podfleet.simulator.apiserver.kind import Kind, Subresource
-from podfleet.simulator.apiserver.tables import (
-    AGE_COLUMN,
-    NAME_COLUMN,
-    TablePrinter,
-    column,
-    human_age,
-)
+from podfleet.simulator.apiserver.tables import TablePrinter, column
 from podfleet.simulator.apiserver.validation import validate_namespace
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.store import NAMESPACES, PODS, Record
 
-_COLUMNS = (
-    NAME_COLUMN,
-    column("Status", "The status of the namespace"),
-    AGE_COLUMN,
-)
+_COLUMNS = (column("Status", "The status of the namespace"),)
 
 
 def _cells(obj: dict[str, Any], now: float) -> list[Any]:
-    meta = obj.get("metadata", {})
-    return [
-        meta.get("name", ""),
-        (obj.get("status") or {}).get("phase", "Active"),
-        human_age(meta.get("creationTimestamp"), now),
-    ]
+    return [(obj.get("status") or {}).get("phase", "Active")]
 
 
 class NamespaceKind(Kind):
@@ -42,7 +27,7 @@ class NamespaceKind(Kind):
     short_names = ("ns",)
     subresources = (Subresource("status"),)
     field_selectors = frozenset({"metadata.name", "status.phase"})
-    printer = TablePrinter(_COLUMNS, _cells)
+    printer = TablePrinter.named(_cells, before_age=_COLUMNS)
 
     def prepare_create(self, obj: dict[str, Any], runtime: SimulatorRuntime) -> None:
         validate_namespace(obj)

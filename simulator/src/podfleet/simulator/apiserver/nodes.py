@@ -6,22 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from podfleet.simulator.apiserver.kind import Kind, Subresource
-from podfleet.simulator.apiserver.tables import (
-    AGE_COLUMN,
-    NAME_COLUMN,
-    TablePrinter,
-    column,
-    human_age,
-)
+from podfleet.simulator.apiserver.tables import TablePrinter, column
 from podfleet.simulator.apiserver.validation import validate_node
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.store import NODES
 
-_COLUMNS = (
-    NAME_COLUMN,
+_BEFORE_AGE = (
     column("Status", "The status of the node"),
     column("Roles", "The roles of the node"),
-    AGE_COLUMN,
+)
+_AFTER_AGE = (
     column("Version", "Kubelet Version reported by the node."),
     column("Internal-IP", "List of internal IPs.", priority=1),
     column("External-IP", "List of external IPs.", priority=1),
@@ -46,10 +40,8 @@ def _cells(obj: dict[str, Any], now: float) -> list[Any]:
         if key.startswith("node-role.kubernetes.io/")
     )
     return [
-        meta.get("name", ""),
         state,
         ",".join(roles) or "<none>",
-        human_age(meta.get("creationTimestamp"), now),
         info.get("kubeletVersion", ""),
         addresses.get("InternalIP") or "<none>",
         addresses.get("ExternalIP") or "<none>",
@@ -67,7 +59,7 @@ class NodeKind(Kind):
     short_names = ("no",)
     subresources = (Subresource("status"),)
     field_selectors = frozenset({"metadata.name"})
-    printer = TablePrinter(_COLUMNS, _cells)
+    printer = TablePrinter.named(_cells, before_age=_BEFORE_AGE, after_age=_AFTER_AGE)
 
     def prepare_create(self, obj: dict[str, Any], runtime: SimulatorRuntime) -> None:
         validate_node(obj)

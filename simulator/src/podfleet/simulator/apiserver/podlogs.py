@@ -34,7 +34,7 @@ from podfleet.simulator.apiserver.errors import (
     invalid_object,
     not_found,
 )
-from podfleet.simulator.apiserver.queryparams import query_bool
+from podfleet.simulator.apiserver.queryparams import query_bool, query_int
 from podfleet.simulator.cluster.fate import LOG
 from podfleet.simulator.cluster.podlog import ContainerLog
 from podfleet.simulator.runtime import SimulatorRuntime
@@ -62,10 +62,10 @@ class LogOptions:
 
 def parse_options(name: str, query: Mapping[str, str]) -> LogOptions:
     """Read and validate the query as the API server converts ``PodLogOptions``."""
-    since_seconds = _int(query, "sinceSeconds")
+    since_seconds = query_int(query, "sinceSeconds")
     since_time_text = query.get("sinceTime") or None
-    tail_lines = _int(query, "tailLines")
-    limit_bytes = _int(query, "limitBytes")
+    tail_lines = query_int(query, "tailLines")
+    limit_bytes = query_int(query, "limitBytes")
     causes: list[FieldError] = []
     if since_seconds is not None and since_seconds < 1:
         causes.append(invalid("sinceSeconds", since_seconds, "must be greater than 0"))
@@ -95,16 +95,6 @@ def parse_options(name: str, query: Mapping[str, str]) -> LogOptions:
         tail_lines=tail_lines,
         limit_bytes=limit_bytes,
     )
-
-
-def _int(query: Mapping[str, str], name: str) -> int | None:
-    text = query.get(name)
-    if text is None or text == "":
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise bad_request(f'strconv.ParseInt: parsing "{text}": invalid syntax') from None
 
 
 def _parse_time(text: str | None) -> float | None:

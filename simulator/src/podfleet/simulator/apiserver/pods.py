@@ -22,13 +22,7 @@ from podfleet.simulator.apiserver.priorityclasses import resolve_pod_priority
 from podfleet.simulator.apiserver.quota import QuotaLedger
 from podfleet.simulator.apiserver.requestinfo import RequestInfo
 from podfleet.simulator.apiserver.responses import dumps, json_response
-from podfleet.simulator.apiserver.tables import (
-    AGE_COLUMN,
-    NAME_COLUMN,
-    TablePrinter,
-    column,
-    human_age,
-)
+from podfleet.simulator.apiserver.tables import TablePrinter, column
 from podfleet.simulator.apiserver.validation import (
     decode_object,
     default_pod,
@@ -43,8 +37,7 @@ from podfleet.simulator.cluster.disruption import (
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.store import PODS, Record
 
-_COLUMNS = (
-    NAME_COLUMN,
+_BEFORE_AGE = (
     column("Ready", "The aggregate readiness state of this pod for accepting traffic."),
     column("Status", "The aggregate status of the containers in this pod."),
     column(
@@ -52,7 +45,8 @@ _COLUMNS = (
         "The number of times the containers in this pod have been restarted.",
         kind="string",
     ),
-    AGE_COLUMN,
+)
+_AFTER_AGE = (
     column("IP", "IP address allocated to the pod.", priority=1),
     column("Node", "Name of the node where the pod is scheduled.", priority=1),
     column("Nominated Node", "Name of the node nominated for preemption.", priority=1),
@@ -83,11 +77,9 @@ def _cells(obj: dict[str, Any], now: float) -> list[Any]:
     if meta.get("deletionTimestamp"):
         reason = "Terminating"
     return [
-        meta.get("name", ""),
         f"{ready}/{len(containers)}",
         reason,
         restarts,
-        human_age(meta.get("creationTimestamp"), now),
         status.get("podIP") or "<none>",
         spec.get("nodeName") or "<none>",
         status.get("nominatedNodeName") or "<none>",
@@ -166,7 +158,7 @@ class PodKind(Kind):
     field_selectors = frozenset(
         {"metadata.name", "metadata.namespace", "status.phase", "spec.nodeName"}
     )
-    printer = TablePrinter(_COLUMNS, _cells)
+    printer = TablePrinter.named(_cells, before_age=_BEFORE_AGE, after_age=_AFTER_AGE)
 
     def prepare_create(self, obj: dict[str, Any], runtime: SimulatorRuntime) -> None:
         validate_pod(obj)

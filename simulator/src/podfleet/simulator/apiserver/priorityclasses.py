@@ -21,13 +21,7 @@ from podfleet.simulator.apiserver.errors import (
     invalid_object,
 )
 from podfleet.simulator.apiserver.kind import Kind
-from podfleet.simulator.apiserver.tables import (
-    AGE_COLUMN,
-    NAME_COLUMN,
-    TablePrinter,
-    column,
-    human_age,
-)
+from podfleet.simulator.apiserver.tables import TablePrinter, column
 from podfleet.simulator.apiserver.validation import validate_metadata
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.store import PRIORITYCLASSES, ObjectStore
@@ -46,24 +40,21 @@ SYSTEM_CLASSES = {
                              "current node."),
 }
 
-_COLUMNS = (
-    NAME_COLUMN,
+_BEFORE_AGE = (
     column("Value", "Value is the integer value of this priority class.", kind="integer"),
     column("Global-Default", "GlobalDefault specifies whether this PriorityClass should be "
                              "considered as the default priority.", kind="boolean"),
-    AGE_COLUMN,
+)
+_AFTER_AGE = (
     column("PreemptionPolicy", "PreemptionPolicy is the Policy for preempting pods with lower "
                                "priority."),
 )
 
 
 def _cells(obj: dict[str, Any], now: float) -> list[Any]:
-    meta = obj.get("metadata", {})
     return [
-        meta.get("name", ""),
         obj.get("value", 0),
         bool(obj.get("globalDefault", False)),
-        human_age(meta.get("creationTimestamp"), now),
         obj.get("preemptionPolicy", "PreemptLowerPriority"),
     ]
 
@@ -162,7 +153,7 @@ class PriorityClassKind(Kind):
     kind = "PriorityClass"
     namespaced = False
     short_names = ("pc",)
-    printer = TablePrinter(_COLUMNS, _cells)
+    printer = TablePrinter.named(_cells, before_age=_BEFORE_AGE, after_age=_AFTER_AGE)
 
     def prepare_create(self, obj: dict[str, Any], runtime: SimulatorRuntime) -> None:
         _validate(obj)

@@ -13,20 +13,12 @@ from podfleet.kube.rules import QUANTITY_MESSAGE
 from podfleet.simulator.apiserver.errors import FieldError, invalid, invalid_object
 from podfleet.simulator.apiserver.kind import Kind, Subresource
 from podfleet.simulator.apiserver.quota import QuotaLedger, milli
-from podfleet.simulator.apiserver.tables import (
-    AGE_COLUMN,
-    NAME_COLUMN,
-    TablePrinter,
-    column,
-    human_age,
-)
+from podfleet.simulator.apiserver.tables import TablePrinter, column
 from podfleet.simulator.apiserver.validation import validate_metadata
 from podfleet.simulator.runtime import SimulatorRuntime
 from podfleet.simulator.store import RESOURCEQUOTAS
 
-_COLUMNS = (
-    NAME_COLUMN,
-    AGE_COLUMN,
+_AFTER_AGE = (
     column("Request", "Request represents a minimum amount of cpu/memory that a container may "
                       "consume."),
     column("Limit", "Limits control the maximum amount of cpu/memory that a container may use "
@@ -35,7 +27,6 @@ _COLUMNS = (
 
 
 def _cells(obj: dict[str, Any], now: float) -> list[Any]:
-    meta = obj.get("metadata", {})
     status = obj.get("status") or {}
     hard = status.get("hard") or {}
     used = status.get("used") or {}
@@ -45,8 +36,6 @@ def _cells(obj: dict[str, Any], now: float) -> list[Any]:
         cell = f"{name}: {used.get(name, '0')}/{hard[name]}"
         (limits if name.startswith("limits.") else requests).append(cell)
     return [
-        meta.get("name", ""),
-        human_age(meta.get("creationTimestamp"), now),
         ", ".join(requests),
         ", ".join(limits),
     ]
@@ -85,7 +74,7 @@ class ResourceQuotaKind(Kind):
     namespaced = True
     short_names = ("quota",)
     subresources = (Subresource("status"),)
-    printer = TablePrinter(_COLUMNS, _cells)
+    printer = TablePrinter.named(_cells, after_age=_AFTER_AGE)
 
     def prepare_create(self, obj: dict[str, Any], runtime: SimulatorRuntime) -> None:
         validate_quota(obj)

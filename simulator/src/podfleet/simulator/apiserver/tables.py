@@ -72,19 +72,41 @@ def human_age(timestamp: str | None, now: float) -> str:
 Cells = Callable[[dict[str, Any], float], list[Any]]
 
 
-def name_and_age(obj: dict[str, Any], now: float) -> list[Any]:
-    """The cells of the default printer: NAME and AGE."""
-    meta = obj.get("metadata", {})
-    return [meta.get("name", ""), human_age(meta.get("creationTimestamp"), now)]
+def _no_cells(obj: dict[str, Any], now: float) -> list[Any]:
+    return []
 
 
 @dataclass(frozen=True)
 class TablePrinter:
     """How a kind prints as a Table: its column definitions and the cells of one object."""
 
-    columns: tuple[dict[str, Any], ...] = (NAME_COLUMN, AGE_COLUMN)
+    columns: tuple[dict[str, Any], ...]
     #: One object (parsed) and the time now -> its row's cells, in `columns` order.
-    cells: Cells = name_and_age
+    cells: Cells
+
+    @classmethod
+    def named(
+        cls,
+        cells: Cells,
+        before_age: tuple[dict[str, Any], ...] = (),
+        after_age: tuple[dict[str, Any], ...] = (),
+    ) -> TablePrinter:
+        """NAME first, then the kind's own columns with AGE between `before_age` and
+        `after_age` (where kubectl's printer for the kind puts it). `cells` gives the kind's
+        own cells in that order; the name and age cells are added here."""
+        split = len(before_age)
+
+        def named_cells(obj: dict[str, Any], now: float) -> list[Any]:
+            meta = obj.get("metadata", {})
+            own = cells(obj, now)
+            return [meta.get("name", ""), *own[:split],
+                    human_age(meta.get("creationTimestamp"), now), *own[split:]]
+
+        return cls((NAME_COLUMN, *before_age, AGE_COLUMN, *after_age), named_cells)
+
+
+#: The printer of a kind that declares none: NAME and AGE.
+NAME_AND_AGE = TablePrinter.named(_no_cells)
 
 
 def table_row(

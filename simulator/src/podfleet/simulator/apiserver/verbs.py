@@ -45,7 +45,7 @@ from podfleet.simulator.apiserver.metadata import (
     partial_list,
     partial_object_bytes,
 )
-from podfleet.simulator.apiserver.queryparams import query_bool
+from podfleet.simulator.apiserver.queryparams import query_bool, query_int
 from podfleet.simulator.apiserver.requestinfo import RequestInfo
 from podfleet.simulator.apiserver.responses import JSON, dumps, json_response
 from podfleet.simulator.apiserver.selectors import Selector, parse_selector
@@ -131,7 +131,7 @@ class ResourceVerbs:
     def list(self, request: web.Request, info: RequestInfo, kind: Kind) -> web.Response:
         query = request.query
         selector = self._selector(request, kind)
-        limit = _int_param(query, "limit", 0)
+        limit = query_int(query, "limit") or 0
         token = query.get("continue", "")
         store = kind.store(self.runtime)
         list_rv = store.resource_version
@@ -164,16 +164,7 @@ class ResourceVerbs:
                 continue_token=next_token,
             )
             return json_response(dumps(body))
-        head = (
-            b'{"kind":"'
-            + kind.list_kind.encode()
-            + b'","apiVersion":"'
-            + kind.api_version.encode()
-            + b'","metadata":'
-            + dumps(meta)
-            + b',"items":['
-        )
-        return json_response(head + b",".join(r.raw for r in records) + b"]}")
+        return _list_response(kind, meta, records)
 
     def _decode_continue(self, token: str, store: ObjectStore) -> tuple[tuple[str, str], int]:
         try:
@@ -506,16 +497,8 @@ class ResourceVerbs:
         selector = self._selector(request, kind)
         records = self._matching(kind, info.namespace, selector)
         results = [kind.delete(r, options, self.runtime) for r in records]
-        head = (
-            b'{"kind":"'
-            + kind.list_kind.encode()
-            + b'","apiVersion":"'
-            + kind.api_version.encode()
-            + b'","metadata":'
-            + dumps({"resourceVersion": str(kind.store(self.runtime).resource_version)})
-            + b',"items":['
-        )
-        return json_response(head + b",".join(r.raw for r in results) + b"]}")
+        meta = {"resourceVersion": str(kind.store(self.runtime).resource_version)}
+        return _list_response(kind, meta, results)
 
 
 
@@ -527,14 +510,18 @@ def _patch_rv(patch_doc: Any) -> str | None:
     return None
 
 
-def _int_param(query: Any, name: str, default: int) -> int:
-    text = query.get(name)
-    if text is None or text == "":
-        return default
-    try:
-        return int(text)
-    except ValueError:
-        raise bad_request(f"invalid {name}: {text!r}") from None
+def _list_response(kind: Kind, metadata: dict[str, Any], records: list[Record]) -> web.Response:
+    """A list of `kind` holding `records`, their stored JSON spliced in as it is."""
+    head = (
+        b'{"kind":"'
+        + kind.list_kind.encode()
+        + b'","apiVersion":"'
+        + kind.api_version.encode()
+        + b'","metadata":'
+        + dumps(metadata)
+        + b',"items":['
+    )
+    return json_response(head + b",".join(r.raw for r in records) + b"]}")
 
 
 def _float_param(query: Any, name: str) -> float | None:

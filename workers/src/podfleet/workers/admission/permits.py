@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from podfleet.contracts.clusters import ClusterSpec
 from podfleet.contracts.queues import DEFAULT_QUEUE, route_for
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.monitoring.metrics import ADMISSION_WAITS, RATE_LIMIT_GRANTED, Budget
@@ -61,17 +62,25 @@ class Admission:
     ``rate`` (the cluster's launch rate, PODFLEET_LAUNCH_RATE) is shared among the task
     queues that asked for a permit within :data:`DEMAND_WINDOW_S`, by their weights
     (PODFLEET_QUEUE_WEIGHTS), each within its own ceiling (PODFLEET_QUEUE_RATES).
+
+    Every budget is one cluster's (``cluster``; None: the first configured, ``default``
+    without a clusters file): its rate, pending cap and Redis keys
+    (``RedisKeys.for_cluster``), so each cluster of a fleet admits on its own.
     """
 
     def __init__(self, settings: Settings, redis_client: Any, *,
-                 reservation_ttl_s: float = RESERVATION_TTL_S) -> None:
+                 reservation_ttl_s: float = RESERVATION_TTL_S,
+                 cluster: ClusterSpec | None = None) -> None:
         launch = settings.launch
+        spec = cluster or settings.clusters.configured[0]
+        self.cluster = spec.name
         self.reservation_ttl_s = reservation_ttl_s
         self.settings = settings
-        self.keys = RedisKeys(settings.redis.prefix)
-        self.rate = launch.rate
-        self.burst = launch.burst
-        self.max_pending = launch.max_pending_pods
+        self.keys = RedisKeys(settings.redis.prefix).for_cluster(spec.name)
+        self.rate = spec.launch_rate
+        # PODFLEET_LAUNCH_BURST applies to the cluster it was made for (today's settings).
+        self.burst = launch.burst if spec.launch_rate == launch.rate else spec.launch_burst
+        self.max_pending = spec.max_pending_pods
         self.namespace_caps = launch.namespace_max_pending_pods
         self.queue_caps = launch.queue_max_running
         self._weights: list[str | float] = []
@@ -106,13 +115,13 @@ class Admission:
             keys=[keys.rate_limit("launch"), keys.admission_share(route.name),
                   keys.rate_limit(route.limiter_name), keys.admission_demand,
                   keys.admission_pending(namespace), keys.admission_namespaces,
-                  keys.admission_waiting],
+                  keys.admission_waiting, keys.admission_scratch, keys.admission_at_cap],
             args=[route.name, namespace, _interval_us(self.rate), self.burst,
                   _interval_us(ceiling), route.burst, int(horizon_s * 1_000_000),
                   self.pending_cap(namespace), self.max_pending,
                   int(self.reservation_ttl_s * 1000), keys.admission_pending_prefix,
                   int(DEMAND_WINDOW_S * 1_000_000), 1, self.queue_caps.get(route.name, 0),
-                  f"{keys.admission_prefix}active:{route.name}:", len(self._weights) // 2,
+                  f"{keys.admission_prefix}active:", len(self._weights) // 2,
                   *self._weights, len(names), *names])
         granted, wait_us = int(reply[0]), int(reply[1])
         if granted == 0:

@@ -24,8 +24,6 @@ from dramatiq.middleware import CurrentMessage
 from podfleet.broker import LAUNCH_ACTOR_NAME, enqueue_envelopes
 from podfleet.contracts.queues import configured_routes
 from podfleet.contracts.signing import MessageSigner
-from podfleet.kube.client import KubeClient
-from podfleet.monitoring.metrics import observe_kube_request
 from podfleet.settings import Settings
 from podfleet.workers.launcher.launch import Launcher
 
@@ -76,7 +74,6 @@ class ProcessLauncher:
 
         return Launcher(
             settings,
-            kube=KubeClient.from_settings(settings.kubernetes, observe=observe_kube_request),
             redis_client=broker.client,
             signer=MessageSigner(settings.require_signing_key()),
             requeue=requeue)

@@ -20,20 +20,23 @@ none sits unpublished while the thread waits.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
+from enum import Enum
 from typing import Any
 
 import redis
 
-from podfleet.contracts.events import TaskEvent
+from podfleet.contracts.clusters import ClusterSpec
 from podfleet.contracts.messages import InvalidMessage, LaunchBatch, open_envelope
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.queues import configured_routes
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.signing import MessageSigner
-from podfleet.kube.aio import DEFAULT_CONCURRENCY, AsyncKubeClient, EventLoopThread
-from podfleet.kube.client import KubeClient
+from podfleet.kube.aio import DEFAULT_CONCURRENCY, EventLoopThread
+from podfleet.kube.client import KubeClient, RequestObserver
+from podfleet.kube.clusters import ClusterClients
 from podfleet.monitoring.metrics import (
     CLOCK_SKEW,
     LAUNCH_BATCH_SIZE,
@@ -41,16 +44,16 @@ from podfleet.monitoring.metrics import (
     ClockReference,
     MessageRejectReason,
     PodCreateOutcome,
+    kube_request_observer,
 )
 from podfleet.pods.factory import PodFactory
 from podfleet.redis_client.clock import RedisClock
 from podfleet.settings import Settings
-from podfleet.workers.admission import Admission
-from podfleet.workers.launch_records import CREATED, LaunchRecords, PriorLaunch
-from podfleet.workers.launcher.outcome import LaunchReport, Outbox, Outcomes, PendingPod
-from podfleet.workers.launcher.slow_start import SlowStart
+from podfleet.workers.launch_records import CLAIMED, CREATED, LaunchRecords, PriorLaunch
+from podfleet.workers.launcher.lane import ClusterLane
+from podfleet.workers.launcher.outcome import LaunchReport, Outbox, PendingPod
+from podfleet.workers.launcher.placement import ClusterHealth, choose
 from podfleet.workers.middleware.dead_letter import DeadLetter
-from podfleet.workers.quota import QuotaGate
 
 logger = logging.getLogger("podfleet.workers.launcher")
 
@@ -60,46 +63,75 @@ REDIS_RETRY_S = (0.2, 5.0)
 Requeue = Callable[[dict[str, Any], int], None]
 
 
-class Launcher:
-    """Handles launch envelopes; one per worker process, shared by its threads."""
+class Move(Enum):
+    """What became of a launch a cluster left undecided."""
 
-    def __init__(self, settings: Settings, *, kube: KubeClient, redis_client: Any,
-                 signer: MessageSigner, requeue: Requeue, factory: PodFactory | None = None,
+    MOVED = "moved"      # placed on another of its clusters, to be tried now
+    HELD = "held"        # stays where it is: handed back to the broker
+    DECIDED = "decided"  # its pod was found where it was: LAUNCHED
+
+
+class Launcher:
+    """Handles launch envelopes; one per worker process, shared by its threads.
+
+    It reaches every configured cluster (``settings.clusters``) through one
+    :class:`~podfleet.workers.launcher.lane.ClusterLane` each, made on first use; ``kube``,
+    when given, is the client of the ``default`` cluster (tests), ``clients`` the clients of
+    all (otherwise made from each cluster's configuration).
+    """
+
+    def __init__(self, settings: Settings, *, redis_client: Any, signer: MessageSigner,
+                 requeue: Requeue, kube: KubeClient | None = None,
+                 clients: ClusterClients | None = None, factory: PodFactory | None = None,
                  concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.settings = settings
-        # Rare calls (the GET that looks for an existing pod) stay on the sync client; the
-        # creates go through one aiohttp session on this process's own event loop.
-        self.kube = kube
-        self.aio = AsyncKubeClient.from_client(kube, concurrency=concurrency)
         self.loop = EventLoopThread("podfleet-launch-loop")
         self.redis = redis_client
         self.signer = signer
         self.requeue = requeue
         self.keys = RedisKeys(settings.redis.prefix)
         self.factory = factory or PodFactory(settings)
-        # Every create takes its permit here: pending cap, fair share, ceilings, rate.
-        self.admission = Admission(settings, redis_client)
         for route in configured_routes(settings):
             RATE_LIMIT_CONFIGURED.labels(queue=route.name).set(route.rate)
         self.records = LaunchRecords(redis_client, self.keys)
-        self.quota = QuotaGate(kube, redis_client, self.keys,
-                               poll_seconds=settings.launch.quota_poll_seconds)
         # Deadlines are judged on Redis' clock, the one every host and the executor share.
         self.clock = RedisClock(redis_client,
                                 observe=CLOCK_SKEW.labels(reference=ClockReference.REDIS).set)
-        self.outcomes = Outcomes(settings, kube, self.quota)
-        self.slow_start = SlowStart(self.aio, self.loop, self.records, self.outcomes,
-                                    self.admission, clock=self.clock.now)
+        self.clients = clients or ClusterClients(
+            settings.clusters.configured, timeout_seconds=settings.kubernetes.timeout_seconds,
+            observe=kube_request_observer,
+            factory=_with_default(kube) if kube is not None else None)
+        self.health = ClusterHealth()
+        self.concurrency = concurrency
+        self._lanes: dict[str, ClusterLane] = {}
+        self._lanes_lock = threading.Lock()
+
+    def lane(self, cluster: str) -> ClusterLane:
+        """The lane of ``cluster`` (configured: ``self.clients.names``), made on first use."""
+        lane = self._lanes.get(cluster)
+        if lane is None:
+            with self._lanes_lock:
+                lane = self._lanes.get(cluster)
+                if lane is None:
+                    lane = self._lanes[cluster] = ClusterLane.build(
+                        self.clients.spec(cluster), self.clients.client(cluster),
+                        settings=self.settings, redis_client=self.redis,
+                        records=self.records, loop=self.loop, health=self.health,
+                        clock=self.clock.now, concurrency=self.concurrency)
+        return lane
 
     def close(self) -> None:
-        """Close the session and stop the event loop (at worker shutdown)."""
+        """Close the sessions and stop the event loop (at worker shutdown)."""
+        lanes = list(self._lanes.values())
         if self.loop.running:
-            try:
-                self.loop.run(self.aio.close(), timeout=5.0)
-            except Exception as exc:  # shutting down: nothing left to do about it
-                logger.warning("closing the launcher's HTTP session: %s", exc)
+            for lane in lanes:
+                try:
+                    self.loop.run(lane.aio.close(), timeout=5.0)
+                except Exception as exc:  # shutting down: nothing left to do about it
+                    logger.warning("closing the launcher's HTTP session to %s: %s",
+                                   lane.name, exc)
             self.loop.stop()
-        self.kube.close()
+        self.clients.close()
 
     # --- entry point --------------------------------------------------------------------
 
@@ -114,9 +146,9 @@ class Launcher:
         retry is enqueued through the same dead Redis, and the original is acked later.
         """
         down_since: float | None = None
-        # Launches this delivery created, kept here too: a Redis that comes back empty has
-        # lost their records, and a finished pod may already be deleted.
-        created: set[str] = set()
+        # Launches this delivery created, and where, kept here too: a Redis that comes back
+        # empty has lost their records, and a finished pod may already be deleted.
+        created: dict[str, str] = {}
         while True:
             try:
                 report = self._handle_once(envelope, created)
@@ -146,7 +178,7 @@ class Launcher:
                                    time.monotonic() - down_since)
                     down_since = time.monotonic()
 
-    def _handle_once(self, envelope: Any, created: set[str]) -> LaunchReport:
+    def _handle_once(self, envelope: Any, created: dict[str, str]) -> LaunchReport:
         try:
             batch = open_envelope(envelope, self.signer)
         except InvalidMessage as exc:
@@ -156,86 +188,213 @@ class Launcher:
             raise DeadLetter(f"launch message refused: {reason}", kind=kind) from None
         LAUNCH_BATCH_SIZE.observe(len(batch.requests))
         report = LaunchReport()
+        outbox = Outbox(self.redis, self.keys, self.records, report)
         pending: list[PendingPod] = []
-        decided: list[TaskEvent] = []
-        batch_items: list[PendingPod] = []  # every request that has a pod, for the quota lists
+        expired: list[PendingPod] = []
+        configured = self.clients.names
         for request in batch.requests:
+            if not any(c in configured for c in request.clusters):
+                outbox.add([self.lane(configured[0]).outcomes.failed(
+                    request, f"none of its clusters ({', '.join(request.clusters)}) is "
+                    f"configured on this worker (configured: {', '.join(configured)})",
+                    report, outcome=PodCreateOutcome.INVALID)])
+                continue
             if request.deadline is not None and self.clock.now() > request.deadline:
-                name = pod_name(request.key, request.launch_id)
-                decided.append(self.outcomes.expired(
-                    PendingPod(request, {"metadata": {"name": name}}), report))
+                expired.append(PendingPod(
+                    request, {"metadata": {"name": pod_name(request.key, request.launch_id)}}))
                 continue
             try:
                 pod = self.factory.build(request)
             except ValueError as exc:
-                decided.append(self.outcomes.failed(request, f"invalid executor_config: {exc}",
-                                                    report, outcome=PodCreateOutcome.INVALID))
+                outbox.add([self.lane(configured[0]).outcomes.failed(
+                    request, f"invalid executor_config: {exc}", report,
+                    outcome=PodCreateOutcome.INVALID)])
                 continue
             pending.append(PendingPod(request, pod, attempts=request.attempts,
                                       last_reason=request.last_reason))
-        batch_items = list(pending)
-        pending = self._skip_finished_launches(pending, decided, report, created)
-        pending, waiting = self._sort_out_by_quota(pending, decided, report)
-        # Highest priority first (stable: the executor's order among equals).
-        pending.sort(key=lambda p: -p.request.priority)
-        outbox = Outbox(self.redis, self.keys, self.records, report)
-        outbox.add(decided)
+        self._expire(expired, outbox, report)
+        pending = self._skip_finished_launches(pending, outbox, report, created)
+        held: list[PendingPod] = []
+        placed: list[PendingPod] = []
+        for item in pending:
+            if item.uncertain or self._place(item):
+                placed.append(item)
+            else:
+                held.append(item)
+        # None of their clusters reachable: they wait until one may be tried again.
+        held_wait = self.health.wait_s(
+            {c for p in held for c in p.request.clusters if c in configured})
+        queue = batch.requests[0].queue
+        touched: dict[str, list[PendingPod]] = {}
         try:
-            leftover = self.slow_start.run(pending, report, outbox, created,
-                                          batch.requests[0].queue)
-            undecided = list(leftover.pending) if leftover is not None else []
-            if leftover is not None:
-                self._hand_back(leftover.pending, leftover.delay_s, report)
+            delay, waiting = self._run_rounds(placed, held, outbox, report, created, queue,
+                                              touched)
+            if held:
+                self._hand_back(held, max(0.1, min(delay, held_wait) if placed else held_wait),
+                                report)
             waiting.extend(report.parked)
             if waiting:
                 self._hand_back(waiting, self.settings.launch.quota_poll_seconds, report)
-            self._leave_waiting_lists(batch_items, waiting + undecided)
+            still = {id(p) for p in held + waiting}
+            for cluster, items in touched.items():
+                self._leave_waiting_lists(self.lane(cluster), items, still)
         finally:
             # Whatever is decided is published, even when something unexpected went wrong.
             outbox.flush()
         return report
 
-    def _skip_finished_launches(self, pending: list[PendingPod], decided: list[TaskEvent],
-                                report: LaunchReport, created: set[str]) -> list[PendingPod]:
+    # --- placement ------------------------------------------------------------------------
+
+    def _place(self, item: PendingPod) -> bool:
+        """Put ``item`` on the next of its clusters it has not tried (False: none left, or
+        none reachable)."""
+        chosen = choose(item.request, self.clients.names, self.health, exclude=item.tried)
+        if chosen is None:
+            return False
+        item.cluster = chosen
+        item.not_before = 0.0
+        return True
+
+    def _run_rounds(self, placed: list[PendingPod], held: list[PendingPod], outbox: Outbox,
+                    report: LaunchReport, created: dict[str, str], queue: str | None,
+                    touched: dict[str, list[PendingPod]]
+                    ) -> tuple[float, list[PendingPod]]:
+        """Create ``placed`` cluster by cluster; what a cluster leaves (no room, unreachable,
+        retrying) moves to the next eligible cluster when it may, or joins ``held``.
+        Returns when the held ones are due again (inf: none held here), and those waiting
+        for quota."""
+        delay = float("inf")
+        waiting: list[PendingPod] = []
+        todo = placed
+        while todo:
+            by_cluster: dict[str, list[PendingPod]] = {}
+            for item in todo:
+                by_cluster.setdefault(item.cluster, []).append(item)
+            todo = []
+            for cluster, group in by_cluster.items():
+                if cluster not in self.clients.names:  # pinned where this worker cannot go
+                    held.extend(group)
+                    delay = min(delay, self.settings.launch.quota_poll_seconds)
+                    continue
+                lane = self.lane(cluster)
+                touched.setdefault(cluster, []).extend(group)
+                if not self.health.usable(cluster):
+                    leftover, wait_s = group, self.health.wait_s([cluster])
+                else:
+                    go, wait = self._sort_out_by_quota(lane, group, outbox, report)
+                    waiting.extend(wait)
+                    # Highest priority first (stable: the executor's order among equals).
+                    go.sort(key=lambda p: -p.request.priority)
+                    handback = lane.slow_start.run(go, report, outbox, created, queue)
+                    leftover = list(handback.pending) if handback is not None else []
+                    wait_s = handback.delay_s if handback is not None else 0.0
+                    todo.extend(report.elsewhere)
+                    report.elsewhere.clear()
+                for item in leftover:
+                    verdict = self._move(lane, item, outbox, report)
+                    if verdict is Move.MOVED:
+                        todo.append(item)
+                    elif verdict is Move.HELD:
+                        held.append(item)
+                        delay = min(delay, wait_s)
+        return delay, waiting
+
+    def _move(self, lane: ClusterLane, item: PendingPod, outbox: Outbox,
+              report: LaunchReport) -> Move:
+        """Move ``item``, which ``lane``'s cluster left undecided, to another of its clusters
+        if podfleet knows no pod exists for it there (else it is held there). A create whose
+        outcome is unknown is resolved by a GET first, and only once the cluster is down
+        (a cluster that answers just retries); a pod the GET finds is the launch's: decided."""
+        item.tried.add(lane.name)
+        if len(item.request.clusters) == 1:
+            return Move.HELD
+        if item.uncertain:
+            if not self.health.is_down(lane.name):
+                return Move.HELD
+            exists, pod = lane.outcomes.probe(item)
+            if exists is None:
+                return Move.HELD
+            if exists:
+                outbox.add([lane.outcomes.launched(item, report, pod, attempts=item.attempts,
+                                                   sent_at=0.0, already_exists=True)])
+                return Move.DECIDED
+            self.records.unpin([item.request.launch_id], lane.name)
+            item.uncertain = False
+        if not self._place(item):
+            return Move.HELD
+        logger.info("launch %s of %s moves from cluster %s to %s", item.request.launch_id,
+                    item.request.key, lane.name, item.cluster)
+        return Move.MOVED
+
+    def _expire(self, expired: list[PendingPod], outbox: Outbox, report: LaunchReport) -> None:
+        """Fail requests past their deadline, unless an earlier delivery created the pod
+        (looked for on the cluster its record names, or its first)."""
+        if not expired:
+            return
+        prior = self.records.finished(p.request.launch_id for p in expired)
+        for item in expired:
+            record = prior.get(item.request.launch_id)
+            cluster = record.cluster if record is not None else item.request.clusters[0]
+            if cluster not in self.clients.names:
+                cluster = self.clients.names[0]
+            item.cluster = cluster
+            outbox.add([self.lane(cluster).outcomes.expired(item, report)])
+
+    def _skip_finished_launches(self, pending: list[PendingPod], outbox: Outbox,
+                                report: LaunchReport, created: dict[str, str]
+                                ) -> list[PendingPod]:
         """Claim each launch; leave out those an earlier delivery already created or failed
-        (or this one did, before Redis went away)."""
+        (or this one did, before Redis went away). A launch an earlier delivery pinned to a
+        cluster (its create may have reached it) stays there, uncertain."""
         prior = self.records.claim(p.request.launch_id for p in pending)
-        for launch_id in created:
-            prior[launch_id] = PriorLaunch(CREATED, None)
+        for launch_id, cluster in created.items():
+            prior[launch_id] = PriorLaunch(CREATED, None, cluster)
         if not prior:
             return pending
-        decided.extend(self.outcomes.settle_finished(
-            [p for p in pending if p.request.launch_id in prior], prior, report))
-        return [p for p in pending if p.request.launch_id not in prior]
+        left: list[PendingPod] = []
+        for item in pending:
+            record = prior.get(item.request.launch_id)
+            if record is None:
+                left.append(item)
+            elif record.state == CLAIMED:
+                item.cluster, item.uncertain = record.cluster, True
+                left.append(item)
+            else:
+                cluster = (record.cluster if record.cluster in self.clients.names
+                           else self.clients.names[0])
+                item.cluster = cluster
+                outbox.add(self.lane(cluster).outcomes.settle_finished([item], prior, report))
+        return left
 
     # --- quota-aware waiting ----------------------------------------------------------------
 
-    def _sort_out_by_quota(self, pending: list[PendingPod], decided: list[TaskEvent],
-                           report: LaunchReport) -> tuple[list[PendingPod], list[PendingPod]]:
-        """The launches to create now, and those to hand back to wait for quota; those that
-        can never fit are failed into ``decided``."""
+    def _sort_out_by_quota(self, lane: ClusterLane, pending: list[PendingPod],
+                           outbox: Outbox, report: LaunchReport
+                           ) -> tuple[list[PendingPod], list[PendingPod]]:
+        """The launches to create now on ``lane``'s cluster, and those to hand back to wait
+        for its quota; those that can never fit are failed."""
         if not pending:
             return pending, []
-        answer = self.quota.sort_out([(p.request, p.pod) for p in pending])
+        answer = lane.quota.sort_out([(p.request, p.pod) for p in pending])
         for i, reason in answer.never.items():
-            decided.append(self.outcomes.failed(pending[i].request, reason, report,
-                                                outcome=PodCreateOutcome.INVALID))
+            outbox.add([lane.outcomes.failed(pending[i].request, reason, report,
+                                             outcome=PodCreateOutcome.INVALID)])
         for i, reason in answer.joined.items():
             if i in answer.wait:
-                decided.append(self.outcomes.waiting(pending[i].request, reason))
+                outbox.add([lane.outcomes.waiting(pending[i].request, reason)])
         go = set(answer.go)
         return ([p for i, p in enumerate(pending) if i in go],
                 [pending[i] for i in answer.wait])
 
-    def _leave_waiting_lists(self, items: list[PendingPod], undecided: list[PendingPod]
-                             ) -> None:
+    def _leave_waiting_lists(self, lane: ClusterLane, items: list[PendingPod],
+                             still: set[int]) -> None:
         """Take this message's launches that are decided off their namespaces' waiting lists
-        (only namespaces that have a list: most messages make no call here)."""
-        still = {id(p) for p in undecided}
+        on ``lane``'s cluster (only namespaces that have a list: most messages make no call
+        here)."""
         done = [(p.request, p.pod) for p in items if id(p) not in still
-                and p.request.namespace in self.quota.namespaces_waiting]
+                and p.request.namespace in lane.quota.namespaces_waiting]
         if done:
-            self.quota.leave(done)
+            lane.quota.leave(done)
 
     # --- handing leftovers back to the broker --------------------------------------------
 
@@ -247,3 +406,13 @@ class Launcher:
         self.requeue(batch.seal(self.signer), max(0, int(delay_s * 1000)))
         report.requeued += len(pending)
         logger.info("handed %d pod(s) back to the broker, due in %.1fs", len(pending), delay_s)
+
+
+def _with_default(kube: KubeClient) -> Callable[[ClusterSpec, RequestObserver | None],
+                                                 KubeClient]:
+    """A client factory that gives ``kube`` for the ``default`` cluster."""
+    def make(spec: ClusterSpec, observe: RequestObserver | None) -> KubeClient:
+        if spec.name == "default":
+            return kube
+        return KubeClient.from_cluster(spec, observe=observe)
+    return make

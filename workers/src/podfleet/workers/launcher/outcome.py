@@ -32,13 +32,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from podfleet.contracts.clusters import DEFAULT_CLUSTER
 from podfleet.contracts.events import EventKind, EventSource, TaskEvent, publish_events
 from podfleet.contracts.failure import Failure
 from podfleet.contracts.messages import LaunchRequest
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
 from podfleet.kube.client import KubeClient
-from podfleet.kube.errors import KubeError, QuotaExceeded, Unreachable
+from podfleet.kube.errors import KubeError, NotFound, QuotaExceeded, Unreachable
 from podfleet.monitoring.metrics import (
     LAUNCH_LATENCY,
     LAUNCH_RETRIES,
@@ -68,6 +69,10 @@ class PendingPod:
     not_before: float = 0.0  # time.monotonic()
     uncertain: bool = False  # an attempt got no answer: the pod may exist
     parked: bool = False  # a full quota refused it: it goes back to wait (LaunchReport.parked)
+    #: The cluster it is placed on (podfleet.workers.launcher.placement), and those this
+    #: delivery tried already.
+    cluster: str = DEFAULT_CLUSTER
+    tried: set[str] = field(default_factory=set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +98,9 @@ class LaunchReport:
     retries: int = 0
     # Parked on a full quota (403 "exceeded quota"): the launcher hands these back.
     parked: list[PendingPod] = field(default_factory=list)
+    # Found pinned to another cluster just before their create (another delivery sent it
+    # there): the launcher places them there (``PendingPod.cluster`` says where).
+    elsewhere: list[PendingPod] = field(default_factory=list)
     events: list[TaskEvent] = field(default_factory=list)
 
 
@@ -106,6 +114,14 @@ def describe(error: KubeError | Unreachable) -> str:
 def answered_status(error: KubeError | Unreachable) -> int:
     """The HTTP status of ``error`` as event details record it: 0 when no answer came."""
     return error.status if isinstance(error, KubeError) else 0
+
+
+def may_have_made_pod(error: KubeError | Unreachable) -> bool:
+    """Whether a create that failed with ``error`` may still have made its pod: no answer
+    came though the request was sent, or the server failed (5xx) after maybe storing it."""
+    if isinstance(error, Unreachable):
+        return error.sent
+    return error.status >= 500
 
 
 def retry_label(error: KubeError | Unreachable) -> LaunchRetryReason:
@@ -124,10 +140,12 @@ class Outcomes:
     """Judges create results and turns every decision into the task's event, counted."""
 
     def __init__(self, settings: Settings, kube: KubeClient,
-                 quota: QuotaGate | None = None) -> None:
+                 quota: QuotaGate | None = None, *, cluster: str = DEFAULT_CLUSTER) -> None:
         self.settings = settings
         self.kube = kube
         self.quota = quota
+        #: The cluster whose creates this judges: every event it makes names it.
+        self.cluster = cluster
         self.max_attempts = settings.launch.max_attempts
         # Metric children, looked up once: ``labels()`` takes a lock and builds a key per call.
         self._outcomes: dict[tuple[str, PodCreateOutcome], Any] = {}
@@ -156,9 +174,17 @@ class Outcomes:
                                detail={"status": answered_status(error), "attempts": attempts})
         if isinstance(error, QuotaExceeded):
             return self.quota_refused(item, error, report)
+        if isinstance(error, Unreachable) and not error.sent:
+            # No connection, so nothing was sent: not an attempt. The launch waits for its
+            # cluster (or moves to another), as a launch waits for quota.
+            item.last_reason = describe(error)
+            report.retries += 1
+            LAUNCH_RETRIES.labels(reason=retry_label(error)).inc()
+            item.not_before = time.monotonic() + self.backoff(attempts, None)
+            return None
         item.attempts = attempts
         item.last_reason = describe(error)
-        item.uncertain = item.uncertain or isinstance(error, Unreachable)
+        item.uncertain = item.uncertain or may_have_made_pod(error)
         if attempts >= self.max_attempts:
             existing = self.existing(item) if item.uncertain else None
             if existing:
@@ -199,7 +225,8 @@ class Outcomes:
         return TaskEvent(
             key=request.key, launch_id=request.launch_id, executor_id=request.executor_id,
             kind=EventKind.WAITING, source=EventSource.LAUNCHER, state=TaskState.QUEUED,
-            failure=Failure("QuotaExceeded", message=message), namespace=request.namespace)
+            failure=Failure("QuotaExceeded", message=message), namespace=request.namespace,
+            cluster=self.cluster)
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:
         """Seconds before attempt ``attempts + 1``: exponential, jittered, at least what the
@@ -217,6 +244,18 @@ class Outcomes:
             return self.kube.get_pod(item.request.namespace, item.pod["metadata"]["name"])
         except (KubeError, Unreachable):
             return None
+
+    def probe(self, item: PendingPod) -> tuple[bool | None, dict[str, Any] | None]:
+        """Whether ``item``'s pod exists on this cluster, by a GET: ``(True, pod)``,
+        ``(False, None)`` when the API server answered that it does not, ``(None, None)``
+        when it gave no clear answer (then nobody knows)."""
+        try:
+            pod = self.kube.get_pod(item.request.namespace, item.pod["metadata"]["name"])
+        except NotFound:
+            return False, None
+        except (KubeError, Unreachable):
+            return None, None
+        return (True, pod) if pod else (False, None)
 
     def settle_finished(self, items: list[PendingPod], prior: dict[str, PriorLaunch],
                         report: LaunchReport) -> list[TaskEvent]:
@@ -254,7 +293,7 @@ class Outcomes:
                 latency = self._latencies[namespace] = LAUNCH_LATENCY.labels(
                     namespace=namespace)
             latency.observe(max(0.0, time.time() - request.queued_at))
-        return _event(request, TaskState.LAUNCHED, pod=pod,
+        return _event(request, TaskState.LAUNCHED, self.cluster, pod=pod,
                       name=item.pod.get("metadata", {}).get("name"), detail=detail)
 
     def failed(self, request: LaunchRequest, reason: str, report: LaunchReport, *,
@@ -262,7 +301,7 @@ class Outcomes:
         report.failed += 1
         self._count(request.namespace, outcome)
         logger.warning("task %s failed to launch: %s", request.key, reason)
-        return _event(request, TaskState.FAILED, reason=reason, detail=detail)
+        return _event(request, TaskState.FAILED, self.cluster, reason=reason, detail=detail)
 
     def expired(self, item: PendingPod, report: LaunchReport) -> TaskEvent:
         """A request past its deadline: FAILED "expired", unless its pod exists already."""
@@ -274,18 +313,19 @@ class Outcomes:
         report.expired += 1
         report.failed += 1
         self._count(item.request.namespace, PodCreateOutcome.EXPIRED)
-        return _event(item.request, TaskState.FAILED, reason="expired",
+        return _event(item.request, TaskState.FAILED, self.cluster, reason="expired",
                       detail={"deadline": item.request.deadline})
 
     def _count(self, namespace: str, outcome: PodCreateOutcome) -> None:
         child = self._outcomes.get((namespace, outcome))
         if child is None:
             child = self._outcomes[(namespace, outcome)] = PODS_CREATED.labels(
-                namespace=namespace, outcome=outcome)
+                cluster=self.cluster, namespace=namespace, outcome=outcome)
         child.inc()
 
 
-def _event(request: LaunchRequest, state: TaskState, *, reason: str | None = None,
+def _event(request: LaunchRequest, state: TaskState, cluster: str, *,
+           reason: str | None = None,
            pod: dict[str, Any] | None = None, name: str | None = None,
            detail: dict[str, Any] | None = None) -> TaskEvent:
     meta = (pod or {}).get("metadata") or {}
@@ -294,7 +334,7 @@ def _event(request: LaunchRequest, state: TaskState, *, reason: str | None = Non
         kind=EventKind.STATE, source=EventSource.LAUNCHER, state=state,
         failure=Failure(reason) if reason else None,
         pod_name=meta.get("name") or name, namespace=request.namespace,
-        pod_uid=meta.get("uid"), detail=detail or {})
+        pod_uid=meta.get("uid"), detail=detail or {}, cluster=cluster)
 
 
 class Outbox:
@@ -324,7 +364,8 @@ class Outbox:
             return
         # Records first: a crash between the two leaves a record the next delivery trusts.
         self.records.finish(
-            (e.launch_id, CREATED if e.state is TaskState.LAUNCHED else FAILED, e.pod_uid)
+            (e.launch_id, CREATED if e.state is TaskState.LAUNCHED else FAILED, e.pod_uid,
+             e.cluster)
             for e in events if e.state in (TaskState.LAUNCHED, TaskState.FAILED))
         publish_events(self.redis, self.keys, events)
         self.events = []

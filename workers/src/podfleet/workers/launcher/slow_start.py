@@ -26,17 +26,24 @@ from typing import Any
 
 from podfleet.contracts.events import TaskEvent
 from podfleet.kube.aio import AsyncKubeClient, EventLoopThread
-from podfleet.kube.errors import AlreadyExists, Conflict, KubeError, Unreachable
+from podfleet.kube.errors import (
+    AlreadyExists,
+    Conflict,
+    KubeError,
+    Unreachable,
+)
 from podfleet.monitoring.metrics import KUBE_REQUEST_DURATION, KUBE_REQUESTS, Budget, KubeVerb
 from podfleet.workers.admission import Admission, Permit
-from podfleet.workers.launch_records import LaunchRecords
+from podfleet.workers.launch_records import CLAIMED, LaunchRecords
 from podfleet.workers.launcher.outcome import (
     CreateResult,
     LaunchReport,
     Outbox,
     Outcomes,
     PendingPod,
+    may_have_made_pod,
 )
+from podfleet.workers.launcher.placement import ClusterHealth
 
 # A worker thread sleeps through retry waits up to this long; longer ones are handed back to
 # the broker as a delayed message, so a long outage does not pin worker threads.
@@ -59,11 +66,15 @@ class HandBack:
 
 
 class SlowStart:
-    """Runs the rounds of creates of one message after another; one per Launcher."""
+    """Runs the rounds of creates of one message after another on one cluster (that of
+    ``outcomes`` and ``admission``); one per cluster per Launcher."""
 
     def __init__(self, aio: AsyncKubeClient, loop: EventLoopThread, records: LaunchRecords,
                  outcomes: Outcomes, admission: Admission,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 health: ClusterHealth | None = None) -> None:
+        self.cluster = outcomes.cluster
+        self.health = health or ClusterHealth()
         self.aio = aio
         self.admission = admission
         # The clock deadlines are judged on (the launcher's: Redis' TIME).
@@ -76,7 +87,7 @@ class SlowStart:
         self._create_codes: dict[int, Any] = {}
 
     def run(self, pending: list[PendingPod], report: LaunchReport, outbox: Outbox,
-            created: set[str], queue: str | None) -> HandBack | None:
+            created: dict[str, str], queue: str | None) -> HandBack | None:
         """Create ``pending`` (of task queue ``queue``) in rounds until each is decided (None)
         or the rest must wait too long (the :class:`HandBack`; the outbox is flushed first
         either way)."""
@@ -121,15 +132,25 @@ class SlowStart:
                 # Refused for a while: wait in the broker, not in this thread (no attempt
                 # is spent: attempts count create failures only).
                 outbox.flush()
-                delay = PENDING_RETRY_S if grant.budget is Budget.PENDING else grant.wait_s
+                delay = PENDING_RETRY_S if grant.budget in (Budget.PENDING, Budget.PENDING_SHARE) \
+                    else grant.wait_s
                 return HandBack(pending, max(0.1, delay))
             batch = group[:grant.granted]
-            done_elsewhere = self.records.finished(
-                p.request.launch_id for p in batch if p.request.launch_id not in created)
+            # Pinned here just before the creates go (so no other delivery sends one to
+            # another cluster meanwhile); those finished or pinned elsewhere are left out.
+            done_elsewhere = self.records.pin(
+                (p.request.launch_id for p in batch if p.request.launch_id not in created),
+                self.cluster)
             if done_elsewhere:
-                finished = [p for p in batch if p.request.launch_id in done_elsewhere]
                 admission.release(queue, namespace, [_name(p) for p in batch])
-                outbox.add(self.outcomes.settle_finished(finished, done_elsewhere, report))
+                finished = {i: d for i, d in done_elsewhere.items() if d.state != CLAIMED}
+                outbox.add(self.outcomes.settle_finished(
+                    [p for p in batch if p.request.launch_id in finished], finished, report))
+                for item in batch:
+                    prior = done_elsewhere.get(item.request.launch_id)
+                    if prior is not None and prior.state == CLAIMED:
+                        item.cluster, item.uncertain = prior.cluster, True
+                        report.elsewhere.append(item)
                 pending = [p for p in pending if p.request.launch_id not in done_elsewhere]
                 continue
             results = self.loop.run(self._round(batch, grant, created, stale_s))
@@ -138,7 +159,16 @@ class SlowStart:
             admission.release(queue, namespace, [
                 _name(p) for p, r in zip(batch, results, strict=True)
                 if r.kind in ("rejected", "stale")
-                or (r.kind == "retry" and not isinstance(r.error, Unreachable))])
+                or (r.kind == "retry" and not (isinstance(r.error, Unreachable)
+                                               and r.error.sent))])
+            self._note_health(results)
+            # Known to have made no pod here (and no earlier attempt may have): free to go
+            # to another cluster.
+            self.records.unpin([
+                p.request.launch_id for p, r in zip(batch, results, strict=True)
+                if not p.uncertain and (r.kind == "stale" or (
+                    r.kind == "retry" and r.error is not None
+                    and not may_have_made_pod(r.error)))], self.cluster)
             events: list[TaskEvent] = []
             failed_round = False
             done: set[int] = set()
@@ -151,6 +181,11 @@ class SlowStart:
                     done.add(id(item))
             outbox.add(events)
             pending = [p for p in pending if id(p) not in done]
+            if pending and self.health.is_down(self.cluster):
+                # No answer from this cluster: its launches wait in the broker (or move to
+                # another cluster), not in this thread.
+                outbox.flush()
+                return HandBack(pending, max(0.1, self.health.wait_s([self.cluster])))
             if failed_round:
                 window = max(1, window // 2)
                 growing = False
@@ -158,11 +193,22 @@ class SlowStart:
                 window = min(MAX_ROUND, window * 2)
         return None
 
+    def _note_health(self, results: list[CreateResult]) -> None:
+        """A round with an answer says the cluster is reachable; one where every create got
+        none says it is not."""
+        answered = [r for r in results if r.kind != "stale"]
+        if not answered:
+            return
+        if all(isinstance(r.error, Unreachable) for r in answered):
+            self.health.down(self.cluster)
+        else:
+            self.health.up(self.cluster)
+
     def _permit(self, queue: str | None, namespace: str, items: list[PendingPod],
                 max_wait_s: float) -> Permit:
         return self.admission.acquire(queue, namespace, [_name(p) for p in items], max_wait_s)
 
-    async def _round(self, batch: list[PendingPod], grant: Permit, created: set[str],
+    async def _round(self, batch: list[PendingPod], grant: Permit, created: dict[str, str],
                      stale_s: float) -> list[CreateResult]:
         """One slow-start round: the creates of ``batch`` concurrently, results in order.
 
@@ -173,7 +219,7 @@ class SlowStart:
             *(self._create(item, grant.due_at(i), created, stale_s)
               for i, item in enumerate(batch))))
 
-    async def _create(self, item: PendingPod, due_at: float, created: set[str],
+    async def _create(self, item: PendingPod, due_at: float, created: dict[str, str],
                       stale_s: float) -> CreateResult:
         """Create ``item``'s pod at its permit's time ``due_at`` (monotonic); a permit found
         stale (the process was paused past it) is not used: ``stale`` asks for a new one."""
@@ -203,7 +249,7 @@ class SlowStart:
         self._answered(began, 201)
         # The record says "created" with the round's events; a pod deleted before that (its
         # worker killed meanwhile) was marked by the watcher's deleter first.
-        created.add(item.request.launch_id)
+        created[item.request.launch_id] = self.cluster
         return CreateResult("created", pod=pod, sent_at=sent_at)
 
     def _answered(self, began: float, status: int) -> None:
@@ -214,7 +260,8 @@ class SlowStart:
     def _count_request(self, status: int) -> None:
         child = self._create_codes.get(status)
         if child is None:
-            child = self._create_codes[status] = KUBE_REQUESTS.labels(verb=KubeVerb.CREATE,
+            child = self._create_codes[status] = KUBE_REQUESTS.labels(cluster=self.cluster,
+                                                                      verb=KubeVerb.CREATE,
                                                                       code=str(status))
         child.inc()
 

@@ -11,42 +11,32 @@ launcher's deterministic pod names make the second delivery create nothing twice
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
-import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
 from podfleet.broker import redis_layout, requeue_dead_workers
+from podfleet.workers.middleware.timer import TimerMiddleware
 
 logger = logging.getLogger("podfleet.workers.redelivery")
 
 
-class DeadWorkerRedelivery(dramatiq.Middleware):
-    """Every ``interval_s`` seconds, requeue the unacked messages of dead workers."""
+class DeadWorkerRedelivery(TimerMiddleware):
+    """Every ``interval_s`` seconds (default: a third of the broker's heartbeat timeout, at
+    least 0.5 s), requeue the unacked messages of dead workers."""
+
+    thread_name = "podfleet-redelivery"
 
     def __init__(self, interval_s: float | None = None) -> None:
+        super().__init__()
         self.interval_s = interval_s
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: Any) -> None:
-        if not isinstance(broker, RedisBroker):
-            return
-        interval = self.interval_s or max(0.5, broker.heartbeat_timeout / 1000 / 3)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, args=(broker, interval),
-                                        name="podfleet-redelivery", daemon=True)
-        self._thread.start()
+    def interval(self, broker: RedisBroker) -> float:
+        return self.interval_s or max(0.5, broker.heartbeat_timeout / 1000 / 3)
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: Any) -> None:
-        self._stop.set()
-
-    def _run(self, broker: RedisBroker, interval: float) -> None:
-        while not self._stop.wait(interval):
-            queues = [q for q in broker.get_declared_queues()
-                      if not redis_layout.is_delay_queue(q)]
-            try:
-                requeue_dead_workers(broker, queues)
-            except Exception as exc:  # Redis away: the next tick tries again
-                logger.warning("dead-worker redelivery failed: %s", exc)
+    def tick(self, broker: RedisBroker, worker: Any) -> None:
+        queues = [q for q in broker.get_declared_queues() if not redis_layout.is_delay_queue(q)]
+        try:
+            requeue_dead_workers(broker, queues)
+        except Exception as exc:  # Redis away: the next tick tries again
+            logger.warning("dead-worker redelivery failed: %s", exc)

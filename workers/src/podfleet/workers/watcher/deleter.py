@@ -234,7 +234,8 @@ class PodDeleter:
         if self.records is None:
             return True
         try:
-            self.records.finish((item.task[1], CREATED, item.uid)
+            cluster = self.records.keys.cluster
+            self.records.finish((item.task[1], CREATED, item.uid, cluster)
                                 for item in batch if item.task is not None)
         except redis.RedisError as exc:
             log.warning("cannot record launches before deleting their pods: %s", exc)

@@ -122,8 +122,8 @@ class WatcherLease:
         with self._lock:
             self.token = int(result[1])
             self._deadline = sent + self.lease_seconds
-        WATCHER_LEASE_HELD.set(1)
-        WATCHER_TAKEOVERS.inc()
+        WATCHER_LEASE_HELD.labels(cluster=self.keys.cluster).set(1)
+        WATCHER_TAKEOVERS.labels(cluster=self.keys.cluster).inc()
         log.info("watcher lease acquired by %s with token %s", self.holder, self.token)
         return True
 
@@ -183,5 +183,5 @@ class WatcherLease:
             self.lost.set()
             self._deadline = 0.0
         if self.token is not None:
-            WATCHER_LEASE_HELD.set(0)
+            WATCHER_LEASE_HELD.labels(cluster=self.keys.cluster).set(0)
             log.info("watcher lease of %s (token %s) ended: %s", self.holder, self.token, why)

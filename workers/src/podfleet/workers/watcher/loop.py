@@ -24,6 +24,7 @@ is held.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import random
@@ -37,6 +38,7 @@ from typing import Any, Protocol
 import redis
 
 from podfleet.contracts import pod_status
+from podfleet.contracts.clusters import DEFAULT_CLUSTER, ClusterSpec
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import MANAGED_SELECTOR, QUEUE_ANNOTATION, task_identity
 from podfleet.contracts.redis_keys import RedisKeys
@@ -46,6 +48,7 @@ from podfleet.kube.errors import Gone, KubeError, Unreachable, error_from_status
 from podfleet.logs.archive import LogArchive
 from podfleet.logs.failures import ArchiveFailures
 from podfleet.monitoring.metrics import (
+    CLUSTER_REACHABLE,
     POD_START_LATENCY,
     WATCH_EVENTS,
     WATCH_RESTARTS,
@@ -126,18 +129,26 @@ class WatchOptions:
     #: Relist (and reconcile the records against the list) this often even when the watch is
     #: healthy, so records that drifted from the cluster are repaired; 0 = only on demand.
     resync_seconds: float = 0.0
+    #: The cluster watched: every event published names it.
+    cluster: str = DEFAULT_CLUSTER
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> WatchOptions:
+    def from_settings(cls, settings: Settings, cluster: ClusterSpec | None = None,
+                      **overrides: Any) -> WatchOptions:
+        """The options of the watcher of ``cluster`` (None: the first configured, which is
+        ``default`` without a clusters file): its namespaces, and its launch rate as the
+        rate finished pods are deleted at."""
+        spec = cluster or settings.clusters.configured[0]
         values: dict[str, Any] = {
-            "namespaces": settings.kubernetes.watch_namespaces,
+            "cluster": spec.name,
+            "namespaces": spec.namespaces,
             "fatal_reasons": settings.watcher.fatal_container_reasons,
             "delete_policy": settings.pods.delete_policy,
             "delete_delay_seconds": settings.pods.delete_delay_seconds,
             "log_archive": settings.logs.archive,
             "log_retention_days": settings.logs.retention_days,
             # Finished pods leave at the rate new ones may arrive.
-            "delete_rate": settings.launch.rate,
+            "delete_rate": spec.launch_rate,
             "resync_seconds": settings.watcher.resync_seconds,
             "queues": ("default", *settings.launch.queue_rates),
         }
@@ -209,6 +220,7 @@ class ScopeWatch:
         self._reload = False
         #: time.monotonic() of the last relist; another is due every ``resync_seconds``.
         self._relisted_at = time.monotonic()
+        self._reachable = CLUSTER_REACHABLE.labels(cluster=options.cluster)
 
     # --- the outer loop -------------------------------------------------------------------
 
@@ -234,6 +246,7 @@ class ScopeWatch:
                 self.resource_version = None  # the periodic relist: level-triggered repair
             if self.resource_version is None:
                 self.resource_version = self.relist()
+            self._reachable.set(1)
             received = self.watch(self.resource_version)
             reason = (WatchRestartReason.RESYNC if self._relist_due()
                       else WatchRestartReason.CLOSED)
@@ -245,6 +258,8 @@ class ScopeWatch:
         except Unreachable as exc:
             reason = (WatchRestartReason.TIMEOUT if exc.timed_out
                       else WatchRestartReason.ERROR)
+            if not exc.timed_out or self.resource_version is None:
+                self._reachable.set(0)
             delay = self._next_backoff()
             log.warning("watch of %s lost its connection (%s); retrying in %.1fs",
                         self.scope, exc, delay)
@@ -502,6 +517,8 @@ class ScopeWatch:
         event = transition.event
         if event is None:
             return
+        if event.cluster != self.options.cluster:
+            event = dataclasses.replace(event, cluster=self.options.cluster)
         pending.batch.add(event, received)
         latency = event.detail.get("start_latency_s")
         if isinstance(latency, float | int) and event.state is not TaskState.FAILED:
