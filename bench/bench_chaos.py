@@ -5,6 +5,8 @@ garbage; then count, from sources independent of podfleet's own bookkeeping, wha
     .venv/bin/python bench/bench_chaos.py --quick    # 300 tasks, a shorter timeline (CI)
     .venv/bin/python bench/bench_chaos.py --sentinel # Redis behind Sentinel: a failover
                                                      # instead of a restart from the AOF
+    .venv/bin/python bench/bench_chaos.py --clusters 2  # two clusters; the second one's API
+                                                     # server SIGKILLed and restarted empty
 
 Default settings throughout (delete policy ``always``, Redis with an append-only file as a
 production Redis runs), except a launch rate low enough to keep launches in flight while
@@ -21,11 +23,17 @@ relaunches them without spending a retry), Redis refusing writes with OOM for 3 
 (``maxmemory`` just above its use, ``noeviction``), with ``--sentinel`` the killed primary
 back as a replica and a ``SENTINEL FAILOVER`` (clients still on the demoted primary get
 ``READONLY``), the executor abandoned mid-run (as a SIGKILLed scheduler) and a new one
-started under a new id. Sources:
+started under a new id. With ``--clusters 2`` the fleet has two clusters (a simulator each,
+the tasks free to run on either) and the timeline adds the second cluster's API server
+SIGKILLed mid-launch and restarted, empty, 3 s later: its launches wait or move to the first
+cluster, and its tasks whose pods died with it end as the executor finds them (a pod gone
+while running fails "PodVanished"; those are reported apart, not as wrong outcomes). Sources:
 
 - the simulator's own record of every pod it stored (``GET /_sim/creates``: when, to the
   microsecond, and under which name; a name twice is a launch made twice: duplicate pods),
-  which no watch drop can make it miss, and the peak creates in any sliding 1 s window;
+  which no watch drop can make it miss, and the peak creates in any sliding 1 s window (with
+  two clusters, each simulator's record, the killed one's read just before its kill: a name
+  in both is a launch made in two clusters);
 - the metadata DB: tasks not terminal (lost), outcomes other than the fate asked (wrong);
 - the event buffers the two executors filled: terminal reports per task (double terminal);
 - the watcher lease: how long the takeover took after its worker was killed;
@@ -61,6 +69,7 @@ NAMESPACE = "default"
 SIGNING_KEY = "chaos-bench-signing-key-0123456789"
 QUEUE = "podfleet.launch"
 SKEW_S = 700.0  # how far the skewed worker's clock is ahead
+SECOND = "c2"  # the second cluster of --clusters 2, whose API server is killed
 
 
 class Scheduler:
@@ -260,13 +269,14 @@ def _disruption_relaunches() -> float:
                                     RelaunchCause.DELETED_BEFORE_START))
 
 
-def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
+def run(tasks: int, rate: float, quick: bool, sentinel: bool = False,
+        clusters: int = 1) -> int:
 
     from podfleet.contracts.states import TaskState
     from podfleet.executor import TaskSubmission
     from podfleet.executor.db import TaskInstance, make_engine
     from podfleet.kube.client import KubeClient
-    from podfleet.local.fleet import LocalFleet
+    from podfleet.local.fleet import LocalCluster, LocalFleet
     from podfleet.local.redis_sentinel import SentinelGroup
     from podfleet.redis_client import connect as connect_redis
     from podfleet.simulator.admin import busiest_window
@@ -281,8 +291,11 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         prefix = f"chaos-{uuid.uuid4().hex[:6]}"
         # Redis keeps an append-only file, as a production Redis runs: its fault is a
         # SIGKILL and a restart from it.
+        simulated = SimulatorConfig(cluster=ClusterConfig(nodes=10, node_pods=200))
+        several = [LocalCluster("default", simulator=simulated),
+                   LocalCluster(SECOND, simulator=simulated)] if clusters == 2 else []
         fleet = stack.enter_context(LocalFleet(
-            simulator=SimulatorConfig(cluster=ClusterConfig(nodes=10, node_pods=200)),
+            simulator=None if several else simulated, clusters=several,
             redis_url=group.url if group is not None else None, redis_appendonly=True,
             database_url=database_url, redis_prefix=prefix, signing_key=SIGNING_KEY,
             namespace=NAMESPACE, env={
@@ -334,6 +347,16 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         print(f"t={time.monotonic() - started:5.1f}s SIGKILL launcher {victim.pid}", flush=True)
         workers.kill(victim)
         workers.start(threads=4)
+        second_creates: list[Any] = []
+        if several:
+            # Mid-launch: the second cluster holds pending and running pods, and launches.
+            at(1.5)
+            print(f"t={time.monotonic() - started:5.1f}s SIGKILL cluster {SECOND}'s API "
+                  "server; restart it, empty, in 3 s", flush=True)
+            second_creates = fleet.simulators[SECOND].admin.creates()
+            fleet.kill_cluster(SECOND)
+            time.sleep(3)
+            fleet.restart_cluster(SECOND)
         at(2)
         paused = next(p for p in workers.alive() if p is not _watcher_pool(workers, client, prefix))
         print(f"t={time.monotonic() - started:5.1f}s SIGSTOP launcher {paused.pid} for 5 s",
@@ -405,10 +428,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         primary = (redis_server.host, redis_server.port) if group is None \
             else group.primary_address()
         assert primary is not None
-        # Known open (issue #18): under a long OOM spell some launches stay QUEUED until the
-        # queued timeout. The CI smoke leaves it out so it stays a pass/fail signal for the
-        # rest; the full run keeps it and reports what it loses.
-        oom_refused = _refuse_writes_oom(primary, started) if not quick else None
+        oom_refused = _refuse_writes_oom(primary, started)
         demoted = None
         if group is not None:
             # The primary killed at step 4 comes back (the sentinels make it a replica), then
@@ -442,14 +462,19 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         time.sleep(2)  # the last reports reach the buffers
         relaunched = _disruption_relaunches() - relaunches_before
         # Delete policy "always": every finished pod is deleted; none may be left behind.
-        kube = KubeClient(sim.api_client())
+        kubes = [KubeClient(simulator.api_client())
+                 for simulator in (fleet.simulators.values() if several else [sim])]
         try:
+            def left_pods() -> int:
+                return sum(len(kube.list_pods(NAMESPACE).items) for kube in kubes)
+
             with contextlib.suppress(WaitTimedOut):
-                wait_for(lambda: not kube.list_pods(NAMESPACE).items, 30,
-                         "every finished pod deleted", interval=0.5)
-            undeleted = len(kube.list_pods(NAMESPACE).items)
+                wait_for(lambda: not left_pods(), 30, "every finished pod deleted",
+                         interval=0.5)
+            undeleted = left_pods()
         finally:
-            kube.close()
+            for kube in kubes:
+                kube.close()
         for scheduler in schedulers:
             scheduler.abandon()
         import sqlalchemy as sa
@@ -462,16 +487,29 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
                 .limit(10)).all()
             rows = conn.execute(sa.select(
                 TaskInstance.dag_id, TaskInstance.task_id, TaskInstance.run_id,
-                TaskInstance.map_index, TaskInstance.try_number, TaskInstance.state)).all()
+                TaskInstance.map_index, TaskInstance.try_number, TaskInstance.state,
+                TaskInstance.cluster, TaskInstance.reason)).all()
         states = {tuple(r[:5]): TaskState(r[5]) for r in rows}
+        # Tasks whose pod died with the killed cluster: failed as vanished, not wrongly.
+        vanished = {tuple(r[:5]) for r in rows if several and r[6] == SECOND
+                    and r[5] == TaskState.FAILED.value and "anish" in (r[7] or "")}
         stuck = collections.Counter(state.value for state in states.values()
                                     if not state.is_terminal)
         lost = sum(1 for k in expected if not states.get(k, TaskState.QUEUED).is_terminal)
         wrong = sum(1 for k, want in expected.items()
-                    if states.get(k) is not None and states[k].is_terminal and states[k] != want)
+                    if states.get(k) is not None and states[k].is_terminal and states[k] != want
+                    and k not in vanished)
         created = [c for c in sim.admin.creates() if c[1] == NAMESPACE]
         names = collections.Counter(name for _, _, name in created)
         duplicates = sum(n - 1 for n in names.values())
+        across = 0
+        if several:
+            second = [c for c in second_creates + fleet.simulators[SECOND].admin.creates()
+                      if c[1] == NAMESPACE]
+            second_names = collections.Counter(name for _, _, name in second)
+            duplicates += sum(n - 1 for n in second_names.values())
+            across = len(set(names) & set(second_names))
+            duplicates += across
         reports: collections.Counter[Any] = collections.Counter()
         for scheduler in schedulers:
             reports.update(scheduler.terminal)
@@ -486,7 +524,11 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         print(f"watch faults          {watches} watches opened, {gone} answered 410, "
               f"{relists} relists")
         print(f"lost tasks            {lost}" + (f" ({dict(stuck)})" if stuck else ""))
-        print(f"duplicate pods        {duplicates}")
+        print(f"duplicate pods        {duplicates}"
+              + (f" ({across} in both clusters)" if several else ""))
+        if several:
+            print(f"cluster {SECOND} killed     {len(vanished)} task(s) failed as vanished "
+                  "with its pods (not counted as wrong)")
         print(f"double terminal       {double}")
         print(f"wrong outcomes        {wrong}")
         print(f"forged launched       {forged_launched}")
@@ -494,9 +536,7 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False) -> int:
         print(f"quota fault           {quota_refused} creates refused 403 exceeded quota")
         print(f"drain                 {evicted} pods evicted from {drained or 'no node'} "
               f"({evicted_live} not finished), {relaunched:.0f} relaunched without a retry")
-        oom = (f"{oom_refused} writes refused" if oom_refused is not None
-               else "not in the --quick timeline")
-        print(f"redis OOM             {oom}"
+        print(f"redis OOM             {oom_refused} writes refused"
               + (f"; READONLY after the failover from :{demoted[1]}" if demoted else ""))
         print(f"pods left undeleted   {undeleted}")
         print(f"peak creates / 1 s    {peak} at t={peak_second - wall_start:.1f}s "
@@ -536,10 +576,12 @@ def main() -> int:
     parser.add_argument("--sentinel", action="store_true",
                         help="Redis as a Sentinel group (redis+sentinel:// URL); the Redis "
                              "fault is a failover instead of a restart from the AOF")
+    parser.add_argument("--clusters", type=int, choices=(1, 2), default=1,
+                        help="2: two clusters, the second's API server killed mid-run")
     args = parser.parse_args()
     tasks = args.tasks or (300 if args.quick else 2000)
     rate = args.rate or (20.0 if args.quick else 50.0)
-    return run(tasks, rate, args.quick, args.sentinel)
+    return run(tasks, rate, args.quick, args.sentinel, args.clusters)
 
 
 if __name__ == "__main__":

@@ -302,12 +302,12 @@ def main() -> int:
                         help="seconds each pod runs with --watch")
     args = parser.parse_args()
     if args.quick:
-        args.tasks = min(args.tasks, 1000)
+        args.tasks = min(args.tasks, 400)
     code = measure(args)
     if args.quick and not args.watch:
         # The smoke covers whole pod lives too, briefly.
         code = code or measure(argparse.Namespace(**{**vars(args), "watch": True,
-                                                     "tasks": 200, "profile": False}))
+                                                     "tasks": 100, "profile": False}))
     return code
 
 

@@ -408,11 +408,11 @@ def main() -> int:
     parser.add_argument("--tasks", type=int, default=None,
                         help="tasks the executor tracks in the memory run")
     args = parser.parse_args()
-    pods = args.pods or (300 if args.quick else 3000)
+    pods = args.pods or (150 if args.quick else 3000)
     gap = args.gap or (0.3 if args.quick else 1.0)
     lease = args.lease or (2.0 if args.quick else 5.0)
     rounds = args.rounds or (1 if args.quick else 3)
-    tasks = args.tasks or (5_000 if args.quick else 50_000)
+    tasks = args.tasks or (2_000 if args.quick else 50_000)
 
     from podfleet.simulator.cluster.config import ClusterConfig
     from podfleet.simulator.config import SimulatorConfig

@@ -1,7 +1,7 @@
 """The periodic resync's cost and reach, with every pod event dropped (no watcher runs).
 
     python bench/bench_resync.py            2,000 tasks, a 30 s period (minutes)
-    python bench/bench_resync.py --quick    200 tasks, a 6 s period (seconds; CI smoke)
+    python bench/bench_resync.py --quick    150 tasks, a 3 s period (seconds; CI smoke)
 
 A local fleet (simulator, Redis, SQLite) launches the tasks with no watcher, so every task
 stays LAUNCHED after its pod finished until the executor's resync finds it. Prints the list
@@ -41,8 +41,8 @@ def main() -> int:
     parser.add_argument("--tasks", type=int)
     parser.add_argument("--period", type=float)
     args = parser.parse_args()
-    tasks = args.tasks or (200 if args.quick else 2000)
-    period = args.period or (6.0 if args.quick else 30.0)
+    tasks = args.tasks or (150 if args.quick else 2000)
+    period = args.period or (3.0 if args.quick else 30.0)
     with tempfile.TemporaryDirectory() as tmp, LocalFleet(workdir=tmp, env={
             "PODFLEET_PARALLELISM": "0", "PODFLEET_LAUNCH_RATE": "0",
             "PODFLEET_DELETE_POLICY": "never", "PODFLEET_QUEUED_TIMEOUT_SECONDS": "0",

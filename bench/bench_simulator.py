@@ -267,10 +267,10 @@ def main() -> int:
                         help="run the simulator with event recording off")
     args = parser.parse_args()
     quick = args.quick
-    n_raw = 2_000 if quick else 20_000
-    n_official = 300 if quick else 4_000
-    n_hold = 5_000 if quick else 100_000
-    paced_s = 2.0 if quick else 10.0
+    n_raw = 1_000 if quick else 20_000
+    n_official = 150 if quick else 4_000
+    n_hold = 2_000 if quick else 100_000
+    paced_s = 1.0 if quick else 10.0
 
     cluster = ClusterConfig(nodes=20, node_cpu="1000", node_memory="4Ti", node_pods=10_000)
     # Plain HTTP: the raw clients measure the server, not a TLS handshake per connection
@@ -305,7 +305,7 @@ def main() -> int:
         results["watch_raw"] = received / elapsed
         print(f"watch, raw aiohttp+orjson: {received} events in {elapsed:.2f}s = "
               f"{received / elapsed:,.0f}/s", flush=True)
-        target = min(events, 20_000 if quick else 60_000)
+        target = min(events, 5_000 if quick else 60_000)
         received, elapsed = official_watch(sim, start_rv, target)
         results["watch_official"] = received / elapsed
         print(f"watch, official client Watch: {received} events in {elapsed:.2f}s = "

@@ -6,7 +6,7 @@ machine's), both removed at the end, so it never touches shared data. Target (is
 submit_many ≥ 5,000 tasks/s.
 
     .venv/bin/python bench/bench_submit.py            # 50,000 tasks in submits of 1,000
-    .venv/bin/python bench/bench_submit.py --quick    # 5,000 tasks
+    .venv/bin/python bench/bench_submit.py --quick    # 2,000 tasks
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def main() -> None:
     parser.add_argument("--per-submit", type=int, default=1_000,
                         help="tasks per submit_many call")
     parser.add_argument("--batch-size", type=int, default=50, help="tasks per launch message")
-    parser.add_argument("--quick", action="store_true", help="5,000 tasks")
+    parser.add_argument("--quick", action="store_true", help="2,000 tasks")
     args = parser.parse_args()
-    total = 5_000 if args.quick else args.tasks
+    total = 2_000 if args.quick else args.tasks
 
     # No cluster: nothing is launched, the executor only writes and reads.
     with ScratchDatabase(ADMIN_URL, prefix="podfleet_bench") as scratch, LocalFleet(

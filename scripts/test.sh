@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The test command: bootstraps what the tests need, then lints, type-checks and runs every test.
-#   ./scripts/test.sh                 everything (what CI runs)
-#   ./scripts/test.sh tests/executor  just some tests (lint still runs first)
+# The test command: bootstraps what the tests need, then lints, type-checks and runs the tests.
+#   ./scripts/test.sh                 what CI runs: every test not marked slow, the Airflow
+#                                     quick set, the benchmark smoke
+#   PODFLEET_TESTS=all ./scripts/test.sh   the same with the slow tests too (Airflow's as well)
+#   ./scripts/test.sh tests/executor  just some tests, slow ones included (lint still runs first)
 #   ./scripts/test.sh tests/airflow_e2e   the Airflow end-to-end tests, all of them (in .venv-airflow)
-# A full run includes the Airflow tests not marked slow; PODFLEET_AIRFLOW_TESTS=all runs the
-# slow ones too, =off none.
+# PODFLEET_AIRFLOW_TESTS=all runs the slow Airflow tests too, =off none.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=scripts/bootstrap.sh
@@ -18,7 +19,12 @@ ensure_postgres
 ensure_test_tools
 ensure_client_versions
 
-AIRFLOW_TESTS="${PODFLEET_AIRFLOW_TESTS:-quick}"
+TESTS="${PODFLEET_TESTS:-quick}"
+case "$TESTS" in quick|all) ;; *) log "PODFLEET_TESTS must be quick or all, not $TESTS"; exit 2;; esac
+AIRFLOW_TESTS="${PODFLEET_AIRFLOW_TESTS:-$TESTS}"
+# These two are the script's, not podfleet settings: podfleet refuses PODFLEET_* names it does
+# not know, so the processes the tests start must not inherit them.
+unset PODFLEET_TESTS PODFLEET_AIRFLOW_TESTS
 if [ $# -eq 0 ] && [ "$AIRFLOW_TESTS" != "off" ]; then
     # Airflow's virtualenv builds (~2 min, mostly downloads) while the main suite runs.
     log "building .venv-airflow in the background"
@@ -40,9 +46,12 @@ if [ $# -gt 0 ] && [[ "$*" == *tests/airflow_e2e* ]]; then
     exec "$TEST_AIRFLOW_PYTHON" -m pytest "$@" -p no:cacheprovider
 fi
 
-log "pytest"
+# Named paths run whole; the default run leaves the slow tests out unless PODFLEET_TESTS=all.
+selection=()
+if [ $# -eq 0 ] && [ "$TESTS" != "all" ]; then selection=(-m "not slow"); fi
+log "pytest ${selection[*]:-}"
 set +e
-python -m pytest "${@:-tests}" -p no:cacheprovider
+python -m pytest "${@:-tests}" "${selection[@]}" -p no:cacheprovider
 status=$?
 set -e
 if [ "$status" -ne 0 ]; then exit "$status"; fi

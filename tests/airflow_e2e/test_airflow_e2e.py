@@ -103,6 +103,7 @@ def test_tasks_choose_their_executor_beside_local_executor(airflow_stack: Airflo
     assert tis["in_a_pod"]["executor"] == "podfleet"
 
 
+@pytest.mark.slow
 def test_a_task_stuck_in_queued_is_revoked_and_its_pod_deleted(airflow_stack: AirflowStack,
                                                               sim: RunningSimulator) -> None:
     run_id = airflow_stack.trigger("pf_stuck")
@@ -114,6 +115,7 @@ def test_a_task_stuck_in_queued_is_revoked_and_its_pod_deleted(airflow_stack: Ai
     wait_for(lambda: not _pods(sim, "dag_id=pf_stuck"), 60, "the revoked pod to be deleted")
 
 
+@pytest.mark.slow
 def test_a_running_task_log_is_read_from_its_pod_through_the_rest_api(
         airflow_stack: AirflowStack) -> None:
     run_id = airflow_stack.trigger("pf_slow", {"seconds": 20})
@@ -127,6 +129,7 @@ def test_a_running_task_log_is_read_from_its_pod_through_the_rest_api(
     assert airflow_stack.wait_for_run("pf_slow", run_id) == "success"
 
 
+@pytest.mark.slow
 def test_a_task_beside_a_sidecar_has_its_log_read_running_and_from_its_kept_pod(
         airflow_stack: AirflowStack) -> None:
     # Given a task whose pod has a sidecar, and whose pod is kept once it ends (it fails)
@@ -148,6 +151,7 @@ def test_a_task_beside_a_sidecar_has_its_log_read_running_and_from_its_kept_pod(
     assert "served logs" not in kept and "container name" not in kept, kept
 
 
+@pytest.mark.slow
 def test_a_task_runs_in_the_schedulers_trace_and_podfleets_spans_join_it(
         airflow_stack: AirflowStack) -> None:
     # Given Airflow and podfleet both tracing to one OTLP receiver
@@ -209,7 +213,6 @@ def test_a_pod_killed_mid_task_fails_the_try_and_airflow_retries_it(
              == [(1, "failed"), (2, "success")], 30, "podfleet to record both pods' ends")
 
 
-@pytest.mark.slow
 def test_a_killed_scheduler_is_replaced_and_its_running_task_adopted_not_rerun(
         airflow_stack: AirflowStack) -> None:
     run_id = airflow_stack.trigger("pf_slow", {"seconds": 25})
@@ -244,6 +247,7 @@ def test_cli_status_counts_airflow_states_apart_from_pod_outcomes(
     assert f"task tries by pod outcomes: {report['total']}" in text
 
 
+@pytest.mark.slow
 def test_cli_generate_dag_yaml_writes_the_pods_podfleet_would_create(
         airflow_stack: AirflowStack, tmp_path: Path) -> None:
     airflow_stack.wait_for_dag("pf_override")

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
+from collections.abc import Mapping
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -78,10 +79,16 @@ def imported_top_level_modules(path: Path) -> set[str]:
     return found
 
 
+@cache
+def installed_distributions_by_module() -> Mapping[str, list[str]]:
+    """Read once: each read walks every installed distribution's files (seconds)."""
+    return metadata.packages_distributions()
+
+
 def distributions_of(module: str) -> set[str]:
     if module in NOT_INSTALLED_HERE:
         return {NOT_INSTALLED_HERE[module]}
-    return {canonicalize_name(d) for d in metadata.packages_distributions().get(module, [])}
+    return {canonicalize_name(d) for d in installed_distributions_by_module().get(module, [])}
 
 
 def test_the_repository_has_no_symbolic_links() -> None:
@@ -145,7 +152,9 @@ def test_every_third_party_import_is_declared_by_the_part_or_its_dependencies(
         f"{part}/pyproject.toml (or a part it depends on) must declare what these import")
 
 
-@pytest.mark.parametrize("part", PARTS)
+# One wheel build in the default run (core: the most data files); every part's when slow ones run.
+@pytest.mark.parametrize("part", [
+    part if part == "core" else pytest.param(part, marks=pytest.mark.slow) for part in PARTS])
 def test_the_wheel_of_a_part_carries_every_source_and_data_file(
         part: str, tmp_path: Path) -> None:
     wheel = build_wheel(part, tmp_path)
@@ -233,6 +242,7 @@ def test_the_scheduler_side_imports_without_the_simulator_uvloop_or_rich() -> No
     assert f"imported {len(modules)}" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_scheduler_side_upgrades_and_reads_its_database_without_the_simulator(
         tmp_path: Path) -> None:
     env = {"PODFLEET_DATABASE_URL": f"sqlite:///{tmp_path / 'podfleet.sqlite'}"}

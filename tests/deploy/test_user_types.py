@@ -84,12 +84,14 @@ def test_the_environment_holds_podfleet_core_alone(core_only: Path) -> None:
     assert listed.stdout.strip() == "['podfleet-core']"
 
 
+@pytest.mark.slow
 def test_a_user_program_type_checks_strictly_against_the_wheel(
         core_only: Path, tmp_path: Path) -> None:
     checked = mypy(core_only, USER_PROGRAM, tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+@pytest.mark.slow
 def test_mypy_refuses_a_user_program_that_misuses_a_typed_setting(
         core_only: Path, tmp_path: Path) -> None:
     checked = mypy(core_only, MISUSE, tmp_path)

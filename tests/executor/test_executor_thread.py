@@ -1,19 +1,39 @@
 """ExecutorThread: what a caller hands over is written and launched on the background thread;
 stopping writes what was handed over; a DB refusal is logged and retried, an invalid
-submission comes back as a refusal; a fenced executor's thread stops and says so."""
+submission comes back as a refusal; a fenced executor's thread stops and says so; a burst
+handed over in one step is listed on the thread; the caller's look-up for events runs there
+before it sees them."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
-from executor_support import Clock, ExecutorFactory, age_heartbeat, key, row_of, rows
+from executor_support import (
+    Clock,
+    ExecutorFactory,
+    age_heartbeat,
+    event,
+    key,
+    publish,
+    row_of,
+    rows,
+)
 
+from podfleet.contracts.keys import TaskKey
+from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, ExecutorFenced, TaskSubmission
-from podfleet.executor.executor_thread import Deferred, ExecutorThread, Ready
+from podfleet.executor.executor_thread import (
+    Deferred,
+    DeferredBatch,
+    Events,
+    ExecutorThread,
+    Ready,
+)
 
 CMD = ["true"]
 #: A correctness bound on waiting for the thread, not a performance target.
@@ -154,3 +174,44 @@ def test_a_deferred_submission_is_built_on_the_thread_and_a_failed_build_is_refu
     assert [(r.key, r.reason) for r in ready.refusals] == [(key("b"), "executor_config: bad")]
     eventually(lambda: thread.in_flight == 0)
     assert {r.task_id for r in rows(database_url)} == {"a"}
+
+
+def test_a_burst_handed_over_in_one_step_is_listed_on_the_thread(
+        thread: ExecutorThread, database_url: str) -> None:
+    # When the caller hands over a batch of three of which the listing keeps two (the third
+    # was taken back before the thread got to it)
+    thread.submit(DeferredBatch(3, lambda: [TaskSubmission(key("a"), CMD),
+                                            Deferred(key("b"), lambda: TaskSubmission(
+                                                key("b"), CMD))]))
+    assert thread.in_flight == 3
+    # Then the two are written and nothing stays in flight
+    eventually(lambda: {r.task_id for r in rows(database_url)} == {"a", "b"})
+    eventually(lambda: thread.in_flight == 0)
+
+
+def test_the_callers_look_up_for_events_runs_on_the_thread_before_it_sees_them(
+        executor: Executor, database_url: str, redis_url: str) -> None:
+    # Given a thread whose caller looks events up (as Airflow's executor reads its DB)
+    looked_up: list[tuple[str, dict[TaskKey, TaskState]]] = []
+
+    def look_up(events: Events) -> None:
+        looked_up.append((threading.current_thread().name,
+                          {k: s for k, (s, _) in events.items()}))
+
+    thread = ExecutorThread(executor, on_events=look_up)
+    thread.start()
+    try:
+        thread.submit([TaskSubmission(key("a"), CMD)])
+        eventually(lambda: any(r.task_id == "a" for r in rows(database_url)))
+        # When the task's pod succeeds
+        publish(redis_url, [event(row_of(database_url, key("a")), TaskState.SUCCESS)])
+        seen: Events = {}
+
+        def taken() -> bool:
+            seen.update(thread.take().events)
+            return key("a") in seen
+        eventually(taken)
+        # Then the look-up ran on the thread, with the event, before the caller took it
+        assert ("podfleet-executor", {key("a"): TaskState.SUCCESS}) in looked_up
+    finally:
+        thread.stop(WAIT_SECONDS)

@@ -17,7 +17,7 @@ def test_following_a_task_whose_pod_never_comes_says_so_and_gives_up(
     executor = make_executor()
     executor.submit(key("never"), ["echo", "hi"])
     logs = TaskLogs.for_settings(executor.settings, make_sessionmaker(executor.engine),
-                                 lambda: kube)
+                                 lambda cluster: kube)
     heard: list[str] = []
     # When its log is followed with a bound
     with pytest.raises(TaskLogUnavailable) as caught:

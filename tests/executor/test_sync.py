@@ -3,6 +3,7 @@ after the DB commit; REQUEUE, stuck-QUEUED timeouts and the watcher check."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -63,6 +64,28 @@ def test_events_move_the_task_forward_and_fill_the_buffer(
     # And the scheduler reads the final state from the buffer, once
     assert executor.get_event_buffer() == {key("a"): (TaskState.SUCCESS, None)}
     assert executor.get_event_buffer() == {}
+
+
+def test_the_time_from_a_pods_end_to_the_buffer_is_observed(
+        executor: Executor, database_url: str, redis_url: str) -> None:
+    # Given a submitted task
+    from prometheus_client import REGISTRY
+
+    def observed() -> tuple[float, float]:
+        count = REGISTRY.get_sample_value("podfleet_task_report_latency_seconds_count")
+        total = REGISTRY.get_sample_value("podfleet_task_report_latency_seconds_sum")
+        return count or 0.0, total or 0.0
+
+    executor.submit(key("a"), CMD)
+    row = row_of(database_url, key("a"))
+    before = observed()
+    # When the watcher reports its pod ended 2 s ago and the executor applies it
+    publish(redis_url, [event(row, TaskState.SUCCESS, at=time.time() - 2.0)])
+    executor.sync()
+    # Then one report latency of about those 2 s is observed
+    count, total = observed()
+    assert count == before[0] + 1
+    assert 2.0 <= total - before[1] < 30.0
 
 
 def test_a_replayed_event_changes_nothing(

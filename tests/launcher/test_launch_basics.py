@@ -11,21 +11,21 @@ from podfleet.contracts.states import TaskState
 
 
 def test_every_task_of_a_burst_becomes_exactly_one_pod(fleet: Fleet) -> None:
-    # Given 1,000 tasks in launch messages of 50, and two worker processes
-    requests = [fleet.request(i) for i in range(1000)]
+    # Given 400 tasks in launch messages of 50, and two worker processes
+    requests = [fleet.request(i) for i in range(400)]
     fleet.send(requests)
     fleet.start_worker(processes=2, threads=4)
 
     # When every task has its outcome
-    events = fleet.wait_for_events(1000, timeout=90)
+    events = fleet.wait_for_events(400, timeout=90)
 
     # Then each task was launched once, and the cluster holds exactly one pod per task
-    assert Counter(e.state for e in events) == {TaskState.LAUNCHED: 1000}
+    assert Counter(e.state for e in events) == {TaskState.LAUNCHED: 400}
     assert {e.launch_id for e in events} == {r.launch_id for r in requests}
     pods = fleet.pods()
-    assert len(pods) == 1000
+    assert len(pods) == 400
     assert {p["metadata"]["uid"] for p in pods} == {e.pod_uid for e in events}
-    assert fleet.sim.admin.stats().creates.accepted == 1000
+    assert fleet.sim.admin.stats().creates.accepted == 400
 
 
 def test_a_pod_the_api_rejects_fails_its_task_with_the_api_reason(fleet: Fleet) -> None:

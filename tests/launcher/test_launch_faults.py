@@ -6,6 +6,7 @@ import bisect
 import time
 from collections import Counter
 
+import pytest
 from launcher_support import Fleet  # type: ignore[import-not-found]
 
 from podfleet.contracts.states import TaskState
@@ -17,25 +18,26 @@ def test_throttling_errors_and_timeouts_end_in_every_pod_created_once(fleet: Fle
     fleet.sim.admin.set_faults(
         verbs={"create": VerbFaults(error_429=0.12, error_503=0.12, timeout=0.06)},
         retry_after_s=0, timeout_mode="hold", timeout_hold_s=3.0, seed=7)
-    requests = [fleet.request(i) for i in range(200)]
+    requests = [fleet.request(i) for i in range(100)]
     fleet.send(requests, batch_size=25)
     fleet.start_worker(processes=1, threads=8, PODFLEET_LAUNCH_MAX_ATTEMPTS="30",
                        PODFLEET_KUBE_TIMEOUT_SECONDS="0.5")
 
     # When every task has an outcome
-    events = fleet.wait_for_events(200, timeout=120)
+    events = fleet.wait_for_events(100, timeout=120)
 
     # Then every task launched, each as exactly one pod, after retries
-    assert Counter(e.state for e in events) == {TaskState.LAUNCHED: 200}
+    assert Counter(e.state for e in events) == {TaskState.LAUNCHED: 100}
     assert {e.launch_id for e in events} == {r.launch_id for r in requests}
     pods = fleet.pods()
-    assert len(pods) == 200
-    assert len({p["metadata"]["name"] for p in pods}) == 200
+    assert len(pods) == 100
+    assert len({p["metadata"]["name"] for p in pods}) == 100
     stats = fleet.sim.admin.stats()
     assert sum(stats.faults_injected.values()) > 0
     assert max(e.detail["attempts"] for e in events) > 1
 
 
+@pytest.mark.slow
 def test_a_task_that_never_gets_through_fails_with_the_last_reason(fleet: Fleet) -> None:
     # Given an API server that answers every create with 503
     fleet.sim.admin.set_faults(verbs={"create": VerbFaults(error_503=1.0)})
@@ -52,10 +54,11 @@ def test_a_task_that_never_gets_through_fails_with_the_last_reason(fleet: Fleet)
     assert fleet.sim.admin.stats().creates.rejected["ServiceUnavailable"] == 3
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(fleet: Fleet) -> None:
     # Given slow creates, and a worker that is SIGKILLed while it is creating pods
     fleet.sim.admin.set_faults(verbs={"create": VerbFaults(latency_ms=25)})
-    requests = [fleet.request(i) for i in range(300)]
+    requests = [fleet.request(i) for i in range(150)]
     fleet.send(requests, batch_size=50)
     doomed = fleet.start_worker(processes=1, threads=2)
     deadline = time.monotonic() + 60
@@ -64,12 +67,12 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(fleet: F
         time.sleep(0.02)
     fleet.kill_worker(doomed)
     killed_at = fleet.sim.admin.stats().creates.accepted
-    assert killed_at < 300
+    assert killed_at < 150
 
     # When another worker takes over (the dead one's messages are redelivered)
     fleet.start_worker(processes=1, threads=4)
     deadline = time.monotonic() + 90
-    while len({e.launch_id for e in fleet.events()}) < 300:
+    while len({e.launch_id for e in fleet.events()}) < 150:
         assert time.monotonic() < deadline, fleet.worker_logs()[-3000:]
         time.sleep(0.1)
 
@@ -77,12 +80,13 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_duplicates_nothing(fleet: F
     events = fleet.events()
     assert {e.state for e in events} == {TaskState.LAUNCHED}
     assert {e.launch_id for e in events} == {r.launch_id for r in requests}
-    assert len(fleet.pods()) == 300
-    assert fleet.sim.admin.stats().creates.accepted == 300
+    assert len(fleet.pods()) == 150
+    assert fleet.sim.admin.stats().creates.accepted == 150
     # ... and the dead worker's in-flight message was redelivered (its pods found existing)
     assert any(e.detail.get("already_exists") for e in events)
 
 
+@pytest.mark.slow
 def test_the_rate_limit_holds_across_four_worker_processes(fleet: Fleet) -> None:
     # Given 4 worker processes sharing a limit of 200 creates/s with a burst of 5
     limit = {"PODFLEET_LAUNCH_RATE": "200", "PODFLEET_LAUNCH_BURST": "5"}

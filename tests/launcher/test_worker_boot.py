@@ -21,6 +21,7 @@ from podfleet.workers.cli import BOOT_CALLABLE, NO_WATCHER_VARIABLE
 from podfleet.workers.launcher.actor import REDIS_OUTAGE_LIMIT_MS, LauncherShutdown
 from podfleet.workers.middleware import DeadLetters, DeadWorkerRedelivery
 from podfleet.workers.quarantine import QuarantiningRedisBroker
+from podfleet.workers.steady_consumer import SteadyRedisBroker
 from podfleet.workers.watcher.actor import WatcherSupervisor
 
 SETTINGS = Settings.from_env({"PODFLEET_QUEUE_RATES": "etl=50,ml=10"})
@@ -147,6 +148,6 @@ def test_dramatiq_boots_the_process_through_the_callable(no_watcher: str,
                         env={NO_WATCHER_VARIABLE: no_watcher,
                              "PODFLEET_QUEUE_RATES": "etl=50"})
     # Then its broker is the booted one, watcher or not as --no-watcher said
-    assert loaded["broker"] == QuarantiningRedisBroker.__name__
+    assert loaded["broker"] == SteadyRedisBroker.__name__
     assert loaded["actors"] == actors
     assert "podfleet.launch.etl" in loaded["queues"]

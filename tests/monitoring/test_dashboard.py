@@ -45,13 +45,24 @@ def test_launch_latency_percentiles_and_heatmap_are_shown() -> None:
     assert heatmaps and heatmaps[0]["targets"][0]["format"] == "heatmap"
 
 
-def test_namespace_and_queue_variables_filter_the_queries() -> None:
+def test_cluster_namespace_and_queue_variables_filter_the_queries() -> None:
     dashboard = _dashboard()
     names = {v["name"] for v in dashboard["templating"]["list"]}
-    assert {"datasource", "namespace", "queue"} <= names
+    assert {"datasource", "cluster", "namespace", "queue"} <= names
     all_exprs = " ".join(e for p in dashboard["panels"] for e in _exprs(p))
     assert 'namespace=~"$namespace"' in all_exprs
     assert 'queue=~"$queue"' in all_exprs
+    assert 'cluster=~"$cluster"' in all_exprs
+
+
+def test_each_cluster_shows_its_reachability_launches_and_lease_holders() -> None:
+    panels = {p["title"]: p for p in _dashboard()["panels"]}
+    for title, metric in (("Cluster API reachable", "podfleet_cluster_reachable"),
+                          ("Launches/s by cluster", "podfleet_pods_created_total"),
+                          ("Watcher lease holders by cluster",
+                           "podfleet_watcher_lease_held")):
+        expr = " ".join(_exprs(panels[title]))
+        assert metric in expr and "by (cluster)" in expr, title
 
 
 def test_grafana_provisioning_points_at_the_mounted_dashboards() -> None:

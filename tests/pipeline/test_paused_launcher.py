@@ -9,6 +9,7 @@ import signal
 import time
 from collections import Counter
 
+import pytest
 from pipeline_support import Pipeline, submit_tasks, wait_for
 
 from podfleet.contracts.states import TaskState
@@ -17,6 +18,7 @@ from podfleet.simulator.admin import busiest_window
 RATE = 20
 
 
+@pytest.mark.slow
 def test_a_launcher_resumed_after_a_pause_does_not_spend_its_old_permits_at_once(
         pipeline: Pipeline) -> None:
     # Given a launcher at 20 creates/s cluster-wide; burst 1, so the rate itself bounds every

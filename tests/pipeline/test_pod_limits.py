@@ -27,6 +27,7 @@ def _disruptions_counted() -> float:
                for sample in metric.samples if sample.name.endswith("_total"))
 
 
+@pytest.mark.slow
 def test_a_task_naming_an_unknown_priority_class_fails_at_once_and_alone(
         pipeline: Pipeline) -> None:
     # Given one batch: a task naming a PriorityClass the cluster lacks, and two plain tasks

@@ -9,6 +9,7 @@ import uuid
 from collections import Counter
 
 import dramatiq
+import pytest
 from pipeline_support import Pipeline, submit_tasks, wait_for
 
 from podfleet.broker import LAUNCH_ACTOR_NAME
@@ -71,6 +72,7 @@ def test_redis_killed_mid_launch_and_restarted_from_its_aof_loses_no_task_and_ma
     assert "Redis unreachable mid-launch" in pipeline.worker_logs()
 
 
+@pytest.mark.slow
 def test_a_message_without_a_redis_message_id_is_dead_lettered_once_not_rerun(
         pipeline: Pipeline) -> None:
     # Given a decodable launch message pushed into the queue by hand, without the

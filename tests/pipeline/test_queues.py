@@ -59,6 +59,7 @@ def test_a_flood_on_one_queue_does_not_delay_another_queues_launches(
           f" bulk launched meanwhile: {bulk_launched}/{FLOOD}")
 
 
+@pytest.mark.slow
 def test_short_slots_launch_the_highest_priorities_first(pipeline: Pipeline) -> None:
     # Given two slots and a worker
     pipeline.start_worker()
@@ -101,6 +102,7 @@ def test_a_task_of_an_unlisted_queue_launches_through_the_default_queue(
     assert {pipeline.rows_by_key()[k].task_state for k in keys} == {TaskState.SUCCESS}
 
 
+@pytest.mark.slow
 def test_a_queue_nobody_consumes_is_said_in_status_the_log_and_a_gauge(
         pipeline: Pipeline, caplog: pytest.LogCaptureFixture) -> None:
     # Given task queue "etl" configured, and the only worker consuming just the default queue

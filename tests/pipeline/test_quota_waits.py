@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+import pytest
 from pipeline_support import Pipeline, task_key
 
 from podfleet.contracts.keys import TaskKey
@@ -85,6 +86,7 @@ def test_a_full_pod_quota_parks_launches_until_pods_end_and_fails_none(
     assert pipeline.stats().creates.rejected.get("Forbidden", 0) > 0
 
 
+@pytest.mark.slow
 def test_a_quota_that_fills_mid_run_fails_no_task_and_all_finish_once_raised(
         pipeline: Pipeline) -> None:
     # Given a cpu quota that two long-running tasks fill
@@ -123,6 +125,7 @@ def test_a_quota_that_fills_mid_run_fails_no_task_and_all_finish_once_raised(
     assert {row.attempt for row in pipeline.rows()} == {1}
 
 
+@pytest.mark.slow
 def test_the_queued_timeout_fails_a_task_waiting_on_quota_with_the_quota_message(
         pipeline: Pipeline) -> None:
     # Given a quota of one pod, taken by a long task, and a short queued timeout
@@ -145,6 +148,7 @@ def test_the_queued_timeout_fails_a_task_waiting_on_quota_with_the_quota_message
     assert row.launch_id not in pipeline.pods_by_launch()
 
 
+@pytest.mark.slow
 def test_a_pod_that_can_never_fit_the_quota_fails_at_once_with_the_reason(
         pipeline: Pipeline) -> None:
     # Given a quota of 1 cpu
@@ -161,6 +165,7 @@ def test_a_pod_that_can_never_fit_the_quota_fails_at_once_with_the_reason(
     assert pipeline.stats().creates.rejected.get("Forbidden", 0) == 1
 
 
+@pytest.mark.slow
 def test_a_pod_a_quota_requires_limits_of_fails_at_once_with_the_api_message(
         pipeline: Pipeline) -> None:
     # Given a quota on limits.cpu

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from pipeline_support import Pipeline, submission, task_key, wait_for
 
 from podfleet.contracts.states import TaskState
@@ -12,6 +13,7 @@ from podfleet.local.redis_server import RedisServer
 from podfleet.simulator.cluster import fate
 
 
+@pytest.mark.slow
 def test_redis_restarted_empty_mid_run_loses_and_duplicates_nothing(
         private_pipeline: Pipeline, private_redis: RedisServer) -> None:
     pipeline = private_pipeline

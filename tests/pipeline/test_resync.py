@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
 from pipeline_support import Pipeline, submission, submit_tasks, task_key, wait_for
 
 from podfleet.contracts.states import TaskState
@@ -41,6 +42,7 @@ def test_tasks_whose_pod_events_are_all_lost_finish_by_the_resync(pipeline: Pipe
     assert _repairs(ResyncRepair.POD_FINISHED) - before == len(keys)
 
 
+@pytest.mark.slow
 def test_a_launched_task_whose_pod_vanished_unwatched_is_launched_again(
         pipeline: Pipeline) -> None:
     # Given a task launched, with no watcher to see its pod go
@@ -62,6 +64,7 @@ def test_a_launched_task_whose_pod_vanished_unwatched_is_launched_again(
     assert _repairs(ResyncRepair.POD_VANISHED) - before == 1
 
 
+@pytest.mark.slow
 def test_the_resync_lists_pods_by_the_page_and_reads_no_pod_by_the_task(
         pipeline: Pipeline) -> None:
     # Given 40 tasks whose pods finished unwatched, and a resync reading 10 pods a page

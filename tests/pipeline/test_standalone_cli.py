@@ -48,6 +48,7 @@ def test_submit_wait_exits_0_when_every_task_succeeded(world: Pipeline, tmp_path
     assert {r.task_state for r in world.rows()} == {TaskState.SUCCESS}
 
 
+@pytest.mark.slow
 def test_submit_wait_exits_1_and_names_the_failure_when_a_task_failed(
         world: Pipeline, tmp_path: Path) -> None:
     result = podfleet(world, "submit", "--wait", "--from-file",
@@ -57,6 +58,7 @@ def test_submit_wait_exits_1_and_names_the_failure_when_a_task_failed(
     assert "OOMKilled" in result.stdout
 
 
+@pytest.mark.slow
 def test_submit_wait_gives_up_after_its_timeout_with_exit_3(
         world: Pipeline, tmp_path: Path) -> None:
     result = podfleet(world, "submit", "--wait", "--timeout", "2", "--from-file",
@@ -98,6 +100,7 @@ def executor_service(world: Pipeline) -> Iterator[subprocess.Popen[str]]:
     log.close()
 
 
+@pytest.mark.slow
 def test_the_executor_service_follows_submitted_tasks_to_their_end(
         world: Pipeline, executor_service: subprocess.Popen[str], tmp_path: Path) -> None:
     # Given tasks submitted by the short-lived executor of `podfleet submit`
@@ -115,6 +118,7 @@ def test_the_executor_service_follows_submitted_tasks_to_their_end(
     assert {r.executor_id for r in world.rows()} == {"service"}
 
 
+@pytest.mark.slow
 def test_the_executor_service_stops_cleanly_on_sigterm(
         world: Pipeline, executor_service: subprocess.Popen[str]) -> None:
     status = wait_for(lambda: "service" in podfleet(world, "status").stdout, 60,

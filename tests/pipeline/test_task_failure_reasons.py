@@ -34,6 +34,7 @@ def _reason_after_running(world: Pipeline, command: list[str], config: dict[str,
     return row.task_state, row.reason
 
 
+@pytest.mark.slow
 def test_an_image_name_the_kubelet_refuses_fails_the_task_with_invalid_image_name(
         world: Pipeline) -> None:
     # An uppercase repository passes podfleet's own check (no whitespace) but no kubelet's

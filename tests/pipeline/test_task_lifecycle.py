@@ -7,6 +7,7 @@ import time
 from collections import Counter
 from typing import Any
 
+import pytest
 from kubernetes import client as k8s
 from pipeline_support import Pipeline, submission, task_key, wait_for
 
@@ -98,6 +99,7 @@ def test_a_task_stuck_queued_past_the_timeout_fails_with_a_reason(pipeline: Pipe
     assert pipeline.stats().creates.attempted == 0
 
 
+@pytest.mark.slow
 def test_a_task_stuck_queued_is_relaunched_with_a_new_launch_id_once_workers_start(
         pipeline: Pipeline) -> None:
     # Given no worker yet, and tasks that may wait 5 s for a pod before a relaunch
@@ -124,6 +126,7 @@ def test_a_task_stuck_queued_is_relaunched_with_a_new_launch_id_once_workers_sta
         relaunched.values()), 20, "the obsolete pods to go")
 
 
+@pytest.mark.slow
 def test_a_pod_stuck_pending_for_a_reason_nobody_maps_fails_its_task_after_the_timeout(
         pipeline: Pipeline) -> None:
     # Given a watcher that treats only InvalidImageName as fatal (a typo'd list, say), and a

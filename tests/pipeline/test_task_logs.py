@@ -51,6 +51,7 @@ def finished_task(world: Pipeline, script: str,
     return executor, key, launch_id
 
 
+@pytest.mark.slow
 def test_a_finished_tasks_log_is_read_from_the_archive_after_its_pod_is_deleted(
         world: Pipeline) -> None:
     # Given a worker and an executor at default settings (delete policy always)
@@ -66,6 +67,7 @@ def test_a_finished_tasks_log_is_read_from_the_archive_after_its_pod_is_deleted(
     assert world.terminal_reports() == Counter({(key, TaskState.SUCCESS): 1})
 
 
+@pytest.mark.slow
 def test_podfleet_logs_prints_a_deleted_pods_log_by_key_and_by_launch_id(
         world: Pipeline) -> None:
     # Given a failed task whose pod was deleted
@@ -117,6 +119,7 @@ def test_a_running_tasks_log_can_be_followed_until_it_ends(world: Pipeline,
     world.run_until_finished(executor, [key], timeout=60)
 
 
+@pytest.mark.slow
 def test_an_unusable_archive_delays_no_deletion_and_loses_no_task_event(
         world: Pipeline, tmp_path: Path) -> None:
     # Given an archive that stops being writable after the fleet started (its folder is
@@ -168,6 +171,7 @@ def test_a_queued_task_has_no_log_yet_and_an_unknown_one_is_named(world: Pipelin
         executor.task_log(task_key(9))
 
 
+@pytest.mark.slow
 def test_the_archive_written_by_the_watcher_has_the_documented_layout(
         world: Pipeline, tmp_path: Path) -> None:
     # Given a task that ran to completion with the default delete policy
@@ -187,6 +191,7 @@ def with_sidecar() -> dict[str, object]:
         {"name": "sidecar", "image": "busybox", "command": ["sh", "-c", "sleep 300"]}]}}}
 
 
+@pytest.mark.slow
 def test_a_running_tasks_log_is_its_own_containers_when_the_pod_has_a_sidecar(
         world: Pipeline, tmp_path: Path) -> None:
     # Given a running task whose pod also has a sidecar container
@@ -212,6 +217,7 @@ def test_a_running_tasks_log_is_its_own_containers_when_the_pod_has_a_sidecar(
     world.run_until_finished(executor, [key], timeout=90)
 
 
+@pytest.mark.slow
 def test_a_kept_pods_log_is_read_from_its_task_container_despite_a_sidecar(
         world: Pipeline) -> None:
     # Given a delete policy that keeps pods, and a finished task whose pod has a sidecar

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+import pytest
 from pipeline_support import (
     BROKER_HEARTBEAT_TIMEOUT_SECONDS,
     LEASE_SECONDS,
@@ -23,6 +24,7 @@ from podfleet.simulator.cluster import fate
 from podfleet.workers.watcher.actor import supervisor_interval
 
 
+@pytest.mark.slow
 def test_the_watchers_worker_killed_mid_run_is_replaced_and_nothing_is_lost(
         pipeline: Pipeline) -> None:
     # Given two workers, one of which watches, and a fleet of tasks finishing over ~3 s; finished

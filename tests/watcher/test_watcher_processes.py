@@ -119,6 +119,7 @@ def test_takeover_after_sigkill_loses_and_repeats_nothing(
         stop_creating.set()
 
 
+@pytest.mark.slow
 def test_a_paused_watcher_that_wakes_up_after_a_takeover_writes_nothing(
         two_workers: LocalFleet, keys: RedisKeys, client: redis.Redis,
         kube: KubeClient) -> None:

@@ -417,6 +417,12 @@ class BrokerSettings:
         "are redelivered to other workers.", parsers.number(minimum=1))
 
 
+def _cluster_name_errors(name: str) -> list[str]:
+    """:func:`~podfleet.contracts.clusters.cluster_name_problem` as a list of complaints."""
+    problem = cluster_name_problem(name)
+    return [problem] if problem else []
+
+
 @dataclass(frozen=True, slots=True)
 class ExecutorSettings:
     #: Never empty after from_env (which fills in :func:`default_executor_id`).
@@ -454,6 +460,15 @@ class ExecutorSettings:
         "relaunched without spending one of the task's retries; past that it fails with "
         "the disruption's reason. 0 = a disruption fails the try like any failure.",
         parsers.integer(minimum=0))
+    #: The clusters this executor places tasks on; empty: every configured cluster.
+    clusters: tuple[str, ...] = setting(
+        "PODFLEET_EXECUTOR_CLUSTERS", "",
+        "The clusters this executor places its tasks on, comma-separated (each configured "
+        "in PODFLEET_CLUSTERS_FILE); empty = every configured cluster. A task naming or "
+        "selecting only others is refused at submit, naming them. With multi-team "
+        "Airflow, each team's `[podfleet] executor_clusters` maps the team to its "
+        "clusters (docs/airflow.md).",
+        parsers.names(_cluster_name_errors))
 
 
 @dataclass(frozen=True, slots=True)
@@ -541,7 +556,7 @@ class Settings:
                             launch["queue_rates"])
         _check_namespace_caps(launch["namespace_max_pending_pods"], kube["task_namespaces"])
         executor["executor_id"] = executor["executor_id"] or default_executor_id()
-        _fill_clusters(groups["clusters"], kube, launch, env)
+        _fill_clusters(groups["clusters"], kube, launch, env, executor["clusters"])
         heartbeat = executor["heartbeat_seconds"]
         heartbeat_timeout = executor["heartbeat_timeout_seconds"]
         if heartbeat_timeout <= heartbeat:
@@ -555,7 +570,8 @@ class Settings:
 
 
 def _fill_clusters(clusters: dict[str, Any], kube: dict[str, Any], launch: dict[str, Any],
-                   environ: Mapping[str, str]) -> None:
+                   environ: Mapping[str, str], executor_clusters: tuple[str, ...] = ()
+                   ) -> None:
     """``configured``: the clusters file's, or one ``default`` cluster of today's settings;
     then PODFLEET_QUEUE_CLUSTERS checked against them and the queues."""
     today = ClusterSpec(
@@ -566,6 +582,10 @@ def _fill_clusters(clusters: dict[str, Any], kube: dict[str, Any], launch: dict[
     clusters["configured"] = (cluster_file.load_clusters(path, today, environ=environ)
                               if path is not None else (today,))
     names = [spec.name for spec in clusters["configured"]]
+    unknown_own = [name for name in executor_clusters if name not in names]
+    if unknown_own:
+        raise SettingsError(f"PODFLEET_EXECUTOR_CLUSTERS: cluster {unknown_own[0]!r} is not "
+                            f"configured (configured: {', '.join(names)})")
     _check_known_queues("PODFLEET_QUEUE_CLUSTERS", clusters["queue_clusters"],
                         launch["queue_rates"])
     for queue, listed in clusters["queue_clusters"].items():

@@ -43,7 +43,8 @@ class Applied:
     pods_to_delete: list[PodRef] = field(default_factory=list)
     # ... and pods that reported for a launch nobody wants: one delete each.
     stale_pods: list[PodRef] = field(default_factory=list)
-    finished: list[tuple[TaskState, float]] = field(default_factory=list)
+    # Terminal states applied: (state, submitted at, finished at), wall clock.
+    finished: list[tuple[TaskState, float, float]] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     # Disrupted pods by DisruptionReason, and relaunches by RelaunchCause (for the metrics).
     disruptions: Counter[str] = field(default_factory=Counter)
@@ -60,7 +61,7 @@ def record_change(result: Applied, row: TaskInstance | TaskRow, executor_id: str
             state is TaskState.RUNNING or state.is_terminal):
         result.buffer[row.key] = (state, row.reason)
     if observe and state.is_terminal and row.finished_at is not None:
-        result.finished.append((state, row.finished_at - row.submitted_at))
+        result.finished.append((state, row.submitted_at, row.finished_at))
 
 
 def count_relaunch(result: Applied, event: TaskEvent, outcome: Outcome) -> None:
@@ -180,5 +181,6 @@ class EventBatches:
         # phase: left alone, it would run the task's command a second time.
         foreign = outcome is Outcome.FOREIGN and event.kind is EventKind.STATE
         if ((live and unwanted) or foreign) and event.pod_name:
-            result.stale_pods.append((event.namespace or self._default_namespace,
-                                      event.pod_name, event.pod_uid))
+            result.stale_pods.append(PodRef(event.cluster,
+                                            event.namespace or self._default_namespace,
+                                            event.pod_name, event.pod_uid))

@@ -122,6 +122,10 @@ class TaskInstance(Base, TaskIdentity):
     # launcher's WAITING event; cleared when the task moves on. The queued timeout fails the
     # task with it instead of relaunching into the same wait.
     waiting_reason: Mapped[str | None] = mapped_column(sa.Text())
+    # The cluster the current launch's pod was placed in (from the launcher's and the
+    # watcher's events); NULL until placed, and for rows older than multi-cluster podfleet,
+    # which are the ``default`` cluster's. Revoke, logs, resync and adoption go there.
+    cluster: Mapped[str | None] = mapped_column(sa.String(63))
 
     __table_args__ = (
         sa.UniqueConstraint("dag_id", "task_id", "run_id", "map_index", "try_number",
@@ -168,6 +172,7 @@ class TaskRow(TaskIdentity):
     updated_at: float
     disruptions: int
     waiting_reason: str | None
+    cluster: str | None = None
 
 
 #: Columns of :class:`TaskRow`, in its field order.

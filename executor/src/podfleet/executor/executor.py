@@ -47,6 +47,7 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.engine import Engine
 
 from podfleet.broker import make_broker
+from podfleet.contracts.clusters import DEFAULT_CLUSTER, ClusterSpec
 from podfleet.contracts.events import InvalidEvent, TaskEvent
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name
@@ -62,9 +63,9 @@ from podfleet.executor.housekeeping import (
 )
 from podfleet.executor.launches import LaunchSender
 from podfleet.executor.logs import TaskLog, TaskLogs
-from podfleet.executor.pods import ExecutorPods
+from podfleet.executor.pods import ExecutorPods, PodRef
 from podfleet.executor.queue_watch import UnconsumedQueues
-from podfleet.executor.reconcile import Reconciler
+from podfleet.executor.reconcile import Reconciler, placed_cluster
 from podfleet.executor.registry import ExecutorFenced, ExecutorIdInUse, Registration
 from podfleet.executor.repair import RepairContext
 from podfleet.executor.resync import Resync
@@ -90,7 +91,8 @@ from podfleet.executor.streams import (
 from podfleet.executor.submission import TaskSubmission, validate_submissions
 from podfleet.executor.tracing import TaskTracer
 from podfleet.executor.transitions import Outcome
-from podfleet.kube.client import KubeClient
+from podfleet.kube.client import KubeClient, RequestObserver
+from podfleet.kube.clusters import ClientFactory, ClusterClients
 from podfleet.kube.errors import KubeError, Unreachable
 from podfleet.monitoring.metrics import (
     CLOCK_SKEW,
@@ -98,11 +100,12 @@ from podfleet.monitoring.metrics import (
     POD_DISRUPTIONS,
     TASK_END_TO_END,
     TASK_RELAUNCHES,
+    TASK_REPORT_LATENCY,
     TASKS_SUBMITTED,
     ClockReference,
     DisruptionReason,
     RelaunchCause,
-    observe_kube_request,
+    kube_request_observer,
     preinitialise,
 )
 from podfleet.pods import PodFactory, task_namespace
@@ -147,7 +150,13 @@ class Executor:
         self._owns_redis = redis_client is None
         self.redis: redis.Redis = redis_client or connect_redis(
             self.settings.redis.url, socket_timeout=10, socket_connect_timeout=5)
-        self._kube = kube
+        # One API client per configured cluster, each built on first use; a given ``kube``
+        # is the default cluster's (tests).
+        self._built_kube: list[KubeClient] = []
+        self.clusters = ClusterClients(
+            self.settings.clusters.configured,
+            observe=kube_request_observer,
+            factory=self._make_kube if kube is None else self._given_kube(kube))
         #: Spans of finished tries (see :mod:`~podfleet.executor.tracing`), or None.
         self.tracer = tracer if tracer is not None else TaskTracer.from_environment(os.environ)
         #: The last :meth:`sync` met an outage of Redis or the Kubernetes API.
@@ -174,7 +183,8 @@ class Executor:
             self.redis, observe=CLOCK_SKEW.labels(reference=ClockReference.REDIS).set)
         self._streams = EventStreams(self.redis, self.keys, self.executor_id, self._sessions,
                                      clock)
-        self._pods = ExecutorPods(self.settings, lambda: self.kube)
+        self._pods = ExecutorPods(self.settings.clusters.configured,
+                                  self.settings.kubernetes.namespace, self.clusters.client)
         self._unconsumed = UnconsumedQueues(self.redis, self.settings)
         # Builds each submitted task's pod as the launcher will, to check the pod policy.
         self._pod_factory = PodFactory(self.settings)
@@ -185,8 +195,8 @@ class Executor:
             self.settings, self._registration, self._sessions, self.broker,
             MessageSigner(self.settings.require_signing_key()), clock,
             deadline_clock=self._deadline_clock.now)
-        repairs = RepairContext(self.settings, self._sessions, self._pods, lambda: self.kube,
-                                clock, self._after_commit)
+        repairs = RepairContext(self.settings, self._sessions, self._pods, clock,
+                                self._after_commit)
         self._reconciler = Reconciler(repairs, self._streams, self._launches.launch_waiting)
         self.resync = Resync(repairs, self._registration.check_not_fenced)
 
@@ -237,8 +247,8 @@ class Executor:
             fail_fast_redis(self.redis)
         if self._owns_broker:
             fail_fast_redis(self.broker.client)
-        if self._kube is not None:
-            fail_fast_kube(self._kube)
+        for client in self._built_kube:
+            fail_fast_kube(client)
         self._ending = True
 
     def terminate(self) -> None:
@@ -250,17 +260,22 @@ class Executor:
             left = None
         self._registration.stop()
         self._started = False
+        self.close()
+        log.info("%s", left_for_adoption(self.executor_id, left))
+
+    def close(self) -> None:
+        """Release the connections this executor opened (Redis, broker, Kubernetes API, DB,
+        tracer) and mark nothing: for one that never started, such as one whose id a live
+        executor holds (:class:`ExecutorIdInUse`)."""
         if self._owns_redis:
             self.redis.close()
         if self._owns_broker:
             self.broker.close()
-        if self._kube is not None:
-            self._kube.close()
+        self.clusters.close()
         if self._owns_engine:
             self.engine.dispose()
         if self.tracer is not None:
             self.tracer.close()
-        log.info("%s", left_for_adoption(self.executor_id, left))
 
     # --- submit -----------------------------------------------------------------------------
 
@@ -292,7 +307,8 @@ class Executor:
         tasks = validate_submissions(
             submissions, default_namespace=self.settings.kubernetes.namespace,
             watched_namespaces=self.settings.kubernetes.watch_namespaces, pods=self._pod_factory,
-            now=self._deadline_clock.now())
+            now=self._deadline_clock.now(), clusters=self.settings.clusters,
+            own_clusters=self.settings.executor.clusters)
         self._register()
         now = self._clock()
         rows = [NewTaskRow.queued(task, now, self.executor_id) for task in tasks]
@@ -396,7 +412,7 @@ class Executor:
             if stuck is not None:
                 self._after_commit(stuck)
             pending = expire_stuck_pending(self._sessions, self.settings, self.executor_id,
-                                           now, lambda: self.kube)
+                                           now, self._pods)
             if pending is not None:
                 self._after_commit(pending)
             if self._started:
@@ -505,8 +521,10 @@ class Executor:
             POD_DISRUPTIONS.labels(reason=reason).inc(number)
         for cause, number in result.relaunches.items():
             TASK_RELAUNCHES.labels(cause=cause).inc(number)
-        for state, seconds in result.finished:
-            TASK_END_TO_END.labels(state=state.value).observe(max(0.0, seconds))
+        now = time.time()
+        for state, submitted_at, finished_at in result.finished:
+            TASK_END_TO_END.labels(state=state.value).observe(max(0.0, finished_at - submitted_at))
+            TASK_REPORT_LATENCY.observe(max(0.0, now - finished_at))
         if result.pods_to_delete:
             self._pods.delete_pods(result.pods_to_delete)
         if result.stale_pods:
@@ -546,9 +564,11 @@ class Executor:
                 TaskInstance.try_number == task_key.try_number).with_for_update()).first()
             if row is None or row.task_state.is_terminal:
                 return False
-            target = (row.pod_namespace or task_namespace(row.executor_config or {},
-                                                          self.settings.kubernetes.namespace),
-                      row.pod_name or pod_name(task_key, row.launch_id), row.pod_uid)
+            # Not placed yet (cluster None): its pod may appear in any cluster.
+            target = PodRef(placed_cluster(row),
+                            row.pod_namespace or task_namespace(
+                                row.executor_config or {}, self.settings.kubernetes.namespace),
+                            row.pod_name or pod_name(task_key, row.launch_id), row.pod_uid)
             row.state = TaskState.REVOKED.value
             row.finished_at = now
             row.updated_at = now
@@ -575,7 +595,7 @@ class Executor:
         return logs.follow(logs.target(TaskKey.coerce(key)), tail=tail)
 
     def _task_logs(self) -> TaskLogs:
-        return TaskLogs.for_settings(self.settings, self._sessions, lambda: self.kube)
+        return TaskLogs.for_settings(self.settings, self._sessions, self.clusters.client)
 
     # --- recovery ---------------------------------------------------------------------------
 
@@ -600,12 +620,26 @@ class Executor:
 
     @property
     def kube(self) -> KubeClient:
-        if self._kube is None:
-            self._kube = KubeClient.from_settings(self.settings.kubernetes,
-                                                  observe=observe_kube_request)
-            if self._ending:
-                fail_fast_kube(self._kube)
-        return self._kube
+        """The default cluster's API client (the first configured cluster's when none is
+        named ``default``)."""
+        names = self.clusters.names
+        return self.clusters.client(DEFAULT_CLUSTER if DEFAULT_CLUSTER in names else names[0])
+
+    def _make_kube(self, spec: ClusterSpec, observe: RequestObserver | None) -> KubeClient:
+        client = KubeClient.from_cluster(spec, timeout_seconds=self.clusters.timeout_seconds,
+                                         observe=observe)
+        self._built_kube.append(client)
+        if self._ending:
+            fail_fast_kube(client)
+        return client
+
+    def _given_kube(self, kube: KubeClient) -> ClientFactory:
+        def factory(spec: ClusterSpec, observe: RequestObserver | None) -> KubeClient:
+            if spec.name == DEFAULT_CLUSTER:
+                self._built_kube.append(kube)
+                return kube
+            return self._make_kube(spec, observe)
+        return factory
 
     def _register(self) -> None:
         if self._registration.registered:

@@ -3,10 +3,12 @@ whose own thread must not wait on podfleet's DB, Redis or the Kubernetes API (Ai
 scheduler loop).
 
 The caller's thread hands work over (:meth:`ExecutorThread.submit`, :meth:`~ExecutorThread.
-revoke`: a bounded FIFO queue, so a revoke follows the submit it revokes) and takes what is
-ready (:meth:`~ExecutorThread.take`: state changes and refused submissions). Everything else
-runs here: the DB writes and launch messages of submits, reading the event streams and
-applying them, housekeeping, resync and reconciliation (:meth:`Executor.sync`).
+revoke`: a bounded FIFO queue, so a revoke follows the submit it revokes; a burst of any size
+is one :class:`DeferredBatch`, listed here) and takes what is ready (:meth:`~ExecutorThread.
+take`: state changes and refused submissions). Everything else runs here: building and
+writing submits and their launch messages, reading the event streams and applying them, the
+caller's own look-up for those events (``on_events``), housekeeping, resync and reconciliation
+(:meth:`Executor.sync`).
 
 Errors are logged and retried, never dropped: a submit the DB refused is tried again every
 :data:`RETRY_SECONDS`; a sync that failed runs again at the next interval. A fenced executor
@@ -66,11 +68,25 @@ class Deferred:
 Handed = TaskSubmission | Deferred
 
 
+@dataclass(frozen=True, slots=True)
+class DeferredBatch:
+    """``count`` submissions the thread lists itself: ``build`` returns them (as submissions
+    or :class:`Deferred`), so the caller's thread hands a whole burst over in O(1). It may
+    return fewer than ``count`` (those the caller took back meanwhile); it must not raise."""
+
+    count: int
+    build: Callable[[], list[Handed]]
+
+
+#: What the thread has read for the caller: each task's newest state and its reason.
+Events = dict[TaskKey, tuple[TaskState, EventInfo]]
+
+
 @dataclass(slots=True)
 class Ready:
     """What the thread has for the caller since the last :meth:`ExecutorThread.take`."""
 
-    events: dict[TaskKey, tuple[TaskState, EventInfo]] = field(default_factory=dict)
+    events: Events = field(default_factory=dict)
     refusals: list[Refusal] = field(default_factory=list)
 
 
@@ -79,15 +95,25 @@ class _Revoke:
     key: TaskKey
 
 
+HandOff = list[Handed] | DeferredBatch
+
+
 class ExecutorThread:
     """Owns ``fleet`` from :meth:`start` to :meth:`stop`: only this thread calls it, except
-    inside :meth:`using_fleet`."""
+    inside :meth:`using_fleet`.
+
+    ``on_events``, when given, runs on the thread with every batch of events before the
+    caller can :meth:`take` them: the caller's own lookups for them (Airflow's task instance
+    states) are done by the time it sees them. An error there is logged; the events are
+    handed over all the same."""
 
     def __init__(self, fleet: Executor, *, sync_interval: float = SYNC_INTERVAL_SECONDS,
-                 hand_off_limit: int = HAND_OFF_LIMIT) -> None:
+                 hand_off_limit: int = HAND_OFF_LIMIT,
+                 on_events: Callable[[Events], None] | None = None) -> None:
         self.fleet = fleet
         self.sync_interval = sync_interval
-        self._hand_offs: queue.Queue[list[Handed] | _Revoke] = queue.Queue(
+        self.on_events = on_events
+        self._hand_offs: queue.Queue[HandOff | _Revoke] = queue.Queue(
             maxsize=hand_off_limit)
         self._fleet_lock = threading.RLock()
         self._ready_lock = threading.Lock()
@@ -109,13 +135,15 @@ class ExecutorThread:
                                         daemon=True)
         self._thread.start()
 
-    def submit(self, submissions: list[Handed]) -> None:
+    def submit(self, submissions: HandOff) -> None:
         """Hand ``submissions`` over; they are built (if deferred), written and launched on
         the thread."""
-        if not submissions:
+        count = submissions.count if isinstance(submissions, DeferredBatch) \
+            else len(submissions)
+        if not count:
             return
         with self._ready_lock:
-            self._in_flight += len(submissions)
+            self._in_flight += count
         self._hand_offs.put(submissions)
 
     def revoke(self, key: TaskKey) -> None:
@@ -189,7 +217,7 @@ class ExecutorThread:
                               self.fleet.executor_id)
                 time.sleep(self.sync_interval)
 
-    def _next_work(self, wait: float) -> list[list[Handed] | _Revoke]:
+    def _next_work(self, wait: float) -> list[HandOff | _Revoke]:
         """Every hand-off waiting now (waiting up to ``wait`` seconds for the first)."""
         try:
             first = self._hand_offs.get(timeout=wait) if wait > 0 else \
@@ -203,7 +231,7 @@ class ExecutorThread:
             except queue.Empty:
                 return work
 
-    def _do(self, work: list[list[Handed] | _Revoke]) -> None:
+    def _do(self, work: list[HandOff | _Revoke]) -> None:
         batch: list[TaskSubmission] = []
         for item in work:
             if isinstance(item, _Revoke):
@@ -214,7 +242,13 @@ class ExecutorThread:
                 batch.extend(self._built(item))
         self._write(batch)
 
-    def _built(self, handed: list[Handed]) -> list[TaskSubmission]:
+    def _built(self, handed: HandOff) -> list[TaskSubmission]:
+        if isinstance(handed, DeferredBatch):
+            listed = handed.build()
+            if len(listed) < handed.count:  # taken back by the caller before listing
+                with self._ready_lock:
+                    self._in_flight -= handed.count - len(listed)
+            handed = listed
         built: list[TaskSubmission] = []
         refusals: list[Refusal] = []
         for item in handed:
@@ -283,6 +317,12 @@ class ExecutorThread:
 
     def _collect(self) -> None:
         events = self.fleet.get_event_buffer()
+        if events and self.on_events is not None:
+            try:
+                self.on_events(events)
+            except Exception:
+                log.exception("executor %s: reading %d event(s)' details failed; they are "
+                              "handed over without", self.fleet.executor_id, len(events))
         if events:
             with self._ready_lock:
                 self._ready.events.update(events)

@@ -9,7 +9,6 @@ holds its lease, since without one no pod event reaches any executor.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 
 import dramatiq
 import redis
@@ -18,14 +17,15 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.orm import Session, sessionmaker
 
 from podfleet.broker import WATCH_ACTOR_NAME, WATCH_QUEUE
+from podfleet.contracts.clusters import DEFAULT_CLUSTER
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.pod_status import pending_reason
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
 from podfleet.executor.batch import Applied, record_change
 from podfleet.executor.db import TaskInstance
+from podfleet.executor.pods import ExecutorPods, PodRef
 from podfleet.executor.transitions import fail, relaunch
-from podfleet.kube.client import KubeClient
 from podfleet.kube.errors import KubeError, Unreachable
 from podfleet.monitoring.metrics import RelaunchCause
 from podfleet.pods import task_namespace
@@ -56,9 +56,10 @@ def expire_stuck_queued(sessions: sessionmaker[Session], settings: Settings,
         for row in stuck:
             reason = f"queued {timeout:g}s without a pod"
             # The old launch's message may still create its pod: remove it if it does.
-            result.pods_to_delete.append(
-                (task_namespace(row.executor_config or {}, settings.kubernetes.namespace),
-                 pod_name(row.key, row.launch_id), None))
+            # It was not placed: it may be in any cluster (``cluster`` None: all of them).
+            result.pods_to_delete.append(PodRef(
+                None, task_namespace(row.executor_config or {}, settings.kubernetes.namespace),
+                pod_name(row.key, row.launch_id), None))
             if row.waiting_reason:
                 # Waiting on a full quota: a relaunch would only wait again. It fails with
                 # the quota's own message.
@@ -78,7 +79,7 @@ PENDING_CHECKS_PER_TICK = 100
 
 
 def expire_stuck_pending(sessions: sessionmaker[Session], settings: Settings,
-                         executor_id: str, now: float, kube: Callable[[], KubeClient]
+                         executor_id: str, now: float, pods: ExecutorPods
                          ) -> Applied | None:
     """Fail tasks whose pod has stayed Pending past ``pending_timeout_seconds``.
 
@@ -93,7 +94,7 @@ def expire_stuck_pending(sessions: sessionmaker[Session], settings: Settings,
     with sessions() as session:
         candidates = session.execute(
             sa.select(TaskInstance.launch_id, TaskInstance.pod_namespace,
-                      TaskInstance.pod_name)
+                      TaskInstance.pod_name, TaskInstance.cluster)
             .where(TaskInstance.executor_id == executor_id,
                    TaskInstance.state == TaskState.LAUNCHED.value,
                    TaskInstance.launched_at < now - timeout)
@@ -101,13 +102,15 @@ def expire_stuck_pending(sessions: sessionmaker[Session], settings: Settings,
     if not candidates:
         return None
     reasons: dict[str, str] = {}
-    for launch_id, namespace, name in candidates:
+    for launch_id, namespace, name, cluster in candidates:
         if not name:
             continue
         try:
-            pod = kube().get_pod(namespace or settings.kubernetes.namespace, name)
-        except (KubeError, Unreachable) as exc:
-            log.warning("cannot read pending pod %s: %s", name, exc)
+            pod = pods.client(cluster or DEFAULT_CLUSTER).get_pod(
+                namespace or settings.kubernetes.namespace, name)
+        except (KeyError, KubeError, Unreachable) as exc:
+            log.warning("cannot read pending pod %s in cluster %s: %s", name,
+                        cluster or DEFAULT_CLUSTER, exc)
             continue
         phase = ((pod or {}).get("status") or {}).get("phase")
         if phase in (None, "Pending"):
@@ -122,9 +125,10 @@ def expire_stuck_pending(sessions: sessionmaker[Session], settings: Settings,
         for row in rows:
             fail(row, now, f"pending {timeout:g}s without starting: {reasons[row.launch_id]}")
             if row.pod_name:
-                result.pods_to_delete.append(
-                    (row.pod_namespace or settings.kubernetes.namespace, row.pod_name,
-                     row.pod_uid))
+                result.pods_to_delete.append(PodRef(
+                    row.cluster or DEFAULT_CLUSTER,
+                    row.pod_namespace or settings.kubernetes.namespace, row.pod_name,
+                    row.pod_uid))
             record_change(result, row, executor_id)
             log.warning("task %s failed: %s", row.key, row.reason)
     return result
@@ -132,17 +136,24 @@ def expire_stuck_pending(sessions: sessionmaker[Session], settings: Settings,
 
 def ensure_watcher(redis_client: redis.Redis, broker: RedisBroker, keys: RedisKeys,
                    settings: Settings, executor_id: str) -> None:
-    """Start a watcher when none holds the lease: one kick per lease period fleet-wide."""
-    try:
-        if redis_client.exists(keys.watcher_lease):
+    """Start a watcher of each cluster whose lease nobody holds: one kick per cluster per
+    lease period fleet-wide (the actor takes the cluster's name)."""
+    for cluster in settings.clusters.names:
+        own = keys.for_cluster(cluster)
+        try:
+            if redis_client.exists(own.watcher_lease):
+                continue
+            ttl_ms = max(1, int(settings.watcher.lease_seconds * 1000))
+            if not redis_client.set(own.watcher_kick, executor_id, nx=True, px=ttl_ms):
+                continue  # another executor or worker kicked it within this lease period
+            # The default cluster's message names none, as workers from before clusters
+            # take it.
+            args = () if cluster == DEFAULT_CLUSTER else (cluster,)
+            broker.enqueue(dramatiq.Message(
+                queue_name=WATCH_QUEUE, actor_name=WATCH_ACTOR_NAME, args=args,
+                kwargs={}, options={}))
+            log.info("no watcher holds the lease of cluster %s: sent a start message",
+                     cluster)
+        except redis.RedisError as exc:
+            log.warning("cannot check the watcher lease of cluster %s: %s", cluster, exc)
             return
-        kick_key = keys.watcher_kick
-        ttl_ms = max(1, int(settings.watcher.lease_seconds * 1000))
-        if not redis_client.set(kick_key, executor_id, nx=True, px=ttl_ms):
-            return  # another executor or worker kicked it within this lease period
-        broker.enqueue(dramatiq.Message(
-            queue_name=WATCH_QUEUE, actor_name=WATCH_ACTOR_NAME, args=(), kwargs={},
-            options={}))
-        log.info("no watcher holds the lease: sent a start message")
-    except redis.RedisError as exc:
-        log.warning("cannot check the watcher lease: %s", exc)

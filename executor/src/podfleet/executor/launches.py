@@ -20,6 +20,7 @@ from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy.orm import Session, sessionmaker
 
 from podfleet.broker import enqueue_envelopes
+from podfleet.contracts.clusters import PlacementError
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.messages import LaunchBatch, LaunchRequest
 from podfleet.contracts.queues import route_for
@@ -29,6 +30,7 @@ from podfleet.executor.db import TaskInstance
 from podfleet.executor.registry import Registration
 from podfleet.executor.rows import IN_CHUNK, TASKS, chunks
 from podfleet.executor.slots import SlotCounts, count_slots
+from podfleet.executor.submission import task_clusters
 from podfleet.pods import task_namespace
 from podfleet.settings import Settings
 
@@ -80,14 +82,18 @@ class LaunchSender:
         self._enqueue_failing = False
 
     def request_for(self, task: LaunchableTask) -> LaunchRequest:
-        """The launch request of a QUEUED task, owned by this executor."""
+        """The launch request of a QUEUED task, owned by this executor, carrying the
+        clusters it may be placed on; raises PlacementError when it may be placed nowhere
+        (a cluster removed from the configuration since it was submitted)."""
         config = task.executor_config or {}
+        namespace = task_namespace(config, self.settings.kubernetes.namespace)
         return LaunchRequest(
             key=task.key, launch_id=task.launch_id, command=tuple(task.command),
-            executor_id=self.executor_id,
-            namespace=task_namespace(config, self.settings.kubernetes.namespace),
+            executor_id=self.executor_id, namespace=namespace,
             queued_at=task.queued_at, queue=task.queue, executor_config=config,
-            deadline=task.deadline or self.default_deadline(), priority=task.priority or 0)
+            deadline=task.deadline or self.default_deadline(), priority=task.priority or 0,
+            clusters=task_clusters(self.settings.clusters, config, task.queue, namespace,
+                                   self.settings.executor.clusters))
 
     def default_deadline(self) -> float | None:
         """Every launch gets a deadline, so a message redelivered or replayed long after can
@@ -166,5 +172,27 @@ class LaunchSender:
                        TaskInstance.enqueued_at.is_(None))
                 .order_by(TaskInstance.priority.desc(), TaskInstance.queued_at,
                           TaskInstance.id).limit(limit)))
-        requests = [self.request_for(row) for row in rows]
+        requests: list[LaunchRequest] = []
+        unplaceable: dict[str, str] = {}
+        for row in rows:
+            try:
+                requests.append(self.request_for(row))
+            except PlacementError as exc:
+                unplaceable[row.launch_id] = f"cannot be placed: {exc}"
+        if unplaceable:
+            self._hold_unplaceable(unplaceable)
         return len(requests) if self.send(requests) else 0
+
+    def _hold_unplaceable(self, reasons: dict[str, str]) -> None:
+        """Tasks whose clusters are gone from the configuration are not sent: each is marked
+        sent with its reason as what it waits on, so ``podfleet status`` shows it and the
+        stuck-QUEUED timeout fails it with that reason, rather than it being dropped."""
+        now = self._clock()
+        with self._sessions.begin() as session:
+            for launch_id, reason in reasons.items():
+                log.error("task with launch %s %s", launch_id, reason)
+                session.execute(
+                    sa.update(TASKS)
+                    .where(TASKS.c.launch_id == launch_id,
+                           TASKS.c.state == TaskState.QUEUED.value)
+                    .values(enqueued_at=now, waiting_reason=reason))

@@ -21,6 +21,7 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
+from podfleet.contracts.clusters import DEFAULT_CLUSTER
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.redis_keys import RedisKeys
@@ -53,6 +54,8 @@ class LogTarget:
     namespace: str
     pod_name: str
     state: TaskState
+    #: The cluster its pod was placed in (the default cluster until it is placed).
+    cluster: str = DEFAULT_CLUSTER
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +71,7 @@ class TaskLog:
 class TaskLogs:
     """Finds task tries in the DB and reads their logs from the pod or the archive."""
 
-    def __init__(self, sessions: sessionmaker[Session], kube: Callable[[], KubeClient],
+    def __init__(self, sessions: sessionmaker[Session], kube: Callable[[str], KubeClient],
                  archive: LogArchive | None, namespace: str,
                  failures: ArchiveFailures | None = None) -> None:
         self._sessions = sessions
@@ -80,7 +83,7 @@ class TaskLogs:
 
     @classmethod
     def for_settings(cls, settings: Settings, sessions: sessionmaker[Session],
-                     kube: Callable[[], KubeClient]) -> TaskLogs:
+                     kube: Callable[[str], KubeClient]) -> TaskLogs:
         """The reader ``settings`` describe: their archive (if any) and default namespace."""
         location = settings.logs.archive
         return cls(sessions, kube, LogArchive.open(location) if location else None,
@@ -119,7 +122,8 @@ class TaskLogs:
                 raise TaskLogUnavailable(missing)
             key = TaskKey(row.dag_id, row.task_id, row.run_id, row.map_index, row.try_number)
             return LogTarget(key, row.launch_id, row.pod_namespace or self.namespace,
-                             row.pod_name or pod_name(key, row.launch_id), row.task_state)
+                             row.pod_name or pod_name(key, row.launch_id), row.task_state,
+                             row.cluster or DEFAULT_CLUSTER)
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -127,8 +131,8 @@ class TaskLogs:
         """The log so far: the pod's, or the archived one once the pod is gone."""
         try:
             container = self._task_container(target)
-            data = self._kube().read_pod_log(target.namespace, target.pod_name,
-                                             container=container, tail_lines=tail)
+            data = self._kube(target.cluster).read_pod_log(
+                target.namespace, target.pod_name, container=container, tail_lines=tail)
             return TaskLog(target.key, target.launch_id, _decode(data), "pod")
         except KubeError as exc:
             if not isinstance(exc, NotFound) and not container_not_started(exc):
@@ -155,9 +159,9 @@ class TaskLogs:
         while True:
             try:
                 container = self._task_container(target)
-                chunks = self._kube().stream_pod_log(target.namespace, target.pod_name,
-                                                     container=container, follow=True,
-                                                     tail_lines=tail)
+                chunks = self._kube(target.cluster).stream_pod_log(
+                    target.namespace, target.pod_name, container=container, follow=True,
+                    tail_lines=tail)
                 decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
                 for chunk in chunks:
                     text = decoder.decode(chunk)
@@ -189,7 +193,7 @@ class TaskLogs:
     def _task_container(self, target: LogTarget) -> str:
         """The name of the task's container in the target's pod; raises the API's 404 when
         the pod does not exist."""
-        pod = self._kube().get_pod(target.namespace, target.pod_name)
+        pod = self._kube(target.cluster).get_pod(target.namespace, target.pod_name)
         if pod is None:
             raise NotFound(404, "NotFound", f'pods "{target.pod_name}" not found')
         return base_container_name(pod)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy as sa
 
+from podfleet.contracts.clusters import DEFAULT_CLUSTER
 from podfleet.contracts.events import EventKind, EventSource, TaskEvent
 from podfleet.contracts.judgement import judge
 from podfleet.contracts.naming import (
@@ -56,39 +58,59 @@ class Reconciler:
         self._launch_waiting = launch_waiting
 
     def reconcile(self, *, redis_lost: bool = False) -> None:
-        """Bring this executor's active tasks in line with the cluster: one DB query, one pod
-        list per watched namespace.
+        """Bring this executor's active tasks in line with the clusters: one DB query, one
+        pod list per watched namespace of each configured cluster.
 
         A task whose pod exists takes the pod's state (a finished pod completes it). A QUEUED
         task with no pod is sent again under the same launch id (a message still in the broker
         then meets 409, not a second pod). With ``redis_lost`` (the stream, and with it any
         events about these tasks, is gone) a LAUNCHED task with no pod is relaunched and a
         RUNNING one is failed, since what happened to its pod can no longer be known.
+
+        A task is looked for only in the cluster its row records (a QUEUED one, not placed
+        yet, in every cluster). A task whose cluster cannot be reached is left as it is: it
+        waits, and the next reconciliation or resync settles it once the cluster is back.
+        A task whose cluster is no longer configured is reported, never dropped.
         """
         now = self._context.clock()
-        try:
-            pods = self._context.pods.list_pods(MANAGED_SELECTOR)
-        except Exception as exc:  # an unreachable API, or no kubeconfig at all
-            log.warning("reconciliation skipped, cannot list pods: %s", exc)
+        found = self._context.pods.list_pods(MANAGED_SELECTOR)
+        for cluster, why in found.unreachable.items():
+            log.warning("reconciliation: cluster %s cannot be reached (%s); its tasks wait "
+                        "until it is back", cluster, why)
+        if not found.pods:  # no cluster answered, or no kubeconfig at all
+            log.warning("reconciliation skipped, cannot list pods in any cluster")
             if redis_lost:
                 self._resend_all_queued()
             return
-        by_launch: dict[str, list[dict[str, Any]]] = {}
-        for listed in pods:
-            labels = (listed.get("metadata") or {}).get("labels") or {}
-            launch_id = labels.get(LAUNCH_ID_LABEL)
-            if launch_id:
-                by_launch.setdefault(launch_id, []).append(listed)
+        by_launch: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for cluster, pods in found.pods.items():
+            for listed in pods:
+                labels = (listed.get("metadata") or {}).get("labels") or {}
+                launch_id = labels.get(LAUNCH_ID_LABEL)
+                if launch_id:
+                    by_launch.setdefault(launch_id, []).append((cluster, listed))
         result = Applied()
+        held: Counter[str] = Counter()
+        orphaned: Counter[str] = Counter()
         with self._context.sessions.begin() as session:
             rows = session.scalars(sa.select(TaskInstance).where(
                 TaskInstance.executor_id == self.executor_id,
                 TaskInstance.state.in_(ACTIVE_STATES)).with_for_update())
             for row in rows:
-                pod = own_pod(row, by_launch.get(row.launch_id, ()))
-                if pod is not None:
-                    event = event_from_pod(pod, row, self.executor_id,
-                                            self.settings.watcher.fatal_container_reasons)
+                placed = placed_cluster(row)
+                if placed is not None and placed not in self._context.pods.clusters:
+                    orphaned[placed] += 1
+                    continue
+                if placed is not None and placed not in found.pods:
+                    held[placed] += 1
+                    continue
+                candidates = [(cluster, pod) for cluster, pod in by_launch.get(row.launch_id, ())
+                              if placed is None or cluster == placed]
+                owned = own_pod_in(row, candidates)
+                if owned is not None:
+                    event = event_from_pod(owned[1], row, self.executor_id,
+                                           self.settings.watcher.fatal_container_reasons,
+                                           cluster=owned[0])
                     outcome = apply_event(
                         row, event, now,
                         disruption_retries=self.settings.executor.disruption_retries).outcome
@@ -108,8 +130,15 @@ class Reconciler:
                                    "lost its state)")
                     record_change(result, row, self.executor_id)
         self._context.after_commit(result)
-        log.info("executor %s reconciled against %d pod(s): %d task(s) updated",
-                 self.executor_id, len(pods), result.applied)
+        for cluster, number in held.items():
+            log.warning("reconciliation: %d task(s) on unreachable cluster %s left as they "
+                        "are until it is back", number, cluster)
+        for cluster, number in orphaned.items():
+            log.error("reconciliation: %d unfinished task(s) are on cluster %s, which is no "
+                      "longer configured: they are left as they are (configure the cluster "
+                      "again to settle them, or revoke them)", number, cluster)
+        log.info("executor %s reconciled against %d pod(s) in %d cluster(s): %d task(s) "
+                 "updated", self.executor_id, found.count, len(found.pods), result.applied)
         self._launch_waiting()
 
     def _resend_all_queued(self) -> None:
@@ -170,20 +199,20 @@ class Reconciler:
     def _relabel_pods(self, previous_owners: list[str]) -> None:
         """Point adopted pods at this executor, so the watcher routes their events here."""
         values = ",".join(sorted({safe_label_value(o) for o in previous_owners}))
-        try:
-            pods = self._context.pods.list_pods(
-                f"{MANAGED_SELECTOR},{EXECUTOR_LABEL} in ({values})")
-        except Exception as exc:  # their streams are drained all the same
-            log.warning("cannot list adopted pods to relabel them: %s", exc)
-            return
+        found = self._context.pods.list_pods(f"{MANAGED_SELECTOR},{EXECUTOR_LABEL} in ({values})")
+        for cluster, why in found.unreachable.items():  # their streams are drained all the same
+            log.warning("cannot list adopted pods in cluster %s to relabel them: %s",
+                        cluster, why)
+        pods = [(cluster, pod) for cluster, listed in found.pods.items() for pod in listed]
         patch = {"metadata": {"labels": {EXECUTOR_LABEL: safe_label_value(self.executor_id)},
                               "annotations": {EXECUTOR_LABEL: self.executor_id}}}
 
-        def relabel(pod: dict[str, Any]) -> None:
+        def relabel(placed: tuple[str, dict[str, Any]]) -> None:
+            cluster, pod = placed
             meta = pod.get("metadata") or {}
             try:
-                self._context.kube().patch_pod(meta.get("namespace", ""), meta.get("name", ""),
-                                               patch)
+                self._context.pods.client(cluster).patch_pod(meta.get("namespace", ""),
+                                                     meta.get("name", ""), patch)
             except NotFound:
                 pass  # gone meanwhile: nothing to relabel
             except (KubeError, Unreachable) as exc:
@@ -191,6 +220,24 @@ class Reconciler:
 
         with concurrent.futures.ThreadPoolExecutor(RELABEL_THREADS) as pool:
             list(pool.map(relabel, pods))
+
+
+def placed_cluster(row: TaskInstance) -> str | None:
+    """The cluster ``row``'s current launch was placed in: the one it recorded; a row that
+    left QUEUED without one was written before clusters existed, so the default cluster's;
+    None for a QUEUED launch not placed yet (its pod may be in any cluster)."""
+    if row.cluster:
+        return row.cluster
+    return None if row.state == TaskState.QUEUED.value else DEFAULT_CLUSTER
+
+
+def own_pod_in(row: TaskInstance, candidates: Iterable[tuple[str, dict[str, Any]]]
+               ) -> tuple[str, dict[str, Any]] | None:
+    """:func:`own_pod` among pods of several clusters: the cluster and the pod, or None."""
+    for cluster, pod in candidates:
+        if own_pod(row, (pod,)) is not None:
+            return cluster, pod
+    return None
 
 
 def own_pod(row: TaskInstance, candidates: Iterable[dict[str, Any]]) -> dict[str, Any] | None:
@@ -205,7 +252,7 @@ def own_pod(row: TaskInstance, candidates: Iterable[dict[str, Any]]) -> dict[str
 
 
 def event_from_pod(pod: dict[str, Any], row: TaskInstance, executor_id: str,
-                    fatal_reasons: frozenset[str]) -> TaskEvent:
+                   fatal_reasons: frozenset[str], *, cluster: str) -> TaskEvent:
     # A listed pod exists, so the verdict is never a requeue: always a state to move to.
     verdict = judge(pod, fatal_reasons)
     meta = pod.get("metadata") or {}
@@ -213,4 +260,4 @@ def event_from_pod(pod: dict[str, Any], row: TaskInstance, executor_id: str,
         key=row.key, launch_id=row.launch_id,
         executor_id=executor_id, kind=EventKind.STATE, source=EventSource.EXECUTOR,
         state=verdict.state, failure=verdict.failure, pod_name=meta.get("name"),
-        namespace=meta.get("namespace"), pod_uid=meta.get("uid"))
+        namespace=meta.get("namespace"), pod_uid=meta.get("uid"), cluster=cluster)

@@ -15,20 +15,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from podfleet.executor.batch import Applied
 from podfleet.executor.pods import ExecutorPods
-from podfleet.kube.client import KubeClient
 from podfleet.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class RepairContext:
-    """The executor's settings, database sessions, pod operations, Kubernetes client (made on
-    first use), clock, and ``after_commit``, which acts on what a transaction changed (event
+    """The executor's settings, database sessions, pod operations (in every cluster), clock,
+    and ``after_commit``, which acts on what a transaction changed (event
     buffer, metrics, pod deletes)."""
 
     settings: Settings
     sessions: sessionmaker[Session]
     pods: ExecutorPods
-    kube: Callable[[], KubeClient]
     clock: Callable[[], float]
     after_commit: Callable[[Applied], None]
 

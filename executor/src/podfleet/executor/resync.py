@@ -14,9 +14,11 @@ state with the cluster periodically and repairs the difference:
 
 Each repair is counted in ``podfleet_resync_repairs_total{kind}``: every one is an event
 lost somewhere. The work is spread out: a pass lists this executor's pods (label-selected)
-one page per step, the steps spaced so that a pass takes about half of
+in each configured cluster one page per step, the steps spaced so that a pass takes about half of
 ``PODFLEET_RESYNC_SECONDS``, and a pass starts every half period; so a pod is looked at at
-least twice per period, and each step costs one list call and one indexed query.
+least twice per period, and each step costs one list call and one indexed query. A
+cluster that cannot be listed is skipped for the rest of the pass, and its tasks are not
+judged missing: they wait until a pass sees the cluster again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from podfleet.contracts.clusters import DEFAULT_CLUSTER
 from podfleet.contracts.judgement import judge
 from podfleet.contracts.naming import (
     EXECUTOR_LABEL,
@@ -42,7 +45,7 @@ from podfleet.contracts.states import TaskState
 from podfleet.executor.batch import Applied, count_relaunch, record_change
 from podfleet.executor.db import ACTIVE_STATES, TaskInstance
 from podfleet.executor.pods import PodRef
-from podfleet.executor.reconcile import event_from_pod, own_pod
+from podfleet.executor.reconcile import event_from_pod, own_pod, placed_cluster
 from podfleet.executor.repair import RepairContext
 from podfleet.executor.transitions import Outcome, apply_event, fail, relaunch
 from podfleet.kube.errors import Gone, KubeError, Unreachable
@@ -64,10 +67,12 @@ class _Pass:
     """One sweep over this executor's pods, a page per step."""
 
     started: float  # wall clock: tasks launched before it must have a pod in the list
-    scopes: list[str | None]
+    scopes: list[tuple[str, str | None]]  # (cluster, namespace or None for all)
     page_interval: float
     token: str | None = None
     seen: set[str] = field(default_factory=set)
+    # Clusters this pass could not list in full: their tasks are not judged missing.
+    skipped: set[str] = field(default_factory=set)
     pages: int = 0
     work_seconds: float = 0.0
 
@@ -94,8 +99,9 @@ class Resync:
         self._pass: _Pass | None = None
         self._next_pass_at = context.clock() + self.period / 2
         self._next_step_at = 0.0
-        #: launch id -> (namespace, name, checked-again-after) of tasks whose pod was missing.
-        self._missing: dict[str, tuple[str, str, float]] = {}
+        #: launch id -> (cluster, namespace, name, checked-again-after) of tasks whose pod
+        #: was missing.
+        self._missing: dict[str, tuple[str, str, str, float]] = {}
         preinitialise(RESYNC_REPAIRS, kind=ResyncRepair)
 
     def step(self) -> None:
@@ -135,18 +141,26 @@ class Resync:
             active = session.scalar(sa.select(sa.func.count()).select_from(TaskInstance).where(
                 TaskInstance.executor_id == self.executor_id,
                 TaskInstance.state.in_(ACTIVE_STATES))) or 0
-        scopes = self._context.pods.scopes()
+        scopes = [(cluster, namespace) for cluster in self._context.pods.clusters
+                  for namespace in self._context.pods.scopes(cluster)]
         pages = len(scopes) * max(1, math.ceil(active / self.page_size)) + 1
         return _Pass(started=now, scopes=scopes, page_interval=self.period / 2 / pages)
 
     def _page(self, current: _Pass, now: float) -> None:
-        scope = current.scopes[0]
+        cluster, scope = current.scopes[0]
         try:
-            page = self._context.kube().list_pod_page(scope, label_selector=self.selector,
-                                              page_size=self.page_size,
-                                              continue_token=current.token)
+            page = self._context.pods.client(cluster).list_pod_page(
+                scope, label_selector=self.selector, page_size=self.page_size,
+                continue_token=current.token)
         except Gone:  # the continue token expired: list this scope again from its start
             current.token = None
+            return
+        except (KubeError, Unreachable) as exc:
+            log.warning("resync: cluster %s cannot be listed (%s); its tasks wait for a "
+                        "later pass", cluster, exc)
+            current.skipped.add(cluster)
+            current.token = None
+            current.scopes = [s for s in current.scopes if s[0] != cluster]
             return
         current.pages += 1
         current.token = (page.get("metadata") or {}).get("continue") or None
@@ -159,10 +173,10 @@ class Resync:
             if launch_id:
                 by_launch.setdefault(launch_id, []).append(pod)
         if by_launch:
-            self._compare(by_launch, current, now)
+            self._compare(cluster, by_launch, current, now)
 
-    def _compare(self, by_launch: dict[str, list[dict[str, Any]]], current: _Pass,
-                 now: float) -> None:
+    def _compare(self, cluster: str, by_launch: dict[str, list[dict[str, Any]]],
+                 current: _Pass, now: float) -> None:
         fatal = self.settings.watcher.fatal_container_reasons
         policy = self.settings.pods.delete_policy
         # A pod kept past its delete by this much: the watcher's relist had its chance too.
@@ -174,6 +188,8 @@ class Resync:
                 TaskInstance.executor_id == self.executor_id,
                 TaskInstance.launch_id.in_(list(by_launch))).with_for_update())
             for row in rows:
+                if placed_cluster(row) not in (None, cluster):
+                    continue  # not the row's cluster: not the launch's pod
                 pod = own_pod(row, by_launch.get(row.launch_id, ()))
                 if pod is None:
                     continue
@@ -187,7 +203,8 @@ class Resync:
                     if now - ended < self.grace:
                         continue  # its event may be on its way
                     was = row.state
-                    event = event_from_pod(pod, row, self.executor_id, fatal)
+                    event = event_from_pod(pod, row, self.executor_id, fatal,
+                                           cluster=cluster)
                     outcome = apply_event(
                         row, event, now,
                         disruption_retries=self.settings.executor.disruption_retries).outcome
@@ -199,8 +216,8 @@ class Resync:
                                     "now %s", row.key, was, meta.get("name"), row.state)
                 elif (not meta.get("deletionTimestamp") and now - ended >= undeleted_after
                       and policy.deletes(row.task_state)):
-                    undeleted.append((str(meta.get("namespace") or ""),
-                                      str(meta.get("name") or ""), meta.get("uid")))
+                    undeleted.append(PodRef(cluster, str(meta.get("namespace") or ""),
+                                            str(meta.get("name") or ""), meta.get("uid")))
         self._context.after_commit(result)
         if undeleted:
             RESYNC_REPAIRS.labels(kind=ResyncRepair.POD_NOT_DELETED).inc(len(undeleted))
@@ -214,15 +231,18 @@ class Resync:
         with self._context.sessions() as session:
             candidates = session.execute(
                 sa.select(TaskInstance.launch_id, TaskInstance.pod_namespace,
-                          TaskInstance.pod_name)
+                          TaskInstance.pod_name, TaskInstance.cluster)
                 .where(TaskInstance.executor_id == self.executor_id,
                        TaskInstance.state.in_((TaskState.LAUNCHED.value,
                                                TaskState.RUNNING.value)),
                        TaskInstance.launched_at < current.started - self.grace)).all()
-        for launch_id, namespace, name in candidates:
-            if launch_id not in current.seen and name:
+        for launch_id, namespace, name, recorded in candidates:
+            cluster = recorded or DEFAULT_CLUSTER
+            if (launch_id not in current.seen and name and cluster in self._context.pods.clusters
+                    and cluster not in current.skipped):
                 self._missing[launch_id] = (
-                    namespace or self.settings.kubernetes.namespace, name, now + self.grace)
+                    cluster, namespace or self.settings.kubernetes.namespace, name,
+                    now + self.grace)
         RESYNC_DURATION.observe(current.work_seconds)
         log.debug("resync pass of executor %s: %d page(s), %d pod(s) seen, %.3fs of work",
                   self.executor_id, current.pages, len(current.seen), current.work_seconds)
@@ -232,10 +252,17 @@ class Resync:
     # --- tasks whose pod was missing ------------------------------------------------------
 
     def _check_missing(self, now: float) -> None:
-        due = [(launch_id, ref) for launch_id, ref in self._missing.items() if ref[2] <= now]
+        due = [(launch_id, ref) for launch_id, ref in self._missing.items() if ref[3] <= now]
         vanished: list[str] = []
-        for launch_id, (namespace, name, _) in due[:VANISHED_CHECKS_PER_STEP]:
-            if self._context.kube().get_pod(namespace, name) is None:
+        for launch_id, (cluster, namespace, name, _) in due[:VANISHED_CHECKS_PER_STEP]:
+            try:
+                gone = self._context.pods.client(cluster).get_pod(namespace, name) is None
+            except (KubeError, Unreachable) as exc:
+                # The cluster went away meanwhile: nothing is known, nothing is repaired.
+                log.warning("resync: cannot check pod %s in cluster %s: %s", name, cluster,
+                            exc)
+                gone = False
+            if gone:
                 vanished.append(launch_id)
             self._missing.pop(launch_id, None)
         if not vanished:

@@ -14,11 +14,18 @@ from typing import Any
 
 import orjson
 
+from podfleet.contracts.clusters import (
+    NoClusterMatches,
+    Placement,
+    PlacementError,
+    eligible_clusters,
+)
 from podfleet.contracts.keys import InvalidTaskKey, TaskKey
 from podfleet.contracts.messages import LaunchRequest, command_problem, is_launch_id
 from podfleet.contracts.queues import queue_name_problem
 from podfleet.pods import InvalidExecutorConfig, task_namespace, validate_executor_config
 from podfleet.pods.factory import PodFactory
+from podfleet.settings import ClusterSettings
 
 # etcd stores at most about 1.5 MiB per object (its default request limit); the API server
 # adds status and managed fields to what it is sent, so a pod is refused well before that.
@@ -104,17 +111,42 @@ def deadline_seconds(value: Any) -> float:
                      f"2026-12-07T18:00:00Z, got {value!r}")
 
 
+def task_clusters(clusters: ClusterSettings, config: dict[str, Any], queue: str | None,
+                  namespace: str, own: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The clusters a task may run on, in configured order: the one it names
+    (``executor_config`` ``cluster`` or ``pod_override``'s ``podfleet.io/cluster``
+    annotation), those its ``cluster_selector`` matches, or its queue's
+    (``PODFLEET_QUEUE_CLUSTERS``), each watching its namespace; with ``own``
+    (``PODFLEET_EXECUTOR_CLUSTERS``: a team's clusters), only those. Raises
+    :class:`~podfleet.contracts.clusters.PlacementError` naming the cluster or selector."""
+    eligible = eligible_clusters(Placement.from_executor_config(config), queue=queue,
+                                 namespace=namespace, clusters=clusters.configured,
+                                 queue_clusters=clusters.queue_clusters)
+    if not own:
+        return eligible
+    kept = tuple(name for name in eligible if name in own)
+    if not kept:
+        raise NoClusterMatches(
+            f"cluster(s) {', '.join(eligible)} are not this executor's "
+            f"(PODFLEET_EXECUTOR_CLUSTERS: {', '.join(own)})")
+    return kept
+
+
 def validate_submissions(submissions: Iterable[TaskSubmission], *, default_namespace: str,
                          watched_namespaces: tuple[str, ...],
                          pods: PodFactory | None = None,
-                         now: float | None = None) -> list[ValidTask]:
+                         now: float | None = None,
+                         clusters: ClusterSettings | None = None,
+                         own_clusters: tuple[str, ...] = ()) -> list[ValidTask]:
     """Check every submission; raise InvalidSubmission naming each problem, or return them.
 
     A task's own namespace must be one the watcher watches (``("*",)``: any), or its pod
     would run unobserved and its task would never end. With ``pods``, each task's pod is
     built as the launcher will build it and must pass the pod policy
     (:mod:`podfleet.pods.policy`: task namespaces, service accounts, Pod Security level).
-    With ``now`` (epoch seconds), a deadline already past is refused.
+    With ``now`` (epoch seconds), a deadline already past is refused. With ``clusters``, a
+    task must name a configured cluster, or select at least one (:func:`task_clusters`),
+    among ``own_clusters`` when given.
     """
     valid: list[ValidTask] = []
     problems: list[str] = []
@@ -157,10 +189,18 @@ def validate_submissions(submissions: Iterable[TaskSubmission], *, default_names
         except InvalidExecutorConfig as exc:
             task_problems.append(str(exc))
         namespace = task_namespace(config, default_namespace)
-        if watched_namespaces != ("*",) and namespace not in watched_namespaces:
+        # With several clusters each watches namespaces of its own: task_clusters checks.
+        several = clusters is not None and len(clusters.configured) > 1
+        if (not several and watched_namespaces != ("*",)
+                and namespace not in watched_namespaces):
             task_problems.append(
                 f"namespace {namespace!r} is not watched (PODFLEET_WATCH_NAMESPACES: "
                 f"{','.join(watched_namespaces)}): its pod would never be seen to finish")
+        if clusters is not None and not task_problems:
+            try:
+                task_clusters(clusters, config, queue, namespace, own_clusters)
+            except PlacementError as exc:
+                task_problems.append(str(exc))
         if pods is not None and key is not None and not task_problems:
             task_problems.extend(_pod_problems(pods, key, submission.command, namespace,
                                                config))

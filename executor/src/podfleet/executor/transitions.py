@@ -39,7 +39,8 @@ MAX_LAUNCHES_PER_TRY = 5
 #: The columns one launch of a try fills in as it goes (sent, created, running, or parked on a
 #: full quota); a new launch, and a new row, start without them.
 LAUNCH_COLUMNS: tuple[str, ...] = (
-    "enqueued_at", "launched_at", "running_at", "pod_name", "pod_uid", "waiting_reason")
+    "enqueued_at", "launched_at", "running_at", "pod_name", "pod_uid", "waiting_reason",
+    "cluster")  # a new launch is placed afresh, perhaps on another cluster
 
 
 class Outcome(StrEnum):
@@ -101,6 +102,7 @@ def apply_event(row: TaskRecord | None, event: TaskEvent, now: float, *,
         row.pod_namespace = event.namespace
     if event.pod_uid:
         row.pod_uid = event.pod_uid
+    row.cluster = event.cluster
     at = event.occurred_at or now
     if new is TaskState.LAUNCHED:
         row.launched_at = at
@@ -134,9 +136,12 @@ def is_foreign(row: TaskRecord, event: TaskEvent) -> bool:
     A launch has one pod, ever: its name derives from the launch id and a launch record stops
     a second create. So a pod under another name, or under the launch's name with another uid
     than the one the row recorded (a copy re-applied after the pod was deleted), is someone
-    else's, whatever labels it carries: its events must not decide the task.
+    else's, whatever labels it carries: its events must not decide the task. So is a pod in
+    another cluster than the one the row recorded: a task runs on one cluster, never two.
     """
     if event.pod_name and event.pod_name != pod_name(event.key, event.launch_id):
+        return True
+    if row.cluster is not None and event.cluster != row.cluster:
         return True
     return bool(event.pod_uid and row.pod_uid and event.pod_uid != row.pod_uid)
 

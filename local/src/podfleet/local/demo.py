@@ -13,6 +13,7 @@ the metrics are) and exits 0 only if every task ended as its fate asked.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
 import secrets
@@ -78,7 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=8, help="threads per worker (default 8)")
     parser.add_argument("--rate", type=float, default=500.0,
                         help="cluster-wide pod creations/s (0 = unlimited; default 500)")
-    parser.add_argument("--nodes", type=int, default=50, help="simulated nodes (default 50)")
+    parser.add_argument("--nodes", type=int, default=50,
+                        help="simulated nodes (default 50), in each cluster")
+    parser.add_argument("--clusters", type=int, default=1,
+                        help="simulated clusters, each its own simulator process, that one "
+                             "worker pool places the tasks among (default 1); the summary "
+                             "adds a table per cluster")
     parser.add_argument("--mix", default="85,7,4,4",
                         help="percent success,error,oom,image-pull (default 85,7,4,4)")
     parser.add_argument("--duration", type=float, default=1.0,
@@ -121,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
     if args.tasks < 1:
         print("podfleet demo: --tasks must be ≥ 1", file=sys.stderr)
         return 2
+    if args.clusters < 1:
+        print("podfleet demo: --clusters must be ≥ 1", file=sys.stderr)
+        return 2
     if args.processes < 1 or args.threads < 1:
         print("podfleet demo: --processes and --threads must be ≥ 1", file=sys.stderr)
         return 2
@@ -152,7 +161,7 @@ def _cluster(nodes: int) -> SimulatorConfig:
 
 
 def _run_demo(args: argparse.Namespace, mix: dict[str, float], stack: ExitStack) -> int:
-    from podfleet.local.fleet import LocalFleet
+    from podfleet.local.fleet import LocalCluster, LocalFleet, local_clusters
 
     rng = random.Random(args.seed)
     fleet_of_tasks = make_fleet(args.tasks, mix, args.duration, rng)
@@ -162,8 +171,12 @@ def _run_demo(args: argparse.Namespace, mix: dict[str, float], stack: ExitStack)
     # PODFLEET_* settings apply too.
     user_redis = os.environ.get("PODFLEET_REDIS_URL", "")
     metrics_port = free_port()
+    several: list[LocalCluster] = [
+        dataclasses.replace(spec, simulator=_cluster(args.nodes))
+        for spec in local_clusters(args.clusters)] if args.clusters > 1 else []
     fleet = stack.enter_context(LocalFleet(
-        workdir=args.workdir, simulator=_cluster(args.nodes), redis_url=user_redis or None,
+        workdir=args.workdir, simulator=None if several else _cluster(args.nodes),
+        clusters=several, redis_url=user_redis or None,
         redis_prefix=f"podfleet-demo-{secrets.token_hex(3)}", namespace="default",
         metrics_port=metrics_port, inherit_env=True, env={
             "PODFLEET_LAUNCH_RATE": str(args.rate),
@@ -172,8 +185,14 @@ def _run_demo(args: argparse.Namespace, mix: dict[str, float], stack: ExitStack)
             "PODFLEET_DELETE_POLICY": "always",
         }))
     assert fleet.simulator is not None
-    _say(f"cluster simulator: {fleet.simulator.url} ({args.nodes} nodes), "
-         f"kubeconfig {fleet.kubeconfig}")
+    if several:
+        for name, simulator in fleet.simulators.items():
+            _say(f"cluster {name}: simulator {simulator.url} ({args.nodes} nodes), "
+                 f"kubeconfig {fleet.cluster_kubeconfig(name)}")
+        _say(f"clusters file: {fleet.env['PODFLEET_CLUSTERS_FILE']}")
+    else:
+        _say(f"cluster simulator: {fleet.simulator.url} ({args.nodes} nodes), "
+             f"kubeconfig {fleet.kubeconfig}")
     if user_redis:
         _say(f"redis: {fleet.redis_url} (PODFLEET_REDIS_URL)")
     else:
@@ -323,6 +342,8 @@ def _summarise(executor: Any, fates: dict[Any, Fate],
         latency.add_row(name, *(f"{percentile(values, q):.3f}" for q in (50, 95, 99)),
                         f"{max(values) if values else float('nan'):.3f}", str(len(values)))
     console.print(latency)
+    if len({r["cluster"] for r in rows}) > 1:
+        console.print(_cluster_table(rows))
     # launched_at is when the API accepted the pod; a task whose pod finished before the
     # launcher's event was applied has none (its state moved on first), but has a pod uid.
     launched_times = sorted(r["launched_at"] for r in rows if r.get("launched_at"))
@@ -353,10 +374,29 @@ def _timings(executor: Any) -> list[dict[str, Any]]:
     from podfleet.executor.db import TaskInstance
 
     columns = (TaskInstance.submitted_at, TaskInstance.launched_at, TaskInstance.finished_at,
-               TaskInstance.pod_uid)
+               TaskInstance.pod_uid, TaskInstance.cluster, TaskInstance.state)
     with executor.engine.connect() as conn:
-        return [{"queued_at": q, "launched_at": launched, "finished_at": done, "pod_uid": uid}
-                for q, launched, done, uid in conn.execute(sa.select(*columns))]
+        return [{"queued_at": q, "launched_at": launched, "finished_at": done, "pod_uid": uid,
+                 "cluster": cluster or "(not placed)", "state": state}
+                for q, launched, done, uid, cluster, state in conn.execute(
+                    sa.select(*columns))]
+
+
+def _cluster_table(rows: list[dict[str, Any]]) -> Any:
+    """Per cluster: its tasks by final state and its launch latency."""
+    from rich.table import Table
+
+    table = Table(title="tasks per cluster")
+    for column in ("cluster", "tasks", "success", "failed", "launch p50", "launch p99"):
+        table.add_column(column, justify="left" if column == "cluster" else "right")
+    for cluster in sorted({r["cluster"] for r in rows}):
+        mine = [r for r in rows if r["cluster"] == cluster]
+        launch = [r["launched_at"] - r["queued_at"] for r in mine
+                  if r.get("launched_at") and r.get("queued_at")]
+        states = Counter(r["state"] for r in mine)
+        table.add_row(cluster, str(len(mine)), str(states["success"]), str(states["failed"]),
+                      f"{percentile(launch, 50):.3f}", f"{percentile(launch, 99):.3f}")
+    return table
 
 
 def _short_reason(reason: str | None) -> str:

@@ -1,17 +1,21 @@
-"""A whole podfleet on this machine: a cluster, Redis, the metadata DB, the settings an
-executor and its workers share, and pools of ``podfleet worker`` processes.
+"""A whole podfleet on this machine: a cluster (or several), Redis, the metadata DB, the
+settings an executor and its workers share, and pools of ``podfleet worker`` processes.
 
 The demo, the load test, the benchmarks and the tests all run this fleet. :class:`LocalFleet`
 starts it in one way and tears it down in the reverse order (worker pools, Redis, simulator,
 then its directory), so nothing it started outlives it. Any piece can be given instead of
 started: a running simulator or any kubeconfig, a Redis URL (a fault test kills and restarts
 a server of its own; a Sentinel group is a URL), a database URL. What the fleet was given it
-leaves running.
+leaves running. Given :class:`LocalCluster` specs, it runs one simulator process per cluster
+and writes ``PODFLEET_CLUSTERS_FILE`` naming them (:mod:`podfleet.contracts.clusters`); a
+test may SIGKILL one cluster's simulator and start it again on the same address.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
 import secrets
 import shutil
@@ -19,7 +23,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Mapping
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -44,6 +50,28 @@ def process_environment(env: Mapping[str, str], *, inherit: bool = False) -> dic
             if name != "PROMETHEUS_MULTIPROC_DIR"
             and (inherit or not name.startswith("PODFLEET_"))}
     return {**base, **env}
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """One cluster of a multi-cluster :class:`LocalFleet`: a simulator of its own, under
+    ``name``, with ``labels`` for ``cluster_selector``, its admission budgets
+    (``launch_rate``, ``max_pending_pods``: 0 takes the fleet's settings) and, when given,
+    the simulator's configuration (nodes, fates, faults)."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    launch_rate: float = 0.0
+    max_pending_pods: int = 0
+    simulator: SimulatorConfig | None = None
+
+
+def local_clusters(count: int) -> list[LocalCluster]:
+    """``count`` clusters for the demo and benchmarks: ``default`` (so a fleet's first
+    cluster keeps today's Redis keys), then ``c2``, ``c3``, …, each labelled with its
+    ``index``."""
+    return [LocalCluster("default" if n == 1 else f"c{n}", labels={"index": str(n)})
+            for n in range(1, count + 1)]
 
 
 class WorkerExited(AssertionError):
@@ -154,7 +182,9 @@ class LocalFleet:
     After :meth:`start`:
 
     - :attr:`simulator`: the cluster simulator (its own process), unless a ``kubeconfig`` was
-      given; :attr:`kubeconfig`: the cluster's kubeconfig file;
+      given; :attr:`kubeconfig`: the cluster's kubeconfig file; with ``clusters``,
+      :attr:`simulators` by cluster name (:attr:`simulator` is the first's), a kubeconfig
+      each (:meth:`cluster_kubeconfig`) and ``PODFLEET_CLUSTERS_FILE`` in :attr:`env`;
     - :attr:`redis_url`, and :attr:`redis_server` when the fleet runs a private
       ``redis-server`` (a fault may kill and restart it);
     - :attr:`database_url`: the metadata DB, an SQLite file in :attr:`workdir` unless given,
@@ -175,6 +205,7 @@ class LocalFleet:
     def __init__(self, *, workdir: str | os.PathLike[str] | None = None,
                  simulator: SimulatorConfig | RunningSimulator | None = None,
                  kubeconfig: str | os.PathLike[str] | None = None,
+                 clusters: Sequence[LocalCluster] = (),
                  redis_url: str | None = None, redis_appendonly: bool = False,
                  database_url: str | None = None, migrate: bool = True,
                  signing_key: str | None = None, redis_prefix: str | None = None,
@@ -182,6 +213,12 @@ class LocalFleet:
                  env: Mapping[str, str] | None = None, inherit_env: bool = False) -> None:
         if simulator is not None and kubeconfig is not None:
             raise ValueError("a fleet has one cluster: a simulator or a kubeconfig, not both")
+        if clusters and (simulator is not None or kubeconfig is not None):
+            raise ValueError("a fleet of several clusters runs a simulator for each: give "
+                             "clusters, or a simulator or kubeconfig, not both")
+        self._given_clusters = list(clusters)
+        #: Each cluster's simulator, by name, when the fleet runs several clusters.
+        self.simulators: dict[str, RunningSimulator] = {}
         self._given_workdir = Path(workdir) if workdir is not None else None
         self._given_simulator = simulator
         self._given_kubeconfig = Path(kubeconfig) if kubeconfig is not None else None
@@ -246,6 +283,9 @@ class LocalFleet:
         self._stack.callback(shutil.rmtree, self.workdir, True)
 
     def _start_cluster(self) -> None:
+        if self._given_clusters:
+            self._start_clusters()
+            return
         if self._given_kubeconfig is not None:
             return
         from podfleet.simulator.config import SimulatorConfig
@@ -260,6 +300,63 @@ class LocalFleet:
         else:
             self.simulator = given
         self.kubeconfig = self.simulator.write_kubeconfig(self.workdir / "kubeconfig")
+
+    def _start_clusters(self) -> None:
+        """One simulator process per cluster, each with its kubeconfig, and the clusters
+        file naming them (the first cluster's kubeconfig is also PODFLEET_KUBECONFIG)."""
+        entries = []
+        for spec in self._given_clusters:
+            self.simulators[spec.name] = self._start_simulator(spec.name, spec.simulator)
+            entry: dict[str, object] = {
+                "name": spec.name, "kubeconfig": str(self.cluster_kubeconfig(spec.name)),
+                "labels": dict(spec.labels)}
+            if spec.launch_rate:
+                entry["launch_rate"] = spec.launch_rate
+            if spec.max_pending_pods:
+                entry["max_pending_pods"] = spec.max_pending_pods
+            entries.append(entry)
+        self.simulator = self.simulators[self._given_clusters[0].name]
+        self.kubeconfig = self.cluster_kubeconfig(self._given_clusters[0].name)
+        clusters_file = self.workdir / "clusters.json"
+        clusters_file.write_text(json.dumps({"clusters": entries}, indent=2))
+        self._own_env["PODFLEET_CLUSTERS_FILE"] = str(clusters_file)
+
+    def _start_simulator(self, name: str, config: SimulatorConfig | None
+                         ) -> RunningSimulator:
+        from podfleet.simulator.server import start_simulator
+
+        simulator = start_simulator(config, mode="process",
+                                    log=self.workdir / f"simulator-{name}.log")
+        # Stopped at close whichever process runs it then (a restart replaces it).
+        self._stack.callback(lambda: self.simulators[name].stop())
+        simulator.write_kubeconfig(self.cluster_kubeconfig(name))
+        return simulator
+
+    def cluster_kubeconfig(self, name: str) -> Path:
+        """The kubeconfig file of cluster ``name`` (multi-cluster fleets)."""
+        return self.workdir / f"kubeconfig-{name}"
+
+    def kill_cluster(self, name: str) -> None:
+        """SIGKILL cluster ``name``'s simulator: its API stops answering, as a cluster whose
+        control plane is lost does (its pods are lost with it)."""
+        simulator = self.simulators[name]
+        process = getattr(simulator, "process", None)
+        if process is None:
+            raise RuntimeError(f"cluster {name!r} does not run in a process of its own")
+        process.kill()
+        process.wait(10)
+
+    def restart_cluster(self, name: str) -> RunningSimulator:
+        """Start cluster ``name``'s simulator again on the same address, token and CA (so
+        every kubeconfig still reaches it), empty, as a rebuilt control plane."""
+        from podfleet.simulator.server import start_simulator
+
+        old = self.simulators[name]
+        port = urllib.parse.urlsplit(old.url).port
+        config = dataclasses.replace(old.config, port=port or 0)
+        self.simulators[name] = start_simulator(
+            config, mode="process", log=self.workdir / f"simulator-{name}.log")
+        return self.simulators[name]
 
     def _start_redis(self) -> None:
         if self.redis_url:

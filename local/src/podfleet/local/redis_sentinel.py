@@ -104,11 +104,14 @@ class SentinelGroup:
     def fail_over(self, timeout: float = 30.0) -> tuple[str, int]:
         """``SENTINEL FAILOVER``: the sentinels promote the replica and demote the primary to a
         replica of it, so clients still connected to the old primary get ``READONLY`` on their
-        next write. Needs a replica in sync (retried until one is, within ``timeout``); returns
-        the new primary's address once it accepts writes."""
+        next write. Waits first until the replica has caught up with the primary (Sentinel
+        itself would promote a replica still in its first full sync, such as a primary just
+        back from a crash, and so throw away every write made since that crash); returns the
+        new primary's address once it accepts writes."""
         before = self.primary_address()
-        sentinel = redis.Redis(host=self.host, port=self.sentinel_ports[0], socket_timeout=2)
         deadline = time.monotonic() + timeout
+        self._wait(self._replica_caught_up, timeout, "the replica to catch up")
+        sentinel = redis.Redis(host=self.host, port=self.sentinel_ports[0], socket_timeout=2)
         try:
             while True:
                 try:  # NOGOODSLAVE until the replica is in sync; INPROG while one runs
@@ -130,6 +133,27 @@ class SentinelGroup:
         address = self.primary_address()
         assert address is not None
         return address
+
+    def _replica_caught_up(self) -> bool:
+        """The server that is not the primary replicates it, its link up, and holds at least
+        what the primary had written when asked."""
+        primary = self.primary_address()
+        if primary is None:
+            return False
+        replica_port = (self.replica.port if primary[1] == self.primary.port
+                        else self.primary.port)
+        clients = [redis.Redis(host=self.host, port=port, socket_timeout=1)
+                   for port in (primary[1], replica_port)]
+        try:
+            written = int(clients[0].info("replication").get("master_repl_offset", 0))
+            info = clients[1].info("replication")
+        except redis.RedisError:
+            return False
+        finally:
+            for client in clients:
+                client.close()
+        return (info.get("role") == "slave" and info.get("master_link_status") == "up"
+                and int(info.get("slave_repl_offset", -1)) >= written)
 
     def _replica_in_sync(self) -> bool:
         client = redis.Redis(host=self.host, port=self.replica.port, socket_timeout=1)

@@ -100,6 +100,11 @@ TASK_END_TO_END = Histogram(
     "podfleet_task_end_to_end_seconds",
     "Time from a task's submit to its terminal state, by final state.",
     ["state"], buckets=LATENCY_BUCKETS)
+TASK_REPORT_LATENCY = Histogram(
+    "podfleet_task_report_latency_seconds",
+    "Time from a task's pod ending (as the watcher saw it, or resync) to the executor having "
+    "applied it: in its event buffer, for Airflow's next sync.",
+    buckets=LATENCY_BUCKETS)
 WATCH_EVENTS = Counter(
     "podfleet_watch_events_total", "Pod watch events received, by type.", ["type"])
 WATCH_RESTARTS = Counter(

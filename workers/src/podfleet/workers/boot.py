@@ -25,7 +25,7 @@ from podfleet.workers.cli import NO_WATCHER_VARIABLE
 from podfleet.workers.launcher.actor import declare_launch_actor
 from podfleet.workers.middleware import DeadLetters, DeadWorkerRedelivery
 from podfleet.workers.middleware.consumers import ConsumerAnnouncement
-from podfleet.workers.quarantine import QuarantiningRedisBroker
+from podfleet.workers.steady_consumer import SteadyRedisBroker
 from podfleet.workers.watcher.actor import (
     WatcherSupervisor,
     declare_watch_actor,
@@ -55,7 +55,8 @@ class WorkerApp:
 
 def build_broker(settings: Settings) -> RedisBroker:
     """The worker's broker: podfleet's broker with dead letters, prompt redelivery of dead
-    workers' messages, dramatiq's metrics, and the consumer that quarantines garbage."""
+    workers' messages, dramatiq's metrics, and the consumer that quarantines garbage and keeps
+    what it holds through Redis outages (:mod:`podfleet.workers.steady_consumer`)."""
     kube = settings.kubernetes
     # Every namespace the worker launches into or watches, "*" aside: their series start at 0.
     namespaces = tuple(dict.fromkeys(
@@ -64,7 +65,7 @@ def build_broker(settings: Settings) -> RedisBroker:
     middleware: list[dramatiq.Middleware] = [
         DeadLetters(), DeadWorkerRedelivery(),
         DramatiqMetrics(namespaces, settings.clusters.names)]
-    return make_broker(settings, middleware=middleware, broker_class=QuarantiningRedisBroker)
+    return make_broker(settings, middleware=middleware, broker_class=SteadyRedisBroker)
 
 
 def boot(settings: Settings, *, watcher: bool = True) -> WorkerApp:

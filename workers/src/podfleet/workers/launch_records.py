@@ -24,6 +24,13 @@ writes ``created:<uid>`` before it deletes a pod: a delivery that died with its 
 flight (sent, no answer read) left only ``claimed``, and must not make the pod again once it
 has run and gone. The records expire after
 :data:`RECORD_TTL_S`, far beyond any launch deadline (the executor gives every launch one).
+
+Behind Redis Sentinel a failover promotes a replica that may lag its primary: writes the
+primary acknowledged but had not passed on are gone, among them fetches of launch messages
+(so those messages are delivered again) and the records that would stop them. So the deleter
+writes its records with :meth:`LaunchRecords.finish_replicated`, which waits (``WAIT``) until a
+connected replica holds them, and deletes no pod before: a pod that still exists answers 409,
+and one that is gone has a record every promoted replica knows.
 What is left open: a Redis that loses its data (no AOF) loses the records with it.
 """
 
@@ -37,6 +44,8 @@ from podfleet.contracts.clusters import DEFAULT_CLUSTER
 from podfleet.contracts.redis_keys import RedisKeys
 
 RECORD_TTL_S = 7 * 24 * 3600
+#: How long the deleter waits for a replica to hold its records before it tries again.
+REPLICA_WAIT_S = 2.0
 CLAIMED = "claimed"
 CREATED = "created"
 FAILED = "failed"
@@ -168,11 +177,40 @@ class LaunchRecords:
     def finish(self, outcomes: Iterable[tuple[str, str, str | None, str]]) -> None:
         """Record ``(launch_id, CREATED|FAILED, pod uid, cluster)`` outcomes, in one round
         trip."""
+        pipe = self._finishing(outcomes)
+        if pipe is not None:
+            pipe.execute()
+
+    def finish_replicated(self, outcomes: Iterable[tuple[str, str, str | None, str]],
+                          timeout_s: float = REPLICA_WAIT_S) -> bool:
+        """Record outcomes as :meth:`finish` does, then wait until a replica of this Redis
+        holds them (when it has any connected); False if none did within ``timeout_s``.
+
+        ``WAIT`` counts the writes of its own connection, so it goes in the same pipeline as
+        the writes. A Redis without a connected replica (a plain one) answers at once.
+        """
+        pipe = self._finishing(outcomes)
+        if pipe is None:
+            return True
+        replicas = self._connected_replicas()
+        if replicas:
+            pipe.execute_command("WAIT", 1, max(1, int(timeout_s * 1000)))
+        answers = pipe.execute()
+        return not replicas or int(answers[-1]) >= 1
+
+    def _finishing(self, outcomes: Iterable[tuple[str, str, str | None, str]]) -> Any | None:
+        """A pipeline holding the writes of ``outcomes``; None when there are none."""
         pipe = self.redis.pipeline(transaction=False)
         count = 0
         for launch_id, state, uid, cluster in outcomes:
             pipe.set(self.keys.launch_record(launch_id), record_value(state, uid, cluster),
                      ex=RECORD_TTL_S)
             count += 1
-        if count:
-            pipe.execute()
+        return pipe if count else None
+
+    def _connected_replicas(self) -> int:
+        """Replicas connected to the primary now (``INFO replication``), read on every call:
+        a replica that just attached (the old primary back after a failover) may be promoted
+        next."""
+        info = self.redis.info("replication")
+        return int(info.get("connected_slaves", 0) or 0)

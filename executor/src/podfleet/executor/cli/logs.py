@@ -25,7 +25,7 @@ from podfleet.executor.logs import (
     TaskLogUnavailable,
     archive_failures,
 )
-from podfleet.kube.client import KubeClient
+from podfleet.kube.clusters import ClusterClients
 from podfleet.kube.errors import KubeError, Unreachable
 from podfleet.logs.archive import LogArchive
 from podfleet.logs.storage import ArchiveUnavailable
@@ -108,17 +108,10 @@ def run(args: argparse.Namespace) -> int:
     if problem:
         return fail(NAME, problem)
     engine = make_engine(settings.database.url)
-    kube: KubeClient | None = None
-
-    def kube_client() -> KubeClient:
-        nonlocal kube
-        if kube is None:
-            kube = KubeClient.from_settings(settings.kubernetes)
-        return kube
-
+    clusters = ClusterClients(settings.clusters.configured)
     try:
         archive = LogArchive.open(settings.logs.archive) if settings.logs.archive else None
-        logs = TaskLogs(make_sessionmaker(engine), kube_client, archive,
+        logs = TaskLogs(make_sessionmaker(engine), clusters.client, archive,
                         settings.kubernetes.namespace, archive_failures(settings))
         target = find(logs, args.task)
         if args.follow:
@@ -139,6 +132,5 @@ def run(args: argparse.Namespace) -> int:
     except Unreachable as exc:
         return fail(NAME, f"the Kubernetes API did not answer: {exc}")
     finally:
-        if kube is not None:
-            kube.close()
+        clusters.close()
         engine.dispose()

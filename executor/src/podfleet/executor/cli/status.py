@@ -1,12 +1,15 @@
 """``podfleet status``: task tries by pod outcome and reason, per task queue (waiting,
-pending, running and why it waits), and executors with their heartbeat age.
+pending, running and why it waits), per cluster (pending, running, whether its API answers,
+its watcher's lease holder: :mod:`~podfleet.executor.cli.cluster_status`), and executors
+with their heartbeat age.
 
 podfleet's state of a try is its pod's outcome: a pod that exited 0 is ``success`` even
 when the program in it recorded its own failure elsewhere (Airflow's task instances do), so
 the counts are labelled as pod outcomes. Reads the metadata DB, and from Redis (with a short
 timeout) why each queue's launches wait (admission's last refusal,
 ``podfleet.workers.admission``) and which launch queues no worker consumes; when Redis
-cannot be reached it says so in one line and the DB's report stands. Never the cluster.
+cannot be reached it says so in one line and the DB's report stands. Of each cluster it
+asks only ``GET /version`` (2 s at most; ``--no-probe``: not even that).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy.orm import Session
 from podfleet.contracts.queues import DEFAULT_QUEUE
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
+from podfleet.executor.cli.cluster_status import cluster_report, count_by_cluster, render_clusters
 from podfleet.executor.cli.preflight import fail, schema_problem
 from podfleet.executor.db import ACTIVE_STATES, ExecutorRecord, TaskInstance, make_engine
 from podfleet.executor.db_clock import read_db_now
@@ -53,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--state", default=None, choices=[s.value for s in TaskState],
                         help="only tasks in this state")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--no-probe", action="store_true",
+                        help="do not ask each cluster's API whether it answers")
 
 
 def run(args: argparse.Namespace, task_outcomes: TaskOutcomes | None = None) -> int:
@@ -66,6 +72,7 @@ def run(args: argparse.Namespace, task_outcomes: TaskOutcomes | None = None) -> 
     try:
         report = collect(engine, dag_id=args.dag_id, state=args.state,
                          heartbeat_timeout=settings.executor.heartbeat_timeout_seconds)
+        by_cluster = count_by_cluster(engine, dag_id=args.dag_id)
         if task_outcomes is not None:
             report["task_outcomes"] = {
                 "source": task_outcomes.source,
@@ -80,6 +87,9 @@ def run(args: argparse.Namespace, task_outcomes: TaskOutcomes | None = None) -> 
     try:
         report["queues"] = with_reasons(report["queues"], client, settings, now=time.time())
         report["launch_queues"] = queue_report(client, settings)
+        report["clusters"] = cluster_report(by_cluster, settings.clusters.configured, client,
+                                            settings.redis.prefix,
+                                            probe_clusters=not args.no_probe)
     finally:
         client.close()
     if args.json:
@@ -223,6 +233,7 @@ def render(report: dict[str, Any]) -> str:
             why = f"  waits {q['why']}" if q["why"] else ""
             lines.append(f"  {q['queue']:<28} {q['waiting']:>8} {q['pending']:>8} "
                          f"{q['running']:>8}{why}")
+    lines.extend(render_clusters(report.get("clusters") or []))
     lines.append("executors:" if report["executors"] else "executors: none registered")
     for e in report["executors"]:
         adopted = f", adopted by {e['adopted_by']}" if e["adopted_by"] else ""

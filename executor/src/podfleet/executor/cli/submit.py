@@ -17,6 +17,7 @@ unreachable are reported and the command exits 1 (they are sent once an executor
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--executor-config", default=None, metavar="JSON",
                         help="per-task pod settings as JSON, e.g. "
                              "'{\"pod_override\": {...}}'")
+    parser.add_argument("--cluster", default=None, metavar="NAME",
+                        help="run on this configured cluster (PODFLEET_CLUSTERS_FILE), as "
+                             "executor_config's 'cluster'; with --from-file, every task's; "
+                             "an unknown name is refused, naming it")
     parser.add_argument("--deadline", default=None, metavar="TIME",
                         help="fail the task as expired if its pod is not created by TIME: "
                              "epoch seconds or an ISO-8601 time with a timezone "
@@ -194,7 +199,7 @@ def _submissions(args: argparse.Namespace) -> list[TaskSubmission]:
         if command or args.dag_id or args.task_id or args.run_id:
             raise ValueError("--from-file takes every task from the file: give no "
                              "--dag-id/--task-id/--run-id or command with it")
-        return _read_file(args.from_file)
+        return [_on_cluster(task, args.cluster) for task in _read_file(args.from_file)]
     missing = [flag for flag, value in (("--dag-id", args.dag_id), ("--task-id", args.task_id),
                                          ("--run-id", args.run_id)) if not value]
     if missing:
@@ -210,9 +215,25 @@ def _submissions(args: argparse.Namespace) -> list[TaskSubmission]:
     else:
         start = 0 if args.map_index is None else args.map_index
         map_indexes = list(range(start, start + args.count))
-    return [TaskSubmission((args.dag_id, args.task_id, args.run_id, index, args.try_number),
-                           command, args.queue, config, deadline, args.priority)
-            for index in map_indexes]
+    return [_on_cluster(TaskSubmission(
+        (args.dag_id, args.task_id, args.run_id, index, args.try_number), command, args.queue,
+        config, deadline, args.priority), args.cluster) for index in map_indexes]
+
+
+def _on_cluster(task: TaskSubmission, cluster: str | None) -> TaskSubmission:
+    """``task`` placed on ``cluster`` (``--cluster``) through its executor_config; a config
+    that is not an object, or names another cluster, is refused naming both."""
+    if cluster is None:
+        return task
+    config = task.executor_config if task.executor_config is not None else {}
+    if not isinstance(config, dict):
+        raise ValueError(f"--cluster needs executor_config to be an object, not "
+                         f"{type(config).__name__}")
+    named = config.get("cluster")
+    if named is not None and named != cluster:
+        raise ValueError(f"--cluster {cluster!r} and executor_config's cluster {named!r} "
+                         "disagree")
+    return dataclasses.replace(task, executor_config={**config, "cluster": cluster})
 
 
 def _read_file(path: str) -> list[TaskSubmission]:

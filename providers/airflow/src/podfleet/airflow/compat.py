@@ -43,6 +43,27 @@ def pop_queued_key(executor: Any, key: Any) -> None:
         queue.pop(key, None)
 
 
+def take_queued_tasks(executor: Any, open_slots: int) -> dict[Any, Any] | None:
+    """Every queued task workload, taken out of the executor's queue at once (a C-level copy,
+    no walk), when there are ``open_slots`` for all and no other workload (callback, connection
+    test) waits; else None, and Airflow's own order decides."""
+    queues = getattr(executor, "executor_queues", None)
+    if isinstance(queues, dict):
+        from airflow.executors.workloads.types import WorkloadType
+
+        tasks = queues.get(WorkloadType.EXECUTE_TASK)
+        others = [q for kind, q in queues.items() if kind != WorkloadType.EXECUTE_TASK]
+    else:
+        tasks = executor.queued_tasks
+        others = [executor.queued_callbacks,
+                  getattr(executor, "queued_connection_tests", None)]
+    if not isinstance(tasks, dict) or any(others) or len(tasks) > open_slots:
+        return None
+    taken = dict(tasks)
+    tasks.clear()
+    return taken
+
+
 def requeue(executor: Any, key: Any, workload: Any) -> None:
     """Put ``workload`` back into the queue it was taken from."""
     queues = getattr(executor, "executor_queues", None)

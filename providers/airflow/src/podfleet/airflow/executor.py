@@ -1,15 +1,18 @@
 """``PodFleetExecutor``: Airflow's executor interface on podfleet's pipeline.
 
-The scheduler hands over workloads; the scheduler's thread turns them into podfleet
-submissions, reports them QUEUED and hands them to the executor's background thread
-(:class:`~podfleet.executor.executor_thread.ExecutorThread`), which writes them in one batch
+The scheduler hands over workloads; the scheduler's thread marks them running and hands the
+whole burst to the executor's background thread
+(:class:`~podfleet.executor.executor_thread.ExecutorThread`) in one step, whatever its size.
+That thread turns them into podfleet submissions and QUEUED events, writes them in one batch
 (one DB transaction, one Redis round trip) while podfleet's launcher pool creates the pods
 under its cluster-wide rate limit. The same thread reads and applies podfleet's task events,
-keeps house, resyncs and reconciles; ``sync`` only drains what it has ready and turns it into
-Airflow executor events, following the KubernetesExecutor's rules:
+reads the finished tasks' states from Airflow's DB, keeps house, resyncs and reconciles;
+``sync`` only drains what it has ready and turns it into Airflow executor events, following
+the KubernetesExecutor's rules:
 
 * a pod that succeeded does not mean the task did: the task writes its own state through
-  the API server, so the event carries the state the DB holds (one batched query per sync);
+  the API server, so the event carries the state the DB holds (one batched query per batch
+  of events, on the background thread);
 * a failed pod is a FAILED event with podfleet's reason (exit code, OOMKilled, Evicted, …);
 * a pod that failed before its task started (the task instance is still QUEUED) is replaced
   by a new pod without using one of the task's retries, up to ``pod_launch_failure_retries``.
@@ -28,9 +31,10 @@ import dataclasses
 import functools
 import logging
 import os
+import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.executors import workloads as af_workloads
@@ -58,8 +62,14 @@ from podfleet.airflow.workloads import (
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState
-from podfleet.executor import Executor, TaskSubmission
-from podfleet.executor.executor_thread import Deferred, ExecutorThread, Handed
+from podfleet.executor import Executor, ExecutorIdInUse, TaskSubmission
+from podfleet.executor.executor_thread import (
+    Deferred,
+    DeferredBatch,
+    Events,
+    ExecutorThread,
+    Handed,
+)
 from podfleet.executor.logs import TaskLogs
 from podfleet.executor.tracing import ENDPOINT_VARIABLES, TaskTracer
 from podfleet.pods import InvalidExecutorConfig
@@ -79,6 +89,21 @@ class Tracked:
     ti_id: str | None = None
     pod_attempt: int = 1
     is_callback: bool = False
+
+
+@dataclass(slots=True)
+class Listed:
+    """What the background thread listed for the scheduler since its last ``sync``: the
+    workloads' podfleet keys and their QUEUED events, and those it could not list (by Airflow
+    key, with the reason)."""
+
+    tracked: dict[TaskKey, Tracked] = field(default_factory=dict)
+    queued: dict[Any, tuple[Any, str]] = field(default_factory=dict)
+    failed: dict[Any, str] = field(default_factory=dict)
+
+
+#: A finished task's state read before its event reached the scheduler: none (no such row).
+_UNREAD = object()
 
 
 class PodFleetExecutor(BaseExecutor):
@@ -103,6 +128,11 @@ class PodFleetExecutor(BaseExecutor):
         self._logs: TaskLogs | None = None
         self._retry_limit = 1
         self._excluded_reasons: frozenset[str] = frozenset({"Error"})
+        # Shared with the background thread, under _listed_lock: what it listed, and the
+        # Airflow DB states of the tasks whose pods finished.
+        self._listed_lock = threading.Lock()
+        self._listed = Listed()
+        self._finished_states: dict[TaskKey, TaskInstanceState | None] = {}
 
     # --- configuration ----------------------------------------------------------------------
 
@@ -124,12 +154,24 @@ class PodFleetExecutor(BaseExecutor):
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Register with podfleet's metadata DB, adopt what dead executors left, reconcile."""
+        """Register with podfleet's metadata DB, adopt what dead executors left, reconcile.
+
+        An executor id a live executor holds (another scheduler of the same job id, or one
+        not yet timed out) stops the scheduler with one logged line naming the holder
+        (:class:`~podfleet.executor.ExecutorIdInUse`), not a traceback: ``SystemExit``, which
+        Airflow's job runner takes as the end of the job, as after a SIGTERM.
+        """
         settings = self.podfleet_settings()
         self._read_requeue_settings()
-        self.fleet = Executor(settings, tracer=self._tracer())
-        self.fleet.start()
-        self._thread = ExecutorThread(self.fleet)
+        fleet = Executor(settings, tracer=self._tracer())
+        try:
+            fleet.start()
+        except ExecutorIdInUse as exc:
+            fleet.close()
+            log.error("podfleet executor not started: %s", exc)
+            raise SystemExit(f"podfleet executor not started: {exc}") from None
+        self.fleet = fleet
+        self._thread = ExecutorThread(self.fleet, on_events=self._read_finished_states)
         self._thread.start()
         log.info("podfleet executor %s started for scheduler job %s",
                  settings.executor.executor_id, self.job_id)
@@ -169,7 +211,9 @@ class PodFleetExecutor(BaseExecutor):
         background thread are written first (within the same bound); any still unwritten
         were never adoptable, and Airflow resends them.
         """
-        fleet, thread = self._require_fleet(), self._require_thread()
+        if self.fleet is None or self._thread is None:
+            return  # never started (start() refused): nothing to stop
+        fleet, thread = self.fleet, self._thread
         fleet.begin_ending()
         deadline = time.monotonic() + self.end_wait_seconds
         while self.running:
@@ -190,25 +234,66 @@ class PodFleetExecutor(BaseExecutor):
 
     # --- workloads --------------------------------------------------------------------------
 
-    def _process_workloads(self, workload_items: Sequence[Any]) -> None:
-        """Report the workloads QUEUED and hand them to the background thread as one batch.
+    def trigger_tasks(self, open_slots: int) -> None:
+        """Hand every queued task over at once when there are slots for all of them (the
+        usual case), without sorting or walking them here; else Airflow's own order (by
+        priority, callbacks first) picks which go."""
+        taken = compat.take_queued_tasks(self, open_slots)
+        if taken is None:
+            super().trigger_tasks(open_slots)
+        elif taken:
+            self._hand_over(taken)
 
-        Only what the scheduler must see is done here (keys, launch ids, events); building
-        each pod's config and command happens on the background thread, and a workload it
-        refuses (an invalid ``executor_config``) becomes a FAILED event with the reason."""
-        thread = self._require_thread()
-        batch: list[Handed] = []
+    def _process_workloads(self, workload_items: Sequence[Any]) -> None:
+        """Take the workloads out of Airflow's queues and hand them over."""
+        taken = {}
         for workload in workload_items:
             compat.pop_queued(self, workload)
-            key, tracked = self._tracked_for(workload)
-            self.running.add(tracked.airflow_key)
-            self._tracked[key] = tracked
-            # QUEUED with the pod name as info (it becomes the try's external_executor_id)
-            self.change_state(tracked.airflow_key, compat.queued_state(tracked.airflow_key),
-                              pod_name(key, tracked.launch_id), remove_running=False)
-            batch.append(Deferred(key, functools.partial(self._build, workload, key,
-                                                         tracked)))
-        thread.submit(batch)
+            taken[compat.workload_key(self, workload)] = workload
+        self._hand_over(taken)
+
+    def _hand_over(self, taken: dict[Any, Any]) -> None:
+        """Mark the workloads running and hand them to the background thread as one batch.
+
+        The scheduler's thread does nothing per workload here but add its key to
+        ``running`` (what the scheduler must see at once: the executor has the task). The
+        background thread lists each one's podfleet key, launch id and QUEUED event (with the
+        pod name, which becomes the try's ``external_executor_id``), builds each pod's config
+        and command, and writes them; a workload it refuses (an invalid ``executor_config``)
+        becomes a FAILED event with the reason."""
+        self.running.update(taken)
+        self._require_thread().submit(DeferredBatch(
+            len(taken), functools.partial(self._list, list(taken.values()))))
+
+    def _list(self, workloads: list[Any]) -> list[Handed]:
+        """On the background thread: each workload's podfleet key, launch id and QUEUED event,
+        for the scheduler's next ``sync``; those revoked meanwhile (no longer in ``running``)
+        are left out."""
+        listed = Listed()
+        handed: list[Handed] = []
+        for workload in workloads:
+            try:
+                key, tracked = self._tracked_for(workload)
+            except Exception as exc:  # e.g. an id podfleet cannot name a pod after
+                listed.failed[compat.workload_key(self, workload)] = f"podfleet: {exc}"
+                continue
+            listed.tracked[key] = tracked
+            listed.queued[tracked.airflow_key] = (compat.queued_state(tracked.airflow_key),
+                                                 pod_name(key, tracked.launch_id))
+            handed.append(Deferred(key, functools.partial(self._build, workload, key,
+                                                          tracked)))
+        with self._listed_lock:
+            # revoke_task takes a key out of running under this lock: it either sees the
+            # key listed here (and takes it back) or this sees it revoked.
+            kept = [h for h in handed
+                    if listed.tracked[h.key].airflow_key in self.running]
+            for item in kept:
+                tracked = listed.tracked[item.key]
+                self._listed.tracked[item.key] = tracked
+                self._listed.queued[tracked.airflow_key] = listed.queued[tracked.airflow_key]
+            self._listed.failed.update(
+                (k, reason) for k, reason in listed.failed.items() if k in self.running)
+        return kept
 
     def _tracked_for(self, workload: Any) -> tuple[TaskKey, Tracked]:
         """The workload's podfleet key and launch id (cheap: the scheduler's thread)."""
@@ -253,6 +338,14 @@ class PodFleetExecutor(BaseExecutor):
 
         Raises :class:`~podfleet.executor.ExecutorFenced` once a newer executor took over."""
         ready = self._require_thread().take()
+        # Listed after taking: whatever ready holds was listed before it (never the reverse).
+        with self._listed_lock:
+            listed, self._listed = self._listed, Listed()
+        self._tracked.update(listed.tracked)
+        self.event_buffer.update(listed.queued)
+        for airflow_key, failure in listed.failed.items():
+            log.error("podfleet refused %s: %s", airflow_key, failure)
+            self.fail(airflow_key, info=failure)
         for refusal in ready.refusals:
             refused = self._tracked.pop(refusal.key, None)
             if refused is not None:
@@ -262,6 +355,8 @@ class PodFleetExecutor(BaseExecutor):
         for key, (state, reason) in ready.events.items():
             tracked = self._tracked.get(key)
             if tracked is None:
+                with self._listed_lock:
+                    self._finished_states.pop(key, None)
                 continue  # not ours (any more): revoked, or a different scheduler's
             if state is TaskState.RUNNING:
                 self.running_state(tracked.airflow_key, pod_name(key, tracked.launch_id))
@@ -272,10 +367,32 @@ class PodFleetExecutor(BaseExecutor):
         if finished:
             self._report_finished(finished)
 
+    def _read_finished_states(self, events: Events) -> None:
+        """On the background thread, before the scheduler sees ``events``: the Airflow DB
+        state of each task whose pod finished (one query), so ``sync`` need not query."""
+        keys = [key for key, (state, _) in events.items()
+                if state.is_terminal and key.dag_id != CALLBACK_DAG]
+        if not keys:
+            return
+        found = compat.task_instance_states(keys)
+        with self._listed_lock:
+            for key in keys:
+                self._finished_states[key] = found.get(key)
+
     def _report_finished(self, finished: list[tuple[TaskKey, Tracked, TaskState, str | None]]
                          ) -> None:
-        db_states = compat.task_instance_states(
-            [t.airflow_key for _, t, _, _ in finished if not t.is_callback])
+        db_states: dict[Any, TaskInstanceState | None] = {}
+        unread: list[Tracked] = []
+        with self._listed_lock:
+            for key, tracked, _, _ in finished:
+                if not tracked.is_callback:
+                    state = self._finished_states.pop(key, _UNREAD)
+                    if state is _UNREAD:
+                        unread.append(tracked)
+                    else:
+                        db_states[tracked.airflow_key] = state
+        if unread:  # the background thread's read failed: read them here
+            db_states.update(compat.task_instance_states([t.airflow_key for t in unread]))
         for key, tracked, state, reason in finished:
             if tracked.is_callback:
                 self._forget(key)
@@ -329,7 +446,11 @@ class PodFleetExecutor(BaseExecutor):
         key = task_key(ti)
         airflow_key = compat.ti_key(self, ti)
         self._forget(key)
-        self.running.discard(airflow_key)
+        with self._listed_lock:  # see _list
+            self.running.discard(airflow_key)
+            self._listed.tracked.pop(key, None)
+            self._listed.queued.pop(airflow_key, None)
+            self._listed.failed.pop(airflow_key, None)
         compat.pop_queued_key(self, airflow_key)
         # The background thread revokes it (after any submit of it handed over before).
         self._require_thread().revoke(key)

@@ -29,7 +29,7 @@ from airflow.utils.log.file_task_handler import FileTaskHandler
 from podfleet.airflow.workloads import task_key
 from podfleet.executor.db import make_engine, make_sessionmaker
 from podfleet.executor.logs import TaskLogs, TaskLogUnavailable
-from podfleet.kube.client import KubeClient
+from podfleet.kube.clusters import ClusterClients
 from podfleet.settings import Settings
 
 _ATTEMPT = re.compile(r"attempt=(\d+)")
@@ -38,15 +38,9 @@ _ATTEMPT = re.compile(r"attempt=(\d+)")
 def task_logs(settings: Settings) -> TaskLogs:
     """A reader of task logs (pod or archive) that needs neither Redis nor the signing key:
     the api-server reads logs, it never launches."""
-    kube: list[KubeClient] = []
-
-    def client() -> KubeClient:
-        if not kube:
-            kube.append(KubeClient.from_settings(settings.kubernetes))
-        return kube[0]
-
+    clusters = ClusterClients(settings.clusters.configured)
     return TaskLogs.for_settings(
-        settings, make_sessionmaker(make_engine(settings.database.url)), client)
+        settings, make_sessionmaker(make_engine(settings.database.url)), clusters.client)
 
 
 def try_log(logs: TaskLogs, ti: Any, try_number: int) -> tuple[list[str], list[str]]:

@@ -229,16 +229,25 @@ class PodDeleter:
 
     def _record_created(self, batch: list[_Due]) -> bool:
         """Mark each pod's launch as created before the pod goes, so no redelivered launch
-        (its first create's answer lost with a killed worker) makes it again. On a Redis
-        error the batch waits and is tried again: a pod is never deleted unrecorded."""
+        (its first create's answer lost with a killed worker, or its fetch lost with a
+        failed-over primary) makes it again. The records must reach a replica when Redis has
+        one: a promoted replica without them would let a redelivery create the pod again. On
+        a Redis error, or no replica holding them in time, the batch waits and is tried
+        again: a pod is never deleted unrecorded."""
         if self.records is None:
             return True
         try:
             cluster = self.records.keys.cluster
-            self.records.finish((item.task[1], CREATED, item.uid, cluster)
-                                for item in batch if item.task is not None)
+            replicated = self.records.finish_replicated(
+                (item.task[1], CREATED, item.uid, cluster)
+                for item in batch if item.task is not None)
+            if not replicated:
+                log.warning("no replica took the launch records of %d pod(s) to delete; "
+                            "their deletes wait", len(batch))
         except redis.RedisError as exc:
+            replicated = False
             log.warning("cannot record launches before deleting their pods: %s", exc)
+        if not replicated:
             with self._cond:
                 for item in batch:
                     item.due = time.monotonic() + 1.0
