@@ -66,7 +66,7 @@ def main() -> int:
     parser.add_argument("--pods", type=int, default=2000)
     parser.add_argument("--quick", action="store_true", help="a few seconds, for CI")
     args = parser.parse_args()
-    count = 200 if args.quick else args.pods
+    count = 64 if args.quick else args.pods
     config = SimulatorConfig(default_termination_grace_period_s=1, cluster=ClusterConfig(
         nodes=20, node_pods=1000, schedule_delay_s=0.01, container_start_delay_s=0.01,
         default_run_time_s=0.05))
