@@ -22,6 +22,7 @@ short ``--watch`` run after it).
 
     .venv/bin/python bench/bench_launch.py [--quick] [--processes 2 --threads 8] [--profile]
     .venv/bin/python bench/bench_launch.py --watch --capacity-only --tasks 2000 [--profile]
+        [--no-log-archive]
 """
 
 from __future__ import annotations
@@ -106,6 +107,8 @@ class Bench:
                "PODFLEET_MAX_PENDING_PODS": "0"}
         if rate:
             env["PODFLEET_LAUNCH_BURST"] = str(max(1, int(rate / 20)))
+        if self.args.no_log_archive:
+            env["PODFLEET_LOG_ARCHIVE"] = "off"
         return LocalFleet(workdir=self.workdir / f"run-{self.run}", simulator=self.sim,
                           migrate=False, signing_key=KEY, env=env)
 
@@ -293,6 +296,8 @@ def main() -> int:
     parser.add_argument("--watch", action="store_true",
                         help="whole pod lives: run, watch, archive the log and delete each pod, "
                              "with the watcher in a process of its own (implies --lifecycle)")
+    parser.add_argument("--no-log-archive", action="store_true",
+                        help="with --watch: the watcher keeps no logs (no log GET per pod)")
     parser.add_argument("--run-time", type=float, default=0.5,
                         help="seconds each pod runs with --watch")
     args = parser.parse_args()

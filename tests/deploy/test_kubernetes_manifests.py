@@ -73,7 +73,7 @@ def _named(kind: str, name: str, docs: list[dict[str, Any]] | None = None) -> di
 LOG_RULE = {"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}
 # The workers also list resourcequotas: a launch parked on a full quota waits for room.
 WORKER_RULES = [{"apiGroups": [""], "resources": ["pods"],
-                 "verbs": ["create", "get", "list", "watch", "delete"]}, LOG_RULE,
+                 "verbs": ["create", "get", "list", "watch", "deletecollection"]}, LOG_RULE,
                 {"apiGroups": [""], "resources": ["resourcequotas"], "verbs": ["list"]}]
 EXECUTOR_RULES = [{"apiGroups": [""], "resources": ["pods"],
                    "verbs": ["get", "list", "patch", "delete"]}, LOG_RULE]

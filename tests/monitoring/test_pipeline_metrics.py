@@ -128,11 +128,13 @@ def test_worker_endpoint_adds_up_to_what_the_cluster_saw(
     assert _total(samples, "podfleet_launch_latency_seconds_count") == TASKS
     assert _total(samples, "podfleet_kube_requests_total", verb="create", code="201") == \
         stats.requests["create"][201]
-    # ... and the watcher's own calls are counted too: its list, its watch, its deletes
+    # ... and the watcher's own calls are counted too: its list, its watch, its deletes (a
+    # DeleteCollection per batch of finished pods)
     assert _total(samples, "podfleet_kube_requests_total", verb="list", code="200") >= 1
     assert _total(samples, "podfleet_kube_requests_total", verb="watch", code="200") >= 1
-    wait_for(lambda: _total(scrape(worker), "podfleet_kube_requests_total", verb="delete")
-                == sum(simulator.admin.stats().requests.get("delete", {}).values()) > 0,
+    wait_for(lambda: _total(scrape(worker), "podfleet_kube_requests_total",
+                            verb="deletecollection")
+                == sum(simulator.admin.stats().requests.get("deletecollection", {}).values()) > 0,
                 30, "every delete to be counted", interval=0.2)
     # Every launch message waited in the queue once and was processed once, in some process
     launches = _total(samples, "dramatiq_messages_total", actor_name="podfleet_launch")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
+from kubernetes import client as k8s
 from prometheus_client import REGISTRY
 from watcher_support import (
     EXECUTOR,
@@ -35,6 +37,7 @@ from podfleet.kube.client import KubeClient
 from podfleet.settings import DeletePolicy
 from podfleet.simulator.cluster import fate
 from podfleet.simulator.faults import VerbFaults
+from podfleet.simulator.kubeconfig import write_kubeconfig
 from podfleet.simulator.server import RunningSimulator
 from podfleet.workers.watcher.loop import WatchOptions
 
@@ -49,8 +52,10 @@ class Harness:
         self.sim, self.kube, self.client, self.url, self.keys = sim, kube, client, redis_url, keys
         self.watchers: list[RunningWatcher] = []
 
-    def start(self, opts: WatchOptions | None = None) -> RunningWatcher:
-        watcher = start_watcher(self.sim, self.url, self.keys, opts or options())
+    def start(self, opts: WatchOptions | None = None,
+              kubeconfig: str | None = None) -> RunningWatcher:
+        watcher = start_watcher(self.sim, self.url, self.keys, opts or options(),
+                                kubeconfig=kubeconfig)
         self.watchers.append(watcher)
         return watcher
 
@@ -313,14 +318,72 @@ def test_delete_policy(harness: Harness, policy: DeletePolicy, left: set[str]) -
     launches = [p["metadata"]["labels"]["podfleet.io/launch-id"] for p in (ok, failed)]
     harness.terminal_events(launches)
 
-    # Then exactly the pods the policy deletes go, each with one delete call
+    # Then exactly the pods the policy deletes go, in one DeleteCollection per batch (one or
+    # two here, as the pods finish together or apart) and none one by one
     def remaining() -> set[str]:
         return {k for k, n in names.items() if harness.kube.get_pod("default", n) is not None}
     wait_for(lambda: remaining() == left, what=f"pods left {left}")
-    threading.Event().wait(0.3)  # any second delete would have been sent by now
-    deletes = sum(n for (verb, resource, _), n in _requests(harness.sim).items()
-                  if verb == "delete" and resource == "pods")
-    assert deletes == 2 - len(left)
+    threading.Event().wait(0.5)  # any second delete would have been sent by now
+    assert _pod_requests(harness.sim, "delete") == 0
+    assert (_pod_requests(harness.sim, "deletecollection") > 0) == (len(left) < 2)
+    assert _pod_requests(harness.sim, "deletecollection") <= 2 - len(left)
+
+
+def test_finished_pods_found_together_go_in_one_request(harness: Harness) -> None:
+    # Given ten pods that finished while no watcher ran
+    pods = [task_pod(new_key()) for _ in range(10)]
+    for pod in pods:
+        harness.kube.create_pod("default", pod)
+    wait_for(lambda: all((harness.kube.get_pod("default", p["metadata"]["name"]) or {})
+                         .get("status", {}).get("phase") == "Succeeded" for p in pods),
+             what="every pod Succeeded")
+    # When a watcher deleting finished pods starts and finds them in its first list
+    harness.start(options(delete_policy=DeletePolicy.ALWAYS))
+    # Then they are all deleted by one request, which names exactly them
+    wait_for(lambda: not harness.kube.list_pods("default").items, what="every pod deleted")
+    threading.Event().wait(0.5)
+    assert (_pod_requests(harness.sim, "deletecollection"),
+            _pod_requests(harness.sim, "delete")) == (1, 0)
+
+
+def test_a_role_without_deletecollection_deletes_pod_by_pod(harness: Harness,
+                                                            tmp_path: Path) -> None:
+    # Given a watcher whose Role grants delete on pods but not deletecollection (a Role from
+    # before the watcher deleted in batches)
+    kubeconfig = _service_account(harness, tmp_path, ["get", "list", "watch", "delete"])
+    harness.start(options(delete_policy=DeletePolicy.ALWAYS), kubeconfig=kubeconfig)
+    # When pods finish
+    launches = harness.create([{}] * 3)
+    harness.terminal_events(launches)
+    # Then every pod is still deleted, each by a delete of its own after the one refusal
+    wait_for(lambda: not harness.kube.list_pods("default").items, what="every pod deleted")
+    threading.Event().wait(0.5)
+    assert _pod_requests(harness.sim, "deletecollection", code=403) == 1
+    assert _pod_requests(harness.sim, "delete") == 3
+
+
+def _service_account(harness: Harness, workdir: Path, verbs: list[str]) -> str:
+    """A ServiceAccount in ``default`` whose Role grants ``verbs`` on pods; its kubeconfig."""
+    api = harness.sim.api_client()
+    try:
+        rbac = k8s.RbacAuthorizationV1Api(api)
+        name = f"watcher-{uuid.uuid4().hex[:6]}"
+        k8s.CoreV1Api(api).create_namespaced_service_account(
+            "default", {"metadata": {"name": name}})
+        rbac.create_namespaced_role("default", {
+            "metadata": {"name": name},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": verbs}]})
+        rbac.create_namespaced_role_binding("default", {
+            "metadata": {"name": name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            "subjects": [{"kind": "ServiceAccount", "name": name, "namespace": "default"}]})
+        token = k8s.CoreV1Api(api).create_namespaced_service_account_token(
+            name, "default", {"spec": {"audiences": []}}).status.token
+    finally:
+        api.close()
+    ca_data = harness.sim.config.tls.ca_data() if harness.sim.tls else None
+    return str(write_kubeconfig(workdir / f"{name}.kubeconfig", harness.sim.url, token=token,
+                                name=name, ca_data=ca_data))
 
 
 def test_delete_delay_keeps_finished_pods_a_while(harness: Harness) -> None:
@@ -339,6 +402,12 @@ def _requests(sim: RunningSimulator) -> dict[tuple[str, str, int], int]:
     runtime: Any = getattr(sim, "runtime", None)
     assert runtime is not None, "thread-mode simulator expected"
     return dict(runtime.stats.requests)
+
+
+def _pod_requests(sim: RunningSimulator, verb: str, code: int | None = None) -> int:
+    """How many requests of ``verb`` on pods the simulator answered (with ``code``, if given)."""
+    return sum(n for (v, resource, status), n in _requests(sim).items()
+               if v == verb and resource == "pods" and code in (None, status))
 
 
 def test_bookmarks_advance_the_stored_resource_version(redis_url: str, client: redis.Redis,

@@ -162,15 +162,17 @@ class RunningWatcher:
 
 
 def start_watcher(sim: RunningSimulator, url: str, keys: RedisKeys, opts: WatchOptions,
-                  lease_seconds: float = 2.0) -> RunningWatcher:
-    """Acquire the lease and run a Watcher against ``sim`` in a thread."""
+                  lease_seconds: float = 2.0, kubeconfig: str | None = None) -> RunningWatcher:
+    """Acquire the lease and run a Watcher against ``sim`` in a thread (as the cluster's
+    admin, or as whoever ``kubeconfig`` names)."""
     from podfleet.kube.client import KubeClient
 
     client = redis.Redis.from_url(url)
     lease = WatcherLease(client, keys, lease_seconds=lease_seconds)
     assert lease.try_acquire(), "the lease should be free"
     lease.start_renewing()
-    kube = KubeClient(sim.api_client(), timeout_seconds=5)
+    kube = (KubeClient.from_config(kubeconfig=kubeconfig, timeout_seconds=5) if kubeconfig
+            else KubeClient(sim.api_client(), timeout_seconds=5))
     stop = threading.Event()
     watcher = Watcher(kube=kube, client=client, keys=keys, lease=lease, options=opts)
     thread = threading.Thread(target=watcher.run, args=(stop,), daemon=True)

@@ -9,6 +9,7 @@ in annotations with the same keys.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Any
@@ -107,14 +108,27 @@ def task_annotations(key: TaskKey, launch_id: str, executor_id: str,
     }
 
 
+@functools.lru_cache(maxsize=4096)
+def _task_key(raw: str) -> TaskKey | None:
+    """The key a task-key annotation holds, None when it holds none. Cached: the watcher
+    reads the same pod's annotation at each of its ~6 watch events, and checking a key
+    against Airflow's id rules costs more than the rest of judging the pod."""
+    try:
+        return TaskKey.from_list(orjson.loads(raw))
+    except (ValueError, TypeError):
+        return None
+
+
 def task_identity(pod: dict[str, Any]) -> tuple[TaskKey, str, str] | None:
     """(key, launch_id, executor_id) of a podfleet pod read from its annotations, or None."""
     meta = pod.get("metadata") or {}
     annotations = meta.get("annotations") or {}
     labels = meta.get("labels") or {}
-    try:
-        key = TaskKey.from_list(orjson.loads(annotations[TASK_KEY_ANNOTATION]))
-    except (KeyError, ValueError, TypeError):
+    raw = annotations.get(TASK_KEY_ANNOTATION)
+    if not isinstance(raw, str):
+        return None
+    key = _task_key(raw)
+    if key is None:
         return None
     launch_id = annotations.get(LAUNCH_ID_LABEL) or labels.get(LAUNCH_ID_LABEL)
     executor_id = annotations.get(EXECUTOR_LABEL) or labels.get(EXECUTOR_LABEL)

@@ -15,9 +15,10 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote, urlencode
 
+import msgspec
 import orjson
 import urllib3
 
@@ -78,6 +79,32 @@ class AuthHeaders:
     def headers(self) -> dict[str, str]:
         cached = self.cached()
         return cached if cached is not None else self.refresh()
+
+
+class _NamedMeta(TypedDict, total=False):
+    name: str
+
+
+class _Named(TypedDict):
+    metadata: _NamedMeta
+
+
+class _NamedList(TypedDict):
+    items: list[_Named]
+
+
+# A list answer read for its items' names only: the rest of each object is skipped unbuilt.
+_NAMES = msgspec.json.Decoder(_NamedList)
+
+
+def _deleted_names(data: bytes) -> list[str]:
+    """The names of the objects in a DeleteCollection's answer (a list of them)."""
+    try:
+        items = _NAMES.decode(data)["items"]
+    except msgspec.ValidationError:  # an odd shape: read it whole
+        items = orjson.loads(data).get("items") or []
+    return [str(item["metadata"]["name"]) for item in items
+            if isinstance(item, dict) and "name" in (item.get("metadata") or {})]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,13 +190,15 @@ class KubeClient:
 
     def request(self, method: str, path: str, *, query: Mapping[str, Any] | None = None,
                 body: Any = None, content_type: str | None = None,
-                timeout: float | None = None, verb: str | None = None) -> Any:
+                timeout: float | None = None, verb: str | None = None,
+                decode: Callable[[bytes], Any] = orjson.loads) -> Any:
         """Send one request; return the parsed JSON answer.
 
         Raises the :class:`~podfleet.kube.errors.KubeError` subclass that names an error
         answer, or :class:`~podfleet.kube.errors.Unreachable` when no answer came.
 
-        ``verb`` names it for the observer (default: from the method: get, create, …).
+        ``verb`` names it for the observer (default: from the method: get, create, …);
+        ``decode`` parses a successful answer (one that reads only some fields may be faster).
         """
         data = orjson.dumps(body) if body is not None else None
         started = time.perf_counter()
@@ -187,7 +216,7 @@ class KubeClient:
         self._observed(verb, response.status, started)
         if response.status >= 400:
             raise error_from_response(response.status, response.data, response.headers)
-        return orjson.loads(response.data) if response.data else None
+        return decode(response.data) if response.data else None
 
     # --- resource quotas ----------------------------------------------------------------
 
@@ -227,6 +256,21 @@ class KubeClient:
         except NotFound:
             return False
         return True
+
+    def delete_pods(self, namespace: str, label_selector: str, *,
+                    timeout: float | None = None) -> list[str]:
+        """Delete every pod of ``namespace`` that ``label_selector`` matches, in one request
+        (the API's DeleteCollection, verb ``deletecollection``); return the names it deleted.
+
+        The API server lists what matches and deletes each, skipping any already gone, so a
+        pod deleted meanwhile is simply not in the answer. It is not atomic: on an error some
+        may be deleted already, and a retry lists again and finds only the others. Only the
+        names are decoded from the answer, a list of the deleted pods.
+        """
+        names: list[str] = self.request(
+            "DELETE", self.pods_path(namespace), query={"labelSelector": label_selector},
+            timeout=timeout, verb="deletecollection", decode=_deleted_names)
+        return names or []
 
     def patch_pod(self, namespace: str, name: str, patch: Mapping[str, Any], *,
                   strategic: bool = False) -> dict[str, Any]:

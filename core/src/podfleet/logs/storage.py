@@ -55,9 +55,10 @@ class DirectoryStorage:
                     out.write(chunk)
                     size += len(chunk)
             os.replace(partial, target)
-        finally:
+        except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
+            raise
         return size
 
     def read(self, path: str) -> bytes | None:

@@ -356,6 +356,7 @@ class KubeVerb(StrEnum):
     LIST = "list"
     WATCH = "watch"
     DELETE = "delete"
+    DELETE_COLLECTION = "deletecollection"
     PATCH = "patch"
 
 

@@ -82,6 +82,9 @@ class PodSource(Protocol):
     def delete_pod(self, namespace: str, name: str, *,
                    grace_period_seconds: int | None = None) -> bool: ...
 
+    def delete_pods(self, namespace: str, label_selector: str, *,
+                    timeout: float | None = None) -> list[str]: ...
+
     def stream_pod_log(self, namespace: str, name: str, *, container: str | None = None,
                        follow: bool = False, tail_lines: int | None = None,
                        timestamps: bool = False, previous: bool = False,

@@ -141,14 +141,15 @@ def observe(pod: Json, prior: Published | None, *, deleted: bool,
     means for its task is :func:`~podfleet.contracts.judgement.judge`'s verdict; this decides
     only whether that verdict is news.
     """
+    if prior is not None and prior.stage.is_final:
+        # Everything has been said; a deletion only lets the record go. (Only podfleet's
+        # pods have records, so the pod's identity need not be read again.)
+        return Transition(None, None if deleted else prior)
     when = time.time() if now is None else now
     ident = identity_of(pod)
     if ident is None:
         return None
     uid = str((pod.get("metadata") or {}).get("uid") or "")
-    if prior is not None and prior.stage.is_final:
-        # Everything has been said; a deletion only lets the record go.
-        return Transition(None, None if deleted else prior)
     was_running = prior is not None and prior.stage is Stage.RUNNING
     verdict = judge(pod, fatal_reasons, gone=deleted, ran=was_running)
     if verdict.state is TaskState.LAUNCHED:
