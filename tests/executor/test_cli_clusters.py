@@ -81,6 +81,18 @@ def test_submit_to_a_known_cluster_records_it_on_the_task_and_its_launch(
     assert [(r.key.task_id, r.clusters) for r in requests] == [("load", ("west",))]
 
 
+def test_submit_selecting_labels_no_cluster_has_is_one_line_naming_the_selector(
+        two_clusters: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # When a task asks for a cluster by labels that neither east nor west has
+    assert main(["submit", *DB_FLAGS, "--executor-config",
+                 '{"cluster_selector": {"gpu": "true"}}', "--", "true"]) == 2
+    # Then the CLI says so in one line naming the selector, and writes nothing
+    err = capsys.readouterr().err
+    assert err.startswith("podfleet submit: ") and err.count("\n") == 1, err
+    assert "cluster_selector gpu=true" in err
+    assert rows(database_url()) == []
+
+
 def test_cluster_and_executor_config_naming_another_cluster_are_refused(
         two_clusters: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["submit", *DB_FLAGS, "--cluster", "west", "--executor-config",
