@@ -123,3 +123,15 @@ def test_a_bad_clusters_file_refuses_the_submit_in_one_line_naming_the_cluster(
     assert err.count("\n") == 1, err
     assert re.search(expected, err), err
     assert rows(database_url()) == []
+
+
+def test_a_worker_pool_with_a_cluster_twice_is_refused_at_start_naming_it(
+        two_clusters: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Given a clusters file that lists west twice
+    kubeconfig = str(two_clusters.parent / "west.kubeconfig")
+    two_clusters.write_text(json.dumps([{"name": "west", "kubeconfig": kubeconfig},
+                                        {"name": "west", "kubeconfig": kubeconfig}]))
+    # When a worker pool starts, Then it stops at once in one line naming west
+    assert main(["worker"]) == 2
+    err = capsys.readouterr().err
+    assert "cluster 'west' is configured twice" in err and err.count("\n") == 1, err
