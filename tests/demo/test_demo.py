@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -64,3 +65,25 @@ def test_fleet_mix_follows_the_requested_proportions() -> None:
 def test_fate_judges_final_states(fate: Fate, state: str, reason: str | None, ok: bool) -> None:
     assert fate.satisfied_by(state, reason) is ok
 
+
+
+def test_a_two_cluster_demo_ends_every_task_and_shows_each_cluster() -> None:
+    # When the demo runs a small fleet over two simulated clusters
+    result = podfleet("demo", "--clusters", "2", "--tasks", "20", "--processes", "1",
+                      "--no-progress", "--timeout", "150", "--mix", "100,0,0,0",
+                      "--duration", "0.3", "--seed", "7")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    # Then every task ended as asked
+    assert "20/20 finished" in out
+    assert "every task reached the state its fate asked for" in out
+    # And the per-cluster table has a row for each cluster, its tasks all succeeded, and
+    # together they are the fleet (launches spread over both by their ids' hash)
+    assert "tasks per cluster" in out
+    per_cluster = {m["cluster"]: (int(m["tasks"]), int(m["success"]), int(m["failed"]))
+                   for m in re.finditer(r"│ (?P<cluster>default|c2)\s+│\s+(?P<tasks>\d+) │"
+                                        r"\s+(?P<success>\d+) │\s+(?P<failed>\d+) │", out)}
+    assert set(per_cluster) == {"default", "c2"}, out[-3000:]
+    assert all(tasks == success and failed == 0 for tasks, success, failed in
+               per_cluster.values())
+    assert sum(tasks for tasks, _, _ in per_cluster.values()) == 20

@@ -20,6 +20,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from executor_support import (
+    Clock,
     ExecutorFactory,
     create_pod,
     deleted,
@@ -30,6 +31,7 @@ from executor_support import (
     sent_batches,
 )
 
+from podfleet.cli import main
 from podfleet.contracts.states import TaskState
 from podfleet.executor import TaskSubmission
 from podfleet.executor.cli.cluster_status import cluster_report, count_by_cluster
@@ -203,7 +205,8 @@ def _finish(kube: KubeClient, namespace: str, name: str) -> None:
 def test_a_cluster_removed_from_the_configuration_is_reported_not_dropped(
         two_clusters: dict[str, str], make_executor: ExecutorFactory, west: KubeClient,
         namespace: str, database_url: str, redis_url: str, tmp_path: Path,
-        caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     # Given a task running in west
     first = make_executor(executor_id="first")
     first.start()
@@ -234,6 +237,13 @@ def test_a_cluster_removed_from_the_configuration_is_reported_not_dropped(
     orphan = [c for c in report if c["cluster"] == "west"]
     assert orphan and not orphan[0]["configured"] and orphan[0]["running"] == 1
     assert "1 unfinished task(s) orphaned" in orphan[0]["error"]
+    # and so does the podfleet status command, in its text
+    for name, value in two_clusters.items():
+        monkeypatch.setenv(name, value)
+    assert main(["status", "--no-probe"]) == 0
+    text = capsys.readouterr().out
+    assert re.search(r"^  west\s+0\s+1  -", text, re.MULTILINE), text
+    assert "west: not configured: 1 unfinished task(s) orphaned there" in text
 
 
 def test_status_says_which_cluster_answers_and_who_holds_its_watcher_lease(
@@ -276,3 +286,38 @@ def test_a_teams_executor_places_tasks_only_on_its_own_clusters(
         executor.submit(key("other"), ["true"], executor_config={"cluster": "default"})
     assert ("cluster(s) default are not this executor's (PODFLEET_EXECUTOR_CLUSTERS: west)"
             in str(refused.value))
+
+
+def test_a_waiting_task_whose_cluster_was_removed_is_held_with_its_reason_then_failed(
+        two_clusters: dict[str, str], make_executor: ExecutorFactory, database_url: str,
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # Given parallelism 1: a task sent, and one for west waiting for the slot
+    clock = Clock()
+    limits = {"clock": clock, "executor_id": "one", "batch_size": 1,
+              "queued_timeout_seconds": 600, "queued_timeout_action": "fail",
+              "heartbeat_timeout_seconds": 10_000}
+    first = make_executor(parallelism=1, **limits)
+    first.start()
+    first.submit_many([_submission("sent"),
+                       dataclasses.replace(_submission("west"),
+                                           executor_config={"cluster": "west"})])
+    assert row_of(database_url, key("west")).enqueued_at is None
+    first.terminate()
+    # When west is removed from the configuration and the executor comes back with a slot
+    (tmp_path / "clusters.json").write_text(json.dumps([{"name": "default"}]))
+    with caplog.at_level(logging.ERROR, logger="podfleet.executor"):
+        second = make_executor(parallelism=2, **limits)
+        second.start()
+        second.sync()
+    # Then the task is not sent but kept, its reason naming west, and the log says so
+    held = row_of(database_url, key("west"))
+    assert held.task_state is TaskState.QUEUED
+    assert "cannot be placed: cluster 'west' is not configured" in (held.waiting_reason or "")
+    assert any("cluster 'west' is not configured" in r.getMessage() for r in caplog.records)
+    assert {r.key.task_id for b in sent_batches(second) for r in b.requests} == {"sent"}
+    # And once the stuck-QUEUED timeout passes it fails with that reason, not silently
+    clock.advance(601)
+    second.sync()
+    failed = row_of(database_url, key("west"))
+    assert failed.task_state is TaskState.FAILED
+    assert "cluster 'west' is not configured" in (failed.reason or "")
