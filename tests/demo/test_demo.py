@@ -66,7 +66,7 @@ def test_fate_judges_final_states(fate: Fate, state: str, reason: str | None, ok
     assert fate.satisfied_by(state, reason) is ok
 
 
-
+@pytest.mark.slow  # the demo smoke above runs in CI; this one starts a second simulator
 def test_a_two_cluster_demo_ends_every_task_and_shows_each_cluster() -> None:
     # When the demo runs a small fleet over two simulated clusters
     result = podfleet("demo", "--clusters", "2", "--tasks", "20", "--processes", "1",

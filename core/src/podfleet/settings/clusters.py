@@ -29,8 +29,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from podfleet.contracts.clusters import ClusterSpec, cluster_name_problem, selector_problem
 from podfleet.kube.rules import dns1123_label_errors
 from podfleet.settings.declaration import SettingsError
@@ -44,6 +42,8 @@ def load_clusters(path: Path, defaults: ClusterSpec, *,
                   environ: Mapping[str, str] | None = None) -> tuple[ClusterSpec, ...]:
     """The clusters of the file at ``path``, each field it leaves out taken from
     ``defaults`` (today's settings); raises SettingsError naming the file and cluster."""
+    import yaml  # here, not at import: the command's start-up imports no third party
+
     try:
         document = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -138,6 +138,8 @@ def check_kubeconfig(spec: ClusterSpec, environ: Mapping[str, str]) -> None:
         paths = [p for p in environ["KUBECONFIG"].split(os.pathsep) if p]
     else:
         paths = [str(Path("~/.kube/config").expanduser())]
+    import yaml  # here, not at import: the command's start-up imports no third party
+
     contexts: set[str] = set()
     current = None
     for path in paths:
