@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -23,7 +24,7 @@ import redis
 import sqlalchemy as sa
 
 from podfleet.contracts.keys import TaskKey
-from podfleet.contracts.naming import LAUNCH_ID_LABEL, MANAGED_SELECTOR
+from podfleet.contracts.naming import LAUNCH_ID_LABEL, MANAGED_SELECTOR, QUEUE_ANNOTATION
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, TaskSubmission
@@ -71,6 +72,37 @@ def sim_config() -> SimulatorConfig:
                               image_pull_backoff_s=0.2, termination_delay_s=0.05,
                               reschedule_delay_s=0.01),
     )
+
+
+class PendingSampler:
+    """Samples the namespace's Pending podfleet pods every 0.1 s on a thread of its own, as
+    the simulator lists them: each sample is (monotonic time, Pending pods per task queue)."""
+
+    def __init__(self, kube: KubeClient, namespace: str) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.samples: list[tuple[float, Counter[str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PendingSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            # One page: the pages of a paged list are read at different moments, and during
+            # a burst a pod counted Pending on one page may already run, while newer ones
+            # appear on the next, which no instant ever had.
+            pods = self.kube.list_pods(self.namespace, label_selector=MANAGED_SELECTOR,
+                                       page_size=100_000).items
+            self.samples.append((time.monotonic(), Counter(
+                str((p["metadata"].get("annotations") or {}).get(QUEUE_ANNOTATION))
+                for p in pods if (p.get("status") or {}).get("phase") == "Pending")))
 
 
 def task_key(n: int, dag: str = "pipeline") -> TaskKey:
