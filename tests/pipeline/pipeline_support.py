@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -309,6 +309,16 @@ class Pipeline:
         if self._kube is not None:
             self._kube.close()
         self.redis.close()
+
+
+def open_pipeline(sim: RunningSimulator, database_url: str, redis_url: str, namespace: str,
+                  tmp_path: Path) -> Iterator[Pipeline]:
+    """A :class:`Pipeline` on these services, for a fixture to ``yield from``: closed when
+    the test ends."""
+    world = Pipeline(sim=sim, database_url=database_url, redis_url=redis_url,
+                     namespace=namespace, tmp_path=tmp_path)
+    yield world
+    world.close()
 
 
 def submit_tasks(executor: Executor, count: int, seconds: str) -> list[TaskKey]:
