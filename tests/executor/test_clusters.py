@@ -44,9 +44,8 @@ from podfleet.simulator.server import RunningSimulator
 
 @pytest.fixture(scope="session")
 def west_simulator() -> Iterator[RunningSimulator]:
-    sim = start_held_simulator()
-    yield sim
-    sim.stop()
+    with start_held_simulator() as sim:
+        yield sim
 
 
 @pytest.fixture
