@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -92,6 +93,14 @@ def publish(redis_url: str, events: list[TaskEvent]) -> None:
     client = redis.Redis.from_url(redis_url)
     publish_events(client, RedisKeys(), events)
     client.close()
+
+
+def publish_seen(redis_url: str, row: TaskInstance, state: TaskState, cluster: str,
+           pod: dict[str, Any]) -> None:
+    """Publish the watcher's event of ``state`` for ``pod``, as seen in ``cluster``."""
+    publish(redis_url, [dataclasses.replace(event(row, state), cluster=cluster,
+                                            pod_uid=pod["metadata"]["uid"],
+                                            namespace=pod["metadata"]["namespace"])])
 
 
 def create_pod(kube: KubeClient, namespace: str, row: TaskInstance,

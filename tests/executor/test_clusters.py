@@ -24,9 +24,8 @@ from executor_support import (
     ExecutorFactory,
     create_pod,
     deleted,
-    event,
     key,
-    publish,
+    publish_seen,
     row_of,
     sent_batches,
     start_held_simulator,
@@ -117,14 +116,6 @@ def started_task(make_executor: ExecutorFactory, database_url: str,
     executor.start()
     executor.submit(key(), ["true"])
     return executor, row_of(database_url, key())
-
-
-def publish_seen(redis_url: str, row: TaskInstance, state: TaskState, cluster: str,
-           pod: dict[str, Any]) -> None:
-    """Publish the watcher's event of ``state`` for ``pod``, as seen in ``cluster``."""
-    publish(redis_url, [dataclasses.replace(event(row, state), cluster=cluster,
-                                            pod_uid=pod["metadata"]["uid"],
-                                            namespace=pod["metadata"]["namespace"])])
 
 
 def test_the_row_records_the_cluster_and_revoke_deletes_the_pod_there(
