@@ -64,12 +64,13 @@ import textwrap
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from podfleet.local.fleet import WorkerPools
+    from podfleet.local.fleet import LocalFleet, WorkerPools
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_ID = "bench_airflow"
@@ -196,12 +197,31 @@ class CreatePoller:
         return created, span, (created / span if span > 0 else 0.0)
 
 
+def outside_env() -> dict[str, str]:
+    """This process's environment without its AIRFLOW* and PODFLEET_* variables: what an
+    Airflow command or an executor's interpreter starts from, under the bench's own."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PODFLEET_"))}
+
+
+def prepare_airflow(env: dict[str, str], cwd: Path, timeout: float) -> None:
+    """``airflow db migrate`` and ``airflow dags reserialize`` with ``env``, timed."""
+    airflow_bin = str(Path(sys.executable).with_name("airflow"))
+    t0 = time.monotonic()
+    for command in (["db", "migrate"], ["dags", "reserialize"]):
+        done = subprocess.run([airflow_bin, *command], env={**outside_env(), **env}, text=True,
+                              capture_output=True, timeout=timeout, cwd=cwd)
+        if done.returncode != 0:
+            raise RuntimeError(f"airflow {' '.join(command)}: {done.stdout[-2000:]}"
+                               f"{done.stderr[-2000:]}")
+    print(f"airflow db migrate + dags reserialize: {time.monotonic() - t0:.1f}s", flush=True)
+
+
 def run_child(kind: str, spec: dict[str, Any], env: dict[str, str], tmp: Path,
               sim: Any, timeout: float) -> dict[str, Any]:
     spec_file = tmp / f"{kind}-spec.json"
     out_file = tmp / f"{kind}-result.json"
     spec_file.write_text(json.dumps({**spec, "out": str(out_file)}))
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PODFLEET_"))}
+    base = outside_env()
     with CreatePoller(sim) as poller, open(tmp / f"{kind}.log", "wb") as log:
         code = subprocess.call([sys.executable, str(Path(__file__).resolve()), "--child", kind,
                                 str(spec_file)], env={**base, **env}, stdout=log,
@@ -217,11 +237,30 @@ def run_child(kind: str, spec: dict[str, Any], env: dict[str, str], tmp: Path,
     return result
 
 
-def parent(args: argparse.Namespace) -> None:
+def bench_fleet(workdir: str, nodes: int, run_time_s: float, redis_prefix: str,
+                **env: str) -> LocalFleet:
+    """The simulator, Redis and podfleet's migrated SQLite DB and settings both executors run
+    on: ``nodes`` nodes whose pods start 0.2 s after binding and run ``run_time_s``; podfleet
+    with its log archive off, deleting every finished pod, and ``env`` over that."""
     from podfleet.local.fleet import LocalFleet
     from podfleet.simulator.cluster.config import ClusterConfig
     from podfleet.simulator.config import SimulatorConfig
 
+    return LocalFleet(
+        workdir=workdir, simulator=SimulatorConfig(cluster=ClusterConfig(
+            nodes=nodes, node_pods=110, schedule_delay_s=0.02, container_start_delay_s=0.2,
+            default_run_time_s=run_time_s, termination_delay_s=0.05)),
+        redis_prefix=f"{redis_prefix}-{uuid.uuid4().hex[:8]}", signing_key=SIGNING_KEY,
+        namespace=NAMESPACE, env={
+            "PODFLEET_LOG_ARCHIVE": "off",
+            "PODFLEET_DELETE_POLICY": "always",
+            "PODFLEET_HEARTBEAT_SECONDS": "1",
+            "PODFLEET_WATCHER_LEASE_SECONDS": "3",
+            **env,
+        })
+
+
+def parent(args: argparse.Namespace) -> None:
     n = args.tasks or (100 if args.quick else 1000)
     started = time.monotonic()
     print(f"tasks per executor: {n}; simulated pod run time {args.run_time}s; "
@@ -235,35 +274,15 @@ def parent(args: argparse.Namespace) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     # The simulator, Redis and podfleet's migrated SQLite DB and settings; the KubernetesExecutor
     # uses the same simulator. podfleet's workers start in its executor's interpreter (child).
-    with tempfile.TemporaryDirectory(prefix="podfleet-bench-airflow-") as tmp_name, LocalFleet(
-            workdir=tmp_name, simulator=SimulatorConfig(cluster=ClusterConfig(
-                nodes=20, node_pods=110, schedule_delay_s=0.02, container_start_delay_s=0.2,
-                default_run_time_s=args.run_time, termination_delay_s=0.05)),
-            redis_prefix=f"bench-af-{uuid.uuid4().hex[:8]}", signing_key=SIGNING_KEY,
-            namespace=NAMESPACE, env={
-                "PODFLEET_LAUNCH_RATE": str(PODFLEET_RATE),
-                "PODFLEET_LOG_ARCHIVE": "off",
-                "PODFLEET_DELETE_POLICY": "always",
-                "PODFLEET_HEARTBEAT_SECONDS": "1",
-                "PODFLEET_WATCHER_LEASE_SECONDS": "3",
-            }) as fleet:
+    with tempfile.TemporaryDirectory(prefix="podfleet-bench-airflow-") as tmp_name, bench_fleet(
+            tmp_name, 20, args.run_time, "bench-af",
+            PODFLEET_LAUNCH_RATE=str(PODFLEET_RATE)) as fleet:
         tmp, sim = fleet.workdir, fleet.simulator
         try:
             home = tmp / "airflow-home"
             write_dag(home, n)
             env = airflow_env(home, fleet.kubeconfig, n, args.ke_batch, args.ke_async)
-            base = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("AIRFLOW", "PODFLEET_"))}
-            airflow_bin = str(Path(sys.executable).with_name("airflow"))
-            t0 = time.monotonic()
-            for command in (["db", "migrate"], ["dags", "reserialize"]):
-                done = subprocess.run([airflow_bin, *command], env={**base, **env}, text=True,
-                                      capture_output=True, timeout=300, cwd=tmp)
-                if done.returncode != 0:
-                    raise RuntimeError(f"airflow {' '.join(command)}: {done.stdout[-2000:]}"
-                                       f"{done.stderr[-2000:]}")
-            print(f"airflow db migrate + dags reserialize: {time.monotonic() - t0:.1f}s",
-                  flush=True)
+            prepare_airflow(env, tmp, timeout=300)
             spec = {"tasks": n, "loop_interval": args.loop_interval,
                     "timeout": args.timeout,
                     "redis_pid": fleet.redis_server.pid if fleet.redis_server else None}
@@ -375,29 +394,52 @@ def process_cpu(pid: int | None) -> float | None:
     return float(t.user + t.system)
 
 
-def queued_task_instances(n: int, kind: str, job_id: int) -> list[Any]:
-    """A fresh DagRun of the bench DAG, its task instances QUEUED by ``job_id``."""
-    from airflow.models.serialized_dag import SerializedDagModel
-    from airflow.models.taskinstance import TaskInstance
+def scheduler_job() -> int:
+    """The id of a running SchedulerJob row: the job whose tries the executor is given."""
+    from airflow.jobs.job import Job
     from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, TaskInstanceState
-    from airflow.utils.types import DagRunTriggeredByType, DagRunType
-    from sqlalchemy import select
-    from sqlalchemy.orm import joinedload
 
     with create_session() as session:
-        dag = SerializedDagModel.get_dag(DAG_ID, session=session)
-        assert dag is not None, "the bench DAG was not serialized"
+        job = Job(job_type="SchedulerJob", state="running")
+        session.add(job)
+        session.commit()
+        return int(job.id)
+
+
+def new_dag_run(dag_id: str, kind: str) -> str:
+    """A fresh manual DagRun of the serialized DAG ``dag_id``: its run id."""
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+
+    with create_session() as session:
+        dag = SerializedDagModel.get_dag(dag_id, session=session)
+        assert dag is not None, f"{dag_id} was not serialized"
         run = dag.create_dagrun(run_id=f"bench_{kind}_{uuid.uuid4().hex[:8]}",
                                 run_after=datetime.now(UTC), run_type=DagRunType.MANUAL,
                                 triggered_by=DagRunTriggeredByType.TEST,
                                 state=DagRunState.RUNNING, session=session)
-        run_id = run.run_id
-        tis = session.scalars(select(TaskInstance).where(
-            TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id)).all()
-        assert len(tis) == n, f"{len(tis)} task instances, expected {n}"
-        for ti in tis:
-            # What the scheduler does when it queues a try.
+        return str(run.run_id)
+
+
+def queue_tries(dag_id: str, run_id: str, job_id: int,
+                task_ids: list[str] | None = None) -> list[Any]:
+    """The run's task instances (those of ``task_ids``, or all) QUEUED by ``job_id`` as the
+    scheduler queues a try, read back detached with the dag run and DAG model a workload
+    needs."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+    from sqlalchemy.orm import joinedload
+
+    query = select(TaskInstance).where(TaskInstance.dag_id == dag_id,
+                                       TaskInstance.run_id == run_id)
+    if task_ids is not None:
+        query = query.where(TaskInstance.task_id.in_(task_ids))
+    with create_session() as session:
+        for ti in session.scalars(query).all():
             ti.state = TaskInstanceState.QUEUED
             ti.try_number = 1
             ti.queued_by_job_id = job_id
@@ -405,9 +447,8 @@ def queued_task_instances(n: int, kind: str, job_id: int) -> list[Any]:
             ti.external_executor_id = str(uuid.uuid4())
         session.commit()
     with create_session() as session:
-        rows = session.scalars(select(TaskInstance).where(
-            TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id).options(
-            joinedload(TaskInstance.dag_run), joinedload(TaskInstance.dag_model))).unique().all()
+        rows = session.scalars(query.options(joinedload(TaskInstance.dag_run),
+                                             joinedload(TaskInstance.dag_model))).unique().all()
         session.expunge_all()
         return list(rows)
 
@@ -435,6 +476,24 @@ def start_workers(kind: str, tmp: Path) -> WorkerPools | None:
     for _ in range(PODFLEET_WORKERS):
         pools.start(1, PODFLEET_THREADS)
     return pools
+
+
+def start_executor(kind: str, job_id: int, tmp: Path) -> tuple[Any, WorkerPools | None]:
+    """A started executor of ``kind`` for the job, and podfleet's workers (for podfleet),
+    settled: what the scheduler has once it runs."""
+    workers = start_workers(kind, tmp)
+    executor = make_executor(kind)
+    executor.job_id = job_id
+    executor.start()
+    wait_settled(workers.processes if workers else [])
+    return executor, workers
+
+
+def stop_executor(executor: Any, workers: WorkerPools | None) -> None:
+    """End the executor (terminate it when it still runs) and stop the workers."""
+    executor.end() if not executor.running else executor.terminate()
+    if workers is not None:
+        workers.stop()
 
 
 def wait_settled(procs: list[subprocess.Popen[bytes]], timeout: float = 30.0) -> None:
@@ -465,25 +524,16 @@ def child(kind: str, spec_file: str) -> None:
     logging.basicConfig(level=logging.WARNING)
 
     from airflow.executors.workloads import ExecuteTask
-    from airflow.jobs.job import Job
-    from airflow.utils.session import create_session
 
     from podfleet.airflow.compat import ti_key  # the scheduler's key for a TI, per version
     from podfleet.local.stats import percentile
 
-    with create_session() as session:
-        job = Job(job_type="SchedulerJob", state="running")
-        session.add(job)
-        session.commit()
-        job_id = int(job.id)
-    tis = queued_task_instances(n, kind, job_id)
+    job_id = scheduler_job()
+    tis = queue_tries(DAG_ID, new_dag_run(DAG_ID, kind), job_id)
+    assert len(tis) == n, f"{len(tis)} task instances, expected {n}"
     workloads = [ExecuteTask.make(ti) for ti in tis]
 
-    workers = start_workers(kind, tmp)
-    executor = make_executor(kind)
-    executor.job_id = job_id
-    executor.start()
-    wait_settled(workers.processes if workers else [])
+    executor, workers = start_executor(kind, job_id, tmp)
     cpu = TreeCpu()
     cpu.mark()
     redis_before = process_cpu(spec.get("redis_pid")) if kind == "podfleet" else None
@@ -522,9 +572,7 @@ def child(kind: str, spec_file: str) -> None:
         cpu_s, processes, own = cpu.since()
         redis_after = process_cpu(spec.get("redis_pid")) if kind == "podfleet" else None
     finally:
-        executor.end() if not executor.running else executor.terminate()
-        if workers is not None:
-            workers.stop()
+        stop_executor(executor, workers)
     result = {
         "tasks": n,
         "all_finished_s": round(max(finished_at.values()), 2),
@@ -550,14 +598,35 @@ def child(kind: str, spec_file: str) -> None:
     Path(spec["out"]).write_text(json.dumps(result))
 
 
+def add_driver_arguments(parser: argparse.ArgumentParser, loop: str) -> None:
+    """The options of both Airflow benches' drivers: the pods' simulated run time, the loop's
+    interval, one executor alone, and the hidden ``--child`` the parent starts each
+    executor's interpreter with."""
+    parser.add_argument("--run-time", type=float, default=1.0,
+                        help="simulated seconds each pod runs")
+    parser.add_argument("--loop-interval", type=float, default=0.1,
+                        help=f"seconds between {loop}")
+    parser.add_argument("--only", choices=("kubernetes", "podfleet"),
+                        help="run this executor alone (no comparison)")
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
+
+
+def run_parent_or_child(args: argparse.Namespace, parent: Callable[[argparse.Namespace], None],
+                        child: Callable[[str, str], None], script: str | None = None) -> None:
+    """With Airflow importable (re-executing ``script`` otherwise), run as one executor's
+    interpreter (``--child``) or as the parent that starts one per executor."""
+    ensure_airflow(script)
+    if args.child:
+        child(*args.child)
+        return
+    args.executors = [args.only] if args.only else ["kubernetes", "podfleet"]
+    parent(args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="100 tasks per executor")
     parser.add_argument("--tasks", type=int, default=0, help="tasks per executor")
-    parser.add_argument("--run-time", type=float, default=1.0,
-                        help="simulated seconds each pod runs")
-    parser.add_argument("--loop-interval", type=float, default=0.1,
-                        help="seconds between heartbeat() calls (a busy scheduler loop)")
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="seconds one executor may take (default 60 quick, 600 full)")
     parser.add_argument("--ke-batch", type=int, default=KE_BATCH,
@@ -566,19 +635,12 @@ def main() -> None:
     parser.add_argument("--ke-async", action="store_true",
                         help="KubernetesExecutor: async_pod_creation=True (a batch's creates "
                              "concurrently; default off, as in Airflow)")
-    parser.add_argument("--only", choices=("kubernetes", "podfleet"),
-                        help="run this executor alone (no ratio)")
     parser.add_argument("--keep-logs", metavar="DIR",
                         help="copy the executors' and podfleet workers' logs here")
-    parser.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
+    add_driver_arguments(parser, "heartbeat() calls (a busy scheduler loop)")
     args = parser.parse_args()
-    ensure_airflow()
-    if args.child:
-        child(*args.child)
-        return
     args.timeout = args.timeout or (60.0 if args.quick else 600.0)
-    args.executors = [args.only] if args.only else ["kubernetes", "podfleet"]
-    parent(args)
+    run_parent_or_child(args, parent, child)
 
 
 if __name__ == "__main__":

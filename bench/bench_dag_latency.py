@@ -50,17 +50,27 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 # The script's folder is first on sys.path: bench_airflow's set-up is shared.
-from bench_airflow import POD_TEMPLATE, airflow_env, ensure_airflow
+from bench_airflow import (
+    POD_TEMPLATE,
+    add_driver_arguments,
+    airflow_env,
+    bench_fleet,
+    new_dag_run,
+    outside_env,
+    prepare_airflow,
+    queue_tries,
+    run_parent_or_child,
+    scheduler_job,
+    start_executor,
+    stop_executor,
+)
 
 DAG_ID = "example_complex"
 NAMESPACE = "default"
-SIGNING_KEY = "bench-dag-latency-signing-key-0123456789"
 KE_BATCH = 32
 SEGMENTS = ("scheduling", "launch", "pod_start", "task_run")
 
@@ -79,46 +89,24 @@ def write_dag(home: Path) -> None:
 
 
 def parent(args: argparse.Namespace) -> None:
-    from podfleet.local.fleet import LocalFleet
-    from podfleet.simulator.cluster.config import ClusterConfig
-    from podfleet.simulator.config import SimulatorConfig
-
     started = time.monotonic()
     runs = args.runs or (1 if args.quick else 3)
     print(f"{DAG_ID}: {runs} run(s) per executor; simulated pods start 0.2 s after binding and "
           f"run {args.run_time}s; driver loop every {args.loop_interval}s", flush=True)
-    with tempfile.TemporaryDirectory(prefix="podfleet-bench-dag-") as tmp_name, LocalFleet(
-            workdir=tmp_name, simulator=SimulatorConfig(cluster=ClusterConfig(
-                nodes=4, node_pods=110, schedule_delay_s=0.02, container_start_delay_s=0.2,
-                default_run_time_s=args.run_time, termination_delay_s=0.05)),
-            redis_prefix=f"bench-dag-{uuid.uuid4().hex[:8]}", signing_key=SIGNING_KEY,
-            namespace=NAMESPACE, env={
-                "PODFLEET_LOG_ARCHIVE": "off",
-                "PODFLEET_DELETE_POLICY": "always",
-                "PODFLEET_HEARTBEAT_SECONDS": "1",
-                "PODFLEET_WATCHER_LEASE_SECONDS": "3",
-            }) as fleet:
+    with tempfile.TemporaryDirectory(prefix="podfleet-bench-dag-") as tmp_name, bench_fleet(
+            tmp_name, 4, args.run_time, "bench-dag") as fleet:
         tmp = fleet.workdir
         home = tmp / "airflow-home"
         write_dag(home)
         env = airflow_env(home, fleet.kubeconfig, 64, KE_BATCH, False)
-        base = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "PODFLEET_"))}
-        airflow_bin = str(Path(sys.executable).with_name("airflow"))
-        t0 = time.monotonic()
-        for command in (["db", "migrate"], ["dags", "reserialize"]):
-            done = subprocess.run([airflow_bin, *command], env={**base, **env}, text=True,
-                                  capture_output=True, timeout=600, cwd=tmp)
-            if done.returncode != 0:
-                raise RuntimeError(f"airflow {' '.join(command)}: {done.stdout[-2000:]}"
-                                   f"{done.stderr[-2000:]}")
-        print(f"airflow db migrate + dags reserialize: {time.monotonic() - t0:.1f}s", flush=True)
+        prepare_airflow(env, tmp, timeout=600)
         spec = {"runs": runs, "loop_interval": args.loop_interval, "timeout": args.timeout,
                 "kubeconfig": str(fleet.kubeconfig)}
         results: dict[str, dict[str, Any]] = {}
         for kind in args.executors:
             print(f"\n--- {kind}", flush=True)
             extra = fleet.env if kind == "podfleet" else {}
-            results[kind] = run_child(kind, spec, {**base, **env, **extra}, tmp,
+            results[kind] = run_child(kind, spec, {**outside_env(), **env, **extra}, tmp,
                                       timeout=args.timeout * runs + 180)
         report(results)
         if args.quick:
@@ -293,38 +281,27 @@ class PodTimes:
 def child(kind: str, spec_file: str) -> None:
     import logging
 
-    from airflow.jobs.job import Job
     from airflow.models.serialized_dag import SerializedDagModel
     from airflow.utils.session import create_session
-    from bench_airflow import make_executor, start_workers, wait_settled
 
     spec = json.loads(Path(spec_file).read_text())
     logging.basicConfig(level=logging.WARNING)
+    job_id = scheduler_job()
     with create_session() as session:
-        job = Job(job_type="SchedulerJob", state="running")
-        session.add(job)
-        session.commit()
-        job_id = int(job.id)
         dag = SerializedDagModel.get_dag(DAG_ID, session=session)
         assert dag is not None, f"{DAG_ID} was not serialized"
         upstream = {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks}
 
     pods = PodTimes(spec["kubeconfig"])
     pods.start()
-    workers = start_workers(kind, Path(spec_file).parent)
-    executor = make_executor(kind)
-    executor.job_id = job_id
-    executor.start()
-    wait_settled(workers.processes if workers else [])
+    executor, workers = start_executor(kind, job_id, Path(spec_file).parent)
     runs = []
     try:
         for _ in range(int(spec["runs"])):
             runs.append(run_dag(executor, kind, job_id, upstream, pods, spec))
             time.sleep(1.0)  # the last pods' deletes settle between runs
     finally:
-        executor.end() if not executor.running else executor.terminate()
-        if workers is not None:
-            workers.stop()
+        stop_executor(executor, workers)
     if kind == "podfleet":
         add_podfleet_times(runs)
     Path(spec["out"]).write_text(json.dumps({"upstream": upstream, "runs": runs}))
@@ -356,25 +333,11 @@ def run_dag(executor: Any, kind: str, job_id: int, upstream: dict[str, list[str]
             pods: PodTimes, spec: dict[str, Any]) -> dict[str, Any]:
     """One DagRun to its end; per task: ready, queued, created, running, ended, reported."""
     from airflow.executors.workloads import ExecuteTask
-    from airflow.models.serialized_dag import SerializedDagModel
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, TaskInstanceState
-    from airflow.utils.types import DagRunTriggeredByType, DagRunType
-    from sqlalchemy import select
-    from sqlalchemy.orm import joinedload
 
     from podfleet.airflow.compat import ti_key
 
     interval = float(spec["loop_interval"])
-    with create_session() as session:
-        dag = SerializedDagModel.get_dag(DAG_ID, session=session)
-        assert dag is not None
-        run = dag.create_dagrun(run_id=f"bench_{kind}_{uuid.uuid4().hex[:8]}",
-                                run_after=datetime.now(UTC), run_type=DagRunType.MANUAL,
-                                triggered_by=DagRunTriggeredByType.TEST,
-                                state=DagRunState.RUNNING, session=session)
-        run_id = run.run_id
+    run_id = new_dag_run(DAG_ID, kind)
     start = time.time()
     ready: dict[str, float] = {t: start for t, ups in upstream.items() if not ups}
     queued: dict[str, float] = {}
@@ -395,25 +358,7 @@ def run_dag(executor: Any, kind: str, job_id: int, upstream: dict[str, list[str]
                 ready[task] = max(e for e in ends if e is not None)
         due = [t for t in ready if t not in queued]
         if due:
-            with create_session() as session:
-                tis = session.scalars(select(TaskInstance).where(
-                    TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id,
-                    TaskInstance.task_id.in_(due))).all()
-                for ti in tis:
-                    ti.state = TaskInstanceState.QUEUED
-                    ti.try_number = 1
-                    ti.queued_by_job_id = job_id
-                    ti.queued_dttm = datetime.now(UTC)
-                    ti.external_executor_id = str(uuid.uuid4())
-                session.commit()
-            with create_session() as session:
-                rows = session.scalars(select(TaskInstance).where(
-                    TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id,
-                    TaskInstance.task_id.in_(due)).options(
-                    joinedload(TaskInstance.dag_run),
-                    joinedload(TaskInstance.dag_model))).unique().all()
-                session.expunge_all()
-            for ti in rows:
+            for ti in queue_tries(DAG_ID, run_id, job_id, due):
                 executor.queue_workload(ExecuteTask.make(ti), session=None)
                 queued[ti.task_id] = time.time()
                 keys[ti_key(executor, ti)] = ti.task_id
@@ -440,24 +385,12 @@ def run_dag(executor: Any, kind: str, job_id: int, upstream: dict[str, list[str]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_driver_arguments(parser, "driver loops (heartbeat() calls)")
     parser.add_argument("--quick", action="store_true", help="1 run per executor")
     parser.add_argument("--runs", type=int, default=0, help="DAG runs per executor")
-    parser.add_argument("--run-time", type=float, default=1.0,
-                        help="simulated seconds each pod runs")
-    parser.add_argument("--loop-interval", type=float, default=0.1,
-                        help="seconds between driver loops (heartbeat() calls)")
     parser.add_argument("--timeout", type=float, default=180.0,
                         help="seconds one DAG run may take")
-    parser.add_argument("--only", choices=("kubernetes", "podfleet"),
-                        help="run this executor alone")
-    parser.add_argument("--child", nargs=2, metavar=("KIND", "SPEC"), help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    ensure_airflow(str(Path(__file__).resolve()))
-    if args.child:
-        child(*args.child)
-        return
-    args.executors = [args.only] if args.only else ["kubernetes", "podfleet"]
-    parent(args)
+    run_parent_or_child(parser.parse_args(), parent, child, str(Path(__file__).resolve()))
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,15 @@ def sample_pending(kube: KubeClient, stop: threading.Event, out: list[Sample]) -
 
 def jain(values: list[float]) -> float:
     return sum(values) ** 2 / (len(values) * sum(v * v for v in values)) if values else 1.0
+
+
+def weighted_shares(amounts: Mapping[str, float]) -> dict[str, tuple[float, float]]:
+    """Each queue's share of ``amounts``, and its weight's share among the queues holding
+    any (0 for a queue holding none): (share, goal)."""
+    total = sum(amounts.values())
+    weight_sum = sum(w for q, w in WEIGHTS.items() if amounts[q] > 0)
+    return {q: (amounts[q] / total if total else 0.0,
+                w / weight_sum if amounts[q] > 0 else 0.0) for q, w in WEIGHTS.items()}
 
 
 def main() -> int:
@@ -208,17 +218,11 @@ def report(launched: list[tuple[float, str]], started: float, seconds: float,
     for index in sorted(windows):
         if (index + 1) * WINDOW_S > seconds + 0.01:
             continue
-        counts = windows[index]
-        total = sum(counts.values())
-        active = [q for q in WEIGHTS if counts[q] > 0]
-        weight_sum = sum(WEIGHTS[q] for q in active)
         cells = []
         normalised = []
-        for queue in WEIGHTS:
-            share = counts[queue] / total if total else 0.0
-            goal = WEIGHTS[queue] / weight_sum if queue in active else 0.0
+        for share, goal in weighted_shares(windows[index]).values():
             cells.append(f"{100 * share:5.1f}% vs {100 * goal:5.1f}%")
-            if queue in active:
+            if goal > 0:
                 normalised.append(share / goal)
                 # The window in which ml joins mixes two regimes: judged from the next one.
                 if judge_launches and index > 0 and ml_sent_at - started < index * WINDOW_S \
@@ -267,17 +271,12 @@ def report_pending(pending: list[Sample], started: float, seconds: float,
             continue
         samples = windows[index]
         held = {q: sum(c[q] for c in samples) / len(samples) for q in WEIGHTS}
-        total = sum(held.values())
-        active = [q for q in WEIGHTS if held[q] > 0]
-        weight_sum = sum(WEIGHTS[q] for q in active)
         judged = index * WINDOW_S >= ml_sent_at - started + 2 * WINDOW_S
         cells = []
         normalised = []
-        for queue in WEIGHTS:
-            share = held[queue] / total if total else 0.0
-            goal = WEIGHTS[queue] / weight_sum if queue in active else 0.0
+        for queue, (share, goal) in weighted_shares(held).items():
             cells.append(f"{held[queue]:5.0f} {100 * share:5.1f}% vs {100 * goal:5.1f}%")
-            if queue in active:
+            if goal > 0:
                 normalised.append(share / goal)
                 if judged and abs(share - goal) > 0.05:
                     ok = False

@@ -18,6 +18,7 @@ from service_checks import missing_service
 
 from podfleet.executor.migrate import upgrade
 from podfleet.local.postgres import PostgresUnavailable, ScratchDatabase
+from podfleet.local.redis_sentinel import SentinelGroup
 from podfleet.local.redis_server import RedisServer, RedisServerError
 
 POSTGRES_ADMIN_URL = os.environ.get(
@@ -47,6 +48,18 @@ def private_redis(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     server = _started_redis(appendonly="aof" in request.node.name)
     yield server
     server.close()
+
+
+@pytest.fixture(scope="module")
+def sentinels() -> Iterator[SentinelGroup]:
+    """A Redis primary, its replica and three sentinels, for one test module (a test that
+    kills the primary is alone in its module); skipped where they cannot start."""
+    try:
+        group = SentinelGroup(sentinels=3).start()
+    except RedisServerError as exc:
+        pytest.skip(str(exc))
+    yield group
+    group.close()
 
 
 @pytest.fixture

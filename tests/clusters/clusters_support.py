@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from prompt_launches import PROMPT_LAUNCHES
 
 from podfleet.broker import enqueue_envelopes, make_broker
 from podfleet.contracts.events import TaskEvent
@@ -65,12 +66,7 @@ class Clusters:
                 signing_key=SIGNING_KEY, env={
                     "PODFLEET_EXECUTOR_ID": self.executor_id,
                     "PODFLEET_CLUSTERS_FILE": str(clusters_file),
-                    "PODFLEET_LAUNCH_RATE": "0",
-                    "PODFLEET_MAX_PENDING_PODS": "0",
-                    "PODFLEET_LAUNCH_BACKOFF_SECONDS": "0.05",
-                    "PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS": "0.5",
-                    "PODFLEET_KUBE_TIMEOUT_SECONDS": "2",
-                    "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
+                    **PROMPT_LAUNCHES,
                     "PODFLEET_WATCHER_LEASE_SECONDS": "3",
                     **env,
                 }).start()

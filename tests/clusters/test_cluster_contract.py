@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from launch_requests import launch_request
 
 from podfleet.contracts.clusters import (
     DEFAULT_CLUSTER,
@@ -92,29 +93,21 @@ def test_placement_reads_the_pod_overrides_annotation_which_must_agree() -> None
         Placement.from_executor_config({"pod_override": override, "cluster": "east"})
 
 
-def request(**overrides: object) -> LaunchRequest:
-    fields: dict[str, object] = dict(
-        key=TaskKey("dag", "task", "run-1"), launch_id=new_launch_id(),
-        command=("true",), executor_id="exec-1", namespace="default", queued_at=1.5)
-    fields.update(overrides)
-    return LaunchRequest(**fields)  # type: ignore[arg-type]
-
-
 def test_a_requests_eligible_clusters_travel_signed() -> None:
-    batch = LaunchBatch((request(clusters=("west", "east")),))
+    batch = LaunchBatch((launch_request(clusters=("west", "east")),))
     opened = open_envelope(batch.seal(SIGNER), SIGNER)
     assert opened.requests[0].clusters == ("west", "east")
 
 
 def test_a_request_written_before_clusters_existed_means_the_default_cluster() -> None:
-    wire = request().to_wire()
+    wire = launch_request().to_wire()
     del wire["clusters"]
     assert LaunchRequest.from_wire(wire).clusters == (DEFAULT_CLUSTER,)
 
 
 @pytest.mark.parametrize("clusters", [[], ["Bad_Name"], ["a", "a"], "east", [1]])
 def test_signed_but_invalid_clusters_are_refused(clusters: object) -> None:
-    wire = request().to_wire()
+    wire = launch_request().to_wire()
     wire["clusters"] = clusters
     with pytest.raises(InvalidMessage, match="clusters"):
         LaunchRequest.from_wire(wire)

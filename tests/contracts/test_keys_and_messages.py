@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from launch_requests import launch_request
 
 from podfleet.contracts.events import EventKind, EventSource, InvalidEvent, TaskEvent
 from podfleet.contracts.failure import Failure
@@ -11,7 +12,6 @@ from podfleet.contracts.messages import (
     LAST_REASON_LIMIT,
     InvalidMessage,
     LaunchBatch,
-    LaunchRequest,
     new_launch_id,
     open_envelope,
 )
@@ -19,15 +19,6 @@ from podfleet.contracts.signing import MessageSigner
 from podfleet.contracts.states import TaskState, may_transition
 
 SIGNER = MessageSigner(b"k" * 32)
-
-
-def request(**overrides: object) -> LaunchRequest:
-    fields: dict[str, object] = dict(
-        key=TaskKey("dag", "task", "run-1"), launch_id=new_launch_id(),
-        command=("airflow", "tasks", "run"), executor_id="exec-1", namespace="default",
-        queued_at=1.5)
-    fields.update(overrides)
-    return LaunchRequest(**fields)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("parts", [
@@ -45,20 +36,21 @@ def test_airflow_style_four_part_key_gets_default_map_index() -> None:
 
 
 def test_sealed_batch_opens_to_the_same_requests() -> None:
-    batch = LaunchBatch((request(), request(deadline=99.0, executor_config={"image": "x"})))
+    batch = LaunchBatch((launch_request(),
+                         launch_request(deadline=99.0, executor_config={"image": "x"})))
     opened = open_envelope(batch.seal(SIGNER), SIGNER)
     assert opened == batch
 
 
 def test_tampered_body_is_refused() -> None:
-    envelope = LaunchBatch((request(),)).seal(SIGNER)
+    envelope = LaunchBatch((launch_request(),)).seal(SIGNER)
     envelope["body"] = envelope["body"].replace("airflow", "curl evil")
     with pytest.raises(InvalidMessage, match="signature does not match"):
         open_envelope(envelope, SIGNER)
 
 
 def test_message_signed_with_another_key_is_refused() -> None:
-    envelope = LaunchBatch((request(),)).seal(MessageSigner(b"x" * 32))
+    envelope = LaunchBatch((launch_request(),)).seal(MessageSigner(b"x" * 32))
     with pytest.raises(InvalidMessage, match="signature"):
         open_envelope(envelope, SIGNER)
 
@@ -74,7 +66,7 @@ def test_malformed_envelopes_are_refused(envelope: object) -> None:
                                  {"command": ["ok", 3]}, {"launch_id": "nope"},
                                  {"queued_at": "yesterday"}, {"namespace": ""}])
 def test_signed_but_invalid_request_is_refused(bad: dict[str, object]) -> None:
-    wire = request().to_wire() | bad
+    wire = launch_request().to_wire() | bad
     batch_body = ('{"v":1,"batch_id":"b","sent_at":1.0,"requests":[' +
                   __import__("orjson").dumps(wire).decode() + "]}").encode()
     envelope = {"v": 1, "body": batch_body.decode(), "sig": SIGNER.sign(batch_body)}
@@ -84,7 +76,7 @@ def test_signed_but_invalid_request_is_refused(bad: dict[str, object]) -> None:
 
 def test_a_handed_back_request_carries_its_attempts_signed_with_the_rest() -> None:
     # Given a request the launcher tried twice and hands back to the broker
-    again = request().handed_back(2, "TooManyRequests (429): slow down")
+    again = launch_request().handed_back(2, "TooManyRequests (429): slow down")
 
     # When it is sealed and opened at the other end
     opened = open_envelope(LaunchBatch((again,)).seal(SIGNER), SIGNER).requests[0]
@@ -94,24 +86,24 @@ def test_a_handed_back_request_carries_its_attempts_signed_with_the_rest() -> No
 
 
 def test_a_fresh_request_has_no_attempts_on_the_wire() -> None:
-    wire = request().to_wire()
+    wire = launch_request().to_wire()
     assert "attempts" not in wire and "last_reason" not in wire
 
 
 def test_a_carried_reason_is_shortened_to_its_limit() -> None:
-    again = request().handed_back(1, "x" * (LAST_REASON_LIMIT + 10))
+    again = launch_request().handed_back(1, "x" * (LAST_REASON_LIMIT + 10))
     assert len(again.last_reason) == LAST_REASON_LIMIT
 
 
 def test_a_request_cannot_be_built_with_negative_attempts() -> None:
     with pytest.raises(InvalidMessage, match="attempts"):
-        request(attempts=-1)
+        launch_request(attempts=-1)
 
 
 @pytest.mark.parametrize("bad", [{"attempts": -1}, {"attempts": "2"}, {"attempts": True},
                                  {"attempts": 1, "last_reason": 5}])
 def test_signed_but_invalid_carried_attempts_are_refused(bad: dict[str, object]) -> None:
-    wire = request().to_wire() | bad
+    wire = launch_request().to_wire() | bad
     batch_body = ('{"v":1,"batch_id":"b","sent_at":1.0,"requests":[' +
                   __import__("orjson").dumps(wire).decode() + "]}").encode()
     envelope = {"v": 1, "body": batch_body.decode(), "sig": SIGNER.sign(batch_body)}

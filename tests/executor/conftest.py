@@ -16,24 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from executor_support import SIGNING_KEY, Clock
+from executor_support import SIGNING_KEY, Clock, start_held_simulator
 from kubernetes import client as k8s_client
 
 from podfleet.executor import Executor
 from podfleet.kube.client import KubeClient
 from podfleet.local.fleet import LocalFleet
 from podfleet.settings import Settings
-from podfleet.simulator.cluster.config import ClusterConfig
-from podfleet.simulator.config import SimulatorConfig
-from podfleet.simulator.server import ThreadSimulator, start_simulator
+from podfleet.simulator.server import ThreadSimulator
 
 
 @pytest.fixture(scope="session")
 def simulator() -> Iterator[ThreadSimulator]:
-    cluster = ClusterConfig(nodes=2, schedule_delay_s=0.01, container_start_delay_s=0.01,
-                            default_run_time_s=3600.0, termination_delay_s=0.01)
-    sim = start_simulator(SimulatorConfig(default_termination_grace_period_s=1,
-                                          cluster=cluster))
+    sim = start_held_simulator()
     assert isinstance(sim, ThreadSimulator)
     yield sim
     sim.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,9 @@ from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor
 from podfleet.executor.db import ExecutorRecord, TaskInstance, make_engine
 from podfleet.kube.client import KubeClient
+from podfleet.simulator.cluster.config import ClusterConfig
+from podfleet.simulator.config import SimulatorConfig
+from podfleet.simulator.server import RunningSimulator, start_simulator
 
 SIGNING_KEY = "executor-tests-signing-key-0123456789"
 
@@ -35,6 +39,15 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def start_held_simulator() -> RunningSimulator:
+    """A two-node simulator whose pods start at once and run for an hour: the tests end them
+    (or see them end) themselves."""
+    cluster = ClusterConfig(nodes=2, schedule_delay_s=0.01, container_start_delay_s=0.01,
+                            default_run_time_s=3600.0, termination_delay_s=0.01)
+    return start_simulator(SimulatorConfig(default_termination_grace_period_s=1,
+                                           cluster=cluster))
 
 
 def age_heartbeat(database_url: str, executor_id: str, seconds: float) -> None:
@@ -80,6 +93,14 @@ def publish(redis_url: str, events: list[TaskEvent]) -> None:
     client = redis.Redis.from_url(redis_url)
     publish_events(client, RedisKeys(), events)
     client.close()
+
+
+def publish_seen(redis_url: str, row: TaskInstance, state: TaskState, cluster: str,
+           pod: dict[str, Any]) -> None:
+    """Publish the watcher's event of ``state`` for ``pod``, as seen in ``cluster``."""
+    publish(redis_url, [dataclasses.replace(event(row, state), cluster=cluster,
+                                            pod_uid=pod["metadata"]["uid"],
+                                            namespace=pod["metadata"]["namespace"])])
 
 
 def create_pod(kube: KubeClient, namespace: str, row: TaskInstance,

@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -24,34 +25,28 @@ from executor_support import (
     ExecutorFactory,
     create_pod,
     deleted,
-    event,
     key,
-    publish,
+    publish_seen,
     row_of,
     sent_batches,
+    start_held_simulator,
 )
 
 from podfleet.cli import main
 from podfleet.contracts.states import TaskState
-from podfleet.executor import TaskSubmission
+from podfleet.executor import Executor, TaskSubmission
 from podfleet.executor.cli.cluster_status import cluster_report, count_by_cluster
 from podfleet.executor.db import TaskInstance, make_engine
 from podfleet.executor.submission import InvalidSubmission
 from podfleet.kube.client import KubeClient
 from podfleet.local.ports import free_port
-from podfleet.simulator.cluster.config import ClusterConfig
-from podfleet.simulator.config import SimulatorConfig
-from podfleet.simulator.server import RunningSimulator, start_simulator
+from podfleet.simulator.server import RunningSimulator
 
 
 @pytest.fixture(scope="session")
 def west_simulator() -> Iterator[RunningSimulator]:
-    cluster = ClusterConfig(nodes=2, schedule_delay_s=0.01, container_start_delay_s=0.01,
-                            default_run_time_s=3600.0, termination_delay_s=0.01)
-    sim = start_simulator(SimulatorConfig(default_termination_grace_period_s=1,
-                                          cluster=cluster))
-    yield sim
-    sim.stop()
+    with start_held_simulator() as sim:
+        yield sim
 
 
 @pytest.fixture
@@ -116,20 +111,24 @@ def _submission(task: str) -> TaskSubmission:
     return TaskSubmission(key(task), ["true"])
 
 
+def started_task(make_executor: ExecutorFactory, database_url: str,
+                 **options: Any) -> tuple[Executor, TaskInstance]:
+    """A started executor (made with ``options``) and the row of the one task it submitted."""
+    executor = make_executor(**options)
+    executor.start()
+    executor.submit(key(), ["true"])
+    return executor, row_of(database_url, key())
+
+
 def test_the_row_records_the_cluster_and_revoke_deletes_the_pod_there(
         two_clusters: dict[str, str], make_executor: ExecutorFactory, kube: KubeClient,
         west: KubeClient, namespace: str, database_url: str, redis_url: str) -> None:
     # Given a task whose pod the launcher placed in west (a pod of the same name exists
     # in default too, someone else's)
-    executor = make_executor()
-    executor.start()
-    executor.submit(key(), ["true"])
-    row = row_of(database_url, key())
+    executor, row = started_task(make_executor, database_url)
     placed = create_pod(west, namespace, row)
     bystander = create_pod(kube, namespace, row)
-    publish(redis_url, [dataclasses.replace(event(row, TaskState.LAUNCHED), cluster="west",
-                                            pod_uid=placed["metadata"]["uid"],
-                                            namespace=namespace)])
+    publish_seen(redis_url, row, TaskState.LAUNCHED, "west", placed)
     executor.sync()
     # Then its row records west
     assert row_of(database_url, key()).cluster == "west"
@@ -146,20 +145,13 @@ def test_an_event_from_another_cluster_than_the_rows_does_not_decide_the_task(
         two_clusters: dict[str, str], make_executor: ExecutorFactory, kube: KubeClient,
         west: KubeClient, namespace: str, database_url: str, redis_url: str) -> None:
     # Given a task running in west
-    executor = make_executor()
-    executor.start()
-    executor.submit(key(), ["true"])
-    row = row_of(database_url, key())
+    executor, row = started_task(make_executor, database_url)
     placed = create_pod(west, namespace, row)
-    publish(redis_url, [dataclasses.replace(event(row, TaskState.RUNNING), cluster="west",
-                                            pod_uid=placed["metadata"]["uid"],
-                                            namespace=namespace)])
+    publish_seen(redis_url, row, TaskState.RUNNING, "west", placed)
     executor.sync()
     # When a pod of the same launch shows up running in default and reports SUCCESS
     copy = create_pod(kube, namespace, row)
-    publish(redis_url, [dataclasses.replace(event(row, TaskState.SUCCESS), cluster="default",
-                                            pod_uid=copy["metadata"]["uid"],
-                                            namespace=namespace)])
+    publish_seen(redis_url, row, TaskState.SUCCESS, "default", copy)
     executor.sync()
     # Then the task still runs (in west), and the copy in default is deleted
     assert row_of(database_url, key()).task_state is TaskState.RUNNING
@@ -171,14 +163,9 @@ def test_reconciliation_completes_a_task_from_its_own_clusters_pod(
         two_clusters: dict[str, str], make_executor: ExecutorFactory, west: KubeClient,
         namespace: str, database_url: str, redis_url: str) -> None:
     # Given a task launched in west whose pod finished while no executor ran
-    first = make_executor(executor_id="first")
-    first.start()
-    first.submit(key(), ["true"])
-    row = row_of(database_url, key())
+    first, row = started_task(make_executor, database_url, executor_id="first")
     placed = create_pod(west, namespace, row)
-    publish(redis_url, [dataclasses.replace(event(row, TaskState.LAUNCHED), cluster="west",
-                                            pod_uid=placed["metadata"]["uid"],
-                                            namespace=namespace)])
+    publish_seen(redis_url, row, TaskState.LAUNCHED, "west", placed)
     first.sync()
     _finish(west, namespace, placed["metadata"]["name"])
     first.terminate()
@@ -208,14 +195,9 @@ def test_a_cluster_removed_from_the_configuration_is_reported_not_dropped(
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     # Given a task running in west
-    first = make_executor(executor_id="first")
-    first.start()
-    first.submit(key(), ["true"])
-    row = row_of(database_url, key())
+    first, row = started_task(make_executor, database_url, executor_id="first")
     placed = create_pod(west, namespace, row)
-    publish(redis_url, [dataclasses.replace(event(row, TaskState.RUNNING), cluster="west",
-                                            pod_uid=placed["metadata"]["uid"],
-                                            namespace=namespace)])
+    publish_seen(redis_url, row, TaskState.RUNNING, "west", placed)
     first.sync()
     first.terminate()
     # When west is removed from the configuration and an executor starts

@@ -17,7 +17,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import yaml
@@ -37,6 +37,7 @@ from podfleet.simulator.server import RunningSimulator, start_simulator
 from podfleet.simulator.tls import TlsConfig
 
 TOKEN = "async-client-test-token"
+E = TypeVar("E", bound=BaseException)
 
 
 def a_pod() -> dict[str, Any]:
@@ -85,6 +86,13 @@ def client_for(kubeconfig: Path, timeout_seconds: float = 5.0) -> AsyncKubeClien
     return AsyncKubeClient.from_client(kube)
 
 
+def failed_create(loop: EventLoopThread, client: AsyncKubeClient, error: type[E]) -> E:
+    """The error of type ``error`` that ``create`` raises."""
+    with pytest.raises(error) as caught:
+        create(loop, client)
+    return caught.value
+
+
 def create(loop: EventLoopThread, client: AsyncKubeClient) -> dict[str, Any]:
     async def go() -> dict[str, Any]:
         try:
@@ -114,11 +122,9 @@ def test_a_429_carries_its_retry_after(
     client = client_for(sim.write_kubeconfig(tmp_path / "kubeconfig"))
 
     # When a pod is created
-    with pytest.raises(TooManyRequests) as caught:
-        create(loop, client)
+    error = failed_create(loop, client, TooManyRequests)
 
     # Then the error is the server's, retryable, with Retry-After parsed
-    error = caught.value
     assert (error.status, error.reason, error.retry_after) == (429, "TooManyRequests", 7.0)
     assert error.retryable
 
@@ -128,11 +134,10 @@ def test_a_503_is_a_retryable_service_unavailable(
     sim.admin.set_faults(verbs={"create": VerbFaults(error_503=1.0)}, retry_after_s=2)
     client = client_for(sim.write_kubeconfig(tmp_path / "kubeconfig"))
 
-    with pytest.raises(ServerError) as caught:
-        create(loop, client)
+    error = failed_create(loop, client, ServerError)
 
-    assert (caught.value.status, caught.value.reason) == (503, "ServiceUnavailable")
-    assert caught.value.retryable
+    assert (error.status, error.reason) == (503, "ServiceUnavailable")
+    assert error.retryable
 
 
 def test_a_422_is_final_and_keeps_the_servers_causes(
@@ -162,11 +167,10 @@ def test_a_server_that_does_not_answer_in_time_is_a_timeout(
                          timeout_hold_s=1.5)
     client = client_for(sim.write_kubeconfig(tmp_path / "kubeconfig"), timeout_seconds=0.3)
 
-    with pytest.raises(Unreachable) as caught:
-        create(loop, client)
+    error = failed_create(loop, client, Unreachable)
 
-    assert caught.value.timed_out
-    assert caught.value.retryable
+    assert error.timed_out
+    assert error.retryable
 
 
 def test_a_refused_connection_is_a_connection_error(
@@ -178,11 +182,10 @@ def test_a_refused_connection_is_a_connection_error(
     client = client_for(write_kubeconfig(tmp_path / "kubeconfig", f"http://127.0.0.1:{port}",
                                          {"token": TOKEN}))
 
-    with pytest.raises(Unreachable) as caught:
-        create(loop, client)
+    error = failed_create(loop, client, Unreachable)
 
-    assert caught.value.reason == "ConnectionError"
-    assert caught.value.retryable
+    assert error.reason == "ConnectionError"
+    assert error.retryable
 
 
 def test_the_plain_client_reports_a_refused_connection_as_refused_not_as_a_timeout(
@@ -244,10 +247,9 @@ def test_a_wrong_token_is_refused_with_401(
     client = client_for(write_kubeconfig(tmp_path / "kubeconfig", sim.url,
                                          {"token": "not-the-token"}))
 
-    with pytest.raises(Unauthorized) as caught:
-        create(loop, client)
+    error = failed_create(loop, client, Unauthorized)
 
-    assert caught.value.status == 401
+    assert error.status == 401
 
 
 def test_a_token_from_an_exec_plugin_is_sent(
@@ -341,10 +343,9 @@ def test_tls_without_a_trusted_authority_is_refused(
     client = client_for(write_kubeconfig(
         tmp_path / "kubeconfig", f"https://127.0.0.1:{terminator.port}", {"token": TOKEN}))
 
-    with pytest.raises(Unreachable) as caught:
-        create(loop, client)
+    error = failed_create(loop, client, Unreachable)
 
-    assert "certificate" in caught.value.message.lower()
+    assert "certificate" in error.message.lower()
 
 
 def test_insecure_skip_tls_verify_is_honoured(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from prompt_launches import PROMPT_LAUNCHES
 
 from podfleet.broker import enqueue_envelopes, make_broker
 from podfleet.contracts.events import TaskEvent
@@ -49,16 +50,7 @@ class Fleet:
         self.local = LocalFleet(
             workdir=tmp_path, simulator=sim, redis_url=redis_url, migrate=False,
             signing_key=SIGNING_KEY, env={
-                "PODFLEET_EXECUTOR_ID": self.executor_id,
-                "PODFLEET_LAUNCH_RATE": "0",
-                # No watcher runs here (these tests read launches), so nothing would see
-                # pods start and free the pending cap's room.
-                "PODFLEET_MAX_PENDING_PODS": "0",
-                "PODFLEET_LAUNCH_BACKOFF_SECONDS": "0.05",
-                "PODFLEET_LAUNCH_BACKOFF_MAX_SECONDS": "0.5",
-                "PODFLEET_KUBE_TIMEOUT_SECONDS": "2",
-                "PODFLEET_BROKER_HEARTBEAT_TIMEOUT_SECONDS": "3",
-            }).start()
+                "PODFLEET_EXECUTOR_ID": self.executor_id, **PROMPT_LAUNCHES}).start()
         #: The PODFLEET_* variables of the workers (and the sender); a test may change them.
         self.env = self.local.env
         self._settings: Settings | None = None

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_support import Pipeline, sim_config
+from pipeline_support import Pipeline, open_pipeline, sim_config
 from session_simulator import clean_simulator, session_simulator
 
 from podfleet.kube.client import KubeClient
@@ -48,18 +48,10 @@ def namespace(sim: RunningSimulator) -> str:
     return _new_namespace(sim, "p")
 
 
-def _pipeline(sim: RunningSimulator, database_url: str, redis_url: str, namespace: str,
-              tmp_path: Path) -> Pipeline:
-    return Pipeline(sim=sim, database_url=database_url, redis_url=redis_url,
-                    namespace=namespace, tmp_path=tmp_path)
-
-
 @pytest.fixture
 def pipeline(sim: RunningSimulator, database_url: str, redis_url: str,
              namespace: str, tmp_path: Path) -> Iterator[Pipeline]:
-    world = _pipeline(sim, database_url, redis_url, namespace, tmp_path)
-    yield world
-    world.close()
+    yield from open_pipeline(sim, database_url, redis_url, namespace, tmp_path)
 
 
 @pytest.fixture(scope="session")
@@ -74,10 +66,8 @@ def local_simulator() -> Iterator[RunningSimulator]:
 def local_pipeline(local_simulator: RunningSimulator, database_url: str,
                    redis_url: str, tmp_path: Path) -> Iterator[Pipeline]:
     """A pipeline on the local-mode simulator, in a namespace of its own."""
-    world = _pipeline(local_simulator, database_url, redis_url,
-                      _new_namespace(local_simulator, "l"), tmp_path)
-    yield world
-    world.close()
+    yield from open_pipeline(local_simulator, database_url, redis_url,
+                             _new_namespace(local_simulator, "l"), tmp_path)
 
 
 @pytest.fixture
@@ -85,6 +75,4 @@ def private_pipeline(sim: RunningSimulator, database_url: str,
                      private_redis: RedisServer, namespace: str,
                      tmp_path: Path) -> Iterator[Pipeline]:
     """A pipeline on a Redis of its own, which the test may kill and restart."""
-    world = _pipeline(sim, database_url, private_redis.url, namespace, tmp_path)
-    yield world
-    world.close()
+    yield from open_pipeline(sim, database_url, private_redis.url, namespace, tmp_path)

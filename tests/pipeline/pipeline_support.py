@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ import redis
 import sqlalchemy as sa
 
 from podfleet.contracts.keys import TaskKey
-from podfleet.contracts.naming import LAUNCH_ID_LABEL, MANAGED_SELECTOR
+from podfleet.contracts.naming import LAUNCH_ID_LABEL, MANAGED_SELECTOR, QUEUE_ANNOTATION
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, TaskSubmission
@@ -71,6 +72,37 @@ def sim_config() -> SimulatorConfig:
                               image_pull_backoff_s=0.2, termination_delay_s=0.05,
                               reschedule_delay_s=0.01),
     )
+
+
+class PendingSampler:
+    """Samples the namespace's Pending podfleet pods every 0.1 s on a thread of its own, as
+    the simulator lists them: each sample is (monotonic time, Pending pods per task queue)."""
+
+    def __init__(self, kube: KubeClient, namespace: str) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.samples: list[tuple[float, Counter[str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PendingSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.1):
+            # One page: the pages of a paged list are read at different moments, and during
+            # a burst a pod counted Pending on one page may already run, while newer ones
+            # appear on the next, which no instant ever had.
+            pods = self.kube.list_pods(self.namespace, label_selector=MANAGED_SELECTOR,
+                                       page_size=100_000).items
+            self.samples.append((time.monotonic(), Counter(
+                str((p["metadata"].get("annotations") or {}).get(QUEUE_ANNOTATION))
+                for p in pods if (p.get("status") or {}).get("phase") == "Pending")))
 
 
 def task_key(n: int, dag: str = "pipeline") -> TaskKey:
@@ -277,6 +309,16 @@ class Pipeline:
         if self._kube is not None:
             self._kube.close()
         self.redis.close()
+
+
+def open_pipeline(sim: RunningSimulator, database_url: str, redis_url: str, namespace: str,
+                  tmp_path: Path) -> Iterator[Pipeline]:
+    """A :class:`Pipeline` on these services, for a fixture to ``yield from``: closed when
+    the test ends."""
+    world = Pipeline(sim=sim, database_url=database_url, redis_url=redis_url,
+                     namespace=namespace, tmp_path=tmp_path)
+    yield world
+    world.close()
 
 
 def submit_tasks(executor: Executor, count: int, seconds: str) -> list[TaskKey]:

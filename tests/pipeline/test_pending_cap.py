@@ -7,15 +7,14 @@ view; the watcher and the launchers are real ``podfleet worker`` processes.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from pipeline_support import PendingSampler
 
 from podfleet.contracts.keys import TaskKey
-from podfleet.contracts.naming import MANAGED_SELECTOR
 from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, TaskSubmission
 from podfleet.kube.client import KubeClient
@@ -23,35 +22,6 @@ from podfleet.local.fleet import LocalFleet
 from podfleet.simulator.cluster import fate
 from podfleet.simulator.cluster.config import ClusterConfig
 from podfleet.simulator.config import SimulatorConfig
-
-
-class PendingSampler:
-    """Counts the namespace's Pending podfleet pods every 0.1 s on a thread of its own."""
-
-    def __init__(self, kube: KubeClient, namespace: str) -> None:
-        self.kube = kube
-        self.namespace = namespace
-        self.samples: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PendingSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            # One page: the pages of a paged list are read at different moments, and during
-            # a burst a pod counted Pending on one page may already run, while newer ones
-            # appear on the next, which no instant ever had.
-            pods = self.kube.list_pods(self.namespace, label_selector=MANAGED_SELECTOR,
-                                       page_size=100_000).items
-            self.samples.append(sum(1 for p in pods
-                                    if (p.get("status") or {}).get("phase") == "Pending"))
 
 
 def run_burst(tmp_path: Path, tasks: int, start_delay_s: float, **env: str) -> tuple[
@@ -87,7 +57,8 @@ def run_burst(tmp_path: Path, tasks: int, start_delay_s: float, **env: str) -> t
         finally:
             executor.terminate()
             kube.close()
-        return sampler.samples, Counter(states.values()), settings.launch.max_pending_pods
+        pending = [sum(queues.values()) for _, queues in sampler.samples]
+        return pending, Counter(states.values()), settings.launch.max_pending_pods
 
 
 def test_a_burst_keeps_pending_pods_at_or_under_the_cap(tmp_path: Path) -> None:

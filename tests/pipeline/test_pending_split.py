@@ -10,16 +10,16 @@ the rule itself.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from pipeline_support import PendingSampler
+
 from podfleet.broker import enqueue_envelopes, make_broker
 from podfleet.contracts.keys import TaskKey
 from podfleet.contracts.messages import LaunchBatch, LaunchRequest, new_launch_id
-from podfleet.contracts.naming import MANAGED_SELECTOR, QUEUE_ANNOTATION
 from podfleet.contracts.signing import MessageSigner
 from podfleet.kube.client import KubeClient
 from podfleet.local.fleet import LocalFleet
@@ -48,32 +48,6 @@ def launch_messages(queue: str, count: int, executor_id: str,
             for i in range(0, len(batch), 50)]
 
 
-class PendingByQueue:
-    """Samples the namespace's Pending podfleet pods per task queue every 0.1 s."""
-
-    def __init__(self, kube: KubeClient) -> None:
-        self.kube = kube
-        self.samples: list[tuple[float, Counter[str]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> PendingByQueue:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.1):
-            pods = self.kube.list_pods("default", label_selector=MANAGED_SELECTOR,
-                                       page_size=100_000).items  # one instant: one page
-            self.samples.append((time.monotonic(), Counter(
-                str((p["metadata"].get("annotations") or {}).get(QUEUE_ANNOTATION))
-                for p in pods if (p.get("status") or {}).get("phase") == "Pending")))
-
-
 def run_split(tmp_path: Path, cap: int, start_s: float, spread: bool, tasks: int,
               watch_s: float, **env: str) -> tuple[list[tuple[float, Counter[str]]], float]:
     """etl (weight 3) fills the pending cap alone, then the default queue (weight 1) gets
@@ -93,7 +67,7 @@ def run_split(tmp_path: Path, cap: int, start_s: float, spread: bool, tasks: int
         etl = launch_messages("etl", tasks, executor_id, start_s, spread)
         default = launch_messages("default", tasks // 2, executor_id, start_s, spread)
         try:
-            with PendingByQueue(kube) as sampler:
+            with PendingSampler(kube, "default") as sampler:
                 enqueue_envelopes(broker, f"{settings.launch.queue}.etl", etl)
                 deadline = time.monotonic() + 90
                 while not sampler.samples or sampler.samples[-1][1]["etl"] < 0.8 * cap:

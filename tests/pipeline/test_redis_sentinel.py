@@ -10,32 +10,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline_support import Pipeline, submit_tasks, wait_for
+from pipeline_support import Pipeline, open_pipeline, submit_tasks, wait_for
 
 from podfleet.contracts.states import TaskState
 from podfleet.local.redis_sentinel import SentinelGroup
-from podfleet.local.redis_server import RedisServerError
 from podfleet.simulator.server import RunningSimulator
-
-
-@pytest.fixture
-def sentinels() -> Iterator[SentinelGroup]:
-    try:
-        group = SentinelGroup(sentinels=3).start()
-    except RedisServerError as exc:
-        pytest.skip(str(exc))
-    yield group
-    group.close()
 
 
 @pytest.fixture
 def sentinel_pipeline(sim: RunningSimulator, database_url: str,
                       sentinels: SentinelGroup, namespace: str,
                       tmp_path: Path) -> Iterator[Pipeline]:
-    world = Pipeline(sim=sim, database_url=database_url, redis_url=sentinels.url,
-                     namespace=namespace, tmp_path=tmp_path)
-    yield world
-    world.close()
+    yield from open_pipeline(sim, database_url, sentinels.url, namespace, tmp_path)
 
 
 def test_a_sentinel_failover_mid_run_loses_no_task_and_makes_no_second_pod(

@@ -37,18 +37,37 @@ def shell(script: str) -> list[str]:
     return ["sh", "-c", script]
 
 
+def started_fleet(world: Pipeline) -> Executor:
+    """A worker, and a started executor: the fleet a test's task runs on."""
+    world.start_worker()
+    executor = world.executor()
+    executor.start()
+    return executor
+
+
 def finished_task(world: Pipeline, script: str,
                   executor_config: dict[str, object] | None = None,
                   ) -> tuple[Executor, TaskKey, str]:
     """A worker and a started executor that ran one task of ``script`` to its end:
     (the executor, the task's key, its launch id)."""
-    world.start_worker()
-    executor = world.executor()
-    executor.start()
+    executor = started_fleet(world)
     key = task_key(0)
     launch_id = executor.submit(key, shell(script), executor_config=executor_config)
     world.run_until_finished(executor, [key], timeout=90)
     return executor, key, launch_id
+
+
+def wait_deleted(world: Pipeline, executor: Executor, launch_id: str) -> None:
+    """Drive the executor until the launch's pod is gone (the default delete policy)."""
+    world.run_until(executor, lambda: launch_id not in world.pods_by_launch(), 60,
+                    "the finished pod to be deleted")
+
+
+def podfleet_logs(world: Pipeline, *args: str) -> subprocess.CompletedProcess[str]:
+    """``podfleet logs ARGS`` run as a user runs it, on the fleet's environment."""
+    env = {**world.env, "PATH": str(Path(PODFLEET).parent) + ":/usr/bin:/bin"}
+    return subprocess.run([PODFLEET, "logs", *args], env=env, cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
 
 
 @pytest.mark.slow
@@ -58,8 +77,7 @@ def test_a_finished_tasks_log_is_read_from_the_archive_after_its_pod_is_deleted(
     # When a task that writes to stdout and stderr runs to success
     executor, key, launch_id = finished_task(world, "echo hello from the task; echo oops >&2")
     # Then its pod is deleted ...
-    world.run_until(executor, lambda: launch_id not in world.pods_by_launch(), 60,
-                    "the finished pod to be deleted")
+    wait_deleted(world, executor, launch_id)
     # ... and its log is still there, read from the archive
     log = executor.task_log(key)
     assert (log.source, log.launch_id) == ("archive", launch_id)
@@ -72,14 +90,10 @@ def test_podfleet_logs_prints_a_deleted_pods_log_by_key_and_by_launch_id(
         world: Pipeline) -> None:
     # Given a failed task whose pod was deleted
     executor, key, launch_id = finished_task(world, "echo line one; echo line two; exit 3")
-    world.run_until(executor, lambda: launch_id not in world.pods_by_launch(), 60,
-                    "the finished pod to be deleted")
-    env = {**world.env, "PATH": str(Path(PODFLEET).parent) + ":/usr/bin:/bin"}
+    wait_deleted(world, executor, launch_id)
     # When the command line asks for it by key (latest try), and by launch id with --tail
-    by_key = subprocess.run([PODFLEET, "logs", f"{key.dag_id}/{key.task_id}/{key.run_id}"],
-                            env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
-    by_launch = subprocess.run([PODFLEET, "logs", launch_id, "--tail", "1"], env=env,
-                               cwd=ROOT, capture_output=True, text=True, timeout=60)
+    by_key = podfleet_logs(world, f"{key.dag_id}/{key.task_id}/{key.run_id}")
+    by_launch = podfleet_logs(world, launch_id, "--tail", "1")
     # Then it prints the archived log
     assert (by_key.returncode, by_key.stdout) == (0, "line one\nline two\n"), by_key.stderr
     assert (by_launch.returncode, by_launch.stdout) == (0, "line two\n"), by_launch.stderr
@@ -88,9 +102,7 @@ def test_podfleet_logs_prints_a_deleted_pods_log_by_key_and_by_launch_id(
 def test_a_running_tasks_log_can_be_followed_until_it_ends(world: Pipeline,
                                                            tmp_path: Path) -> None:
     # Given a running task that writes a line, then waits for a gate file before the next
-    world.start_worker()
-    executor = world.executor()
-    executor.start()
+    executor = started_fleet(world)
     key = task_key(0)
     gate = tmp_path / "gate"
     executor.submit(key, shell(f"echo before the gate; while [ ! -e {gate} ]; do sleep 0.1; "
@@ -124,9 +136,7 @@ def test_an_unusable_archive_delays_no_deletion_and_loses_no_task_event(
         world: Pipeline, tmp_path: Path) -> None:
     # Given an archive that stops being writable after the fleet started (its folder is
     # replaced by a regular file; a missing one is refused at start)
-    world.start_worker()
-    executor = world.executor()
-    executor.start()
+    executor = started_fleet(world)
     world.wait_for_watcher()  # the worker checked its archive at start
     archive = Path(world.env["PODFLEET_LOG_ARCHIVE"])
     archive.mkdir(parents=True, exist_ok=True)
@@ -150,9 +160,7 @@ def test_an_unusable_archive_delays_no_deletion_and_loses_no_task_event(
     archive.unlink()
     archive.mkdir()
     launch_id = world.rows_by_key()[keys[0]].launch_id
-    env = {**world.env, "PATH": str(Path(PODFLEET).parent) + ":/usr/bin:/bin"}
-    command = subprocess.run([PODFLEET, "logs", launch_id], env=env, cwd=ROOT,
-                             capture_output=True, text=True, timeout=60)
+    command = podfleet_logs(world, launch_id)
     assert command.returncode != 0 and "Traceback" not in command.stderr, command.stderr
     assert "the archive write for this pod failed at" in command.stderr
     assert "Error" in command.stderr  # the archive's own error, named
@@ -195,9 +203,7 @@ def with_sidecar() -> dict[str, object]:
 def test_a_running_tasks_log_is_its_own_containers_when_the_pod_has_a_sidecar(
         world: Pipeline, tmp_path: Path) -> None:
     # Given a running task whose pod also has a sidecar container
-    world.start_worker()
-    executor = world.executor()
-    executor.start()
+    executor = started_fleet(world)
     key = task_key(0)
     gate = tmp_path / "gate"
     executor.submit(key, shell(f"echo task line; while [ ! -e {gate} ]; do sleep 0.1; done"),

@@ -19,6 +19,12 @@ def _quota(name: str, **hard: str) -> dict[str, Any]:
             "spec": {"hard": {key.replace("_", "."): value for key, value in hard.items()}}}
 
 
+def _create_quota(core: client.CoreV1Api, namespace: str, **hard: str) -> Any:
+    """Create quota ``q`` in ``namespace`` with these hard limits (``requests_cpu`` is
+    ``requests.cpu``)."""
+    return core.create_namespaced_resource_quota(namespace, _quota("q", **hard))
+
+
 def _pod(name: str, *, requests: dict[str, str] | None = None,
          limits: dict[str, str] | None = None,
          annotations: dict[str, str] | None = None) -> dict[str, Any]:
@@ -34,9 +40,10 @@ def _pod(name: str, *, requests: dict[str, str] | None = None,
                                      "resources": resources}]}}
 
 
-def _refused(call: Any) -> dict[str, Any]:
+def _refused(core: client.CoreV1Api, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
+    """The Status of the 403 that refuses ``pod``'s create."""
     with pytest.raises(ApiException) as caught:
-        call()
+        core.create_namespaced_pod(namespace, pod)
     assert caught.value.status == 403
     body: dict[str, Any] = json.loads(caught.value.body)
     return body
@@ -52,8 +59,7 @@ def test_a_new_quota_reports_its_hard_limits_and_what_is_used(
 ) -> None:
     core.create_namespaced_pod(namespace, _pod("p", requests={"cpu": "250m"}))
 
-    quota = core.create_namespaced_resource_quota(
-        namespace, _quota("q", pods="10", requests_cpu="2"))
+    quota = _create_quota(core, namespace, pods="10", requests_cpu="2")
 
     assert quota.status.hard == {"pods": "10", "requests.cpu": "2"}
     assert quota.status.used == {"pods": "1", "requests.cpu": "250m"}
@@ -62,11 +68,10 @@ def test_a_new_quota_reports_its_hard_limits_and_what_is_used(
 def test_a_pod_past_the_cpu_quota_is_forbidden_with_the_real_message(
     core: client.CoreV1Api, namespace: str
 ) -> None:
-    core.create_namespaced_resource_quota(namespace, _quota("q", requests_cpu="1"))
+    _create_quota(core, namespace, requests_cpu="1")
     core.create_namespaced_pod(namespace, _pod("a", requests={"cpu": "600m"}))
 
-    status = _refused(lambda: core.create_namespaced_pod(
-        namespace, _pod("b", requests={"cpu": "600m"})))
+    status = _refused(core, namespace, _pod("b", requests={"cpu": "600m"}))
 
     assert status["reason"] == "Forbidden"
     assert status["details"] == {"name": "b", "kind": "pods"}
@@ -76,10 +81,10 @@ def test_a_pod_past_the_cpu_quota_is_forbidden_with_the_real_message(
 
 
 def test_the_pods_quota_counts_pods(core: client.CoreV1Api, namespace: str) -> None:
-    core.create_namespaced_resource_quota(namespace, _quota("q", pods="1"))
+    _create_quota(core, namespace, pods="1")
     core.create_namespaced_pod(namespace, _pod("a"))
 
-    status = _refused(lambda: core.create_namespaced_pod(namespace, _pod("b")))
+    status = _refused(core, namespace, _pod("b"))
 
     assert status["message"] == ('pods "b" is forbidden: exceeded quota: q, requested: pods=1, '
                                  "used: pods=1, limited: pods=1")
@@ -88,11 +93,9 @@ def test_the_pods_quota_counts_pods(core: client.CoreV1Api, namespace: str) -> N
 def test_a_quota_on_limits_requires_every_container_to_set_them(
     core: client.CoreV1Api, namespace: str
 ) -> None:
-    core.create_namespaced_resource_quota(
-        namespace, _quota("q", limits_cpu="4", limits_memory="1Gi"))
+    _create_quota(core, namespace, limits_cpu="4", limits_memory="1Gi")
 
-    status = _refused(lambda: core.create_namespaced_pod(
-        namespace, _pod("a", requests={"cpu": "1"})))
+    status = _refused(core, namespace, _pod("a", requests={"cpu": "1"}))
 
     assert status["message"] == ('pods "a" is forbidden: failed quota: q: must specify '
                                  "limits.cpu for: main; limits.memory for: main")
@@ -101,8 +104,7 @@ def test_a_quota_on_limits_requires_every_container_to_set_them(
 def test_used_follows_pods_as_they_are_created_and_deleted(
     core: client.CoreV1Api, namespace: str
 ) -> None:
-    core.create_namespaced_resource_quota(
-        namespace, _quota("q", pods="5", requests_memory="1Gi"))
+    _create_quota(core, namespace, pods="5", requests_memory="1Gi")
     core.create_namespaced_pod(namespace, _pod("a", requests={"memory": "256Mi"}))
     after_create = _used(core, namespace)
 
@@ -131,7 +133,7 @@ def test_finished_pods_free_their_share_but_still_count_as_objects(
 def test_concurrent_creates_never_overshoot_the_quota(
     core: client.CoreV1Api, namespace: str
 ) -> None:
-    core.create_namespaced_resource_quota(namespace, _quota("q", pods="5"))
+    _create_quota(core, namespace, pods="5")
 
     def create(index: int) -> bool:
         try:
@@ -149,7 +151,7 @@ def test_concurrent_creates_never_overshoot_the_quota(
 
 
 def test_a_raised_quota_admits_again(core: client.CoreV1Api, namespace: str) -> None:
-    core.create_namespaced_resource_quota(namespace, _quota("q", pods="1"))
+    _create_quota(core, namespace, pods="1")
     core.create_namespaced_pod(namespace, _pod("a"))
 
     core.patch_namespaced_resource_quota("q", namespace, {"spec": {"hard": {"pods": "2"}}})
@@ -161,7 +163,7 @@ def test_a_raised_quota_admits_again(core: client.CoreV1Api, namespace: str) -> 
 
 def test_a_quota_with_a_bad_quantity_is_invalid(core: client.CoreV1Api, namespace: str) -> None:
     with pytest.raises(ApiException) as caught:
-        core.create_namespaced_resource_quota(namespace, _quota("q", requests_cpu="lots"))
+        _create_quota(core, namespace, requests_cpu="lots")
 
     assert caught.value.status == 422
     message = json.loads(caught.value.body)["message"]
@@ -172,8 +174,7 @@ def test_a_quota_with_a_bad_quantity_is_invalid(core: client.CoreV1Api, namespac
 def test_kubectl_get_and_describe_quota(
     kubectl_bin: str, kubeconfig: Path, core: client.CoreV1Api, namespace: str
 ) -> None:
-    core.create_namespaced_resource_quota(
-        namespace, _quota("q", pods="10", requests_cpu="2", limits_memory="4Gi"))
+    _create_quota(core, namespace, pods="10", requests_cpu="2", limits_memory="4Gi")
     core.create_namespaced_pod(namespace, _pod(
         "a", requests={"cpu": "500m"}, limits={"memory": "1Gi"}))
 

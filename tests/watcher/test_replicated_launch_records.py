@@ -9,27 +9,15 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 
-import pytest
 import redis
 
 from podfleet.contracts.clusters import DEFAULT_CLUSTER
 from podfleet.contracts.redis_keys import RedisKeys
 from podfleet.local.redis_sentinel import SentinelGroup
-from podfleet.local.redis_server import RedisServer, RedisServerError
+from podfleet.local.redis_server import RedisServer
 from podfleet.redis_client import connect
 from podfleet.workers.launch_records import CREATED, LaunchRecords
-
-
-@pytest.fixture(scope="module")
-def sentinels() -> Iterator[SentinelGroup]:
-    try:
-        group = SentinelGroup(sentinels=3).start()
-    except RedisServerError as exc:
-        pytest.skip(str(exc))
-    yield group
-    group.close()
 
 
 def _records(url: str) -> tuple[LaunchRecords, RedisKeys]:
