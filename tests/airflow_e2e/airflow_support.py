@@ -141,7 +141,7 @@ class AirflowStack:
         self.start_worker()
         self.start_airflow("api-server")
         wait_for_port("127.0.0.1", self.api_port, timeout=120)
-        wait_for(self._api_up, 120, "the api-server")
+        wait_for(self.api_up, 120, "the api-server")
         self.start_airflow("dag-processor")
         self.start_airflow("scheduler")
 
@@ -166,7 +166,7 @@ class AirflowStack:
 
     # --- REST API ---------------------------------------------------------------------------
 
-    def _api_up(self) -> bool:
+    def api_up(self) -> bool:
         try:
             return self.session.get(f"{self.api}/api/v2/monitor/health", timeout=5).ok
         except requests.RequestException:
