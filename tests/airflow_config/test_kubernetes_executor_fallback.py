@@ -155,6 +155,19 @@ def test_the_podfleet_options_defaults_are_the_values_the_executor_uses(
     assert options["redis_url"]["default"] == "redis://127.0.0.1:6379/0"
 
 
+def test_a_secrets_default_is_never_the_value_in_the_environment(
+        ke: AirflowConfigFile) -> None:
+    # Airflow writes option defaults into the airflow.cfg it creates on first start.
+    environ = {"PODFLEET_DATABASE_URL": "postgresql://podfleet:hunter2@db/podfleet",
+               "PODFLEET_SIGNING_KEY": "a-signing-key-of-32-bytes-long!!",
+               "PODFLEET_REDIS_URL": "redis://:hunter2@redis:6379/0"}
+    options = config_section(ke.get, environ)["podfleet"]["options"]
+    written = " ".join(str(option["default"]) for option in options.values())
+    assert "hunter2" not in written
+    assert "a-signing-key-of-32-bytes-long!!" not in written
+    assert options["signing_key"]["sensitive"] is True
+
+
 def test_every_kubernetes_executor_option_is_mapped_or_ignored_never_both() -> None:
     mapped = {o for fallback in FALLBACKS for o in fallback.options}
     same = {"pod_launch_failure_retries", "pod_launch_failure_excluded_container_reasons"}

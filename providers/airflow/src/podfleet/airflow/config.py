@@ -87,16 +87,21 @@ def config_section(get: Callable[[str, str], str | None] | None = None,
 
     Each option's default is the value the executor uses when the option is not set: the
     ``PODFLEET_*`` variable, else what ``[kubernetes_executor]`` implies (read through ``get``,
-    default: Airflow's loaded config), else podfleet's default. A ``[kubernetes_executor]``
-    value podfleet cannot use leaves the defaults alone here; the executor's start names it.
+    default: Airflow's loaded config), else podfleet's default. A secret's (the Redis and
+    database URLs, the signing key) is always podfleet's default, never the variable's value.
+    A ``[kubernetes_executor]`` value podfleet cannot use leaves the defaults alone here; the
+    executor's start names it.
     """
     get = _loaded_airflow_config() if get is None else get
     try:
         effective = fallback_environ(get, environ)
     except SettingsError:
         effective = fallback_environ(lambda section, option: None, environ)
+    # A secret's default stays podfleet's own: Airflow writes the defaults into the airflow.cfg
+    # it creates on first start, and a password or signing key must not land there in clear.
     options = {option_name(v.name): _option(v, f"{v.doc} (Same as the {v.name} variable.)",
-                                            effective.get(v.name, v.default))
+                                            v.default if v.secret
+                                            else effective.get(v.name, v.default))
                for v in VARIABLES}
     options.update({v.name: _option(v, v.doc, kubernetes_executor_value(get, v.name)
                                     or v.default) for v in EXECUTOR_OPTIONS})
