@@ -47,7 +47,7 @@ from podfleet.executor.submission import InvalidSubmission, TaskSubmission
 log = logging.getLogger("podfleet.executor")
 
 #: Seconds between timed syncs (housekeeping, adopted streams, slots; events wake it sooner).
-SYNC_INTERVAL_SECONDS = 0.05
+SYNC_INTERVAL_SECONDS = 0.2
 #: Seconds at least between two syncs an event stream entry brought on.
 MIN_SYNC_GAP_SECONDS = 0.01
 #: Seconds before a submit the DB refused (an outage) is tried again.
