@@ -74,6 +74,8 @@ class StreamWakeup:
                 self.wake()
                 self._synced.wait(SYNC_WAIT_SECONDS)
             except redis.RedisError as exc:
+                if self._stopping.is_set():
+                    return  # the executor closed its Redis client meanwhile
                 now = time.monotonic()
                 if now >= self._next_error_log:
                     self._next_error_log = now + 60.0
