@@ -152,7 +152,7 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
 
     launch, reported, walls = [], [], []
     steps: dict[str, list[float]] = {"hand_off": [], "broker_launch": [], "watch": [],
-                                     "apply_sync": []}
+                                     "apply_sync": [], "apply": [], "next_loop": []}
     splits = []
     for run in result["runs"]:
         tasks = run["tasks"]
@@ -164,6 +164,9 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
                 steps["broker_launch"].append(t["launched"] - t["submitted"])
                 steps["watch"].append(t["finished"] - t["ended"])
                 steps["apply_sync"].append(t["reported"] - t["finished"])
+            if "handed" in t and "finished" in t:
+                steps["apply"].append(t["handed"] - t["finished"])
+                steps["next_loop"].append(t["reported"] - t["handed"])
         walls.append(max(t["ended"] for t in tasks.values()) - run["start"])
         splits.append(critical_path(tasks, result["upstream"], run["start"]))
     mean_split = {s: statistics.fmean(sp[s] for sp in splits) for s in SEGMENTS}
@@ -208,7 +211,11 @@ def report(results: dict[str, dict[str, Any]]) -> None:
               "broker_launch": "launch 2: row written -> pod created (broker, launcher)",
               "watch": "report 1: pod ended -> podfleet's watcher saw it",
               "apply_sync": "report 2: watcher saw it -> event buffer (stream, apply, "
-                            "Airflow DB read, next heartbeat)"}
+                            "Airflow DB read, next heartbeat)",
+              "apply": "  2a: watcher saw it -> ready for the scheduler (stream, apply, "
+                       "Airflow DB read)",
+              "next_loop": "  2b: ready -> event buffer (the scheduler's next loop; not "
+                           "podfleet's)"}
     if pf:
         print("\nPodFleetExecutor's two latencies, step by step (p50 / p99 ms):", flush=True)
     for name, (p50, p99) in pf.items():
@@ -295,6 +302,8 @@ def child(kind: str, spec_file: str) -> None:
     pods = PodTimes(spec["kubeconfig"])
     pods.start()
     executor, workers = start_executor(kind, job_id, Path(spec_file).parent)
+    if kind == "podfleet":
+        time_handed_states(executor)
     runs = []
     try:
         for _ in range(int(spec["runs"])):
@@ -305,6 +314,30 @@ def child(kind: str, spec_file: str) -> None:
     if kind == "podfleet":
         add_podfleet_times(runs)
     Path(spec["out"]).write_text(json.dumps({"upstream": upstream, "runs": runs}))
+
+
+#: (run_id, task_id) → when podfleet's background thread had the task's final state ready
+#: for the scheduler's next heartbeat (after the Airflow DB read it does for it).
+HANDED: dict[tuple[str, str], float] = {}
+
+
+def time_handed_states(executor: Any) -> None:
+    """Timestamp each final state as the background thread hands it over: it wraps the
+    thread's look-up, which runs just before the state is ready for ``heartbeat()``."""
+    from podfleet.contracts.states import TERMINAL_STATES
+
+    thread = executor._thread
+    look_up = thread.on_events
+
+    def timed(events: dict[Any, Any]) -> None:
+        if look_up is not None:
+            look_up(events)
+        now = time.time()
+        for key, (state, _info) in events.items():
+            if state in TERMINAL_STATES:
+                HANDED.setdefault((key.run_id, key.task_id), now)
+
+    thread.on_events = timed
 
 
 def add_podfleet_times(runs: list[dict[str, Any]]) -> None:
@@ -327,6 +360,9 @@ def add_podfleet_times(runs: list[dict[str, Any]]) -> None:
             row = found.get((run["run_id"], task))
             if row is not None and None not in row:
                 times.update(submitted=row[0], launched=row[1], finished=row[2])
+            handed = HANDED.get((run["run_id"], task))
+            if handed is not None:
+                times["handed"] = handed
 
 
 def run_dag(executor: Any, kind: str, job_id: int, upstream: dict[str, list[str]],

@@ -215,3 +215,25 @@ def test_the_callers_look_up_for_events_runs_on_the_thread_before_it_sees_them(
         assert ("podfleet-executor", {key("a"): TaskState.SUCCESS}) in looked_up
     finally:
         thread.stop(WAIT_SECONDS)
+
+
+def test_an_event_reaches_the_caller_when_it_comes_not_at_the_next_timed_sync(
+        executor: Executor, database_url: str, redis_url: str) -> None:
+    # Given a thread whose timed sync is far away (after its first, at start)
+    thread = ExecutorThread(executor, sync_interval=3600.0)
+    thread.start()
+    try:
+        thread.submit([TaskSubmission(key("a"), CMD)])
+        eventually(lambda: any(r.task_id == "a" for r in rows(database_url)))
+        # When the task's pod succeeds
+        publish(redis_url, [event(row_of(database_url, key("a")), TaskState.SUCCESS)])
+        seen: Events = {}
+
+        def taken() -> bool:
+            seen.update(thread.take().events)
+            return key("a") in seen
+        # Then the entry on the event stream brings a sync on, and the caller sees it
+        eventually(taken)
+        assert seen[key("a")][0] == TaskState.SUCCESS
+    finally:
+        thread.stop(WAIT_SECONDS)

@@ -10,6 +10,11 @@ writing submits and their launch messages, reading the event streams and applyin
 caller's own look-up for those events (``on_events``), housekeeping, resync and reconciliation
 (:meth:`Executor.sync`).
 
+The thread syncs every :data:`SYNC_INTERVAL_SECONDS`, and at once when an entry arrives on the
+executor's own event stream (:class:`~podfleet.executor.stream_wakeup.StreamWakeup` blocks on
+it), at most once per :data:`MIN_SYNC_GAP_SECONDS`: a pod's end reaches the caller when it
+comes, not at the next tick, and a stream of events costs a sync per batch, not per event.
+
 Errors are logged and retried, never dropped: a submit the DB refused is tried again every
 :data:`RETRY_SECONDS`; a sync that failed runs again at the next interval. A fenced executor
 (:class:`~podfleet.executor.registry.ExecutorFenced`) stops the thread, and the caller's next
@@ -36,12 +41,15 @@ from podfleet.executor.batch import EventInfo
 from podfleet.executor.executor import Executor
 from podfleet.executor.registry import ExecutorFenced
 from podfleet.executor.slots import SlotCounts
+from podfleet.executor.stream_wakeup import StreamWakeup
 from podfleet.executor.submission import InvalidSubmission, TaskSubmission
 
 log = logging.getLogger("podfleet.executor")
 
-#: Seconds between syncs when nothing is handed over: podfleet's added latency each way.
-SYNC_INTERVAL_SECONDS = 0.05
+#: Seconds between timed syncs (housekeeping, adopted streams, slots; events wake it sooner).
+SYNC_INTERVAL_SECONDS = 0.2
+#: Seconds at least between two syncs an event stream entry brought on.
+MIN_SYNC_GAP_SECONDS = 0.01
 #: Seconds before a submit the DB refused (an outage) is tried again.
 RETRY_SECONDS = 1.0
 #: Hand-offs (one per caller batch) waiting at most; a full queue makes the caller wait.
@@ -95,6 +103,12 @@ class _Revoke:
     key: TaskKey
 
 
+class _Wake:
+    """An entry arrived on the event stream: sync now."""
+
+
+_WAKE = _Wake()
+
 HandOff = list[Handed] | DeferredBatch
 
 
@@ -113,7 +127,7 @@ class ExecutorThread:
         self.fleet = fleet
         self.sync_interval = sync_interval
         self.on_events = on_events
-        self._hand_offs: queue.Queue[HandOff | _Revoke] = queue.Queue(
+        self._hand_offs: queue.Queue[HandOff | _Revoke | _Wake] = queue.Queue(
             maxsize=hand_off_limit)
         self._fleet_lock = threading.RLock()
         self._ready_lock = threading.Lock()
@@ -126,6 +140,8 @@ class ExecutorThread:
         self._stopping = threading.Event()
         self._failure: BaseException | None = None
         self._thread: threading.Thread | None = None
+        self._wakeup = StreamWakeup(fleet.redis, fleet.keys.events(fleet.executor_id),
+                                    self._wake)
 
     # --- the caller's side ------------------------------------------------------------------
 
@@ -134,6 +150,7 @@ class ExecutorThread:
         self._thread = threading.Thread(target=self._run, name="podfleet-executor",
                                         daemon=True)
         self._thread.start()
+        self._wakeup.start()
 
     def submit(self, submissions: HandOff) -> None:
         """Hand ``submissions`` over; they are built (if deferred), written and launched on
@@ -184,6 +201,7 @@ class ExecutorThread:
         What is still unwritten then is logged; it was never written, so the caller's
         recovery sends it again."""
         self._stopping.set()
+        self._wakeup.stop(0.0)
         if self._thread is not None:
             self._thread.join(max(0.0, timeout))
         if self.in_flight:
@@ -192,12 +210,22 @@ class ExecutorThread:
 
     # --- the thread -------------------------------------------------------------------------
 
+    def _wake(self) -> None:
+        try:
+            self._hand_offs.put_nowait(_WAKE)
+        except queue.Full:
+            self._wakeup.synced()  # the caller's hand-offs are due first; the tick follows
+
     def _run(self) -> None:
         next_sync = 0.0
+        last_sync = 0.0
         while True:
             wait = max(0.0, next_sync - time.monotonic())
             work = self._next_work(0.0 if self._stopping.is_set() else wait)
             try:
+                if any(item is _WAKE for item in work):
+                    work = [item for item in work if item is not _WAKE]
+                    next_sync = min(next_sync, last_sync + MIN_SYNC_GAP_SECONDS)
                 if work:
                     self._do(work)
                 if self._retrying and time.monotonic() >= self._retry_at:
@@ -206,7 +234,8 @@ class ExecutorThread:
                 if self._stopping.is_set() and not work:
                     return
                 if time.monotonic() >= next_sync:
-                    next_sync = time.monotonic() + self.sync_interval
+                    last_sync = time.monotonic()
+                    next_sync = last_sync + self.sync_interval
                     self._sync()
             except ExecutorFenced as exc:
                 log.error("executor %s: %s; it stops applying", self.fleet.executor_id, exc)
@@ -217,7 +246,7 @@ class ExecutorThread:
                               self.fleet.executor_id)
                 time.sleep(self.sync_interval)
 
-    def _next_work(self, wait: float) -> list[HandOff | _Revoke]:
+    def _next_work(self, wait: float) -> list[HandOff | _Revoke | _Wake]:
         """Every hand-off waiting now (waiting up to ``wait`` seconds for the first)."""
         try:
             first = self._hand_offs.get(timeout=wait) if wait > 0 else \
@@ -231,9 +260,11 @@ class ExecutorThread:
             except queue.Empty:
                 return work
 
-    def _do(self, work: list[HandOff | _Revoke]) -> None:
+    def _do(self, work: list[HandOff | _Revoke | _Wake]) -> None:
         batch: list[TaskSubmission] = []
         for item in work:
+            if isinstance(item, _Wake):
+                continue
             if isinstance(item, _Revoke):
                 self._write(batch)
                 batch = []
@@ -313,6 +344,7 @@ class ExecutorThread:
             try:
                 self.fleet.sync()
             finally:
+                self._wakeup.synced()
                 self._collect()
 
     def _collect(self) -> None:
