@@ -237,3 +237,15 @@ def test_an_event_reaches_the_caller_when_it_comes_not_at_the_next_timed_sync(
         assert seen[key("a")][0] == TaskState.SUCCESS
     finally:
         thread.stop(WAIT_SECONDS)
+
+
+def test_stopping_does_not_wait_out_a_long_timed_sync(executor: Executor) -> None:
+    # Given a thread idle until a timed sync an hour away
+    thread = ExecutorThread(executor, sync_interval=3600.0)
+    thread.start()
+    time.sleep(0.2)
+    # When it is stopped with a long timeout
+    started = time.monotonic()
+    thread.stop(WAIT_SECONDS)
+    # Then it stopped at once instead of at the timeout
+    assert time.monotonic() - started < WAIT_SECONDS / 2

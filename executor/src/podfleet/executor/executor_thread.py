@@ -202,6 +202,7 @@ class ExecutorThread:
         recovery sends it again."""
         self._stopping.set()
         self._wakeup.stop(0.0)
+        self._wake()  # a thread waiting out a long timed sync sees the stop at once
         if self._thread is not None:
             self._thread.join(max(0.0, timeout))
         if self.in_flight:
