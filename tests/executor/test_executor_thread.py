@@ -201,16 +201,8 @@ def test_the_callers_look_up_for_events_runs_on_the_thread_before_it_sees_them(
     thread = ExecutorThread(executor, on_events=look_up)
     thread.start()
     try:
-        thread.submit([TaskSubmission(key("a"), CMD)])
-        eventually(lambda: any(r.task_id == "a" for r in rows(database_url)))
-        # When the task's pod succeeds
-        publish(redis_url, [event(row_of(database_url, key("a")), TaskState.SUCCESS)])
-        seen: Events = {}
-
-        def taken() -> bool:
-            seen.update(thread.take().events)
-            return key("a") in seen
-        eventually(taken)
+        # When task a's pod succeeds
+        _succeed_task_a(thread, database_url, redis_url)
         # Then the look-up ran on the thread, with the event, before the caller took it
         assert ("podfleet-executor", {key("a"): TaskState.SUCCESS}) in looked_up
     finally:
@@ -223,17 +215,9 @@ def test_an_event_reaches_the_caller_when_it_comes_not_at_the_next_timed_sync(
     thread = ExecutorThread(executor, sync_interval=3600.0)
     thread.start()
     try:
-        thread.submit([TaskSubmission(key("a"), CMD)])
-        eventually(lambda: any(r.task_id == "a" for r in rows(database_url)))
-        # When the task's pod succeeds
-        publish(redis_url, [event(row_of(database_url, key("a")), TaskState.SUCCESS)])
-        seen: Events = {}
-
-        def taken() -> bool:
-            seen.update(thread.take().events)
-            return key("a") in seen
-        # Then the entry on the event stream brings a sync on, and the caller sees it
-        eventually(taken)
+        # When task a's pod succeeds
+        seen = _succeed_task_a(thread, database_url, redis_url)
+        # Then the entry on the event stream brought a sync on, and the caller saw it
         assert seen[key("a")][0] == TaskState.SUCCESS
     finally:
         thread.stop(WAIT_SECONDS)
@@ -249,3 +233,18 @@ def test_stopping_does_not_wait_out_a_long_timed_sync(executor: Executor) -> Non
     thread.stop(WAIT_SECONDS)
     # Then it stopped at once instead of at the timeout
     assert time.monotonic() - started < WAIT_SECONDS / 2
+
+
+def _succeed_task_a(thread: ExecutorThread, database_url: str, redis_url: str) -> Events:
+    """Hand task a over, publish its pod's success, and return the events the caller took
+    until it was among them."""
+    thread.submit([TaskSubmission(key("a"), CMD)])
+    eventually(lambda: any(r.task_id == "a" for r in rows(database_url)))
+    publish(redis_url, [event(row_of(database_url, key("a")), TaskState.SUCCESS)])
+    seen: Events = {}
+
+    def taken() -> bool:
+        seen.update(thread.take().events)
+        return key("a") in seen
+    eventually(taken)
+    return seen
