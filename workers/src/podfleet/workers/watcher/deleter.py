@@ -212,8 +212,13 @@ class PodDeleter:
             if not batch:
                 return
             if not self.lease.held:
-                # Deletes are not fenced: a watcher that may have lost its lease stops here.
-                return
+                # Deletes are not fenced: a watcher that may have lost its lease deletes
+                # nothing. Its local deadline can pass for an instant (a renewal late on a
+                # starved CPU) and the term go on once renewed, so the deleter ends only with
+                # the lease; until then it holds the batch.
+                if self._hold(batch):
+                    return
+                continue
             if not self._record_created(batch):
                 continue
             started = time.monotonic()
@@ -226,6 +231,15 @@ class PodDeleter:
                 if rest > 0:
                     with self._cond:
                         self._cond.wait_for(lambda: self._stopping, timeout=rest)
+
+    def _hold(self, batch: list[_Due]) -> bool:
+        """Put ``batch`` back while the lease may be gone; True once it is lost for good
+        (or the deleter stops), False when it is held again and deleting may go on."""
+        with self._cond:
+            for item in batch:
+                heapq.heappush(self._heap, item)
+        self.lease.lost.wait(timeout=0.1)
+        return self.lease.lost.is_set() or self._stopping
 
     def _record_created(self, batch: list[_Due]) -> bool:
         """Mark each pod's launch as created before the pod goes, so no redelivered launch
