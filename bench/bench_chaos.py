@@ -52,6 +52,7 @@ import argparse
 import collections
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -565,7 +566,23 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False,
         print("chaos: " + ("all goals met" if correct and timely else
                            "correct; timing goals missed (not asserted in --quick)" if ok else
                            "GOALS MISSED"), flush=True)
+        if not ok:
+            _print_worker_complaints(workers.logs())
         return 0 if ok else 1
+
+
+def _print_worker_complaints(logs: str, most: int = 60) -> None:
+    """The workers' warnings and errors, each distinct line once (the last ``most``): a
+    failed run in CI leaves nothing else to read, as the fleet's directory goes with it."""
+    seen: dict[str, None] = {}
+    for line in logs.splitlines():
+        if any(word in line for word in ("WARNING", "ERROR", "CRITICAL", "Traceback")):
+            # dramatiq's format: [time] [PID n] [thread] [logger] [LEVEL] message
+            seen.setdefault(re.sub(r"^(\[[^\]]*\] ){3}", "", line)[:300], None)
+    lines = list(seen)
+    print(f"worker warnings and errors ({len(lines)} distinct, the last {most}):")
+    for line in lines[-most:]:
+        print(f"  {line}")
 
 
 def main() -> int:

@@ -10,10 +10,38 @@ fails the run. Performance targets live here, never in timed unit tests.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+#: How much of a failed benchmark's output is printed again at the end.
+TAIL_LINES = 80
+
+
+def _run(cmd: list[str], timeout: float | None) -> tuple[int, list[str]]:
+    """Run one benchmark, its output passed through as it comes; its exit code and lines.
+    Past ``timeout`` seconds it is killed (a hung smoke must not hold CI)."""
+    lines: list[str] = []
+    process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               errors="replace")
+    watchdog = threading.Timer(timeout, process.kill) if timeout is not None else None
+    if watchdog is not None:
+        watchdog.start()
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            print(line, end="", flush=True)
+            lines.append(line.rstrip("\n"))
+        code = process.wait()
+    finally:
+        if watchdog is not None:
+            watchdog.cancel()
+    if code == -signal.SIGKILL and timeout is not None:
+        lines.append(f"(killed after {timeout:g} s)")
+    return code, lines
 
 
 def main() -> int:
@@ -31,12 +59,16 @@ def main() -> int:
         print(f"\n=== {script.stem} {'(quick)' if args.quick else ''}", flush=True)
         started = time.monotonic()
         cmd = [sys.executable, str(script)] + (["--quick"] if args.quick else [])
-        code = subprocess.call(cmd, timeout=None if not args.quick else 300)
+        code, output = _run(cmd, timeout=None if not args.quick else 300)
         print(f"=== {script.stem}: exit {code} in {time.monotonic() - started:.1f}s", flush=True)
         if code != 0:
-            failed.append(script.stem)
+            failed.append((script.stem, output))
     if failed:
-        print(f"\nbenchmarks failed: {', '.join(failed)}", file=sys.stderr)
+        # Again at the end, where a CI log that keeps only its tail still shows them.
+        for name, output in failed:
+            print(f"\n=== {name} failed; the last {TAIL_LINES} lines it printed:")
+            print("\n".join(output[-TAIL_LINES:]))
+        print(f"\nbenchmarks failed: {', '.join(name for name, _ in failed)}", file=sys.stderr)
         return 1
     print(f"\n{len(scripts)} benchmarks ran")
     return 0
