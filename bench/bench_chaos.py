@@ -497,9 +497,11 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False,
         stuck = collections.Counter(state.value for state in states.values()
                                     if not state.is_terminal)
         lost = sum(1 for k in expected if not states.get(k, TaskState.QUEUED).is_terminal)
-        wrong = sum(1 for k, want in expected.items()
-                    if states.get(k) is not None and states[k].is_terminal and states[k] != want
-                    and k not in vanished)
+        reasons = {tuple(r[:5]): r[7] for r in rows}
+        wrongly = [(k, want) for k, want in expected.items()
+                   if states.get(k) is not None and states[k].is_terminal and states[k] != want
+                   and k not in vanished]
+        wrong = len(wrongly)
         created = [c for c in sim.admin.creates() if c[1] == NAMESPACE]
         names = collections.Counter(name for _, _, name in created)
         duplicates = sum(n - 1 for n in names.values())
@@ -532,6 +534,8 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False,
                   "with its pods (not counted as wrong)")
         print(f"double terminal       {double}")
         print(f"wrong outcomes        {wrong}")
+        for k, want in wrongly[:10]:
+            print(f"  {k[1]} try {k[4]}: {states[k].value}, not {want.value}: {reasons[k]}")
         print(f"forged launched       {forged_launched}")
         print(f"takeover              {takeover_s:.1f}s (lease {lease:g}s)")
         print(f"quota fault           {quota_refused} creates refused 403 exceeded quota")
