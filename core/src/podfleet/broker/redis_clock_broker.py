@@ -27,7 +27,7 @@ class RedisClockBroker(RedisBroker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
         # The launcher's own clock says "clock skew" for the process; this one stays quiet.
-        self.clock = RedisClock(self.client, warn_seconds=float("inf"))
+        self.clock = RedisClock(self.client, warn_seconds=float("inf"), strict=True)
 
     def now_ms(self) -> int:
         """Redis' time now, in epoch milliseconds."""

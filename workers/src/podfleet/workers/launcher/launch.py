@@ -95,7 +95,7 @@ class Launcher:
             RATE_LIMIT_CONFIGURED.labels(queue=route.name).set(route.rate)
         self.records = LaunchRecords(redis_client, self.keys)
         # Deadlines are judged on Redis' clock, the one every host and the executor share.
-        self.clock = RedisClock(redis_client,
+        self.clock = RedisClock(redis_client, strict=True,
                                 observe=CLOCK_SKEW.labels(reference=ClockReference.REDIS).set)
         self.clients = clients or ClusterClients(
             settings.clusters.configured, timeout_seconds=settings.kubernetes.timeout_seconds,
