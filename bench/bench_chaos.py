@@ -483,7 +483,8 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False,
         with engine.connect() as conn:
             left_behind = conn.execute(sa.select(
                 TaskInstance.task_id, TaskInstance.state, TaskInstance.attempt,
-                TaskInstance.disruptions, TaskInstance.enqueued_at, TaskInstance.reason)
+                TaskInstance.disruptions, TaskInstance.enqueued_at, TaskInstance.reason,
+                TaskInstance.launch_id)
                 .where(TaskInstance.state.in_(["queued", "launched", "running"]))
                 .limit(10)).all()
             rows = conn.execute(sa.select(
@@ -551,10 +552,12 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False,
         lateness = sim.admin.stats().raw.get("cluster", {}).get("timer_lateness_max_ms")
         if lateness is not None:
             print(f"simulator stall       {lateness:.0f} ms at worst (its timers' lateness)")
-        for task_id, state, attempt, disruptions, enqueued_at, reason in left_behind:
+        for task_id, state, attempt, disruptions, enqueued_at, reason, launch_id \
+                in left_behind:
             sent = "unsent" if enqueued_at is None else f"sent t={enqueued_at - wall_start:.1f}s"
             print(f"  not ended: {task_id} {state} attempt {attempt} disruptions "
-                  f"{disruptions} {sent}: {reason}")
+                  f"{disruptions} {sent}: {reason}; launch {launch_id} is "
+                  f"{_where_in_redis(client, launch_id)}")
         if duplicate_at:
             print("pods of a duplicated name created at t=" + ", ".join(
                 f"{t - wall_start:.1f}s" for t in duplicate_at[:20]))
@@ -573,6 +576,32 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False,
         if not ok:
             _print_worker_complaints(workers.logs())
         return 0 if ok else 1
+
+
+def _where_in_redis(client: Any, needle: str) -> str:
+    """Every Redis key whose value mentions ``needle`` (a launch id): the queue, delay
+    queue, unacked set or launch record where a task that never ended is held."""
+    found = []
+    try:
+        for key in client.scan_iter(count=1000):
+            kind = client.type(key)
+            if kind == b"hash":
+                values = list(client.hgetall(key).values())
+            elif kind == b"string":
+                values = [client.get(key)]
+            elif kind == b"list":
+                values = client.lrange(key, 0, -1)
+            elif kind == b"set":
+                values = list(client.smembers(key))
+            elif kind == b"zset":
+                values = client.zrange(key, 0, -1)
+            else:
+                continue
+            if any(needle.encode() in (v or b"") for v in values):
+                found.append(key.decode(errors="replace"))
+    except Exception as exc:  # a diagnostic: say why it could not look
+        return f"unknown ({exc})"
+    return ", ".join(found) or "nowhere in Redis"
 
 
 def _print_worker_complaints(logs: str, most: int = 60) -> None:
