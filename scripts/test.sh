@@ -49,9 +49,17 @@ fi
 # Named paths run whole; the default run leaves the slow tests out unless PODFLEET_TESTS=all.
 selection=()
 if [ $# -eq 0 ] && [ "$TESTS" != "all" ]; then selection=(-m "not slow"); fi
-log "pytest ${selection[*]:-}"
+# The whole suite runs in two processes (pytest-xdist), a test file per process at a time, so
+# a module's fixtures stay one; each process has its own private Redis and scratch database.
+# Most tests wait on processes they started, so two share two cores well.
+# TEST_PROCESSES=1 runs it in one.
+processes=()
+if [ $# -eq 0 ] && [ "${TEST_PROCESSES:-2}" != "1" ]; then
+    processes=(-n "${TEST_PROCESSES:-2}" --dist loadfile)
+fi
+log "pytest ${selection[*]:-} ${processes[*]:-}"
 set +e
-python -m pytest "${@:-tests}" "${selection[@]}" -p no:cacheprovider
+python -m pytest "${@:-tests}" "${selection[@]}" "${processes[@]}" -p no:cacheprovider
 status=$?
 set -e
 if [ "$status" -ne 0 ]; then exit "$status"; fi
