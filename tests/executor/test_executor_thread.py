@@ -32,6 +32,7 @@ from podfleet.executor.executor_thread import (
     DeferredBatch,
     Events,
     ExecutorThread,
+    Handed,
     Ready,
 )
 
@@ -248,3 +249,32 @@ def _succeed_task_a(thread: ExecutorThread, database_url: str, redis_url: str) -
         return key("a") in seen
     eventually(taken)
     return seen
+
+
+def test_a_burst_handed_over_in_the_callers_turn_is_listed_once_the_turn_ends(
+        thread: ExecutorThread, database_url: str) -> None:
+    listed_at: list[float] = []
+
+    def listing() -> list[Handed]:
+        listed_at.append(time.monotonic())
+        return [TaskSubmission(key("a"), CMD)]
+
+    # Given a caller in its turn (Airflow's heartbeat) that hands a burst over
+    with thread.caller_turn():
+        thread.submit(DeferredBatch(1, listing))
+        time.sleep(0.3)
+        # Then the thread does not list it while the call goes on
+        assert listed_at == []
+        ended = time.monotonic()
+    # And lists and writes it once the call has returned
+    eventually(lambda: {r.task_id for r in rows(database_url)} == {"a"})
+    assert listed_at[0] >= ended
+
+
+def test_a_caller_that_stays_in_its_turn_holds_the_thread_back_only_so_long(
+        thread: ExecutorThread, database_url: str) -> None:
+    # Given a caller that never leaves its turn
+    with thread.caller_turn():
+        thread.submit([TaskSubmission(key("a"), CMD)])
+        # Then the thread writes what it was handed all the same
+        eventually(lambda: {r.task_id for r in rows(database_url)} == {"a"})

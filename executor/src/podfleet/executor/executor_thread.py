@@ -20,6 +20,13 @@ Errors are logged and retried, never dropped: a submit the DB refused is tried a
 (:class:`~podfleet.executor.registry.ExecutorFenced`) stops the thread, and the caller's next
 :meth:`~ExecutorThread.take` raises it: a newer executor owns the tasks.
 
+Python runs one thread at a time (the GIL): CPU work here during the caller's call would
+stretch that call by a switch interval (5 ms) each time the caller waits for its turn. The
+caller marks its call with :meth:`ExecutorThread.caller_turn` (Airflow's ``heartbeat()``), and
+the thread holds its work back at its pause points (:meth:`~ExecutorThread.pause_for_caller`:
+between hand-offs, syncs, and every few hundred builds of a burst) until the call returns,
+:data:`CALLER_TURN_MAX_SECONDS` at most at each.
+
 A workload handed over but not yet written exists only in this process: if the process dies
 then, no row, pod or message exists for it, so nothing is adopted and the caller's own
 recovery (Airflow resets task instances no executor adopted) sends it again.
@@ -54,6 +61,11 @@ MIN_SYNC_GAP_SECONDS = 0.01
 RETRY_SECONDS = 1.0
 #: Hand-offs (one per caller batch) waiting at most; a full queue makes the caller wait.
 HAND_OFF_LIMIT = 1000
+#: Longest the thread holds its work back at one pause point for the caller's turn: a caller
+#: that stays in its turn must not stall podfleet.
+CALLER_TURN_MAX_SECONDS = 0.5
+#: Deferred submissions built between two pause points.
+BUILDS_PER_PAUSE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +154,9 @@ class ExecutorThread:
         self._thread: threading.Thread | None = None
         self._wakeup = StreamWakeup(fleet.redis, fleet.keys.events(fleet.executor_id),
                                     self._wake)
+        # Clear while the caller is in its turn (see caller_turn).
+        self._caller_idle = threading.Event()
+        self._caller_idle.set()
 
     # --- the caller's side ------------------------------------------------------------------
 
@@ -190,6 +205,23 @@ class ExecutorThread:
             return counts
 
     @contextmanager
+    def caller_turn(self) -> Iterator[None]:
+        """Mark a call of the caller's own thread whose time matters (Airflow's scheduler
+        loop in ``heartbeat()``): meanwhile the thread holds its CPU work back at its next
+        pause point, so the two do not take turns on the GIL inside the call."""
+        self._caller_idle.clear()
+        try:
+            yield
+        finally:
+            self._caller_idle.set()
+
+    def pause_for_caller(self) -> None:
+        """A pause point of the thread's own work (a caller's ``build`` may call it too):
+        wait while the caller is in its turn, :data:`CALLER_TURN_MAX_SECONDS` at most."""
+        if not self._caller_idle.is_set():
+            self._caller_idle.wait(CALLER_TURN_MAX_SECONDS)
+
+    @contextmanager
     def using_fleet(self) -> Iterator[Executor]:
         """The fleet, for a call the caller must make itself (adoption): the thread waits."""
         with self._fleet_lock:
@@ -228,6 +260,7 @@ class ExecutorThread:
                     work = [item for item in work if item is not _WAKE]
                     next_sync = min(next_sync, last_sync + MIN_SYNC_GAP_SECONDS)
                 if work:
+                    self.pause_for_caller()
                     self._do(work)
                 if self._retrying and time.monotonic() >= self._retry_at:
                     retry, self._retrying = self._retrying, []
@@ -235,6 +268,7 @@ class ExecutorThread:
                 if self._stopping.is_set() and not work:
                     return
                 if time.monotonic() >= next_sync:
+                    self.pause_for_caller()
                     last_sync = time.monotonic()
                     next_sync = last_sync + self.sync_interval
                     self._sync()
@@ -272,6 +306,7 @@ class ExecutorThread:
                 self._revoke(item.key)
             else:
                 batch.extend(self._built(item))
+        self.pause_for_caller()
         self._write(batch)
 
     def _built(self, handed: HandOff) -> list[TaskSubmission]:
@@ -283,10 +318,12 @@ class ExecutorThread:
             handed = listed
         built: list[TaskSubmission] = []
         refusals: list[Refusal] = []
-        for item in handed:
+        for n, item in enumerate(handed):
             if isinstance(item, TaskSubmission):
                 built.append(item)
                 continue
+            if n and n % BUILDS_PER_PAUSE == 0:
+                self.pause_for_caller()
             try:
                 built.append(item.build())
             except Exception as exc:

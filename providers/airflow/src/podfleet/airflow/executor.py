@@ -64,6 +64,7 @@ from podfleet.contracts.naming import pod_name
 from podfleet.contracts.states import TaskState
 from podfleet.executor import Executor, ExecutorIdInUse, TaskSubmission
 from podfleet.executor.executor_thread import (
+    BUILDS_PER_PAUSE,
     Deferred,
     DeferredBatch,
     Events,
@@ -234,6 +235,16 @@ class PodFleetExecutor(BaseExecutor):
 
     # --- workloads --------------------------------------------------------------------------
 
+    def heartbeat(self) -> None:
+        """Airflow's heartbeat, as the background thread's caller turn: the thread holds its
+        CPU work back until the call returns, so the scheduler's loop does not wait on the
+        GIL for the listing of a burst it has just handed over."""
+        if self._thread is None:
+            super().heartbeat()
+            return
+        with self._thread.caller_turn():
+            super().heartbeat()
+
     def trigger_tasks(self, open_slots: int) -> None:
         """Hand every queued task over at once when there are slots for all of them (the
         usual case), without sorting or walking them here; else Airflow's own order (by
@@ -271,7 +282,10 @@ class PodFleetExecutor(BaseExecutor):
         are left out."""
         listed = Listed()
         handed: list[Handed] = []
-        for workload in workloads:
+        thread = self._require_thread()
+        for n, workload in enumerate(workloads):
+            if n and n % BUILDS_PER_PAUSE == 0:
+                thread.pause_for_caller()
             try:
                 key, tracked = self._tracked_for(workload)
             except Exception as exc:  # e.g. an id podfleet cannot name a pod after
