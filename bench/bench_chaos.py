@@ -593,11 +593,14 @@ def run(tasks: int, rate: float, quick: bool, sentinel: bool = False,
 
 
 def _where_in_redis(client: Any, needle: str) -> str:
-    """Every Redis key whose value mentions ``needle`` (a launch id): the queue, delay
-    queue, unacked set or launch record where a task that never ended is held."""
+    """Every Redis key whose name or value mentions ``needle`` (a launch id): its launch
+    record, and the queue, delay queue or unacked set where its message is held."""
     found = []
     try:
         for key in client.scan_iter(count=1000):
+            if needle.encode() in key:  # its launch record, say
+                found.append(key.decode(errors="replace"))
+                continue
             kind = client.type(key)
             if kind == b"hash":
                 values = list(client.hgetall(key).values())
