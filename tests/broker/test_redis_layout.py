@@ -114,9 +114,10 @@ def test_enqueue_envelopes_leaves_redis_as_dramatiqs_enqueue_does(
     enqueue_envelopes(ours, QUEUE, [ENVELOPE], delay_ms=delay_ms)
     until = int(time.time() * 1000)
 
-    # When both Redis databases are read back
+    # When both Redis databases are read back (podfleet's wake tokens beside the layout apart)
     expected = snapshot(theirs.client)
     written = snapshot(ours.client)
+    wake = written.pop(redis_layout.wake_key(NAMESPACE, QUEUE), None)
 
     # Then they hold the same keys, of the same types, with the same contents
     assert normalised(written, since, until, delay_ms) == \
@@ -126,3 +127,5 @@ def test_enqueue_envelopes_leaves_redis_as_dramatiqs_enqueue_does(
     assert {k for k in written if not k.endswith(redis_layout.HEARTBEATS)} == {
         redis_layout.queue_key(NAMESPACE, target), redis_layout.messages_key(NAMESPACE, target)}
     assert redis_layout.heartbeats_key(NAMESPACE) in written
+    # ...and a ready message left one token for the queue's idle consumers, a delayed none
+    assert wake == (("list", [b"1"]) if delay_ms is None else None)

@@ -141,7 +141,7 @@ def enqueue_envelopes(broker: RedisBroker, queue_name: str, envelopes: list[dict
         broker.emit_before("enqueue", message, delay_ms)
         messages.append(message)
         calls.append(redis_layout.enqueue_args(broker, message))
-    redis_layout.run_dispatch(broker, calls)
+    redis_layout.run_dispatch(broker, calls, wake=queue_name if delay_ms is None else None)
     for message in messages:
         broker.emit_after("enqueue", message, delay_ms)
     return [m.message_id for m in messages]

@@ -35,10 +35,17 @@ class RedisClockBroker(RedisBroker):
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         """dramatiq's enqueue, with a delayed message's ``eta`` on Redis' clock (dramatiq adds
-        ``delay`` to this host's clock, which a skewed host would push far off)."""
+        ``delay`` to this host's clock, which a skewed host would push far off), and a ready
+        one's wake token for the queue's idle consumers."""
         if delay is not None:
             delay = delay + self.now_ms() - current_millis()
-        return super().enqueue(message, delay=delay)
+        enqueued = super().enqueue(message, delay=delay)
+        if delay is None:
+            # A token for an idle consumer of the queue (see redis_layout's wake lists).
+            pipe = self.client.pipeline(transaction=False)
+            redis_layout.push_wake_tokens(pipe, self.namespace, message.queue_name, 1)
+            pipe.execute()
+        return enqueued
 
     def _dispatch(self, command: str) -> Callable[..., Any]:
         script = self.scripts["dispatch"]

@@ -26,6 +26,12 @@ key                                type        holds
 ``NS:__heartbeats__``              sorted set  worker ids scored by their last dispatch call (ms)
 =================================  ==========  ===============================================
 
+Beside the layout, and podfleet's own: ``NS.wake:Q`` (a list, outside ``NS:``), a token per
+message enqueued ready on ``Q`` (:data:`WAKE_TOKENS_MAX` kept at most). An idle consumer of
+``Q`` waits on it (``BLPOP``) for the next enqueue instead of only sleeping out dramatiq's
+poll backoff (up to the worker timeout, 100 ms), so a launch reaches an idle worker at once.
+A token nobody took only costs one empty fetch later.
+
 The id in those keys is the message's ``redis_message_id`` option (a fresh uuid4 per enqueue,
 since a retried message keeps its ``message_id``), not its ``message_id``. The enqueue command
 (``HSET NS:Q.msgs id data``, ``RPUSH NS:Q id``, plus the heartbeat every call makes) is the
@@ -48,6 +54,9 @@ DEAD_LETTER_SUFFIX = ".XQ"
 MESSAGES_SUFFIX = ".msgs"
 ACKS = "__acks__"
 HEARTBEATS = "__heartbeats__"
+WAKE_SUFFIX = ".wake"
+#: Tokens a queue's wake list keeps at most (more would only wake idle consumers for nothing).
+WAKE_TOKENS_MAX = 64
 
 
 # --- queue names ----------------------------------------------------------------------------
@@ -96,6 +105,12 @@ def dead_letter_messages_key(namespace: str, queue_name: str) -> str:
 def acks_key(namespace: str, worker_id: str, queue_name: str) -> str:
     """``NS:__acks__.W.Q``: ids worker ``worker_id`` fetched from ``queue_name``, unacked."""
     return f"{namespace}:{ACKS}.{worker_id}.{queue_name}"
+
+
+def wake_key(namespace: str, queue_name: str) -> str:
+    """``NS.wake:Q``: the tokens an idle consumer of ``Q`` waits on (outside ``NS:``, so no
+    scan of the layout takes it for a queue)."""
+    return f"{namespace}{WAKE_SUFFIX}:{queue_name}"
 
 
 def heartbeats_key(namespace: str) -> str:
@@ -168,13 +183,28 @@ def enqueue_args(broker: RedisBroker, message: dramatiq.Message[Any]) -> list[An
                          message.encode())
 
 
-def run_dispatch(broker: RedisBroker, calls: list[list[Any]]) -> list[Any]:
-    """EVALSHA ``dispatch.lua`` once per entry of ``calls`` in one pipelined round trip."""
+def push_wake_tokens(pipe: Any, namespace: str, queue_name: str, count: int) -> None:
+    """Add ``count`` tokens to ``queue_name``'s wake list in ``pipe`` (a ready enqueue's:
+    delay queues have none), keeping :data:`WAKE_TOKENS_MAX` at most."""
+    if count <= 0 or is_delay_queue(queue_name):
+        return
+    key = wake_key(namespace, queue_name)
+    pipe.rpush(key, *([1] * min(count, WAKE_TOKENS_MAX)))
+    pipe.ltrim(key, -WAKE_TOKENS_MAX, -1)
+
+
+def run_dispatch(broker: RedisBroker, calls: list[list[Any]], *,
+                 wake: str | None = None) -> list[Any]:
+    """EVALSHA ``dispatch.lua`` once per entry of ``calls`` in one pipelined round trip;
+    with ``wake`` (a queue the calls enqueue on), a wake token per call for its idle
+    consumers, in the same round trip."""
     script = broker.scripts["dispatch"]
     for attempt in range(2):
         pipe = broker.client.pipeline(transaction=False)
         for args in calls:
             pipe.evalsha(script.sha, 1, broker.namespace, *args)
+        if wake is not None:
+            push_wake_tokens(pipe, broker.namespace, wake, len(calls))
         results: list[Any] = pipe.execute(raise_on_error=False)
         errors = [r for r in results if isinstance(r, Exception)]
         if not errors:

@@ -15,7 +15,8 @@ fetch Redis cannot serve with "no message" after a pause (the thread goes on, ke
 holds), and turns a refused ack, nack or requeue into a lost connection, which dramatiq's thread
 retries (acks) or tolerates (requeue at shutdown: the unacked set goes back when the worker is
 gone). :class:`SteadyRedisBroker` makes the consumer thread's move of a due delayed message to
-its queue wait for Redis rather than raise while the thread runs.
+its queue wait for Redis rather than raise while the thread runs, and lets an idle fetch wait
+for the queue's next enqueue (its wake token) rather than only poll.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import redis
 from dramatiq.errors import ConnectionClosed
 from dramatiq.worker import ConsumerThread
 
+from podfleet.broker import redis_layout
 from podfleet.redis_client.refusals import is_passing_outage, is_write_refusal
 from podfleet.workers.quarantine import QuarantiningConsumer, QuarantiningRedisBroker
 
@@ -39,6 +41,8 @@ logger = logging.getLogger("podfleet.workers.steady_consumer")
 #: Pauses between tries while Redis is away or refuses writes: doubled from the first to the
 #: second.
 RETRY_S = (0.2, 2.0)
+#: Longest an idle fetch waits for a wake token before dramatiq's own poll backoff sleeps.
+IDLE_WAKE_WAIT_S = 0.1
 
 
 class SteadyConsumer(QuarantiningConsumer):
@@ -104,6 +108,20 @@ class SteadyRedisBroker(QuarantiningRedisBroker):
     @property
     def consumer_class(self) -> type[SteadyConsumer]:
         return SteadyConsumer
+
+    def do_fetch(self, queue_name: str, prefetch: int) -> list[bytes]:
+        """dramatiq's fetch; when it finds nothing on a ready queue, wait up to
+        :data:`IDLE_WAKE_WAIT_S` for the queue's next wake token (an enqueue) and fetch once
+        more, so an idle worker takes a new message at once rather than at its next poll."""
+        fetched: list[bytes] = self._dispatch("fetch")(queue_name, prefetch)
+        if fetched or redis_layout.is_delay_queue(queue_name):
+            return fetched
+        woken = self.client.blpop([redis_layout.wake_key(self.namespace, queue_name)],
+                                  timeout=IDLE_WAKE_WAIT_S)
+        if not woken:
+            return fetched
+        again: list[bytes] = self._dispatch("fetch")(queue_name, prefetch)
+        return again
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         thread = threading.current_thread()
