@@ -43,6 +43,8 @@ logger = logging.getLogger("podfleet.workers.steady_consumer")
 RETRY_S = (0.2, 2.0)
 #: Longest an idle fetch waits for a wake token before dramatiq's own poll backoff sleeps.
 IDLE_WAKE_WAIT_S = 0.1
+#: dramatiq's idle backoff on a ready queue at most (ms): the wake wait above is the long one.
+READY_BACKOFF_MAX_MS = 10
 
 
 class SteadyConsumer(QuarantiningConsumer):
@@ -108,6 +110,14 @@ class SteadyRedisBroker(QuarantiningRedisBroker):
     @property
     def consumer_class(self) -> type[SteadyConsumer]:
         return SteadyConsumer
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000) -> Any:
+        """dramatiq's consumer, whose idle backoff on a ready queue stays short: there the
+        idle wait is :meth:`do_fetch`'s (woken by an enqueue), and a message that arrives
+        while the consumer sleeps out its backoff waits for that sleep to end."""
+        if not redis_layout.is_delay_queue(queue_name):
+            timeout = min(timeout, READY_BACKOFF_MAX_MS)
+        return super().consume(queue_name, prefetch, timeout)
 
     def do_fetch(self, queue_name: str, prefetch: int) -> list[bytes]:
         """dramatiq's fetch; when it finds nothing on a ready queue, wait up to
