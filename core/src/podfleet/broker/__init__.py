@@ -40,7 +40,9 @@ WATCH_ACTOR_NAME = "podfleet_watch"
 WATCH_QUEUE = "podfleet.watch"
 
 # Idle consumers poll Redis with a backoff that grows up to the worker timeout; dramatiq's 1 s
-# default puts ~160 ms on a launch at low load, 100 ms keeps p50 under ~50 ms (measured).
+# default puts ~160 ms on a launch at low load. A worker's ready queues wait on wake tokens
+# instead and keep a shorter backoff (podfleet.workers.steady_consumer); this bounds the
+# delay queues' polls, whose due messages nobody announces.
 WORKER_TIMEOUT_MS = 100
 # A dead worker's unacked messages are requeued once its heartbeat is this old. Live workers
 # heartbeat on every poll (≤ WORKER_TIMEOUT_MS apart), so seconds are plenty of margin.
