@@ -40,6 +40,7 @@ from podfleet.executor.db import TaskInstance, make_engine
 from podfleet.executor.submission import InvalidSubmission
 from podfleet.kube.client import KubeClient
 from podfleet.local.ports import free_port
+from podfleet.local.waiting import wait_for
 from podfleet.simulator.server import RunningSimulator
 
 
@@ -177,8 +178,12 @@ def test_reconciliation_completes_a_task_from_its_own_clusters_pod(
 
 
 def _finish(kube: KubeClient, namespace: str, name: str) -> None:
-    """Mark the pod Succeeded through the status subresource, as a kubelet would."""
+    """Mark the pod Succeeded through the status subresource, as a kubelet would, once the
+    simulated kubelet has started it (a start landing after the patch would undo it)."""
     from podfleet.kube.client import MERGE_PATCH
+
+    wait_for(lambda: ((kube.get_pod(namespace, name) or {}).get("status") or {})
+             .get("phase") == "Running", 10, f"pod {name} running")
 
     stamp = "2026-12-07T00:00:00Z"
     kube.request("PATCH", kube.pods_path(namespace, name) + "/status", body={"status": {
