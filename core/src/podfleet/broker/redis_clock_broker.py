@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis
 
 from podfleet.broker import redis_layout
 from podfleet.redis_client.clock import RedisClock
@@ -34,18 +33,17 @@ class RedisClockBroker(RedisBroker):
         return int(self.clock.now() * 1000)
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
-        """dramatiq's enqueue, with a delayed message's ``eta`` on Redis' clock (dramatiq adds
-        ``delay`` to this host's clock, which a skewed host would push far off), and a ready
-        one's wake token for the queue's idle consumers."""
-        if delay is not None:
-            delay = delay + self.now_ms() - current_millis()
-        enqueued = super().enqueue(message, delay=delay)
-        if delay is None:
-            # A token for an idle consumer of the queue (see redis_layout's wake lists).
-            pipe = self.client.pipeline(transaction=False)
-            redis_layout.push_wake_tokens(pipe, self.namespace, message.queue_name, 1)
-            pipe.execute()
-        return enqueued
+        """dramatiq's enqueue (its keys, as ``redis_layout`` writes them), with a delayed
+        message's ``eta`` on Redis' clock (dramatiq counts from this host's, which a skewed
+        host would push far off) and a ready one's wake token, in one round trip."""
+        stored = redis_layout.stored_message(
+            message, delay, now_ms=self.now_ms() if delay is not None else None)
+        self.emit_before("enqueue", stored, delay)
+        # A delayed message's queue is its delay queue, which takes no wake token.
+        redis_layout.run_dispatch(self, [redis_layout.enqueue_args(self, stored)],
+                                  wake=stored.queue_name)
+        self.emit_after("enqueue", stored, delay)
+        return stored
 
     def _dispatch(self, command: str) -> Callable[..., Any]:
         script = self.scripts["dispatch"]
