@@ -70,13 +70,14 @@ class RedisClock:
             seconds, micros = self._client.time()
             after = time.time()
         except (redis.RedisError, OSError) as exc:
-            if not self._measured:
-                # Without an offset, soon again (a lenient clock guesses zero until then).
-                self._next_refresh = time.monotonic() + min(self._refresh_seconds, 0.5)
-            if self._strict and not self._measured:
+            if self._measured:
+                return
+            if self._strict:
                 if isinstance(exc, redis.RedisError):
                     raise
                 raise redis.ConnectionError(f"cannot read Redis' clock: {exc}") from exc
+            # Without an offset, soon again (a lenient clock guesses zero until then).
+            self._next_refresh = time.monotonic() + min(self._refresh_seconds, 0.5)
             return
         self._measured = True
         # The midpoint of the round trip is when Redis most likely read its clock.

@@ -124,14 +124,10 @@ class SteadyRedisBroker(QuarantiningRedisBroker):
         :data:`IDLE_WAKE_WAIT_S` for the queue's next wake token (an enqueue) and fetch once
         more, so an idle worker takes a new message at once rather than at its next poll."""
         fetched: list[bytes] = self._dispatch("fetch")(queue_name, prefetch)
-        if fetched or redis_layout.is_delay_queue(queue_name):
-            return fetched
-        woken = self.client.blpop([redis_layout.wake_key(self.namespace, queue_name)],
-                                  timeout=IDLE_WAKE_WAIT_S)
-        if not woken:
-            return fetched
-        again: list[bytes] = self._dispatch("fetch")(queue_name, prefetch)
-        return again
+        if not fetched and not redis_layout.is_delay_queue(queue_name) and self.client.blpop(
+                [redis_layout.wake_key(self.namespace, queue_name)], timeout=IDLE_WAKE_WAIT_S):
+            fetched = self._dispatch("fetch")(queue_name, prefetch)
+        return fetched
 
     def enqueue(self, message: Any, *, delay: int | None = None) -> Any:
         thread = threading.current_thread()

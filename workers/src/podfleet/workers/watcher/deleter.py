@@ -235,11 +235,18 @@ class PodDeleter:
     def _hold(self, batch: list[_Due]) -> bool:
         """Put ``batch`` back while the lease may be gone; True once it is lost for good
         (or the deleter stops), False when it is held again and deleting may go on."""
-        with self._cond:
-            for item in batch:
-                heapq.heappush(self._heap, item)
+        self._put_back(batch)
         self.lease.lost.wait(timeout=0.1)
         return self.lease.lost.is_set() or self._stopping
+
+    def _put_back(self, items: list[_Due], due: float | None = None) -> None:
+        """Return ``items`` to the heap, due at ``due`` (``time.monotonic()``) when given."""
+        with self._cond:
+            for item in items:
+                if due is not None:
+                    item.due = due
+                heapq.heappush(self._heap, item)
+            self._cond.notify()
 
     def _record_created(self, batch: list[_Due]) -> bool:
         """Mark each pod's launch as created before the pod goes, so no redelivered launch
@@ -262,10 +269,8 @@ class PodDeleter:
             replicated = False
             log.warning("cannot record launches before deleting their pods: %s", exc)
         if not replicated:
+            self._put_back(batch, due=time.monotonic() + 1.0)
             with self._cond:
-                for item in batch:
-                    item.due = time.monotonic() + 1.0
-                    heapq.heappush(self._heap, item)
                 self._cond.wait_for(lambda: self._stopping, timeout=1.0)
             return False
         return True
@@ -336,10 +341,7 @@ class PodDeleter:
         item.attempts += 1
         if exc.retryable and item.attempts < self.max_attempts:
             backoff = exc.retry_after or min(30.0, 0.5 * 2 ** item.attempts)
-            item.due = time.monotonic() + backoff
-            with self._cond:
-                heapq.heappush(self._heap, item)
-                self._cond.notify()
+            self._put_back([item], due=time.monotonic() + backoff)
             return
         PODS_DELETED.labels(result=PodDeleteResult.FAILED).inc()
         log.warning("could not delete finished pod %s/%s: %s", item.namespace, item.name, exc)
@@ -359,8 +361,5 @@ class PodDeleter:
                           item.archive_attempts)
             item.task = None  # done with its log, whatever happens to the delete
             return True
-        item.due = time.monotonic() + min(10.0, 0.5 * 2 ** item.archive_attempts)
-        with self._cond:
-            heapq.heappush(self._heap, item)
-            self._cond.notify()
+        self._put_back([item], due=time.monotonic() + min(10.0, 0.5 * 2 ** item.archive_attempts))
         return False
